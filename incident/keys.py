@@ -1,0 +1,76 @@
+"""Every Redis key the bot uses, built in one place.
+
+Keys are grouped under one prefix (``Settings.queue_prefix``) so several bots can share a
+Redis, and nothing else in the code assembles a key by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key builder for one bot installation."""
+
+    prefix: str = "k8sbot"
+
+    def incident(self, incident_id: str) -> str:
+        """Hash holding one incident's state."""
+        return f"{self.prefix}:incident:{incident_id}"
+
+    def incident_ids(self) -> str:
+        """Sorted set of every incident id, scored by opening time."""
+        return f"{self.prefix}:incidents"
+
+    def incident_by_channel(self) -> str:
+        """Hash channel id → incident id."""
+        return f"{self.prefix}:incident-by-channel"
+
+    def open_request(self, dedupe_key: str) -> str:
+        """Idempotency record of one ``incident open`` request (Slack retries, double clicks)."""
+        return f"{self.prefix}:open-request:{dedupe_key}"
+
+    def timeline(self, incident_id: str) -> str:
+        """Append-only Redis stream of an incident's timeline."""
+        return f"{self.prefix}:timeline:{incident_id}"
+
+    def timeline_seen(self, incident_id: str) -> str:
+        """Set of Slack identities (event ids, message ts+kind) already in the timeline."""
+        return f"{self.prefix}:timeline-seen:{incident_id}"
+
+    def seen_event(self, event_id: str) -> str:
+        """Marker that an Events API delivery was processed (retries are dropped)."""
+        return f"{self.prefix}:seen-event:{event_id}"
+
+    def backfill_cursor(self, channel_id: str) -> str:
+        """Newest message ts the channel log has captured for a channel."""
+        return f"{self.prefix}:backfill:{channel_id}"
+
+    def action_lock(self, cluster: str) -> str:
+        """The per-cluster lock that serializes risky actions."""
+        return f"{self.prefix}:action-lock:{cluster}"
+
+    def action_fence(self, cluster: str) -> str:
+        """Monotonic fencing-token counter of the per-cluster action lock."""
+        return f"{self.prefix}:action-fence:{cluster}"
+
+    def action_queue(self, cluster: str) -> str:
+        """FIFO list of waiting action ids for a cluster."""
+        return f"{self.prefix}:action-queue:{cluster}"
+
+    def action(self, action_id: str) -> str:
+        """Hash holding one action request."""
+        return f"{self.prefix}:action:{action_id}"
+
+    def schedule(self, incident_id: str) -> str:
+        """Hash of an incident's scheduled reminders and their job ids."""
+        return f"{self.prefix}:schedule:{incident_id}"
+
+    def sent_once(self, token: str) -> str:
+        """Marker that a scheduled ping was sent (two schedulers never send twice)."""
+        return f"{self.prefix}:sent:{token}"
+
+    def queue_name(self, kind: str) -> str:
+        """RQ queue name for a kind of job (``assess``, ``actions``, ``schedule``, ``postmortem``)."""
+        return f"{self.prefix}-{kind}"

@@ -1,0 +1,122 @@
+"""The ``k8s-incident-bot`` command line: one console script, one subcommand per job.
+
+Subcommands import what they need lazily so ``--help`` and ``check-config`` stay fast and work
+without a reachable Redis or cluster. Configuration problems print every problem and exit 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from incident.errors import ConfigError, IncidentBotError
+from incident.settings import RunMode, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _settings(mode: RunMode) -> Settings:
+    return load_settings(mode)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args.mode)
+    print(f"Configuration OK for mode {args.mode!r}.")
+    print(f"  Slack API:   {settings.slack_api_url}")
+    print(f"  Redis:       {settings.redis_url}")
+    kube = "in-cluster" if settings.kube_in_cluster else str(settings.kubeconfig or "~/.kube/config")
+    print(f"  Kubernetes:  {kube} (cluster name {settings.cluster_name!r})")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from bot.server import serve_http
+
+    settings = _settings("http")
+    serve_http(settings, host=args.host or settings.http_host, port=args.port or settings.http_port)
+    return 0
+
+
+def _cmd_socket(args: argparse.Namespace) -> int:
+    from bot.server import serve_socket_mode
+
+    serve_socket_mode(_settings("socket"))
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from workers.run import run_worker
+
+    return run_worker(_settings("worker"), with_scheduler=not args.no_scheduler, burst=args.burst)
+
+
+def _cmd_assess(args: argparse.Namespace) -> int:
+    from workers.assess_cli import assess_command
+
+    overrides: dict[str, object] = {}
+    if args.kubeconfig:
+        overrides["kubeconfig"] = args.kubeconfig
+    settings = load_settings("worker", **overrides)
+    return assess_command(settings, as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand and its help."""
+    parser = argparse.ArgumentParser(
+        prog="k8s-incident-bot",
+        description="ChatOps incident bot for Kubernetes. Configuration comes from the environment "
+        "or a .env file; run `k8s-incident-bot check-config` to see what is missing.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check-config", help="Validate the configuration and list every problem.")
+    check.add_argument(
+        "--mode",
+        choices=["http", "socket", "worker", "any"],
+        default="any",
+        help="What the configuration is for (default: any, i.e. everything must be set).",
+    )
+    check.set_defaults(handler=_cmd_check_config)
+
+    serve = sub.add_parser("serve", help="Run the Slack app over HTTP (Events API, slash commands, interactivity).")
+    serve.add_argument("--host", help="Listen address (default: HTTP_HOST).")
+    serve.add_argument("--port", type=int, help="Listen port (default: HTTP_PORT).")
+    serve.set_defaults(handler=_cmd_serve)
+
+    socket = sub.add_parser("socket", help="Run the Slack app over Socket Mode (needs SLACK_APP_TOKEN).")
+    socket.set_defaults(handler=_cmd_socket)
+
+    worker = sub.add_parser("worker", help="Run an RQ worker on the bot's queues (actions, assess, schedule, postmortem).")
+    worker.add_argument("--no-scheduler", action="store_true", help="Do not run RQ's scheduler in this worker.")
+    worker.add_argument("--burst", action="store_true", help="Exit when the queues are empty.")
+    worker.set_defaults(handler=_cmd_worker)
+
+    assess = sub.add_parser("assess", help="Run the runbook's cluster assessment now and print the verdict.")
+    assess.add_argument("--json", action="store_true", help="Print the full JSON snapshot instead of a table.")
+    assess.add_argument("--kubeconfig", help="kubeconfig to use (default: KUBECONFIG setting).")
+    assess.set_defaults(handler=_cmd_assess)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as error:
+        print(error.user_text(), file=sys.stderr)
+        return EXIT_CONFIG
+    except IncidentBotError as error:
+        print(f"error: {error.user_text()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs everything the bot and its tests need on a fresh Debian machine, idempotently:
+# Debian packages (redis-server), the virtualenv with the project, and the local Kubernetes
+# control plane built from source (cached under ~/.cache/k8s-incident-bot/<version>/).
+# A second run does nothing visible and takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else
+        log "need root to run: $*"; return 1; fi
+}
+
+APT_PACKAGES=(redis-server)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq >/dev/null
+    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The Debian package starts a system redis on 6379; tests and the demo start their own.
+    as_root systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    log "creating virtualenv .venv"
+    "$PYTHON" -m venv .venv
+    .venv/bin/pip install -q --upgrade pip >/dev/null
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    log "installing the project and its test dependencies into .venv"
+    if ! .venv/bin/pip install -q -e '.[test]' >.venv/install.log 2>&1; then
+        cat .venv/install.log >&2; exit 1
+    fi
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
+
+if [ "${SKIP_CLUSTER_BUILD:-0}" != "1" ]; then
+    .venv/bin/python -m sandbox.binaries
+fi
