@@ -1,0 +1,237 @@
+"""The incident lifecycle as Slack sees it: open, status, severity, roles, updates, mitigate, resolve.
+
+Each function does the Slack side (channel, topic, header, announcements) around the core's state
+change, and returns the ephemeral reply for the person who asked. The state change is written
+before any optional Slack step, so a Slack failure afterwards never loses the incident; such
+failures are recorded on the timeline and reported to the user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from bot.channel_names import incident_channel_name
+from bot.services import BotServices
+from chat.blocks import header_fallback_text, incident_header, text_section
+from chat.escape import escape_mrkdwn
+from incident.errors import IncidentBotError, SlackApiError
+from incident.model import Incident, Status
+from incident.store import PENDING
+
+log = logging.getLogger(__name__)
+
+MAX_NAME_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the requester is told (ephemeral)."""
+
+    text: str
+
+
+def open_dedupe_key(user_id: str, severity: str, title: str) -> str:
+    """Same person, same title and severity within the claim window → the same incident."""
+    normalized = " ".join(title.lower().split())
+    return hashlib.sha256(f"{user_id}\x00{severity}\x00{normalized}".encode()).hexdigest()[:32]
+
+
+def open_incident(services: BotServices, *, user_id: str, severity: str, title: str) -> Reply:
+    """Create the channel, store the incident, set it up and announce it (idempotent per request)."""
+    store = services.store
+    dedupe = open_dedupe_key(user_id, severity, title)
+    earlier = store.claim_open(dedupe)
+    if earlier == PENDING:
+        return Reply("This incident is already being opened; its channel will appear in a moment.")
+    if earlier is not None:
+        existing = store.get(earlier)
+        return Reply(f"This incident is already open: <#{existing.channel_id}> (incident `{existing.id}`).")
+    try:
+        now = services.clock.now()
+        incident_id = store.next_id(now)
+        channel_id, channel_name = _create_channel(services, now, title)
+        incident = Incident(
+            id=incident_id, title=title, severity=severity, channel_id=channel_id, channel_name=channel_name,
+            opened_by=user_id, opened_at=now, commander=user_id,
+        )
+        store.create(incident, dedupe_key=dedupe)
+    except BaseException:
+        store.release_open_claim(dedupe)
+        raise
+    problems = _set_up_channel(services, incident)
+    text = f"Opened incident `{incident.id}`: <#{incident.channel_id}>."
+    if problems:
+        text += "\nSome set-up steps failed (recorded on the timeline): " + "; ".join(problems)
+    return Reply(text)
+
+
+def _create_channel(services: BotServices, now: object, title: str) -> tuple[str, str]:
+    prefix = services.settings.incident_channel_prefix
+    for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
+        name = incident_channel_name(prefix, now, title, suffix=attempt if attempt > 1 else None)  # type: ignore[arg-type]
+        try:
+            body = services.slack.call("conversations.create", name=name, is_private=False)
+        except SlackApiError as error:
+            if error.code == "name_taken":
+                continue
+            raise
+        channel = body["channel"]
+        return str(channel["id"]), str(channel["name"])
+    raise IncidentBotError(
+        f"Could not find a free channel name after {MAX_NAME_ATTEMPTS} tries.",
+        hint="Archive old incident channels or use a different title.",
+    )
+
+
+def _set_up_channel(services: BotServices, incident: Incident) -> list[str]:
+    """Topic, purpose, invitations, pinned header, stakeholder announcement; returns failures."""
+    problems: list[str] = []
+    slack, store = services.slack, services.store
+    timeline = store.timeline(incident.id)
+
+    def attempt(step: str, action: object) -> object | None:
+        try:
+            return action()  # type: ignore[operator]
+        except SlackApiError as error:
+            problems.append(f"{step}: {error.code}")
+            timeline.append("bot_error", "bot", {"step": step, "error": error.code}, at=services.clock.now())
+            log.warning("incident %s: %s failed: %s", incident.id, step, error.code)
+            return None
+
+    templates = services.templates
+    attempt("set topic", lambda: slack.call("conversations.setTopic", channel=incident.channel_id,
+                                            topic=templates.render("incident_topic.slack.j2", incident=incident)[:250]))
+    attempt("set purpose", lambda: slack.call("conversations.setPurpose", channel=incident.channel_id,
+                                              purpose=templates.render("incident_purpose.slack.j2", incident=incident)[:250]))
+    invitees = _responders(services, attempt) | {incident.opened_by}
+    invitees.discard(_bot_user_id(services))
+    if invitees:
+        attempt("invite responders", lambda: _invite(services, incident.channel_id, sorted(invitees)))
+    header_ts = attempt("post header", lambda: slack.post_message(
+        incident.channel_id, header_fallback_text(incident), incident_header(incident)))
+    if isinstance(header_ts, str):
+        store.set_fields(incident.id, {"header_ts": header_ts})
+        attempt("pin header", lambda: slack.call("pins.add", channel=incident.channel_id, timestamp=header_ts))
+    stakeholders = services.settings.stakeholder_channel
+    if stakeholders:
+        text = templates.render("incident_announcement.slack.j2", incident=incident)
+        announcement_ts = attempt("announce to stakeholders", lambda: slack.post_message(
+            stakeholders, text, text_section(text)))
+        if isinstance(announcement_ts, str):
+            store.set_fields(incident.id, {"stakeholder_ts": announcement_ts})
+    return problems
+
+
+def _bot_user_id(services: BotServices) -> str | None:
+    cached = services.redis.get(f"{services.keys.prefix}:bot-user-id")
+    if cached:
+        return cached.decode()
+    try:
+        user_id = str(services.slack.call("auth.test")["user_id"])
+    except SlackApiError:
+        return None
+    services.redis.set(f"{services.keys.prefix}:bot-user-id", user_id, ex=3600)
+    return user_id
+
+
+def _responders(services: BotServices, attempt: object) -> set[str]:
+    users = set(services.settings.responder_users)
+    group = services.settings.responder_usergroup
+    if group:
+        body = attempt("list responder group", lambda: services.slack.call("usergroups.users.list", usergroup=group))  # type: ignore[operator]
+        if isinstance(body, dict):
+            users |= set(body.get("users", []))
+    return users
+
+
+def _invite(services: BotServices, channel_id: str, users: list[str]) -> None:
+    """Invite in batches of 1,000 (Slack's limit); people already there are fine."""
+    for start in range(0, len(users), 1000):
+        try:
+            services.slack.call("conversations.invite", channel=channel_id, users=",".join(users[start:start + 1000]))
+        except SlackApiError as error:
+            if error.code != "already_in_channel":
+                raise
+
+
+def incident_status(services: BotServices, incident: Incident) -> Reply:
+    elapsed = services.clock.now() - incident.opened_at
+    entries = len(services.store.timeline(incident.id))
+    return Reply(services.templates.render("incident_status.slack.j2", incident=incident, elapsed=elapsed, entries=entries))
+
+
+def change_severity(services: BotServices, incident: Incident, severity: str, user_id: str) -> Reply:
+    if severity == incident.severity:
+        return Reply(f"The severity is already {severity.upper()}.")
+    updated = services.store.set_severity(incident.id, severity, user_id)
+    text = services.templates.render("severity_changed.slack.j2", incident=updated, previous=incident.severity, actor=user_id)
+    _announce(services, updated, text)
+    _refresh_header(services, updated)
+    return Reply(f"Severity is now {severity.upper()}.")
+
+
+def assign_role(services: BotServices, incident: Incident, role: str, assignee: str, user_id: str) -> Reply:
+    updated = services.store.set_role(incident.id, role, assignee, user_id)
+    services.slack.post_message(updated.channel_id, f"<@{assignee}> is now the incident {role} (set by <@{user_id}>).")
+    _refresh_header(services, updated)
+    return Reply(f"<@{assignee}> is now {role}.")
+
+
+def post_status_update(services: BotServices, incident: Incident, text: str, user_id: str) -> Reply:
+    """A human status update: channel + stakeholder thread, recorded on the timeline."""
+    elapsed = services.clock.now() - incident.opened_at
+    rendered = services.templates.render("status_update.slack.j2", incident=incident, text=text, elapsed=elapsed,
+                                         author=user_id, verdict=None)
+    services.store.timeline(incident.id).append("status_update", user_id, {"text": text}, at=services.clock.now())
+    _announce(services, incident, rendered)
+    return Reply("Status update posted here and to stakeholders.")
+
+
+def change_status(services: BotServices, incident: Incident, target: Status, user_id: str, note: str = "") -> Reply:
+    """Mitigate, resolve or reopen, then announce."""
+    updated = services.store.transition(incident.id, target, user_id, {"note": note} if note else None)
+    elapsed = services.clock.now() - updated.opened_at
+    text = services.templates.render("status_changed.slack.j2", incident=updated, actor=user_id, elapsed=elapsed, note=note)
+    _announce(services, updated, text)
+    _refresh_header(services, updated)
+    return Reply(f"The incident is now {target.value}.")
+
+
+def _announce(services: BotServices, incident: Incident, text: str) -> None:
+    """Post in the incident channel and in the incident's stakeholder thread."""
+    services.slack.post_message(incident.channel_id, text, text_section(text))
+    stakeholders = services.settings.stakeholder_channel
+    if stakeholders:
+        services.slack.post_message(stakeholders, text, text_section(text), thread_ts=incident.stakeholder_ts)
+
+
+def _refresh_header(services: BotServices, incident: Incident) -> None:
+    """Keep the pinned header and the topic in step with the state."""
+    if incident.header_ts:
+        try:
+            services.slack.update_message(incident.channel_id, incident.header_ts, header_fallback_text(incident),
+                                          incident_header(incident))
+        except SlackApiError as error:
+            log.warning("incident %s: header update failed: %s", incident.id, error.code)
+    try:
+        services.slack.call("conversations.setTopic", channel=incident.channel_id,
+                            topic=services.templates.render("incident_topic.slack.j2", incident=incident)[:250])
+    except SlackApiError as error:
+        log.warning("incident %s: topic update failed: %s", incident.id, error.code)
+
+
+def escalate(services: BotServices, incident: Incident, user_id: str, reason: str = "") -> Reply:
+    """Page the escalation group in the channel and record the decision."""
+    group = services.settings.escalation_usergroup
+    who = f"<!subteam^{group}>" if group else "senior engineers"
+    text = (f":sos: <@{user_id}> escalated *{incident.severity.upper()}* incident `{incident.id}` to {who}."
+            + (f"\nReason: {escape_mrkdwn(reason)}" if reason else ""))
+    services.slack.post_message(incident.channel_id, text, text_section(text))
+    services.store.timeline(incident.id).append("escalated", user_id, {"reason": reason, "group": group},
+                                                at=services.clock.now())
+    if group is None:
+        return Reply("Escalation recorded. No ESCALATION_USERGROUP is configured, so nobody was paged; "
+                     "set it to mention the on-call seniors.")
+    return Reply("Escalation posted and recorded.")

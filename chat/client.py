@@ -1,0 +1,104 @@
+"""The one chokepoint for every Slack Web API call the bot makes.
+
+It talks to ``SLACK_API_URL`` (Slack, GovSlack or the local emulator), honours ``Retry-After``
+on HTTP 429 for every method, retries server errors only for methods that are safe to repeat,
+and turns ``ok: false`` into :class:`SlackApiError` carrying Slack's error code, so callers can
+accept specific codes (``name_taken``, ``already_in_channel``) and let the rest propagate.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError as SdkSlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+from slack_sdk.models.blocks import Block
+
+from incident.errors import SlackApiError
+from incident.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SAFE_TO_REPEAT_PREFIXES: tuple[str, ...] = (
+    "auth.test", "conversations.history", "conversations.replies", "conversations.info",
+    "conversations.members", "conversations.list", "users.info", "usergroups.users.list",
+    "chat.getPermalink", "conversations.setTopic", "conversations.setPurpose", "chat.update",
+)
+"""Methods whose repetition after a server error cannot duplicate anything visible."""
+
+BlocksArg = list[Block] | list[dict[str, Any]] | None
+
+
+def _blocks(blocks: BlocksArg) -> list[dict[str, Any]] | None:
+    if blocks is None:
+        return None
+    return [b.to_dict() if isinstance(b, Block) else b for b in blocks]
+
+
+class SlackClient:
+    """Web API access for the bot, raising :class:`SlackApiError` on ``ok: false``."""
+
+    def __init__(self, settings: Settings, *, max_rate_limit_retries: int = 8, timeout: int = 15) -> None:
+        token = settings.secret("slack_bot_token")
+        self.rate_limited = RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries)
+        self._web = WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout,
+                              retry_handlers=[self.rate_limited])
+        self._safe_web = WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout,
+                                   retry_handlers=[self.rate_limited, ServerErrorRetryHandler(max_retry_count=3)])
+
+    @property
+    def web(self) -> WebClient:
+        """The underlying slack_sdk client (for Bolt, which needs one)."""
+        return self._web
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Call a Web API method; returns the response body or raises SlackApiError."""
+        client = self._safe_web if method.startswith(SAFE_TO_REPEAT_PREFIXES) else self._web
+        params = {k: v for k, v in params.items() if v is not None}
+        try:
+            response = client.api_call(method, json=params)
+        except SdkSlackApiError as error:
+            code = str(error.response.get("error", "unknown_error")) if error.response is not None else "unknown_error"
+            if error.response is not None and error.response.status_code == 429:
+                code = "ratelimited"
+            log.warning("slack %s failed: %s", method, code)
+            raise SlackApiError(method, code) from error
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    # --- conveniences used across the bot ---------------------------------------------------
+    def post_message(self, channel: str, text: str, blocks: BlocksArg = None, thread_ts: str | None = None,
+                     **extra: Any) -> str:
+        """Post a message (``text`` is the notification/fallback text); returns its ``ts``."""
+        body = self.call("chat.postMessage", channel=channel, text=text, blocks=_blocks(blocks),
+                         thread_ts=thread_ts, **extra)
+        return str(body["ts"])
+
+    def update_message(self, channel: str, ts: str, text: str, blocks: BlocksArg = None) -> None:
+        """Replace a message the bot posted."""
+        self.call("chat.update", channel=channel, ts=ts, text=text, blocks=_blocks(blocks) or [])
+
+    def post_ephemeral(self, channel: str, user: str, text: str, blocks: BlocksArg = None) -> None:
+        """A message only ``user`` sees."""
+        self.call("chat.postEphemeral", channel=channel, user=user, text=text, blocks=_blocks(blocks))
+
+    def respond(self, response_url: str, text: str, blocks: BlocksArg = None, *, replace_original: bool = False,
+                in_channel: bool = False) -> None:
+        """Answer through a slash command's or interaction's ``response_url``."""
+        from slack_sdk.webhook import WebhookClient
+
+        body: dict[str, Any] = {"text": text, "replace_original": replace_original,
+                                "response_type": "in_channel" if in_channel else "ephemeral"}
+        if blocks is not None:
+            body["blocks"] = _blocks(blocks)
+        response = WebhookClient(response_url, timeout=10).send_dict(body)
+        if response.status_code >= 400:
+            raise SlackApiError("response_url", f"http_{response.status_code}")
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """Link to a message, or ``None`` if Slack cannot give one."""
+        try:
+            return str(self.call("chat.getPermalink", channel=channel, message_ts=ts)["permalink"])
+        except SlackApiError:
+            return None

@@ -1,0 +1,34 @@
+"""Modals: the status-update form, built with ``slack_sdk`` view models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import InputBlock, PlainTextInputElement
+from slack_sdk.models.views import View
+
+UPDATE_BLOCK = "update"
+UPDATE_INPUT = "text"
+
+
+def status_update_modal(callback_id: str, incident_id: str) -> View:
+    """A one-field modal for a stakeholder status update."""
+    return View(
+        type="modal",
+        callback_id=callback_id,
+        private_metadata=incident_id,
+        title="Status update",
+        submit="Post update",
+        close="Cancel",
+        blocks=[InputBlock(
+            block_id=UPDATE_BLOCK,
+            label="What changed, what is next?",
+            element=PlainTextInputElement(action_id=UPDATE_INPUT, multiline=True, max_length=3000),
+        )],
+    )
+
+
+def read_status_update(view: dict[str, Any]) -> str:
+    """The text typed into :func:`status_update_modal`."""
+    values = (view.get("state") or {}).get("values") or {}
+    return str(((values.get(UPDATE_BLOCK) or {}).get(UPDATE_INPUT) or {}).get("value") or "")

@@ -1,0 +1,29 @@
+"""Time, injectable: the core never calls ``datetime.now`` directly, so tests can control it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Something that tells the current UTC time."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real wall clock, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def to_epoch(moment: datetime) -> float:
+    """Seconds since the epoch of an aware datetime."""
+    return moment.timestamp()
+
+
+def from_epoch(seconds: float) -> datetime:
+    """Aware UTC datetime from seconds since the epoch."""
+    return datetime.fromtimestamp(seconds, UTC)

@@ -1,0 +1,165 @@
+"""Incident state in Redis: create (idempotently), look up, change — each change with its timeline entry.
+
+A state change and its timeline entry are written in one Redis transaction, so the timeline can
+never miss a change nor record one that did not happen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import WatchError
+
+from incident.clock import Clock, SystemClock, to_epoch
+from incident.errors import IncidentNotFound
+from incident.keys import Keys
+from incident.model import SEVERITIES, Incident, Status, check_transition
+from incident.timeline import Timeline
+
+OPEN_CLAIM_TTL_SECONDS = 600
+PENDING = "pending"
+
+
+class IncidentStore:
+    """Reads and writes incidents and their timelines."""
+
+    def __init__(self, redis: Redis, keys: Keys | None = None, clock: Clock | None = None) -> None:
+        self.redis = redis
+        self.keys = keys or Keys()
+        self.clock = clock or SystemClock()
+
+    # --- creation ------------------------------------------------------------------------
+    def claim_open(self, dedupe_key: str) -> str | None:
+        """Reserve an ``incident open`` request; returns ``None`` if this call won the claim,
+        else what the earlier request left (``"pending"`` or the incident id)."""
+        key = self.keys.open_request(dedupe_key)
+        if self.redis.set(key, PENDING, nx=True, ex=OPEN_CLAIM_TTL_SECONDS):
+            return None
+        value = self.redis.get(key)
+        return value.decode() if value else PENDING
+
+    def release_open_claim(self, dedupe_key: str) -> None:
+        """Forget a claim whose opening failed, so the user can try again."""
+        self.redis.delete(self.keys.open_request(dedupe_key))
+
+    def next_id(self, now: datetime | None = None) -> str:
+        """A new incident id such as ``20261123-003`` (sequence per day)."""
+        day = (now or self.clock.now()).strftime("%Y%m%d")
+        sequence = self.redis.incr(f"{self.keys.prefix}:incident-seq:{day}")
+        return f"{day}-{sequence:03d}"
+
+    def create(self, incident: Incident, *, dedupe_key: str | None = None) -> Incident:
+        """Store a new incident with its ``opened`` timeline entry, atomically."""
+        timeline = self.timeline(incident.id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.incident(incident.id), mapping=incident.to_hash())
+            pipe.zadd(self.keys.incident_ids(), {incident.id: to_epoch(incident.opened_at)})
+            pipe.hset(self.keys.incident_by_channel(), incident.channel_id, incident.id)
+            _queue_entry(pipe, timeline, "opened", incident.opened_by, incident.opened_at, {
+                "title": incident.title, "severity": incident.severity, "channel_id": incident.channel_id,
+                "channel_name": incident.channel_name,
+            })
+            if dedupe_key:
+                pipe.set(self.keys.open_request(dedupe_key), incident.id, ex=OPEN_CLAIM_TTL_SECONDS)
+            pipe.execute()
+        return incident
+
+    # --- reading -------------------------------------------------------------------------
+    def get(self, incident_id: str) -> Incident:
+        """The incident with this id; IncidentNotFound otherwise."""
+        data = self.redis.hgetall(self.keys.incident(incident_id))
+        if not data:
+            raise IncidentNotFound(
+                f"No incident {incident_id!r} exists.", hint="`/k8s incident status` in an incident channel shows its id."
+            )
+        return Incident.from_hash(data)
+
+    def find_by_channel(self, channel_id: str) -> Incident | None:
+        """The incident whose channel this is, if any."""
+        incident_id = self.redis.hget(self.keys.incident_by_channel(), channel_id)
+        return self.get(incident_id.decode()) if incident_id else None
+
+    def iter_all(self) -> Iterator[Incident]:
+        """Every incident, oldest first."""
+        for raw in self.redis.zrange(self.keys.incident_ids(), 0, -1):
+            data = self.redis.hgetall(self.keys.incident(raw.decode()))
+            if data:
+                yield Incident.from_hash(data)
+
+    def active(self) -> list[Incident]:
+        """Incidents not yet resolved."""
+        return [incident for incident in self.iter_all() if incident.is_active]
+
+    def timeline(self, incident_id: str) -> Timeline:
+        """The timeline of one incident."""
+        return Timeline(self.redis, incident_id, self.keys)
+
+    # --- changes -------------------------------------------------------------------------
+    def transition(self, incident_id: str, target: Status, actor: str, data: dict[str, Any] | None = None) -> Incident:
+        """Move to ``target`` if the state machine allows it; records ``status_changed``."""
+
+        def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
+            check_transition(incident.status, target)
+            fields = {"status": target.value}
+            if target == Status.MITIGATED:
+                fields["mitigated_at"] = repr(to_epoch(now))
+            if target == Status.RESOLVED:
+                fields["resolved_at"] = repr(to_epoch(now))
+            return fields, {"from": incident.status.value, "to": target.value, **(data or {})}
+
+        return self._change(incident_id, "status_changed", actor, change)
+
+    def set_severity(self, incident_id: str, severity: str, actor: str) -> Incident:
+        """Change the severity; records ``severity_changed``."""
+        if severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {severity!r}")
+
+        def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
+            return {"severity": severity}, {"from": incident.severity, "to": severity}
+
+        return self._change(incident_id, "severity_changed", actor, change)
+
+    def set_role(self, incident_id: str, role: str, user_id: str, actor: str) -> Incident:
+        """Assign ``commander`` or ``comms``; records ``role_assigned``."""
+        if role not in ("commander", "comms"):
+            raise ValueError(f"unknown role {role!r}")
+
+        def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
+            return {role: user_id}, {"role": role, "user": user_id, "previous": getattr(incident, role)}
+
+        return self._change(incident_id, "role_assigned", actor, change)
+
+    def set_fields(self, incident_id: str, fields: dict[str, str]) -> None:
+        """Bookkeeping fields with no timeline meaning (message timestamps of the header etc.)."""
+        self.redis.hset(self.keys.incident(incident_id), mapping=fields)
+
+    def _change(self, incident_id: str, kind: str, actor: str, change: Any) -> Incident:
+        key = self.keys.incident(incident_id)
+        timeline = self.timeline(incident_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    data = pipe.hgetall(key)
+                    if not data:
+                        raise IncidentNotFound(f"No incident {incident_id!r} exists.")
+                    now = self.clock.now()
+                    fields, entry = change(Incident.from_hash(data), now)
+                    pipe.multi()
+                    pipe.hset(key, mapping=fields)
+                    _queue_entry(pipe, timeline, kind, actor, now, entry)
+                    pipe.execute()
+                    break
+                except WatchError:
+                    continue
+        return self.get(incident_id)
+
+
+def _queue_entry(pipe: Any, timeline: Timeline, kind: str, actor: str, at: datetime, data: dict[str, Any]) -> None:
+    pipe.xadd(timeline.stream_key, {
+        "kind": kind, "actor": actor, "at": repr(to_epoch(at)), "data": json.dumps(data, default=str),
+    })

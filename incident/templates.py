@@ -1,0 +1,91 @@
+"""Rendering of every human-readable text from jinja2 templates in ``templates/``.
+
+A configured directory (``TEMPLATES_DIR``) overrides bundled templates file by file. Slack
+templates (``*.slack.j2``) escape every interpolated value for mrkdwn unless it was produced by
+a filter that builds Slack syntax on purpose (``mention``, ``channel``, ``link``), so a title like
+``<!channel>`` can never ping anyone. Markdown templates (``*.md.j2``) are rendered as written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from incident.settings import DEFAULT_TEMPLATES_DIR
+
+
+def _escape_slack(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, Markup):
+        return str(value)
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(user_id: str | None) -> Markup:
+    """``<@U123>`` for a user id (empty for none)."""
+    return Markup(f"<@{user_id}>") if user_id else Markup("_nobody_")
+
+
+def channel_link(channel_id: str | None) -> Markup:
+    return Markup(f"<#{channel_id}>") if channel_id else Markup("")
+
+
+def usergroup(group_id: str | None) -> Markup:
+    return Markup(f"<!subteam^{group_id}>") if group_id else Markup("")
+
+
+def link(url: str | None, label: str) -> Markup:
+    if not url:
+        return Markup(_escape_slack(label))
+    return Markup(f"<{url}|{_escape_slack(label)}>")
+
+
+def duration(value: timedelta | float | None) -> str:
+    """``1h 05m`` / ``12m`` / ``45s`` for a timedelta or seconds."""
+    if value is None:
+        return "n/a"
+    seconds = int(value.total_seconds() if isinstance(value, timedelta) else value)
+    hours, rest = divmod(max(seconds, 0), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"
+
+
+def utc(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
+    return value.strftime(fmt) if value else "n/a"
+
+
+class TemplateRenderer:
+    """Renders bundled or overridden templates."""
+
+    def __init__(self, override_dir: Path | None = None) -> None:
+        loaders = [FileSystemLoader(str(DEFAULT_TEMPLATES_DIR))]
+        if override_dir is not None:
+            loaders.insert(0, FileSystemLoader(str(override_dir)))
+        common: dict[str, Any] = {"loader": ChoiceLoader(loaders), "undefined": StrictUndefined,
+                                  "trim_blocks": True, "lstrip_blocks": True, "keep_trailing_newline": False}
+        self._slack = Environment(finalize=_escape_slack, autoescape=False, **common)
+        self._markdown = Environment(autoescape=False, **common)
+        for env in (self._slack, self._markdown):
+            env.filters.update(mention=mention, channel=channel_link, usergroup=usergroup, duration=duration, utc=utc)
+            env.globals.update(link=link)
+
+    def render(self, name: str, **context: Any) -> str:
+        """Render ``templates/<name>`` (Slack escaping for ``*.slack.j2``)."""
+        env = self._slack if name.endswith(".slack.j2") else self._markdown
+        return env.get_template(name).render(**context).strip()
+
+
+@lru_cache(maxsize=4)
+def renderer_for(override_dir: Path | None) -> TemplateRenderer:
+    """A cached renderer per override directory."""
+    return TemplateRenderer(override_dir)
