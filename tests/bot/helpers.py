@@ -1,0 +1,44 @@
+"""Small helpers for end-to-end tests against the emulator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from incident.model import Incident
+from sandbox.slack import SlackEmulator
+from tests.fixtures.slack import RunningBot
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> None:
+    """Poll until ``condition()`` is truthy; fail with a clear message after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def method_sequence(slack: SlackEmulator) -> list[str]:
+    return [call.method for call in slack.calls]
+
+
+def ephemeral_texts(slack: SlackEmulator) -> list[str]:
+    return [str(message.get("text", "")) for message in slack.ephemeral]
+
+
+def open_incident(slack: SlackEmulator, bot: RunningBot, timeout: float = 10.0) -> Incident:
+    """Wait for the incident the last `/k8s incident open` created, with its set-up done."""
+    store = bot.services.store
+
+    def ready() -> Incident | None:
+        incidents = list(store.iter_all())
+        if incidents and incidents[-1].stakeholder_ts:
+            return incidents[-1]
+        return None
+
+    wait_until(ready, timeout)
+    incident = ready()
+    assert incident is not None
+    return incident
