@@ -64,6 +64,21 @@ def _cmd_assess(args: argparse.Namespace) -> int:
     return assess_command(settings, as_json=args.json)
 
 
+def _cmd_postmortem(args: argparse.Namespace) -> int:
+    from workers.connection import get_redis
+    from workers.postmortem import draft_postmortem
+
+    settings = load_settings("worker")
+    _, markdown = draft_postmortem(settings, get_redis(settings), args.incident)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
+        print(f"wrote {args.output}")
+    else:
+        print(markdown)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand and its help."""
     parser = argparse.ArgumentParser(
@@ -99,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     assess.add_argument("--json", action="store_true", help="Print the full JSON snapshot instead of a table.")
     assess.add_argument("--kubeconfig", help="kubeconfig to use (default: KUBECONFIG setting).")
     assess.set_defaults(handler=_cmd_assess)
+
+    postmortem = sub.add_parser("postmortem", help="Print (or write) the post-mortem draft of an incident.")
+    postmortem.add_argument("incident", help="Incident id, e.g. 20261123-001 (`/k8s incident status` shows it).")
+    postmortem.add_argument("-o", "--output", help="Write the Markdown to this file instead of printing it.")
+    postmortem.set_defaults(handler=_cmd_postmortem)
     return parser
 
 

@@ -1,0 +1,310 @@
+"""The post-mortem draft, computed from an incident and its timeline (pure; rendering is a template).
+
+The timeline is read as a stream, so a 10,000-message incident stays within a small memory
+budget: only key events, action items and per-participant counts are kept, plus a short excerpt of
+each message so that a reaction arriving later can still point at the text it marks.
+
+Sections follow the runbook's post-incident review: summary and times, timeline of key events,
+root-cause hypothesis (from the assessment patterns, to be confirmed), recovery effectiveness
+(what each action was followed by, and anything done in parallel against the runbook's advice),
+business impact, process improvements and action items, participants.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from incident.model import Incident
+from incident.timeline import TimelineEntry
+
+EXCERPT = 300
+
+
+@dataclass(frozen=True)
+class KeyEvent:
+    """One line of the post-mortem timeline."""
+
+    at: datetime
+    kind: str
+    actor: str
+    summary: str
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class AssessmentPoint:
+    """What one assessment found (from its timeline entry)."""
+
+    at: datetime
+    scope: str
+    patterns: tuple[str, ...]
+    failing: tuple[str, ...]
+    headline: str
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """One risky action from its audit entry."""
+
+    at: datetime
+    description: str
+    requested_by: str
+    confirmed_by: tuple[str, ...]
+    outcome: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ActionEffect:
+    """An action and what the next assessment showed compared with the previous one."""
+
+    action: ActionRecord
+    before: AssessmentPoint | None
+    after: AssessmentPoint | None
+
+    @property
+    def verdict(self) -> str:
+        if self.before is None or self.after is None:
+            return "not measured (no assessment before and after)"
+        fixed = sorted(set(self.before.failing) - set(self.after.failing))
+        new = sorted(set(self.after.failing) - set(self.before.failing))
+        if fixed and not new:
+            return "followed by improvement: " + ", ".join(fixed) + " recovered"
+        if new and not fixed:
+            return "followed by degradation: " + ", ".join(new) + " started failing"
+        if fixed and new:
+            return f"mixed: {', '.join(fixed)} recovered, {', '.join(new)} started failing"
+        return "no measurable change in the checks"
+
+
+@dataclass(frozen=True)
+class ActionItem:
+    at: datetime
+    author: str
+    text: str
+    link: str | None
+
+
+@dataclass
+class PostmortemReport:
+    """Everything the post-mortem template renders."""
+
+    incident: Incident
+    generated_at: datetime
+    max_severity: str
+    key_events: list[KeyEvent] = field(default_factory=list)
+    assessments: list[AssessmentPoint] = field(default_factory=list)
+    actions: list[ActionRecord] = field(default_factory=list)
+    effects: list[ActionEffect] = field(default_factory=list)
+    parallel_actions: list[tuple[ActionRecord, ActionRecord]] = field(default_factory=list)
+    action_items: list[ActionItem] = field(default_factory=list)
+    important_messages: list[KeyEvent] = field(default_factory=list)
+    participants: list[tuple[str, int]] = field(default_factory=list)
+    message_count: int = 0
+    status_updates: int = 0
+    escalations: int = 0
+    resolve_override: str | None = None
+
+    @property
+    def end(self) -> datetime:
+        return self.incident.resolved_at or self.generated_at
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.incident.opened_at
+
+    @property
+    def first_assessment(self) -> AssessmentPoint | None:
+        return self.assessments[0] if self.assessments else None
+
+    @property
+    def time_to_first_assessment(self) -> timedelta | None:
+        first = self.first_assessment
+        return first.at - self.incident.opened_at if first else None
+
+    @property
+    def time_to_mitigate(self) -> timedelta | None:
+        return self.incident.mitigated_at - self.incident.opened_at if self.incident.mitigated_at else None
+
+    @property
+    def time_to_resolve(self) -> timedelta | None:
+        return self.incident.resolved_at - self.incident.opened_at if self.incident.resolved_at else None
+
+    @property
+    def customer_facing_duration(self) -> timedelta | None:
+        if not self.incident.customer_facing:
+            return None
+        end = self.incident.mitigated_at or self.incident.resolved_at or self.generated_at
+        return end - self.incident.opened_at
+
+    @property
+    def root_cause_patterns(self) -> list[str]:
+        """Patterns named by the assessments, most recent worst first, without repeats."""
+        seen: list[str] = []
+        for point in self.assessments:
+            for pattern in point.patterns:
+                if pattern not in seen:
+                    seen.append(pattern)
+        return seen
+
+
+def _verdict_of(data: dict[str, Any]) -> dict[str, Any]:
+    verdict = data.get("verdict")
+    if isinstance(verdict, dict):
+        return verdict
+    snapshot = data.get("snapshot")
+    if isinstance(snapshot, dict) and isinstance(snapshot.get("verdict"), dict):
+        return snapshot["verdict"]
+    return {}
+
+
+def _pattern_names(verdict: dict[str, Any]) -> tuple[str, ...]:
+    names: list[str] = []
+    for pattern in verdict.get("patterns") or []:
+        if isinstance(pattern, dict):
+            names.append(str(pattern.get("title") or pattern.get("name") or pattern.get("pattern") or pattern))
+        else:
+            names.append(str(pattern))
+    return tuple(names)
+
+
+def _failing_checks(data: dict[str, Any]) -> tuple[str, ...]:
+    snapshot = data.get("snapshot")
+    if not isinstance(snapshot, dict):
+        return ()
+    failing = []
+    for check in snapshot.get("checks") or []:
+        if isinstance(check, dict) and check.get("status") in ("fail", "timeout", "error"):
+            failing.append(str(check.get("name")))
+    return tuple(sorted(failing))
+
+
+def assessment_point(entry: TimelineEntry) -> AssessmentPoint:
+    verdict = _verdict_of(entry.data)
+    patterns = _pattern_names(verdict)
+    scope = str(verdict.get("scope") or "unknown")
+    headline = str(verdict.get("headline") or verdict.get("summary") or (", ".join(patterns) if patterns else scope))
+    return AssessmentPoint(entry.at, scope, patterns, _failing_checks(entry.data), headline)
+
+
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, (int, float)):
+        from incident.clock import from_epoch
+
+        return from_epoch(float(value))
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def action_record(entry: TimelineEntry) -> ActionRecord:
+    data = entry.data
+    description = str(data.get("description") or f"{data.get('kind', 'action')} {data.get('target', '')}".strip())
+    confirmed = data.get("confirmed_by") or []
+    return ActionRecord(
+        at=entry.at, description=description, requested_by=str(data.get("requested_by") or entry.actor),
+        confirmed_by=tuple(confirmed if isinstance(confirmed, list) else [confirmed]),
+        outcome=str(data.get("outcome") or data.get("status") or "unknown"),
+        started_at=_moment(data.get("started_at")), finished_at=_moment(data.get("finished_at")),
+    )
+
+
+def _overlaps(actions: list[ActionRecord]) -> list[tuple[ActionRecord, ActionRecord]]:
+    timed = sorted((a for a in actions if a.started_at and a.finished_at), key=lambda a: a.started_at)  # type: ignore[arg-type, return-value]
+    pairs = []
+    for i, first in enumerate(timed):
+        for second in timed[i + 1:]:
+            if second.started_at < first.finished_at:  # type: ignore[operator]
+                pairs.append((first, second))
+    return pairs
+
+
+def build_report(incident: Incident, entries: Iterable[TimelineEntry], *, now: datetime,
+                 important_reaction: str = "pushpin", action_item_reaction: str = "action-item",
+                 permalink_base: str | None = None) -> PostmortemReport:
+    """Read the timeline once and compute every section."""
+    severities = {"sev1": 1, "sev2": 2, "sev3": 3}
+    report = PostmortemReport(incident=incident, generated_at=now, max_severity=incident.severity)
+    excerpts: dict[str, tuple[str, str]] = {}
+    speakers: Counter[str] = Counter()
+    marked_items: set[str] = set()
+    marked_important: set[str] = set()
+
+    def link(data: dict[str, Any]) -> str | None:
+        ts = data.get("ts")
+        if not permalink_base or not ts:
+            return None
+        return f"{permalink_base.rstrip('/')}/archives/{data.get('channel', incident.channel_id)}/p{str(ts).replace('.', '')}"
+
+    def event(entry: TimelineEntry, summary: str, url: str | None = None) -> None:
+        report.key_events.append(KeyEvent(entry.at, entry.kind, entry.actor, summary, url))
+
+    for entry in entries:
+        data = entry.data
+        kind = entry.kind
+        if kind == "message":
+            report.message_count += 1
+            if not data.get("bot"):
+                speakers[entry.actor] += 1
+            excerpts[str(data.get("ts"))] = (entry.actor, str(data.get("text", ""))[:EXCERPT])
+        elif kind in ("reaction_added", "pin_added"):
+            ts = str(data.get("ts"))
+            author, text = excerpts.get(ts, ("unknown", ""))
+            if kind == "reaction_added" and data.get("reaction") == action_item_reaction and ts not in marked_items:
+                marked_items.add(ts)
+                report.action_items.append(ActionItem(entry.at, author, text, link(data)))
+            elif (kind == "pin_added" or data.get("reaction") == important_reaction) and ts not in marked_important:
+                marked_important.add(ts)
+                if text:
+                    item = KeyEvent(entry.at, "important_message", author, text, link(data))
+                    report.important_messages.append(item)
+                    report.key_events.append(item)
+        elif kind == "opened":
+            event(entry, f"Incident opened ({str(data.get('severity', '')).upper()}): {data.get('title', '')}")
+        elif kind == "status_changed":
+            event(entry, f"Status {data.get('from')} → {data.get('to')}" + (f" ({data['note']})" if data.get("note") else ""))
+            if data.get("override_reason"):
+                report.resolve_override = str(data["override_reason"])
+        elif kind == "severity_changed":
+            to = str(data.get("to"))
+            if severities.get(to, 9) < severities.get(report.max_severity, 9):
+                report.max_severity = to
+            event(entry, f"Severity {str(data.get('from')).upper()} → {to.upper()}")
+        elif kind == "role_assigned":
+            event(entry, f"{data.get('role')} → {data.get('user')}")
+        elif kind == "status_update":
+            report.status_updates += 1
+            event(entry, f"Status update: {str(data.get('text', ''))[:EXCERPT]}")
+        elif kind == "assessment":
+            point = assessment_point(entry)
+            report.assessments.append(point)
+            event(entry, f"Assessment: {point.headline}")
+        elif kind == "action":
+            record = action_record(entry)
+            report.actions.append(record)
+            event(entry, f"Action {record.description}: {record.outcome}")
+        elif kind in ("escalated", "escalation_decision", "escalation_prompt"):
+            if kind != "escalation_prompt":
+                report.escalations += 1
+            event(entry, f"{kind.replace('_', ' ').capitalize()}: " + ", ".join(f"{k}={v}" for k, v in data.items() if v))
+    report.key_events.sort(key=lambda e: e.at)
+    report.participants = speakers.most_common()
+    report.effects = [_effect(action, report.assessments) for action in report.actions]
+    report.parallel_actions = _overlaps(report.actions)
+    return report
+
+
+def _effect(action: ActionRecord, assessments: list[AssessmentPoint]) -> ActionEffect:
+    start = action.started_at or action.at
+    end = action.finished_at or action.at
+    before = next((a for a in reversed(assessments) if a.at <= start), None)
+    after = next((a for a in assessments if a.at >= end), None)
+    return ActionEffect(action, before, after)
