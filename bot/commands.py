@@ -101,3 +101,10 @@ def _assess(services: BotServices, inv: Invocation, incident: Incident | None) -
     from bot.assess import request_assessment
 
     return request_assessment(services, incident, inv.channel_id, inv.user_id)
+
+
+@handles("postmortem")
+def _postmortem(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+    assert incident is not None
+    lifecycle.request_postmortem(services, incident, inv.user_id)
+    return Reply("Drafting the post-mortem; it will be posted here as a file.")

@@ -209,6 +209,11 @@ def build_registry() -> CommandRegistry:
     def _resolve(tokens: list[str], rest: str) -> dict[str, Any]:
         return no_arguments(tokens, rest)
 
+    @registry.command("postmortem", usage="postmortem", help="draft the post-mortem now and post it as a file",
+                      needs_incident=True)
+    def _postmortem(tokens: list[str], rest: str) -> dict[str, Any]:
+        return no_arguments(tokens, rest)
+
     @registry.command("assess", usage="assess", help="run the 60-second cluster assessment and post the verdict")
     def _assess(tokens: list[str], rest: str) -> dict[str, Any]:
         return no_arguments(tokens, rest)

@@ -196,6 +196,9 @@ def change_status(services: BotServices, incident: Incident, target: Status, use
     text = services.templates.render("status_changed.slack.j2", incident=updated, actor=user_id, elapsed=elapsed, note=note)
     _announce(services, updated, text)
     _refresh_header(services, updated)
+    if target == Status.RESOLVED:
+        request_postmortem(services, updated, user_id)
+        return Reply("The incident is now resolved; the post-mortem draft will be posted here.")
     return Reply(f"The incident is now {target.value}.")
 
 
@@ -235,3 +238,16 @@ def escalate(services: BotServices, incident: Incident, user_id: str, reason: st
         return Reply("Escalation recorded. No ESCALATION_USERGROUP is configured, so nobody was paged; "
                      "set it to mention the on-call seniors.")
     return Reply("Escalation posted and recorded.")
+
+
+POSTMORTEM_JOB = "workers.postmortem.post_postmortem"
+
+
+def request_postmortem(services: BotServices, incident: Incident, user_id: str) -> None:
+    """Queue the post-mortem draft (rendering a long timeline takes longer than Slack's 3 s)."""
+    from rq import Queue, Retry
+
+    queue = Queue(services.keys.queue_name("postmortem"), connection=services.redis)
+    # Drafting is read-only apart from its upload, so one retry after a worker crash is safe.
+    queue.enqueue(POSTMORTEM_JOB, incident.id, user_id, job_timeout=300, retry=Retry(max=1),
+                  failure_ttl=7 * 24 * 3600)
