@@ -1,0 +1,278 @@
+"""Small building blocks the sandbox scenarios share: manifests, waits, events and pod-status takeover.
+
+Everything goes through the real API with the official ``kubernetes`` client. Pod status written here
+survives because the pods carry ``kwok.x-k8s.io/status=custom``, which kwok is told to disregard
+(see :mod:`sandbox.cluster`). Used by :mod:`sandbox.baseline` and :mod:`sandbox.scenarios`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+
+from sandbox.cluster import KWOK_CUSTOM_STATUS_ANNOTATION
+
+Manifest = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+"""JSON merge patch: lists (conditions, containerStatuses) are replaced whole, not merged by key."""
+
+
+class ScenarioError(RuntimeError):
+    """A scenario could not be applied or undone; the message names the object and the state seen."""
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 60.0, interval: float = 0.25) -> None:
+    """Poll ``predicate`` until true; :class:`ScenarioError` naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise ScenarioError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def create_if_missing(create: Callable[[], object]) -> bool:
+    """Run a create call; ``False`` (instead of an error) when the object already exists."""
+    try:
+        create()
+    except ApiException as error:
+        if error.status == 409:
+            return False
+        raise
+    return True
+
+
+def ensure(read: Callable[[], object], create: Callable[[], object]) -> bool:
+    """Create an object unless ``read`` finds it (some creates, e.g. a Service with a fixed clusterIP,
+    fail with 422 rather than 409 when the object exists); returns whether it was created."""
+    try:
+        read()
+        return False
+    except ApiException as error:
+        if error.status != 404:
+            raise
+    return create_if_missing(create)
+
+
+def ignore_not_found(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+# -- manifests ---------------------------------------------------------------------------------------
+
+
+def container(name: str, image: str, ports: Iterable[tuple[str, int, str]] = ()) -> Manifest:
+    return {
+        "name": name,
+        "image": image,
+        "ports": [{"name": pname, "containerPort": port, "protocol": proto} for pname, port, proto in ports],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+    }
+
+
+def pod_template(labels: dict[str, str], containers: list[Manifest], *, custom_status: bool = False, **spec: Any) -> Manifest:
+    """A pod template; ``custom_status`` makes kwok leave its pods' status to the scenario."""
+    annotations = {KWOK_CUSTOM_STATUS_ANNOTATION[0]: KWOK_CUSTOM_STATUS_ANNOTATION[1]} if custom_status else {}
+    return {
+        "metadata": {"labels": dict(labels), "annotations": annotations},
+        "spec": {"containers": containers, "terminationGracePeriodSeconds": 30, **spec},
+    }
+
+
+def deployment(name: str, namespace: str, replicas: int, template: Manifest, labels: dict[str, str] | None = None) -> Manifest:
+    selector = dict(template["metadata"]["labels"])
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or selector},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": selector}, "template": template},
+    }
+
+
+def daemonset(name: str, namespace: str, template: Manifest) -> Manifest:
+    selector = dict(template["metadata"]["labels"])
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": namespace, "labels": selector},
+        "spec": {"selector": {"matchLabels": selector}, "template": template},
+    }
+
+
+# -- reads -------------------------------------------------------------------------------------------
+
+
+def pods_matching(api: k8s.ApiClient, namespace: str, labels: dict[str, str]) -> list[k8s.V1Pod]:
+    selector = ",".join(f"{key}={value}" for key, value in labels.items())
+    return list(k8s.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector).items)
+
+
+def pod_ready(pod: k8s.V1Pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def ready_endpoint_count(api: k8s.ApiClient, namespace: str, service: str) -> int:
+    """Ready addresses over the Service's EndpointSlices (what kube-proxy and CoreDNS clients see)."""
+    slices = k8s.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+        namespace, label_selector=f"kubernetes.io/service-name={service}"
+    )
+    return sum(
+        1
+        for item in slices.items
+        for endpoint in (item.endpoints or [])
+        if endpoint.conditions is None or endpoint.conditions.ready is not False
+    )
+
+
+# -- writes ------------------------------------------------------------------------------------------
+
+
+def record_event(
+    api: k8s.ApiClient,
+    pod: k8s.V1Pod,
+    *,
+    reason: str,
+    message: str,
+    event_type: str = "Warning",
+    component: str = "kubelet",
+    count: int = 1,
+) -> str:
+    """Create a core/v1 Event about ``pod`` as the kubelet on its node would; returns the Event's name."""
+    moment = rfc3339(now())
+    name = f"{pod.metadata.name}.{time.time_ns():x}"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": pod.metadata.namespace},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": pod.metadata.name,
+            "namespace": pod.metadata.namespace,
+            "uid": pod.metadata.uid,
+        },
+        "reason": reason,
+        "message": message,
+        "type": event_type,
+        "count": count,
+        "firstTimestamp": moment,
+        "lastTimestamp": moment,
+        "source": {"component": component, "host": pod.spec.node_name or ""},
+        "reportingComponent": component,
+        "reportingInstance": pod.spec.node_name or "",
+    }
+    k8s.CoreV1Api(api).create_namespaced_event(pod.metadata.namespace, body)
+    return name
+
+
+def bump_event(api: k8s.ApiClient, namespace: str, name: str, count: int) -> None:
+    """Raise an Event's ``count`` and ``lastTimestamp``, as repeated kubelet reports do."""
+    body = {"count": count, "lastTimestamp": rfc3339(now())}
+    k8s.CoreV1Api(api).patch_namespaced_event(name, namespace, body)
+
+
+def delete_events(api: k8s.ApiClient, namespace: str, names: Iterable[str]) -> None:
+    core = k8s.CoreV1Api(api)
+    for name in names:
+        ignore_not_found(lambda name=name: core.delete_namespaced_event(name, namespace))
+
+
+def force_delete_pods(api: k8s.ApiClient, namespace: str, labels: dict[str, str]) -> None:
+    """Delete pods immediately (grace 0): kwok never finalizes pods whose status it disregards."""
+    core = k8s.CoreV1Api(api)
+    for pod in pods_matching(api, namespace, labels):
+        ignore_not_found(
+            lambda pod=pod: core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+        )
+
+
+class PodTakeover:
+    """Take pods away from kwok (status annotation), remember their status, and give them back unchanged."""
+
+    def __init__(self, api: k8s.ApiClient) -> None:
+        self.api = api
+        self.core = k8s.CoreV1Api(api)
+        self._saved: dict[tuple[str, str], tuple[dict[str, Any], str | None]] = {}
+
+    def take(self, pod: k8s.V1Pod) -> None:
+        key = (pod.metadata.namespace, pod.metadata.name)
+        if key in self._saved:
+            return
+        annotation = (pod.metadata.annotations or {}).get(KWOK_CUSTOM_STATUS_ANNOTATION[0])
+        self.core.patch_namespaced_pod(
+            pod.metadata.name,
+            pod.metadata.namespace,
+            {"metadata": {"annotations": {KWOK_CUSTOM_STATUS_ANNOTATION[0]: KWOK_CUSTOM_STATUS_ANNOTATION[1]}}},
+        )
+        self._saved[key] = (self.api.sanitize_for_serialization(pod.status), annotation)
+
+    def release_all(self) -> None:
+        """Restore every taken pod's status and annotation; pods deleted in between are skipped."""
+        for (namespace, name), (status, annotation) in list(self._saved.items()):
+            try:
+                self.core.patch_namespaced_pod_status(name, namespace, {"status": status}, _content_type=MERGE_PATCH)
+                self.core.patch_namespaced_pod(
+                    name, namespace, {"metadata": {"annotations": {KWOK_CUSTOM_STATUS_ANNOTATION[0]: annotation}}}
+                )
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            del self._saved[(namespace, name)]
+
+
+class Handle:
+    """What :meth:`apply` of a scenario returns: a description, details for assertions, and ``undo()``.
+
+    Undo steps run in reverse order of registration, once; ``with scenario.apply(api) as handle:``
+    undoes on leaving the block.
+    """
+
+    def __init__(self, name: str, description: str, details: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.description = description
+        self.details: dict[str, Any] = details or {}
+        self._undo_steps: list[tuple[str, Callable[[], None]]] = []
+        self.undone = False
+
+    def on_undo(self, what: str, step: Callable[[], None]) -> None:
+        """Register ``step`` (described by ``what`` in error messages) to run on :meth:`undo`."""
+        self._undo_steps.append((what, step))
+
+    def undo(self) -> None:
+        """Restore what the scenario changed; every step runs even if an earlier one fails."""
+        if self.undone:
+            return
+        self.undone = True
+        failures = []
+        for what, step in reversed(self._undo_steps):
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 - collected and re-raised below with context
+                failures.append(f"{what}: {type(error).__name__}: {error}")
+        if failures:
+            raise ScenarioError(f"undoing {self.name} left the cluster partly broken:\n" + "\n".join(failures))
+
+    def __enter__(self) -> "Handle":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.undo()
+
+    def __repr__(self) -> str:
+        return f"<Handle {self.name}: {self.description}{' (undone)' if self.undone else ''}>"

@@ -1,0 +1,106 @@
+"""The local control plane is real: TLS, RBAC, dry-run, controllers, scheduler and kwok nodes all work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+
+from sandbox.binaries import PROGRAMS, bin_dir
+from sandbox.cluster import ClusterError, LocalCluster
+from sandbox.objects import container, deployment, pod_ready, pod_template, pods_matching, wait_for
+
+pytestmark = pytest.mark.cluster
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_warm_binaries_are_quiet_and_fast(k8s_cluster: LocalCluster) -> None:
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "sandbox.binaries"], cwd=REPO, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    assert elapsed < 3.0  # interpreter start included; the stamp check itself is milliseconds
+    assert all((bin_dir() / program.name).is_file() for program in PROGRAMS)
+
+
+def test_three_ready_nodes_and_pinned_version(k8s_api: k8s.ApiClient) -> None:
+    version = k8s.VersionApi(k8s_api).get_code()
+    assert version.git_version == "v1.36.3"
+    assert LocalCluster.ready_node_count(k8s_api, "type=kwok") >= 3
+    node = k8s.CoreV1Api(k8s_api).read_node("kwok-node-0")
+    assert not node.spec.taints
+    assert node.metadata.annotations["kwok.x-k8s.io/node"] == "fake"
+
+
+def test_rbac_forbids_a_service_account_without_bindings(k8s_cluster: LocalCluster, k8s_api: k8s.ApiClient, namespace: str) -> None:
+    core = k8s.CoreV1Api(k8s_api)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "nobody"}})
+    token = core.create_namespaced_service_account_token(
+        "nobody", namespace, {"spec": {"audiences": ["https://kubernetes.default.svc.cluster.local"], "expirationSeconds": 600}}
+    ).status.token
+    configuration = k8s.Configuration()
+    configuration.host = k8s_cluster.server
+    assert k8s_cluster.pki is not None
+    configuration.ssl_ca_cert = str(k8s_cluster.pki.ca.cert)
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    with k8s.ApiClient(configuration) as anonymous:
+        with pytest.raises(ApiException) as denied:
+            k8s.CoreV1Api(anonymous).list_node()
+        assert denied.value.status == 403
+        assert f"system:serviceaccount:{namespace}:nobody" in denied.value.body
+        review = k8s.AuthenticationV1Api(anonymous).create_self_subject_review({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        assert review.status.user_info.username == f"system:serviceaccount:{namespace}:nobody"
+
+
+def test_server_side_dry_run_persists_nothing(k8s_api: k8s.ApiClient, namespace: str) -> None:
+    core = k8s.CoreV1Api(k8s_api)
+    created = core.create_namespaced_config_map(namespace, {"metadata": {"name": "dry"}, "data": {"a": "1"}}, dry_run="All")
+    assert created.metadata.name == "dry"
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_config_map("dry", namespace)
+    assert missing.value.status == 404
+    core.delete_node("kwok-node-1", dry_run="All")
+    assert core.read_node("kwok-node-1").metadata.deletion_timestamp is None
+
+
+def test_deployment_pods_are_scheduled_and_run_on_kwok_nodes(k8s_api: k8s.ApiClient, namespace: str) -> None:
+    labels = {"app": "web"}
+    template = pod_template(labels, [container("web", "registry.k8s.io/e2e-test-images/agnhost:2.53")])
+    k8s.AppsV1Api(k8s_api).create_namespaced_deployment(namespace, deployment("web", namespace, 3, template))
+    wait_for("3 ready web pods", lambda: sum(pod_ready(p) for p in pods_matching(k8s_api, namespace, labels)) == 3, 60)
+    pods = pods_matching(k8s_api, namespace, labels)
+    assert all(p.spec.node_name and p.status.phase == "Running" and p.status.pod_ip for p in pods)
+    wait_for("deployment available", lambda: k8s.AppsV1Api(k8s_api).read_namespaced_deployment("web", namespace).status.available_replicas == 3, 30)
+
+
+def test_controllers_use_their_own_service_accounts(k8s_api: k8s.ApiClient) -> None:
+    accounts = {sa.metadata.name for sa in k8s.CoreV1Api(k8s_api).list_namespaced_service_account("kube-system").items}
+    assert {"deployment-controller", "replicaset-controller", "node-controller"} <= accounts
+
+
+def test_logs_are_written_per_component(k8s_cluster: LocalCluster) -> None:
+    names = {path.stem for path in k8s_cluster.logs_dir.glob("*.log")}
+    assert names == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+    assert all(state.startswith("running") for state in k8s_cluster.status().values())
+
+
+def test_a_failing_component_is_reported_with_its_log(tmp_path: Path, k8s_cluster: LocalCluster) -> None:
+    broken = tmp_path / "bin"
+    broken.mkdir()
+    for entry in bin_dir().iterdir():
+        (broken / entry.name).symlink_to(entry)
+    (broken / "kube-apiserver").unlink()
+    (broken / "kube-apiserver").symlink_to(bin_dir() / "etcd")  # a real program that rejects apiserver flags
+    cluster = LocalCluster(tmp_path / "cluster", binaries=broken)
+    with pytest.raises(ClusterError) as failure:
+        cluster.start(nodes=1, timeout=30)
+    message = str(failure.value)
+    assert "kube-apiserver exited" in message
+    assert "etcd" in message.lower() and "flag" in message.lower()
+    assert cluster.status()["etcd"].startswith("exited")  # everything started was stopped again
