@@ -63,9 +63,29 @@ class Keys:
         """Hash holding one action request."""
         return f"{self.prefix}:action:{action_id}"
 
+    def action_seq(self) -> str:
+        """Counter behind action ids (``A1``, ``A2``, …)."""
+        return f"{self.prefix}:action-seq"
+
+    def action_allowed_members(self) -> str:
+        """Short-lived cache of the members of the allowed user groups (a set of user ids)."""
+        return f"{self.prefix}:action-allowed-members"
+
+    def action_watchdog(self, cluster: str) -> str:
+        """Marker that a delayed drain of a cluster's action queue is scheduled (one chain at a time)."""
+        return f"{self.prefix}:action-watchdog:{cluster}"
+
+    def action_positions_pending(self, cluster: str) -> str:
+        """Marker that a refresh of the waiting actions' positions is queued."""
+        return f"{self.prefix}:action-positions:{cluster}"
+
     def schedule(self, incident_id: str) -> str:
         """Hash of an incident's scheduled reminders and their job ids."""
         return f"{self.prefix}:schedule:{incident_id}"
+
+    def schedule_lock(self, incident_id: str) -> str:
+        """Lock serializing an incident's status ticks and schedule changes (one evaluation at a time)."""
+        return f"{self.prefix}:schedule-lock:{incident_id}"
 
     def sent_once(self, token: str) -> str:
         """Marker that a scheduled ping was sent (two schedulers never send twice)."""
