@@ -19,7 +19,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.commands import Invocation, run_command
 from bot.grammar import CommandRegistry, build_registry
-from bot import lifecycle
+from bot import lifecycle, metrics
 from bot.services import BotServices
 from chat.blocks import ACTION_ASSESS, ACTION_ESCALATE, ACTION_POST_UPDATE, ACTION_RESOLVE
 from chat.channel_log import record_event
@@ -58,12 +58,13 @@ def create_app(services: BotServices, registry: CommandRegistry | None = None) -
         try:
             parsed = registry.parse(str(command.get("text", "")))
         except CommandError as error:
+            metrics.record_command("unparsed", "invalid")
             ack(text=error.user_text())
             return
         ack()
         invocation = Invocation(parsed, str(command["user_id"]), str(command["channel_id"]),
                                 command.get("response_url"), command.get("trigger_id"))
-        _guarded(respond, lambda: run_command(services, registry, invocation).text)
+        _guarded(respond, metrics.counted_command(parsed.name, lambda: run_command(services, registry, invocation).text))
 
     @app.action(ACTION_RESOLVE)
     def on_resolve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:

@@ -1,7 +1,8 @@
 """Serving the Bolt app: HTTP (a WSGI app under waitress) or Socket Mode.
 
 The HTTP app routes ``/slack/events`` (slash commands, interactivity and Events API all share it,
-as the Slack app manifest declares) to Bolt, and answers ``/healthz`` and ``/readyz`` itself.
+as the Slack app manifest declares) to Bolt, and answers ``/healthz`` (process up), ``/readyz`` (Redis
+and the Kubernetes API reachable) and ``/metrics`` (Prometheus) itself.
 On start the channel log is back-filled for every active incident, in the background.
 """
 
@@ -16,14 +17,17 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot import metrics
 from bot.app import create_app
 from bot.backfill import backfill_active_incidents
+from bot.logging_setup import configure_logging
 from bot.services import BotServices
 from incident.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
+KUBE_READY_TIMEOUT_SECONDS = 3.0
 StartResponse = Callable[..., Any]
 
 
@@ -33,6 +37,7 @@ class BotWsgiApp:
     def __init__(self, app: App, services: BotServices) -> None:
         self._slack = SlackRequestHandler(app)
         self._services = services
+        self._kube_api: Any = None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -42,14 +47,53 @@ class BotWsgiApp:
             return _json(start_response, 200, {"status": "ok"})
         if path == "/readyz":
             return self._readyz(start_response)
+        if path == "/metrics":
+            return self._metrics(start_response)
         return _json(start_response, 404, {"error": "not found", "slack_endpoint": SLACK_PATH})
 
     def _readyz(self, start_response: StartResponse) -> Iterable[bytes]:
+        checks = {"redis": self._check(self._services.redis.ping), "kubernetes": self._check(self._kube_version)}
+        ready = all(result == "ok" for result in checks.values())
+        return _json(start_response, 200 if ready else 503, {"status": "ready" if ready else "not ready", **checks})
+
+    @staticmethod
+    def _check(probe: Callable[[], object]) -> str:
         try:
-            self._services.redis.ping()
+            probe()
         except Exception as error:  # noqa: BLE001 - any failure means not ready
-            return _json(start_response, 503, {"status": "not ready", "redis": str(error)})
-        return _json(start_response, 200, {"status": "ready", "redis": "ok"})
+            return f"{type(error).__name__}: {error}"[:300]
+        return "ok"
+
+    def _kube_version(self) -> None:
+        """A cheap ``GET /version`` with a short timeout, through the configured kubeconfig or in-cluster."""
+        from kubernetes import client as k8s
+
+        if self._kube_api is None:
+            self._kube_api = _kube_api_client(self._services.settings)
+        k8s.VersionApi(self._kube_api).get_code(_request_timeout=KUBE_READY_TIMEOUT_SECONDS)
+
+    def _metrics(self, start_response: StartResponse) -> Iterable[bytes]:
+        from workers.connection import all_queues
+
+        settings = self._services.settings
+        try:
+            body, content_type = metrics.render(metrics.rq_queue_depths(lambda: all_queues(settings)))
+        except Exception as error:  # noqa: BLE001 - Redis down: the scrape fails visibly
+            return _json(start_response, 503, {"error": f"metrics unavailable: {type(error).__name__}: {error}"})
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def _kube_api_client(settings: Settings) -> Any:
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    if settings.kube_in_cluster:
+        configuration = k8s.Configuration()
+        k8s_config.load_incluster_config(client_configuration=configuration)
+        return k8s.ApiClient(configuration)
+    config_file = str(settings.kubeconfig.expanduser()) if settings.kubeconfig else None
+    return k8s_config.new_client_from_config(config_file=config_file, context=settings.kube_context)
 
 
 def _json(start_response: StartResponse, status: int, body: dict[str, Any]) -> Iterable[bytes]:
@@ -72,7 +116,7 @@ def serve_http(settings: Settings, *, host: str, port: int, threads: int = 16) -
     """Serve until interrupted."""
     from waitress import serve
 
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     services = BotServices.from_settings(settings)
     app = build_wsgi_app(settings, services)
     _start_backfill(services)
@@ -81,10 +125,16 @@ def serve_http(settings: Settings, *, host: str, port: int, threads: int = 16) -
 
 
 def serve_socket_mode(settings: Settings) -> None:
-    """Connect to Slack over Socket Mode until interrupted."""
+    """Connect to Slack over Socket Mode until interrupted; health and metrics stay on HTTP_PORT."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from waitress.server import create_server
 
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     services = BotServices.from_settings(settings)
+    app = create_app(services)
+    probes = create_server(BotWsgiApp(app, services), host=settings.http_host, port=settings.http_port, threads=4,
+                           ident="k8s-incident-bot")
+    threading.Thread(target=probes.run, name="probes-http", daemon=True).start()
+    log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", settings.http_host, settings.http_port)
     _start_backfill(services)
-    SocketModeHandler(create_app(services), settings.secret("slack_app_token")).start()
+    SocketModeHandler(app, settings.secret("slack_app_token")).start()

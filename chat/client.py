@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError as SdkSlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from slack_sdk.models.blocks import Block
 
+from bot import metrics
 from incident.errors import SlackApiError
 from incident.settings import Settings
 
@@ -42,7 +43,8 @@ class SlackClient:
 
     def __init__(self, settings: Settings, *, max_rate_limit_retries: int = 8, timeout: int = 15) -> None:
         token = settings.secret("slack_bot_token")
-        self.rate_limited = RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries)
+        self.rate_limited: RateLimitErrorRetryHandler = metrics.CountingRateLimitHandler(
+            max_retry_count=max_rate_limit_retries)
         self._web = WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout,
                               retry_handlers=[self.rate_limited])
         self._safe_web = WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout,
@@ -64,6 +66,7 @@ class SlackClient:
             if error.response is not None and error.response.status_code == 429:
                 code = "ratelimited"
             log.warning("slack %s failed: %s", method, code)
+            metrics.record_slack_error(method, code)
             raise SlackApiError(method, code) from error
         return dict(response.data) if isinstance(response.data, dict) else {}
 
