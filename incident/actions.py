@@ -137,6 +137,8 @@ class ActionRequest:
     finished_at: datetime | None = None
     outcome: str = ""
     cancelled_by: str = ""
+    ticket: int | None = None
+    """Queue order of the cluster's confirmed actions (1, 2, …): the request order the FIFO keeps."""
 
     @property
     def description(self) -> str:
@@ -177,6 +179,7 @@ class ActionRequest:
             "started_at": to_epoch(self.started_at) if self.started_at else None,
             "finished_at": to_epoch(self.finished_at) if self.finished_at else None,
             "status": self.status.value, "outcome": self.outcome, "fence": self.fence, "worker": self.worker,
+            "ticket": self.ticket,
         }
 
     def to_hash(self) -> dict[str, str]:
@@ -196,6 +199,7 @@ class ActionRequest:
             value = getattr(self, name)
             out[name] = repr(to_epoch(value)) if value else ""
         out["fence"] = str(self.fence) if self.fence is not None else ""
+        out["ticket"] = str(self.ticket) if self.ticket is not None else ""
         return out
 
     @classmethod
@@ -221,6 +225,7 @@ class ActionRequest:
             message_ts=text.get("message_ts", ""), fence=int(text["fence"]) if text.get("fence") else None,
             worker=text.get("worker", ""), started_at=moment("started_at"), finished_at=moment("finished_at"),
             outcome=text.get("outcome", ""), cancelled_by=text.get("cancelled_by", ""),
+            ticket=int(text["ticket"]) if text.get("ticket") else None,
         )
 
 
@@ -290,7 +295,7 @@ redis.call('HSET', h, 'confirmed_by', confirmed)
 local _, commas = string.gsub(confirmed, ',', ',')
 local needed = tonumber(redis.call('HGET', h, 'confirmers_needed') or '1')
 if commas + 1 < needed then return {'more', tostring(commas + 1), tostring(needed)} end
-redis.call('HSET', h, 'status', 'queued', 'queued_at', ARGV[2])
+redis.call('HSET', h, 'status', 'queued', 'queued_at', ARGV[2], 'ticket', redis.call('INCR', KEYS[3]))
 local length = redis.call('RPUSH', KEYS[2], redis.call('HGET', h, 'id'))
 return {'queued', tostring(length)}
 """
@@ -392,7 +397,9 @@ class ActionStore:
         guard without ``proceed_anyway``. The caller checks that the user is allowed at all.
         """
         now = repr(to_epoch(self.clock.now()))
-        raw = self._confirm(keys=[self.keys.action(action_id), self.keys.action_queue(self._cluster_of(action_id))],
+        cluster = self._cluster_of(action_id)
+        raw = self._confirm(keys=[self.keys.action(action_id), self.keys.action_queue(cluster),
+                                  self.keys.action_tickets(cluster)],
                             args=[user_id, now, "1" if proceed_anyway else "0"])
         result = [part.decode() if isinstance(part, bytes) else str(part) for part in raw]
         verdict = result[0]

@@ -71,6 +71,10 @@ class Keys:
         """Short-lived cache of the members of the allowed user groups (a set of user ids)."""
         return f"{self.prefix}:action-allowed-members"
 
+    def action_tickets(self, cluster: str) -> str:
+        """Counter numbering a cluster's confirmed actions in queue order (the request order)."""
+        return f"{self.prefix}:action-tickets:{cluster}"
+
     def action_watchdog(self, cluster: str) -> str:
         """Marker that a delayed drain of a cluster's action queue is scheduled (one chain at a time)."""
         return f"{self.prefix}:action-watchdog:{cluster}"

@@ -1,0 +1,235 @@
+"""Serialization, crash and lease behaviour with real RQ worker processes and a real redis-server.
+
+The workers are the production CLI (``python -m k8s_incident_bot worker``) in their own process
+groups; the executor is the stand-in of :mod:`tests.workers.test_actions_standin`, so these tests
+are about the queue machinery, not Kubernetes (see ``test_actions_cluster.py`` for that).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from incident.actions import ActionKind, ActionRequest, ActionStatus, ActionStore
+from incident.clock import from_epoch
+from incident.keys import Keys
+from incident.model import Incident
+from incident.settings import Settings
+from incident.store import IncidentStore
+from incident.timeline import Timeline
+from tests.workers import test_actions_standin as standin
+from workers.actions import ActionContext, enqueue_drain, enqueue_prepare
+
+REPO = Path(__file__).resolve().parents[2]
+LEASE = 2
+USERS = ("U_ALICE", "U_BOB", "U_CAROL", "U_DAVE")
+FINAL = {ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.OUTCOME_UNKNOWN}
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+class Workers:
+    """Real worker processes, each in its own process group (so SIGKILL takes its work horse too)."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *extra: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"worker-{len(self.procs)}.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "worker", *extra], env=self.env,
+                                cwd=self.logs, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes], horse_pid: int) -> None:
+        """SIGKILL the worker and its work horse (RQ puts the horse in a session of its own)."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(horse_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    return Settings(redis_url=redis_url, kubeconfig=kubeconfig, action_lease_seconds=LEASE,
+                    confirmation_ttl_seconds=120, cluster_name="prod")
+
+
+@pytest.fixture()
+def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ACTION_", "REDIS_", "KUBE"))}
+    env.update(REDIS_URL=settings.redis_url, KUBECONFIG=str(settings.kubeconfig), ACTION_LEASE_SECONDS=str(LEASE),
+               CONFIRMATION_TTL_SECONDS="120", CLUSTER_NAME="prod", LOG_LEVEL="INFO",
+               PYTHONPATH=f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}")
+    running = Workers(env, tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+@pytest.fixture()
+def context(settings: Settings, redis_client: redis.Redis) -> ActionContext:
+    return ActionContext(settings, redis_client, standin.recording_runtime(settings), standin.RUNTIME)
+
+
+@pytest.fixture()
+def incident(redis_client: redis.Redis) -> Incident:
+    store = IncidentStore(redis_client)
+    incident = Incident(id="20261123-001", title="nodes down", severity="sev1", channel_id="C_INC",
+                        channel_name="inc-nodes-down", opened_by="U_ALICE", opened_at=store.clock.now())
+    return store.create(incident)
+
+
+def request(context: ActionContext, incident: Incident, user: str, target: str, **params: object) -> ActionRequest:
+    return context.store.new(cluster="prod", kind=ActionKind.CORDON, target=target, requested_by=user,
+                             channel_id=incident.channel_id, incident_id=incident.id, params=dict(params))
+
+
+def confirm(context: ActionContext, action_id: str, user: str) -> None:
+    """What the bot does on Confirm: the atomic confirm, then a drain job on the actions queue."""
+    result = context.store.confirm(action_id, user)
+    assert result.queued
+    enqueue_drain(context.settings, "prod", standin.RUNTIME)
+
+
+def audit(client: redis.Redis, incident: Incident) -> list[dict]:
+    return [entry.data for entry in Timeline(client, incident.id).entries({"action"})]
+
+
+def test_twenty_concurrent_requests_run_one_at_a_time_in_request_order(
+        context: ActionContext, incident: Incident, workers: Workers, redis_client: redis.Redis) -> None:
+    for _ in range(4):
+        workers.start()
+    store = context.store
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def one_person(index: int) -> None:
+        try:
+            user = USERS[index % len(USERS)]
+            barrier.wait(timeout=10)
+            action = request(context, incident, user, f"node-{index}", sleep=0.1)
+            enqueue_prepare(context.settings, action.id, standin.RUNTIME)  # validation + dry-run in a worker
+            wait_for(lambda: store.get(action.id).status == ActionStatus.AWAITING_CONFIRMATION, 30, "prepared")
+            confirm(context, action.id, USERS[(index + 1) % len(USERS)])
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=one_person, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    ids = [f"A{n}" for n in range(1, 21)]
+    wait_for(lambda: all(store.get(i).status in FINAL for i in ids), 60, "all 20 actions finished")
+
+    actions = [store.get(i) for i in ids]
+    assert {a.status for a in actions} == {ActionStatus.SUCCEEDED}
+    assert {a.requested_by for a in actions} == set(USERS)
+    entries = audit(redis_client, incident)
+    assert len(entries) == 20 and len({e["action_id"] for e in entries}) == 20
+    by_start = sorted(entries, key=lambda e: e["started_at"])
+    for earlier, later in zip(by_start, by_start[1:]):
+        assert later["started_at"] >= earlier["finished_at"], f"{earlier['action_id']} overlaps {later['action_id']}"
+    assert [e["ticket"] for e in by_start] == list(range(1, 21)), "not in request (queue) order"
+    assert [e["fence"] for e in by_start] == sorted(e["fence"] for e in by_start)
+    assert redis_client.llen(standin.OVERLAPS) == 0
+    starts = [e for e in standin.executions(redis_client) if e["event"] == "start"]
+    assert sorted(e["id"] for e in starts) == sorted(ids), "each action ran exactly once"
+    assert len({e["pid"] for e in starts}) >= 1
+    assert redis_client.llen(Keys().action_queue("prod")) == 0
+    wait_for(lambda: not redis_client.exists(Keys().action_lock("prod")), 5, "lock released")
+    for entry in entries:
+        assert entry["requested_by"] in USERS and len(entry["confirmed_by"]) == 1
+        assert entry["dry_run"].startswith("stand-in dry-run of cordon node")
+        assert entry["outcome"].startswith("stand-in did")
+    outcome_posts = [n for n in standin.notes(redis_client) if n["method"] == "post" and "succeeded" in n["text"]]
+    assert len(outcome_posts) == 20
+
+
+def test_sigkill_mid_action_lease_expires_outcome_unknown_and_next_runs(
+        context: ActionContext, incident: Incident, workers: Workers, redis_client: redis.Redis) -> None:
+    doomed = workers.start("--no-scheduler")
+    store = context.store
+    first = request(context, incident, "U_ALICE", "node-hang", hang=True)
+    second = request(context, incident, "U_BOB", "node-next", sleep=0.1)
+    for action in (first, second):
+        store.prepared(action.id, dry_run="stand-in", guard="", ttl_seconds=120)
+    confirm(context, first.id, "U_BOB")
+    wait_for(lambda: store.get(first.id).status == ActionStatus.RUNNING, 20, "first action running")
+    confirm(context, second.id, "U_CAROL")  # its drain job waits: the only worker is busy
+    survivor = workers.start()  # with the scheduler, which runs the watchdog drain
+    time.sleep(1.0)  # the survivor takes the second drain job, finds the lock held, returns
+    assert store.get(second.id).status == ActionStatus.QUEUED
+    lock_key = Keys().action_lock("prod")
+    assert 0 < redis_client.pttl(lock_key) <= LEASE * 1000
+
+    horse = next(e["pid"] for e in standin.executions(redis_client) if e["id"] == first.id)
+    workers.kill(doomed, horse)
+    killed_at = time.time()
+    wait_for(lambda: not redis_client.exists(lock_key), LEASE + 1.0, "the dead worker's lock to expire")
+    assert time.time() - killed_at <= LEASE + 1.0
+    wait_for(lambda: store.get(second.id).status in FINAL, 30, "the next action to run")
+    assert survivor.poll() is None
+
+    lost, nxt = store.get(first.id), store.get(second.id)
+    assert lost.status == ActionStatus.OUTCOME_UNKNOWN and "not retried" in lost.outcome
+    assert nxt.status == ActionStatus.SUCCEEDED
+    assert nxt.fence is not None and lost.fence is not None and nxt.fence > lost.fence
+    assert lost.finished_at is not None and lost.finished_at.timestamp() >= killed_at
+    starts = [e["id"] for e in standin.executions(redis_client) if e["event"] == "start"]
+    assert starts == [first.id, second.id], "the action whose worker died must never run again"
+    posts = [n for n in standin.notes(redis_client) if n["method"] == "post" and n["channel"] == incident.channel_id]
+    unknown = [p for p in posts if "outcome unknown — verify in the cluster" in p["text"] and first.id in p["text"]]
+    assert len(unknown) == 1
+    entries = audit(redis_client, incident)
+    assert [(e["action_id"], e["status"]) for e in entries] == [(first.id, "outcome_unknown"), (second.id, "succeeded")]
+    assert entries[0]["started_at"] < entries[0]["finished_at"] <= entries[1]["started_at"]
+    assert from_epoch(entries[1]["started_at"]).timestamp() >= killed_at
+
+
+def test_validation_failure_rejects_without_queueing(context: ActionContext, incident: Incident,
+                                                     workers: Workers, redis_client: redis.Redis) -> None:
+    workers.start("--burst")
+    action = request(context, incident, "U_ALICE", "missing-node")
+    enqueue_prepare(context.settings, action.id, standin.RUNTIME)
+    wait_for(lambda: context.store.get(action.id).status == ActionStatus.REJECTED, 20, "rejected")
+    assert "does not exist" in context.store.get(action.id).outcome
+    told = [n for n in standin.notes(redis_client) if n["method"] == "ephemeral"]
+    assert told and told[0]["user"] == "U_ALICE" and "nothing was changed" in told[0]["text"]
+    assert redis_client.llen(Keys().action_queue("prod")) == 0
+    assert not standin.executions(redis_client)

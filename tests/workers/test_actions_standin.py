@@ -1,0 +1,92 @@
+"""A stand-in runtime for the queue tests: an executor that only records, a notifier that records.
+
+Real worker processes import it by path (``tests.workers.test_actions_standin:recording_runtime``),
+so everything they do lands in Redis where the test reads it. No Kubernetes, no Slack: these tests
+are about serialization, leases and state, with the real redis-server and real RQ workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import redis
+
+from incident.actions import ActionRequest
+from incident.errors import ObjectNotFound
+from incident.settings import Settings
+from workers.actions import ActionRuntime, Guard, Outcome, Progress
+
+RUNTIME = "tests.workers.test_actions_standin:recording_runtime"
+EXECUTIONS = "test:executions"
+RUNNING = "test:running"
+OVERLAPS = "test:overlaps"
+NOTES = "test:notes"
+
+
+class RecordingExecutor:
+    """Sleeps ``params["sleep"]`` seconds checking the guard; ``params["hang"]`` never returns."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    def prepare(self, request: ActionRequest) -> str:
+        if request.target.startswith("missing"):
+            raise ObjectNotFound(f"Node {request.target} does not exist.")
+        return f"stand-in dry-run of {request.description}"
+
+    def execute(self, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
+        guard()
+        if self.redis.incr(RUNNING) > 1:
+            self.redis.rpush(OVERLAPS, request.id)
+        start = time.time()
+        self.redis.rpush(EXECUTIONS, json.dumps({"id": request.id, "event": "start", "at": start, "pid": os.getpid()}))
+        try:
+            if request.params.get("hang"):
+                while True:
+                    time.sleep(0.05)
+            deadline = start + float(request.params.get("sleep", 0.05))
+            while time.time() < deadline:
+                guard()
+                progress(f"working on {request.target}")
+                time.sleep(0.01)
+            if request.params.get("fail"):
+                return Outcome(False, "stand-in failure")
+            return Outcome(True, f"stand-in did {request.description}")
+        finally:
+            self.redis.decr(RUNNING)
+            self.redis.rpush(EXECUTIONS, json.dumps({"id": request.id, "event": "end", "at": time.time()}))
+
+
+class RecordingNotifier:
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    def _note(self, **fields: Any) -> str:
+        number = self.redis.rpush(NOTES, json.dumps(fields, default=str))
+        return f"1700000000.{number:06d}"
+
+    def post_message(self, channel: str, text: str, blocks: Any = None, thread_ts: str | None = None) -> str:
+        return self._note(method="post", channel=channel, text=text, thread_ts=thread_ts)
+
+    def update_message(self, channel: str, ts: str, text: str, blocks: Any = None) -> None:
+        self._note(method="update", channel=channel, ts=ts, text=text,
+                   blocks=[b.to_dict() if hasattr(b, "to_dict") else b for b in blocks or []])
+
+    def post_ephemeral(self, channel: str, user: str, text: str, blocks: Any = None) -> None:
+        self._note(method="ephemeral", channel=channel, user=user, text=text)
+
+
+def recording_runtime(settings: Settings) -> ActionRuntime:
+    client = redis.Redis.from_url(settings.redis_url)
+    return ActionRuntime(executor=RecordingExecutor(client), notifier=RecordingNotifier(client))
+
+
+def executions(client: redis.Redis) -> list[dict[str, Any]]:
+    return [json.loads(raw) for raw in client.lrange(EXECUTIONS, 0, -1)]
+
+
+def notes(client: redis.Redis) -> list[dict[str, Any]]:
+    return [json.loads(raw) for raw in client.lrange(NOTES, 0, -1)]
