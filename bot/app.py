@@ -116,6 +116,8 @@ def create_app(services: BotServices, registry: CommandRegistry | None = None) -
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.exception("unhandled error in a listener: %s", error)
 
+    from bot.schedule_listeners import register_schedule_listeners
+    register_schedule_listeners(app, services)
     return app
 
 

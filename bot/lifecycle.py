@@ -19,6 +19,7 @@ from chat.escape import escape_mrkdwn
 from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Incident, Status
 from incident.store import PENDING
+from workers import schedule as reminders
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def open_incident(services: BotServices, *, user_id: str, severity: str, title: 
     except BaseException:
         store.release_open_claim(dedupe)
         raise
+    reminders.start_schedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
     problems = _set_up_channel(services, incident)
     text = f"Opened incident `{incident.id}`: <#{incident.channel_id}>."
     if problems:
@@ -169,6 +171,7 @@ def change_severity(services: BotServices, incident: Incident, severity: str, us
     text = services.templates.render("severity_changed.slack.j2", incident=updated, previous=incident.severity, actor=user_id)
     _announce(services, updated, text)
     _refresh_header(services, updated)
+    reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
     return Reply(f"Severity is now {severity.upper()}.")
 
 
@@ -183,9 +186,10 @@ def post_status_update(services: BotServices, incident: Incident, text: str, use
     """A human status update: channel + stakeholder thread, recorded on the timeline."""
     elapsed = services.clock.now() - incident.opened_at
     rendered = services.templates.render("status_update.slack.j2", incident=incident, text=text, elapsed=elapsed,
-                                         author=user_id, verdict=None)
+                                         author=user_id, **reminders.update_context(services.settings, services.redis, incident))
     services.store.timeline(incident.id).append("status_update", user_id, {"text": text}, at=services.clock.now())
     _announce(services, incident, rendered)
+    reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
     return Reply("Status update posted here and to stakeholders.")
 
 
@@ -197,8 +201,10 @@ def change_status(services: BotServices, incident: Incident, target: Status, use
     _announce(services, updated, text)
     _refresh_header(services, updated)
     if target == Status.RESOLVED:
+        reminders.cancel_schedule(services.settings, services.redis, incident.id, quiet=True)
         request_postmortem(services, updated, user_id)
         return Reply("The incident is now resolved; the post-mortem draft will be posted here.")
+    reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
     return Reply(f"The incident is now {target.value}.")
 
 

@@ -1,0 +1,495 @@
+"""Status cadence and escalation reminders: one self-rescheduling tick job per incident.
+
+**Why RQ's own scheduler** (``Queue.enqueue_at`` with workers started ``--with-scheduler``, see
+``workers/run.py``) rather than rq-scheduler: it is built into the RQ we already run, so there is
+no extra package or process; scheduled jobs live in RQ's ``ScheduledJobRegistry`` — a Redis
+sorted set — so Redis with AOF keeps them across restarts of the bot, the workers and Redis
+itself; and each worker's scheduler takes a per-queue lock, so several workers never move the
+same job twice. What RQ does not give — one schedule per incident, no ping twice — is here:
+
+* **One tick per incident.** :func:`status_tick` evaluates the pure planner
+  (:func:`incident.cadence.plan`) on the incident's timeline, sends what is due and schedules the
+  next tick at ``Plan.next_at`` under a deterministic job id (``<prefix>-tick-<incident>-g<gen>-<epoch>``),
+  replacing the pending one, so re-scheduling is idempotent.
+* **Generations.** The schedule hash (``Keys.schedule``) holds a generation counter bumped by
+  :func:`reschedule` (severity change, update, decision) and :func:`cancel_schedule` (resolve),
+  which also remove the pending job. A tick of an older generation does nothing.
+* **At most once per ping.** Every send first claims ``SET Keys.sent_once(token) NX`` with a
+  lease, where the token is ``<incident>:<kind>[:<rule>]:<cycle epoch>``; the send is then
+  recorded on the timeline (deduplicated by the same token) and the marker made permanent. Two
+  schedulers, a replayed job or a retry after a crash therefore never post the same ping twice.
+* **Serialized per incident.** Ticks and schedule changes of one incident take
+  ``Keys.schedule_lock``; a tick that cannot get it fails and RQ retries it.
+
+All state is in Redis (timeline, schedule hash, markers, RQ registries): nothing is lost when a
+process restarts. Slack posting happens only inside the jobs; the bot only calls
+:func:`start_schedule` / :func:`reschedule` / :func:`cancel_schedule`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import requests
+from redis import Redis
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+
+from chat.client import SlackClient
+from chat.schedule_blocks import PromptRef, escalation_prompt_blocks, status_prompt_blocks, text_blocks
+from incident.cadence import CadencePolicy, Digest, Notice, NoticeKind, digest, plan, record_sent
+from incident.clock import Clock, SystemClock, from_epoch
+from incident.errors import IncidentBotError, IncidentNotFound, SlackApiError
+from incident.keys import Keys
+from incident.model import Incident
+from incident.settings import Settings, load_settings
+from incident.store import IncidentStore
+from incident.templates import TemplateRenderer, renderer_for
+from workers.connection import get_keys, get_redis
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TICK_JOB = "workers.schedule.status_tick"
+PAGE_JOB = "workers.schedule.page_escalation"
+DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+"""PagerDuty Events API v2 endpoint (to become a setting; callers may pass another URL)."""
+
+CLAIM_LEASE_SECONDS = 300
+"""A claimed send not confirmed within this lease (the sender died) may be sent by a later tick."""
+SENT_TTL_SECONDS = 30 * 24 * 3600
+LOCK_LEASE_SECONDS = 120
+LOCK_WAIT_SECONDS = 20
+TICK_TIMEOUT_SECONDS = 120
+TIMELINE_KINDS = {"status_update", "status_changed", "assessment", "action", "escalation_decision",
+                  *(kind.value for kind in NoticeKind)}
+TRANSIENT_SLACK_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
+                          "unknown_error"}
+
+
+class ScheduleBusy(IncidentBotError):
+    """Another tick or schedule change of this incident holds the lock; RQ retries the job."""
+
+
+class PagerDutyError(IncidentBotError):
+    """PagerDuty refused the event (bad routing key, malformed event); retrying will not help."""
+
+
+class PagerDutyUnavailable(IncidentBotError):
+    """PagerDuty answered 429 or 5xx, or could not be reached; the job is retried."""
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """The schedule hash of one incident."""
+
+    generation: int = 0
+    job_id: str | None = None
+    next_at: datetime | None = None
+    active: bool = False
+
+
+@dataclass
+class TickResult:
+    """What one tick did (the job's return value, for logs and tests)."""
+
+    stale: bool = False
+    sent: list[str] = field(default_factory=list)
+    """Tokens sent by this tick."""
+    skipped: list[str] = field(default_factory=list)
+    """Tokens due but already claimed by another tick."""
+    next_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stale": self.stale, "sent": self.sent, "skipped": self.skipped,
+                "next_at": self.next_at.timestamp() if self.next_at else None}
+
+
+# --- the schedule API (bot side) ------------------------------------------------------------------
+
+
+def schedule_queue(settings: Settings, redis: Redis) -> Queue:
+    """The RQ queue of tick and page jobs."""
+    return Queue(get_keys(settings).queue_name("schedule"), connection=redis)
+
+
+def schedule_info(settings: Settings, redis: Redis, incident_id: str) -> ScheduleInfo:
+    """The current generation, pending job and next tick of an incident."""
+    raw = redis.hgetall(get_keys(settings).schedule(incident_id))
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    return ScheduleInfo(
+        generation=int(data.get("generation", 0)),
+        job_id=data.get("job_id") or None,
+        next_at=from_epoch(float(data["next_at"])) if data.get("next_at") else None,
+        active=data.get("state") == "active",
+    )
+
+
+def _quietly(work: Callable[[], T], what: str, incident_id: str, quiet: bool) -> T | None:
+    """Run a schedule change; with ``quiet`` (lifecycle hooks) a failure is logged, not raised,
+    so the state change the person asked for is never reported as failed because of a reminder."""
+    if not quiet:
+        return work()
+    try:
+        return work()
+    except Exception:  # noqa: BLE001 - reminders must never break the lifecycle
+        log.exception("incident %s: could not %s the reminder schedule", incident_id, what)
+        return None
+
+
+def start_schedule(settings: Settings, redis: Redis, incident_id: str, *, clock: Clock | None = None,
+                   quiet: bool = False) -> datetime | None:
+    """Start reminding for a new (or reopened) incident; returns the first tick's time."""
+    return _quietly(lambda: _reschedule(settings, redis, incident_id, clock), "start", incident_id, quiet)
+
+
+def reschedule(settings: Settings, redis: Redis, incident_id: str, *, clock: Clock | None = None,
+               quiet: bool = False) -> datetime | None:
+    """New generation: drop the pending tick and schedule one at the planner's next due time.
+
+    Called after anything that changes what is due (update, severity, status, a decision).
+    Returns the next tick's time (``None`` for a resolved incident, whose schedule is cancelled).
+    """
+    return _quietly(lambda: _reschedule(settings, redis, incident_id, clock), "reschedule", incident_id, quiet)
+
+
+def _reschedule(settings: Settings, redis: Redis, incident_id: str, clock: Clock | None) -> datetime | None:
+    keys = get_keys(settings)
+    now = (clock or SystemClock()).now()
+    with _incident_lock(redis, keys, incident_id):
+        store = IncidentStore(redis, keys)
+        incident = store.get(incident_id)
+        policy = CadencePolicy.from_settings(settings)
+        result = plan(policy, _digest(store, incident, policy).state, now)
+        generation = int(redis.hincrby(keys.schedule(incident_id), "generation", 1))
+        if result.next_at is None and not result.due:
+            _cancel_locked(settings, redis, keys, incident_id)
+            return None
+        due = now if result.due else result.next_at
+        assert due is not None
+        _put_next(settings, redis, keys, incident_id, generation, due)
+        return due
+
+
+def cancel_schedule(settings: Settings, redis: Redis, incident_id: str, *, quiet: bool = False) -> None:
+    """Stop every reminder of an incident: bump the generation and remove the pending tick."""
+    keys = get_keys(settings)
+
+    def cancel() -> None:
+        with _incident_lock(redis, keys, incident_id):
+            redis.hincrby(keys.schedule(incident_id), "generation", 1)
+            _cancel_locked(settings, redis, keys, incident_id)
+
+    _quietly(cancel, "cancel", incident_id, quiet)
+
+
+def tick_now(settings: Settings, redis: Redis, incident_id: str, *, at_epoch: float | None = None) -> Job:
+    """Queue an immediate tick of the current generation (``at_epoch``: evaluate as of that time)."""
+    info = schedule_info(settings, redis, incident_id)
+    suffix = f"at{int(at_epoch)}" if at_epoch is not None else "now"
+    job_id = _job_id(get_keys(settings), f"tick-{incident_id}-g{info.generation}-{suffix}")
+    return schedule_queue(settings, redis).enqueue(
+        TICK_JOB, incident_id, info.generation, at_epoch=at_epoch, job_id=job_id, job_timeout=TICK_TIMEOUT_SECONDS,
+        result_ttl=600, failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[5, 15, 30]))
+
+
+def tick_job_id(keys: Keys, incident_id: str, generation: int, due: datetime) -> str:
+    """The deterministic id of the scheduled tick of a generation at a time."""
+    return _job_id(keys, f"tick-{incident_id}-g{generation}-{int(due.timestamp())}")
+
+
+def _job_id(keys: Keys, rest: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{keys.prefix}-{rest}")
+
+
+@contextmanager
+def _incident_lock(redis: Redis, keys: Keys, incident_id: str) -> Iterator[None]:
+    lock = redis.lock(keys.schedule_lock(incident_id), timeout=LOCK_LEASE_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS)
+    if not lock.acquire():
+        raise ScheduleBusy(f"The reminder schedule of incident {incident_id} is busy; try again shortly.")
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 - the lease expired; the next holder is fine
+            log.warning("schedule lock of %s expired before release", incident_id)
+
+
+def _put_next(settings: Settings, redis: Redis, keys: Keys, incident_id: str, generation: int, due: datetime) -> str:
+    """Make the tick at ``due`` the incident's only pending tick (idempotent for the same time)."""
+    queue = schedule_queue(settings, redis)
+    job_id = tick_job_id(keys, incident_id, generation, due)
+    previous = schedule_info(settings, redis, incident_id).job_id
+    if previous and previous != job_id:
+        _drop_pending(queue, redis, previous)
+    queue.enqueue_at(due, TICK_JOB, incident_id, generation, job_id=job_id, job_timeout=TICK_TIMEOUT_SECONDS,
+                     result_ttl=600, failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[5, 15, 30]))
+    redis.hset(keys.schedule(incident_id), mapping={
+        "generation": generation, "job_id": job_id, "next_at": repr(due.timestamp()), "state": "active"})
+    return job_id
+
+
+def _drop_pending(queue: Queue, redis: Redis, job_id: str) -> None:
+    """Remove a tick still waiting in the scheduled registry (a running or queued one is left alone)."""
+    if ScheduledJobRegistry(queue=queue).remove(job_id):
+        try:
+            Job.fetch(job_id, connection=redis).delete()
+        except NoSuchJobError:
+            pass
+
+
+def _cancel_locked(settings: Settings, redis: Redis, keys: Keys, incident_id: str) -> None:
+    previous = schedule_info(settings, redis, incident_id).job_id
+    if previous:
+        _drop_pending(schedule_queue(settings, redis), redis, previous)
+    redis.hset(keys.schedule(incident_id), "state", "cancelled")
+    redis.hdel(keys.schedule(incident_id), "job_id", "next_at")
+
+
+def _digest(store: IncidentStore, incident: Incident, policy: CadencePolicy) -> Digest:
+    return digest(incident, store.timeline(incident.id).iter_entries(TIMELINE_KINDS), policy=policy)
+
+
+# --- the tick job ------------------------------------------------------------------------------
+
+
+def status_tick(incident_id: str, generation: int, at_epoch: float | None = None) -> dict[str, Any]:
+    """RQ job: send what is due for the incident and schedule the next tick.
+
+    ``at_epoch`` evaluates as of that moment instead of the clock (tests drive time with it).
+    """
+    settings = load_settings("worker")
+    now = from_epoch(at_epoch) if at_epoch is not None else SystemClock().now()
+    result = run_tick(settings, get_redis(settings), SlackClient(settings), incident_id, generation, now)
+    return result.to_dict()
+
+
+def run_tick(settings: Settings, redis: Redis, slack: SlackClient, incident_id: str, generation: int,
+             now: datetime) -> TickResult:
+    """One evaluation of an incident's schedule (the body of :func:`status_tick`)."""
+    keys = get_keys(settings)
+    result = TickResult()
+    with _incident_lock(redis, keys, incident_id):
+        info = schedule_info(settings, redis, incident_id)
+        if generation != info.generation or not info.active:
+            log.info("tick of %s generation %s is stale (current %s)", incident_id, generation, info.generation)
+            result.stale = True
+            return result
+        store = IncidentStore(redis, keys)
+        try:
+            incident = store.get(incident_id)
+        except IncidentNotFound:
+            _cancel_locked(settings, redis, keys, incident_id)
+            result.stale = True
+            return result
+        policy = CadencePolicy.from_settings(settings)
+        facts = _digest(store, incident, policy)
+        sender = _Sender(settings, redis, keys, slack, renderer_for(settings.templates_dir), store, incident, facts,
+                         policy, now)
+        state = facts.state
+        current = plan(policy, state, now)
+        for _ in range(len(NoticeKind) + len(policy.rules)):
+            if not current.due:
+                break
+            for notice in current.due:
+                token = notice.token(incident_id)
+                (result.sent if sender.send_once(notice, token, state) else result.skipped).append(token)
+                state = record_sent(state, notice, now)
+            current = plan(policy, state, now)
+        result.next_at = current.next_at
+        if current.next_at is None:
+            _cancel_locked(settings, redis, keys, incident_id)
+        else:
+            _put_next(settings, redis, keys, incident_id, generation, max(current.next_at, now))
+    return result
+
+
+class _Sender:
+    """Renders and posts one notice, at most once per token."""
+
+    def __init__(self, settings: Settings, redis: Redis, keys: Keys, slack: SlackClient, templates: TemplateRenderer,
+                 store: IncidentStore, incident: Incident, facts: Digest, policy: CadencePolicy, now: datetime) -> None:
+        self.settings, self.redis, self.keys, self.slack, self.templates = settings, redis, keys, slack, templates
+        self.store, self.incident, self.facts, self.policy, self.now = store, incident, facts, policy, now
+
+    def send_once(self, notice: Notice, token: str, state: Any) -> bool:
+        marker = self.keys.sent_once(token)
+        if not self.redis.set(marker, "sending", nx=True, ex=CLAIM_LEASE_SECONDS):
+            return False
+        record: dict[str, Any] = {"token": token, "due": notice.due.timestamp(), "anchor": notice.anchor.timestamp()}
+        if notice.rule is not None:
+            record["rule"] = notice.rule.key
+        try:
+            record.update(self._deliver(notice, state))
+        except SlackApiError as error:
+            if error.code in TRANSIENT_SLACK_ERRORS:
+                self.redis.delete(marker)  # let the retry of this job send it
+                raise
+            log.warning("incident %s: %s not delivered: %s", self.incident.id, notice.kind.value, error.code)
+            record["error"] = error.code
+            self.store.timeline(self.incident.id).append("bot_error", "bot", {"step": notice.kind.value, "error": error.code},
+                                                         at=self.now)
+        except Exception:
+            self.redis.delete(marker)
+            raise
+        self.store.timeline(self.incident.id).append(notice.kind.value, "bot", record, at=self.now, dedupe=token)
+        self.redis.set(marker, "sent", ex=SENT_TTL_SECONDS)
+        return True
+
+    def _context(self, state: Any) -> dict[str, Any]:
+        facts, incident, now = self.facts, self.incident, self.now
+        last_update_at = state.last_update_at
+        return {
+            "incident": incident, "now": now, "elapsed": now - incident.opened_at,
+            "since_update": now - (last_update_at or incident.opened_at), "last_update_at": last_update_at,
+            "last_update": facts.last_update_text, "last_update_by": facts.last_update_by,
+            "since_prompt": now - state.last_prompt_at if state.last_prompt_at else timedelta(0),
+            "cadence": self.policy.cadence_for(incident.severity), "grace": self.policy.grace,
+            "verdict": facts.evidence.verdict, "assessed_at": facts.evidence.assessed_at,
+            "actions": list(facts.actions),
+        }
+
+    def _deliver(self, notice: Notice, state: Any) -> dict[str, Any]:
+        incident, context = self.incident, self._context(state)
+        if notice.kind in (NoticeKind.STATUS_PROMPT, NoticeKind.STATUS_OVERDUE):
+            text = self.templates.render(f"{notice.kind.value}.slack.j2", **context)
+            ts = self.slack.post_message(incident.channel_id, text, status_prompt_blocks(text, incident.id,
+                                                                                         kind=notice.kind.value))
+            return {"channel": incident.channel_id, "ts": ts}
+        if notice.kind == NoticeKind.STAKEHOLDER_PING:
+            channel = self.settings.stakeholder_channel
+            if not channel:
+                return {"skipped": "STAKEHOLDER_CHANNEL is not set"}
+            text = self.templates.render("stakeholder_ping.slack.j2", **context)
+            ts = self.slack.post_message(channel, text, text_blocks(text), thread_ts=incident.stakeholder_ts)
+            return {"channel": channel, "ts": ts, "thread_ts": incident.stakeholder_ts}
+        assert notice.rule is not None
+        since = state.signals.get(notice.rule.signal)
+        text = self.templates.render("escalation_prompt.slack.j2", mode="prompt", rule=notice.rule, since=since,
+                                     threshold_at=notice.due, **context)
+        ref = PromptRef(incident.id, notice.rule.key, int(notice.anchor.timestamp()))
+        blocks = escalation_prompt_blocks(text, ref, snooze_minutes=int(self.policy.snooze.total_seconds() // 60))
+        ts = self.slack.post_message(incident.channel_id, text, blocks)
+        return {"channel": incident.channel_id, "ts": ts, "verdict": self.facts.evidence.verdict}
+
+
+# --- status update context (for the human update) --------------------------------------------------
+
+
+def update_context(settings: Settings, redis: Redis, incident: Incident) -> dict[str, Any]:
+    """What the status update template adds to the commander's text: verdict, actions, next update."""
+    keys = get_keys(settings)
+    policy = CadencePolicy.from_settings(settings)
+    facts = _digest(IncidentStore(redis, keys), incident, policy)
+    return {
+        "verdict": facts.evidence.verdict, "assessed_at": facts.evidence.assessed_at, "actions": list(facts.actions),
+        "pending": pending_actions(redis, keys, settings.cluster_name, incident.id),
+        "next_update": policy.cadence_for(incident.severity) if incident.is_active else None,
+    }
+
+
+def pending_actions(redis: Redis, keys: Keys, cluster: str, incident_id: str, limit: int = 3) -> list[str]:
+    """Running and waiting risky actions of the cluster's action queue (``kind target (status)``)."""
+    out = []
+    for raw in redis.lrange(keys.action_queue(cluster), 0, limit - 1):
+        data = {k.decode(): v.decode() for k, v in redis.hgetall(keys.action(raw.decode())).items()}
+        if not data or data.get("incident_id") not in ("", None, incident_id):
+            continue
+        out.append(f"{data.get('kind', 'action')} {data.get('target', '')} ({data.get('status', 'queued')})")
+    return out
+
+
+# --- PagerDuty -------------------------------------------------------------------------------------
+
+
+def trigger_pagerduty(routing_key: str, *, summary: str, dedup_key: str, source: str, severity: str = "critical",
+                      details: dict[str, Any] | None = None, links: list[dict[str, str]] | None = None,
+                      events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL, timeout: float = 10.0) -> dict[str, Any]:
+    """Send an Events API v2 ``trigger``; returns PagerDuty's answer (``status``, ``dedup_key``).
+
+    Raises :class:`PagerDutyError` for a refused event (400: fix the routing key or payload) and
+    :class:`PagerDutyUnavailable` for 429/5xx/network errors (worth retrying).
+    """
+    event = {
+        "routing_key": routing_key, "event_action": "trigger", "dedup_key": dedup_key,
+        "payload": {"summary": summary[:1024], "source": source, "severity": severity,
+                    "custom_details": details or {}},
+        "client": "k8s-incident-bot",
+    }
+    if links:
+        event["links"] = links
+    try:
+        response = requests.post(events_url, json=event, timeout=timeout)
+    except requests.RequestException as error:
+        raise PagerDutyUnavailable(f"PagerDuty could not be reached: {error.__class__.__name__}") from error
+    if response.status_code == 202:
+        return dict(response.json())
+    if response.status_code == 429 or response.status_code >= 500:
+        raise PagerDutyUnavailable(f"PagerDuty answered HTTP {response.status_code}; the page is retried.")
+    try:
+        message = str(response.json().get("message") or response.json().get("errors") or "")
+    except ValueError:
+        message = response.text[:200]
+    raise PagerDutyError(f"PagerDuty refused the event (HTTP {response.status_code}): {message}",
+                         hint="Check PAGERDUTY_ROUTING_KEY (an Events API v2 integration key).")
+
+
+def request_page(settings: Settings, redis: Redis, incident_id: str, rule_key: str, requested_by: str,
+                 events_url: str | None = None) -> Job:
+    """Queue the PagerDuty trigger of an accepted escalation (retried on 429/5xx)."""
+    return schedule_queue(settings, redis).enqueue(
+        PAGE_JOB, incident_id, rule_key, requested_by, events_url or pagerduty_events_url(settings),
+        job_id=_job_id(get_keys(settings), f"page-{incident_id}-{rule_key}"), job_timeout=60,
+        result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[10, 30, 60]))
+
+
+def pagerduty_events_url(settings: Settings) -> str:
+    """The Events API URL: the ``pagerduty_events_url`` setting once it exists, else PagerDuty's."""
+    return str(getattr(settings, "pagerduty_events_url", None) or DEFAULT_PAGERDUTY_EVENTS_URL)
+
+
+def page_escalation(incident_id: str, rule_key: str, requested_by: str,
+                    events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL) -> dict[str, Any]:
+    """RQ job: trigger PagerDuty for an accepted escalation; say the outcome in the incident channel."""
+    settings = load_settings("worker")
+    redis = get_redis(settings)
+    return run_page(settings, redis, SlackClient(settings), incident_id, rule_key, requested_by, events_url)
+
+
+def run_page(settings: Settings, redis: Redis, slack: SlackClient, incident_id: str, rule_key: str,
+             requested_by: str, events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL) -> dict[str, Any]:
+    """The body of :func:`page_escalation`."""
+    store = IncidentStore(redis, get_keys(settings))
+    incident = store.get(incident_id)
+    rule = CadencePolicy.from_settings(settings).rule(rule_key)
+    templates = renderer_for(settings.templates_dir)
+    dedup_key = f"{incident.id}-{rule.key}"
+    timeline = store.timeline(incident.id)
+    try:
+        answer = trigger_pagerduty(
+            settings.secret("pagerduty_routing_key"), dedup_key=dedup_key, source=f"k8s-incident-bot/{settings.cluster_name}",
+            summary=f"{incident.severity.upper()} {incident.title}: {rule.label} (incident {incident.id})",
+            details={"incident": incident.id, "rule": rule.key, "escalated_by": requested_by,
+                     "channel": incident.channel_name, "severity": incident.severity},
+            events_url=events_url)
+    except PagerDutyError as error:
+        timeline.append("bot_error", "bot", {"step": "pagerduty", "rule": rule.key, "error": error.message})
+        text = templates.render("escalation_prompt.slack.j2", mode="page_failed", rule=rule, incident=incident,
+                                error=error.message)
+        slack.post_message(incident.channel_id, text, text_blocks(text))
+        return {"paged": False, "error": error.message}
+    timeline.append("escalation_paged", requested_by, {"rule": rule.key, "dedup_key": answer.get("dedup_key", dedup_key)},
+                    dedupe=f"escalation_paged:{dedup_key}")
+    text = templates.render("escalation_prompt.slack.j2", mode="paged", rule=rule, incident=incident,
+                            dedup_key=answer.get("dedup_key", dedup_key))
+    slack.post_message(incident.channel_id, text, text_blocks(text))
+    return {"paged": True, "dedup_key": answer.get("dedup_key", dedup_key)}
