@@ -38,6 +38,12 @@ def _blocks(blocks: BlocksArg) -> list[dict[str, Any]] | None:
     return [b.to_dict() if isinstance(b, Block) else b for b in blocks]
 
 
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 class SlackClient:
     """Web API access for the bot, raising :class:`SlackApiError` on ``ok: false``."""
 
@@ -60,7 +66,10 @@ class SlackClient:
         client = self._safe_web if method.startswith(SAFE_TO_REPEAT_PREFIXES) else self._web
         params = {k: v for k, v in params.items() if v is not None}
         try:
-            response = client.api_call(method, json=params)
+            if any(isinstance(v, (dict, list)) for v in params.values()):
+                response = client.api_call(method, json=params)
+            else:  # Slack's read methods accept only form/query arguments, not JSON bodies
+                response = client.api_call(method, data={k: _form_value(v) for k, v in params.items()})
         except SdkSlackApiError as error:
             code = str(error.response.get("error", "unknown_error")) if error.response is not None else "unknown_error"
             if error.response is not None and error.response.status_code == 429:
