@@ -1,0 +1,136 @@
+"""The assessment's checks: what each one needs, what it returns, and the default set.
+
+A check is a plain function ``run(ctx: CheckContext) -> Finding``; I/O stays in that function, the
+parsing of API objects lives in pure helpers next to it (unit-tested on JSON built from the client's
+model classes). :func:`default_checks` lists them explicitly, so tests and the CLI can run any subset.
+Modules: ``apiserver`` (apiserver, etcd), ``nodes`` (nodes, disruption budgets), ``kube_system``,
+``dns``, ``networking`` (pending pods, pod network, ingress), ``events``, ``certificates``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from incident.assessment import CheckStatus
+from incident.runbook import THRESHOLDS, Thresholds
+from kube.client import KubeApi, parse_time
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a check found: status, one human line, and facts for the verdict (JSON-serializable)."""
+
+    status: CheckStatus
+    summary: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CheckContext:
+    """Everything a check may use; ``kube`` never lets a request outlive the check's deadline."""
+
+    kube: KubeApi
+    thresholds: Thresholds = THRESHOLDS
+    etcd_endpoints: tuple[str, ...] = ()
+    event_window: timedelta = timedelta(minutes=15)
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check: its name (the key of its facts in the runbook), title, function and own timeout."""
+
+    name: str
+    title: str
+    run: Callable[[CheckContext], Finding]
+    timeout_s: float
+    needs_api: bool = True
+    """Whether it goes through the API server (skipped at once when the API server is unreachable)."""
+
+
+def default_checks() -> tuple[CheckSpec, ...]:
+    """Every check of the runbook's assessment, in report order."""
+    from kube.checks import apiserver, certificates, dns, events, kube_system, networking, nodes
+
+    return (*apiserver.CHECKS, *nodes.CHECKS, *kube_system.CHECKS, *dns.CHECKS, *networking.CHECKS,
+            *events.CHECKS, *certificates.CHECKS)
+
+
+# -- helpers shared by the checks' parsers -----------------------------------------------------------
+
+
+def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def name_of(obj: Mapping[str, Any], *, namespaced: bool = True) -> str:
+    metadata = meta(obj)
+    name = str(metadata.get("name", "?"))
+    namespace = metadata.get("namespace")
+    return f"{namespace}/{name}" if namespaced and namespace else name
+
+
+def condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for item in (obj.get("status") or {}).get("conditions") or ():
+        if item.get("type") == kind:
+            return item
+    return None
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    ready = condition(pod, "Ready")
+    return bool(ready and ready.get("status") == "True")
+
+
+def age_s(value: str | None, now: datetime) -> float | None:
+    moment = parse_time(value)
+    return None if moment is None else (now - moment).total_seconds()
+
+
+def event_time(event: Mapping[str, Any]) -> datetime | None:
+    """When an event (core/v1) last happened: series, lastTimestamp, eventTime, or creation."""
+    series = event.get("series") or {}
+    for value in (series.get("lastObservedTime"), event.get("lastTimestamp"), event.get("eventTime"),
+                  meta(event).get("creationTimestamp")):
+        moment = parse_time(value)
+        if moment is not None:
+            return moment
+    return None
+
+
+def event_count(event: Mapping[str, Any]) -> int:
+    series = event.get("series") or {}
+    return int(series.get("count") or event.get("count") or 1)
+
+
+def workload_of(pod: Mapping[str, Any]) -> str:
+    """The pod's controller as ``Kind/name`` (ReplicaSet hashes stripped to the Deployment)."""
+    for ref in meta(pod).get("ownerReferences") or ():
+        if ref.get("controller", True):
+            kind, name = str(ref.get("kind")), str(ref.get("name"))
+            if kind == "ReplicaSet" and "-" in name:
+                return f"Deployment/{name.rsplit('-', 1)[0]}"
+            return f"{kind}/{name}"
+    return f"Pod/{meta(pod).get('name', '?')}"
+
+
+def top(counts: Mapping[str, int], limit: int) -> dict[str, int]:
+    """The ``limit`` largest entries, largest first."""
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit])
+
+
+def capped(items: Iterable[str], limit: int) -> list[str]:
+    """At most ``limit`` items, then one "… N more" marker, so facts stay small at scale."""
+    out: list[str] = []
+    extra = 0
+    for item in items:
+        if len(out) < limit:
+            out.append(item)
+        else:
+            extra += 1
+    if extra:
+        out.append(f"… {extra} more")
+    return out

@@ -1,0 +1,237 @@
+"""Pod networking and scheduling: Pending pods, pod IP exhaustion, CNI DaemonSets, ingress and Service endpoints.
+
+- ``pending_pods``: pods Pending cluster-wide (field selector ``status.phase=Pending``) grouped by reason;
+- ``pod_network``: the CNI DaemonSets' readiness, and IP exhaustion from sandbox-creation events
+  (``FailedCreatePodSandBox`` whose message says the CNI/ipamd has no address left);
+- ``ingress``: ingress controller pods (label selectors) and Services whose EndpointSlices have no ready endpoint.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from incident.runbook import (
+    CNI_DAEMONSETS,
+    INGRESS_CONTROLLER_NAMES,
+    INGRESS_LABEL_KEYS,
+    IP_EXHAUSTION_MARKERS,
+    IP_EXHAUSTION_REASONS,
+    THRESHOLDS,
+    Thresholds,
+)
+from kube.checks import (
+    CheckContext,
+    CheckSpec,
+    Finding,
+    capped,
+    condition,
+    event_count,
+    event_time,
+    meta,
+    name_of,
+    pod_ready,
+    top,
+    workload_of,
+)
+
+# -- pending pods ------------------------------------------------------------------------------------
+
+
+def pending_reason(pod: Mapping[str, Any]) -> tuple[str, str]:
+    """Why a Pending pod waits: (reason, message) from PodScheduled or the containers' waiting state."""
+    scheduled = condition(pod, "PodScheduled")
+    if scheduled is not None and scheduled.get("status") == "False":
+        return str(scheduled.get("reason") or "Unschedulable"), str(scheduled.get("message") or "")
+    status = pod.get("status") or {}
+    for item in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (item.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            return str(waiting["reason"]), str(waiting.get("message") or "")
+    if not (pod.get("spec") or {}).get("nodeName"):
+        return "NotScheduled", ""
+    return "ContainerCreating", ""
+
+
+def summarize_pending(pods: Iterable[Mapping[str, Any]], thresholds: Thresholds = THRESHOLDS) -> Finding:
+    limit = thresholds.top_offenders
+    total = 0
+    reasons: Counter[str] = Counter()
+    namespaces: Counter[str] = Counter()
+    workloads: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for pod in pods:
+        total += 1
+        reason, message = pending_reason(pod)
+        reasons[reason] += 1
+        namespace = str(meta(pod).get("namespace", ""))
+        namespaces[namespace] += 1
+        workloads[f"{namespace}/{workload_of(pod)}"] += 1
+        if reason not in examples:
+            examples[reason] = f"{name_of(pod)}" + (f": {message[:160]}" if message else "")
+    facts = {
+        "pending": total, "by_reason": top(reasons, limit), "by_namespace": top(namespaces, limit),
+        "by_workload": top(workloads, limit), "examples": list(examples.values())[:limit],
+        "container_creating": reasons.get("ContainerCreating", 0),
+        "unschedulable": reasons.get("Unschedulable", 0), "unschedulable_example": examples.get("Unschedulable", ""),
+    }
+    if total == 0:
+        return Finding("ok", "no Pending pods", facts)
+    summary = f"{total} Pending pod(s): " + ", ".join(f"{reason} {count}" for reason, count in facts["by_reason"].items())
+    return Finding("fail" if total >= thresholds.pending_fail else "warn", summary, facts)
+
+
+def check_pending_pods(ctx: CheckContext) -> Finding:
+    return summarize_pending(ctx.kube.list_items("/api/v1/pods", field_selector="status.phase=Pending"), ctx.thresholds)
+
+
+# -- pod network: CNI and IP exhaustion --------------------------------------------------------------
+
+
+def is_ip_exhaustion(event: Mapping[str, Any]) -> bool:
+    message = str(event.get("message") or "").lower()
+    involved = str((event.get("involvedObject") or {}).get("name") or "")
+    if event.get("reason") in IP_EXHAUSTION_REASONS or involved.startswith("aws-node"):
+        return any(marker in message for marker in IP_EXHAUSTION_MARKERS)
+    return False
+
+
+def summarize_pod_network(daemonsets: Iterable[Mapping[str, Any]], events: Iterable[Mapping[str, Any]], now: datetime,
+                          window: timedelta, thresholds: Thresholds = THRESHOLDS) -> Finding:
+    cni: list[str] = []
+    unhealthy: list[str] = []
+    failed: list[str] = []
+    for ds in daemonsets:
+        name = str(meta(ds).get("name", ""))
+        if name not in CNI_DAEMONSETS:
+            continue
+        status = ds.get("status") or {}
+        desired, ready = int(status.get("desiredNumberScheduled") or 0), int(status.get("numberReady") or 0)
+        label = f"{name_of(ds)} {ready}/{desired} ready"
+        cni.append(label)
+        if desired > 0 and ready == 0:
+            failed.append(label)
+        elif ready < desired:
+            unhealthy.append(label)
+    exhausted = 0
+    nodes: Counter[str] = Counter()
+    example = ""
+    for event in events:
+        moment = event_time(event)
+        if moment is not None and now - moment > window:
+            continue
+        if not is_ip_exhaustion(event):
+            continue
+        count = event_count(event)
+        exhausted += count
+        host = (event.get("source") or {}).get("host") or event.get("reportingInstance") or "?"
+        nodes[str(host)] += count
+        example = example or f"{name_of({'metadata': event.get('involvedObject') or {}})}: {str(event.get('message'))[:200]}"
+    facts = {
+        "cni": cni, "unhealthy_daemonsets": unhealthy + failed, "failed_daemonsets": failed,
+        "ip_exhaustion_events": exhausted, "ip_exhaustion_example": example,
+        "ip_exhaustion_nodes": top(nodes, thresholds.top_offenders),
+    }
+    cni_text = ", ".join(cni) if cni else "no known CNI DaemonSet found"
+    if exhausted or failed:
+        parts = []
+        if exhausted:
+            parts.append(f"{exhausted} pod sandbox failure(s) for lack of pod IPs")
+        if failed:
+            parts.append("CNI down: " + ", ".join(failed))
+        return Finding("fail", "; ".join(parts) + f" (CNI: {cni_text})", facts)
+    if unhealthy:
+        return Finding("warn", f"CNI not fully ready: {', '.join(unhealthy)}", facts)
+    return Finding("ok", f"CNI: {cni_text}; no IP exhaustion events", facts)
+
+
+def check_pod_network(ctx: CheckContext) -> Finding:
+    daemonsets = list(ctx.kube.list_items("/apis/apps/v1/daemonsets"))
+    events = [e for reason in IP_EXHAUSTION_REASONS
+              for e in ctx.kube.list_items("/api/v1/events", field_selector=f"reason={reason}")]
+    now = ctx.kube.server_time or ctx.wall_clock()
+    return summarize_pod_network(daemonsets, events, now, ctx.event_window, ctx.thresholds)
+
+
+# -- ingress and Service endpoints -------------------------------------------------------------------
+
+
+def ingress_selectors() -> list[str]:
+    """One set-based label selector per label key, covering every known ingress controller."""
+    names = ",".join(INGRESS_CONTROLLER_NAMES)
+    return [f"{key} in ({names})" for key in INGRESS_LABEL_KEYS]
+
+
+def _is_controller(obj: Mapping[str, Any]) -> bool:
+    labels = meta(obj).get("labels") or {}
+    return any(labels.get(key) in INGRESS_CONTROLLER_NAMES for key in INGRESS_LABEL_KEYS)
+
+
+def ready_services(slices: Iterable[Mapping[str, Any]]) -> set[str]:
+    """``namespace/service`` of every Service with at least one ready endpoint."""
+    ready: set[str] = set()
+    for item in slices:
+        service = (meta(item).get("labels") or {}).get("kubernetes.io/service-name")
+        if not service:
+            continue
+        if any((e.get("conditions") or {}).get("ready", True) is not False for e in item.get("endpoints") or ()):
+            ready.add(f"{meta(item).get('namespace')}/{service}")
+    return ready
+
+
+def summarize_ingress(controller_pods: Iterable[Mapping[str, Any]], services: Iterable[Mapping[str, Any]],
+                      ready: set[str], thresholds: Thresholds = THRESHOLDS) -> Finding:
+    limit = thresholds.top_offenders * 2
+    seen: set[str] = set()
+    controllers: list[str] = []
+    unready: list[str] = []
+    for pod in controller_pods:
+        name = name_of(pod)
+        if name in seen or (pod.get("status") or {}).get("phase") == "Succeeded":
+            continue
+        seen.add(name)
+        controllers.append(name)
+        if not pod_ready(pod):
+            unready.append(name)
+    total = 0
+    empty: list[str] = []
+    controller_empty: list[str] = []
+    for service in services:
+        spec = service.get("spec") or {}
+        if not spec.get("selector") or spec.get("type") == "ExternalName":
+            continue  # endpoints managed by hand, or none by design
+        total += 1
+        name = name_of(service)
+        if name not in ready:
+            empty.append(name)
+            if _is_controller(service):
+                controller_empty.append(name)
+    facts = {
+        "controllers": len(controllers), "controllers_unready": capped(sorted(unready), limit),
+        "services": total, "services_without_endpoints": capped(sorted(empty), limit),
+        "services_without_endpoints_count": len(empty),
+        "controller_services_without_endpoints": capped(sorted(controller_empty), limit),
+    }
+    parts = [f"{len(controllers)} ingress controller pod(s)" + (f", {len(unready)} not ready" if unready else ""),
+             f"{len(empty)} of {total} Service(s) without ready endpoints"]
+    summary = "; ".join(parts)
+    if (controllers and len(unready) == len(controllers)) or controller_empty:
+        return Finding("fail", summary, facts)
+    if unready or empty:
+        return Finding("warn", summary, facts)
+    return Finding("ok", summary, facts)
+
+
+def check_ingress(ctx: CheckContext) -> Finding:
+    pods = [pod for selector in ingress_selectors() for pod in ctx.kube.list_items("/api/v1/pods", label_selector=selector)]
+    ready = ready_services(ctx.kube.list_items("/apis/discovery.k8s.io/v1/endpointslices"))
+    return summarize_ingress(pods, ctx.kube.list_items("/api/v1/services"), ready, ctx.thresholds)
+
+
+CHECKS = (
+    CheckSpec("pending_pods", "Pending pods", check_pending_pods, timeout_s=30.0),
+    CheckSpec("pod_network", "Pod network (CNI, IPs)", check_pod_network, timeout_s=30.0),
+    CheckSpec("ingress", "Ingress and Service endpoints", check_ingress, timeout_s=30.0),
+)
