@@ -79,6 +79,12 @@ def _cmd_postmortem(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sandbox.demo import run_demo
+
+    return run_demo(drill=getattr(args, "scenario", None))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand and its help."""
     parser = argparse.ArgumentParser(
@@ -119,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     postmortem.add_argument("incident", help="Incident id, e.g. 20261123-001 (`/k8s incident status` shows it).")
     postmortem.add_argument("-o", "--output", help="Write the Markdown to this file instead of printing it.")
     postmortem.set_defaults(handler=_cmd_postmortem)
+
+    demo = sub.add_parser("demo", help="Run everything locally (Redis, control plane, Slack emulator, worker, bot) and print one URL.")
+    demo.set_defaults(handler=_cmd_demo)
+
+    from sandbox.demo import SCENARIOS
+
+    drill = sub.add_parser("drill", help="Like demo, then break the cluster and open a drill incident; the post-mortem scores it.")
+    drill.add_argument("scenario", choices=sorted(SCENARIOS), help="Failure scenario to inject.")
+    drill.set_defaults(handler=_cmd_demo)
     return parser
 
 

@@ -1,0 +1,253 @@
+"""The embedded local default: everything the bot needs, on one machine, behind one URL.
+
+:class:`DemoStack` starts a real Redis (AOF), the local control plane with kwok nodes and a healthy
+kube-system baseline, a fault proxy in front of the apiserver (so "control plane slow/unreachable"
+can be injected), the Slack emulator with a small workspace, an RQ worker with the scheduler and the
+production bot over HTTP — the last two as separate processes running the real console script.
+:class:`ScenarioPanel` injects and undoes the runbook's failure scenarios; :meth:`DemoStack.start_drill`
+breaks the cluster and opens a drill incident whose post-mortem carries a drill score.
+
+Used by ``k8s-incident-bot demo`` / ``drill`` and by the browser test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes import client as k8s
+
+from sandbox.baseline import install_baseline
+from sandbox.cluster import LocalCluster
+from sandbox.objects import Handle
+from sandbox.ports import free_port
+from sandbox.processes import ManagedProcess
+from sandbox.proxy import FaultProxy
+from sandbox.redis_server import RedisServer
+from sandbox.scenarios import ApiserverDown, ApiserverUnreachable, CrashLoop, DnsOutage, NodeFailure, PodIpExhaustion, SlowApiserver
+from sandbox.slack import SlackEmulator
+
+SIGNING_SECRET = "demo-signing-secret"
+BOT_TOKEN = "xoxb-demo"
+STAKEHOLDER_CHANNEL = "C_STAKEHOLDERS"
+RESPONDERS = "S_RESPONDERS"
+DEMO_USER = "U_ONCALL"
+DEMO_PEOPLE = {"U_ONCALL": "oncall", "U_SRE": "sre-lead", "U_MANAGER": "eng-manager"}
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """A scenario offered by the panel: a label, the pattern the assessment should name, and a factory."""
+
+    key: str
+    label: str
+    expected_pattern: str
+    build: Callable[["DemoStack"], object]
+
+
+SCENARIOS: dict[str, ScenarioSpec] = {spec.key: spec for spec in (
+    ScenarioSpec("node-failure", "Node failure (1 node NotReady, pods stuck Terminating)", "Node failure",
+                 lambda stack: NodeFailure(count=1)),
+    ScenarioSpec("pod-ip-exhaustion", "Pod IP exhaustion (aws-node, FailedCreatePodSandBox)", "Pod IP exhaustion",
+                 lambda stack: PodIpExhaustion()),
+    ScenarioSpec("dns-cascade", "DNS cascade (CoreDNS unavailable, no kube-dns endpoints)", "DNS cascade",
+                 lambda stack: DnsOutage()),
+    ScenarioSpec("crashloop", "kube-system component crash-looping", "crash",
+                 lambda stack: CrashLoop()),
+    ScenarioSpec("control-plane-slow", "Control plane slow (2 s per request)", "Control plane",
+                 lambda stack: SlowApiserver(stack.proxy, latency=2.0)),
+    ScenarioSpec("control-plane-unreachable", "Control plane unreachable (connections refused)", "Control plane",
+                 lambda stack: ApiserverUnreachable(stack.proxy, mode="refuse")),
+    ScenarioSpec("control-plane-down", "kube-apiserver stopped", "Control plane",
+                 lambda stack: ApiserverDown(stack.cluster)),
+)}
+
+
+@dataclass
+class ScenarioPanel:
+    """Injects and undoes scenarios on the demo cluster, one handle per active scenario."""
+
+    stack: "DemoStack"
+    active: dict[str, Handle] = field(default_factory=dict)
+
+    def inject(self, key: str) -> str:
+        """Break the cluster; returns what was done. Raises KeyError for unknown keys."""
+        spec = SCENARIOS[key]
+        if key in self.active:
+            return f"{spec.label} is already active"
+        api = self.stack.cluster.api_client()
+        try:
+            handle = spec.build(self.stack).apply(api)  # type: ignore[attr-defined]
+        finally:
+            api.close()
+        self.active[key] = handle
+        return str(handle.description)
+
+    def undo(self, key: str) -> str:
+        handle = self.active.pop(key, None)
+        if handle is None:
+            return f"{SCENARIOS[key].label} is not active"
+        handle.undo()
+        return f"undone: {SCENARIOS[key].label}"
+
+    def undo_all(self) -> None:
+        for key in list(self.active):
+            try:
+                self.undo(key)
+            except Exception:  # noqa: BLE001 - best effort on shutdown
+                pass
+
+
+class DemoStack:
+    """Redis + control plane + proxy + Slack emulator + worker + bot, started and stopped together."""
+
+    def __init__(self, workdir: Path | None = None, *, nodes: int = 3, ui_port: int = 0) -> None:
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="k8sbot-demo-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.nodes = nodes
+        self.redis = RedisServer(data_dir=self.workdir / "redis")
+        self.cluster = LocalCluster()
+        self.proxy: FaultProxy | None = None
+        self.slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, port=ui_port)
+        self.panel = ScenarioPanel(self)
+        self.bot_port = free_port()
+        self._processes: list[ManagedProcess] = []
+        self.timings: dict[str, float] = {}
+
+    @property
+    def url(self) -> str:
+        """The one URL a person opens: the emulator's Slack-like page."""
+        return self.slack.base_url.rstrip("/") + "/ui/"
+
+    def _timed(self, what: str, step: Callable[[], object]) -> None:
+        started = time.monotonic()
+        step()
+        self.timings[what] = time.monotonic() - started
+
+    def start(self) -> str:
+        """Start everything; returns :attr:`url`."""
+        try:
+            self._timed("redis", self.redis.start)
+            self._timed("cluster", lambda: self.cluster.start(nodes=self.nodes))
+            self._timed("baseline", self._install_baseline)
+            self.proxy = FaultProxy("127.0.0.1", int(self.cluster.server.rsplit(":", 1)[1])).start()
+            self._timed("slack emulator", self._start_slack)
+            self._timed("bot and worker", self._start_bot_and_worker)
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def _install_baseline(self) -> None:
+        api = self.cluster.api_client()
+        try:
+            install_baseline(api)
+        finally:
+            api.close()
+
+    def _start_slack(self) -> None:
+        for user_id, name in DEMO_PEOPLE.items():
+            self.slack.add_user(user_id, name=name)
+        self.slack.add_channel(STAKEHOLDER_CHANNEL, name="stakeholders", members=[self.slack.bot_user_id, *DEMO_PEOPLE])
+        self.slack.add_channel("C_GENERAL", name="general", members=list(DEMO_PEOPLE))
+        self.slack.add_usergroup(RESPONDERS, handle="responders", users=["U_SRE"])
+        self.slack.request_url = f"http://127.0.0.1:{self.bot_port}/slack/events"
+        self.slack.start()
+        attach = getattr(self.slack, "attach_demo", None)
+        if callable(attach):  # the Slack-like page and its scenario panel
+            attach(self)
+
+    def bot_environment(self) -> dict[str, str]:
+        """Settings of the bot and worker processes (the production code, configured for the sandbox)."""
+        assert self.proxy is not None
+        kubeconfig = self.cluster.write_kubeconfig(self.workdir / "kubeconfig-via-proxy.yaml", server=self.proxy.url)
+        return {
+            **os.environ,
+            "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": self.slack.api_url,
+            "STAKEHOLDER_CHANNEL": STAKEHOLDER_CHANNEL, "RESPONDER_USERGROUP": RESPONDERS,
+            "ACTION_ALLOWED_USERS": ",".join(DEMO_PEOPLE), "REDIS_URL": self.redis.url, "KUBECONFIG": str(kubeconfig),
+            "CLUSTER_NAME": "sandbox", "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(self.bot_port),
+            "ASSESSMENT_BUDGET_SECONDS": "30", "KUBE_REQUEST_TIMEOUT_SECONDS": "10",
+        }
+
+    def _start_bot_and_worker(self) -> None:
+        env = self.bot_environment()
+        logs = self.workdir / "logs"
+        logs.mkdir(exist_ok=True)
+        command = [sys.executable, "-m", "k8s_incident_bot"]
+        for name, args in (("worker", ["worker"]), ("bot", ["serve"])):
+            process = ManagedProcess(name, command + args, logs / f"{name}.log", env=env).start()
+            self._processes.append(process)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.bot_port}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the bot did not come up within 30 s:\n{self._processes[-1].tail()}")
+
+    def api(self) -> k8s.ApiClient:
+        return self.cluster.api_client()
+
+    def start_drill(self, key: str, user_id: str = DEMO_USER) -> str:
+        """Break the cluster with a scenario and open a drill incident for it; returns the scenario description."""
+        spec = SCENARIOS[key]
+        description = self.panel.inject(key)
+        self.slack.slash_command(user_id, "C_GENERAL", f"incident open sev2 Drill: {spec.label.split(' (')[0]}")
+        import redis as redis_lib
+
+        from incident.store import IncidentStore
+
+        store = IncidentStore(redis_lib.Redis.from_url(self.redis.url))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            incidents = [i for i in store.iter_all() if i.title.startswith("Drill:") and i.is_active]
+            if incidents:
+                store.timeline(incidents[-1].id).append("drill_started", user_id, {
+                    "scenario": key, "expected_pattern": spec.expected_pattern, "description": description})
+                return description
+            time.sleep(0.2)
+        raise RuntimeError("the drill incident did not open within 20 s; see the bot log")
+
+    def stop(self) -> None:
+        """Stop everything, newest first; safe to call twice."""
+        self.panel.undo_all()
+        for process in reversed(self._processes):
+            process.stop()
+        self._processes.clear()
+        self.slack.stop()
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
+        self.cluster.stop()
+        self.redis.cleanup()
+
+
+def run_demo(drill: str | None = None) -> int:
+    """``k8s-incident-bot demo``: start, print the URL, wait for Ctrl-C, stop cleanly."""
+    started = time.monotonic()
+    stack = DemoStack()
+    print("Starting the sandbox: Redis, control plane, Slack emulator, worker, bot …", flush=True)
+    try:
+        url = stack.start()
+        if drill:
+            print(f"Drill: {stack.start_drill(drill)}", flush=True)
+        steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in stack.timings.items())
+        print(f"\nReady in {time.monotonic() - started:.1f} s ({steps}).\nOpen {url}\nCtrl-C stops everything.",
+              flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nStopping …", flush=True)
+    finally:
+        stack.stop()
+    return 0
