@@ -70,8 +70,8 @@ def receive_response_url(ws: Workspace, request: HttpRequest) -> HttpReply:
         return HttpReply.text(404, "no_service")
     try:
         target = ws.use_response_url("/".join(parts[3:]))
-    except LookupError as error:
-        return HttpReply.text(404, str(error))
+    except LookupError as refused:
+        return HttpReply.text(404, str(refused))
     try:
         body = json.loads(request.body.decode("utf-8") or "{}")
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -60,8 +60,8 @@ class SlackHttpServer:
         """``http://127.0.0.1:PORT/`` of the running server."""
         if self._server is None:
             raise RuntimeError("the server is not running; call start() first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        port = int(self._server.server_address[1])
+        return f"http://{self._host}:{port}/"
 
     def start(self) -> None:
         """Bind (a free port unless one was given) and serve in a daemon thread."""

@@ -50,7 +50,8 @@ class MethodRegistry:
     def __init__(self) -> None:
         self._methods: dict[str, MethodSpec] = {}
 
-    def method(self, name: str, *, required: tuple[str, ...] = (), json_input: bool = True) -> Callable[[Handler], Handler]:
+    def method(self, name: str, *, required: tuple[str, ...] = (),
+               json_input: bool = True) -> Callable[[Handler], Handler]:
         """Register the decorated handler as ``name``."""
         def decorate(handler: Handler) -> Handler:
             self._methods[name] = MethodSpec(name, handler, required, json_input)
@@ -268,8 +269,9 @@ def multipart_fields(content_type: str, body: bytes) -> dict[str, Any]:
         name = part.get_param("name", header="content-disposition")
         if not name:
             continue
-        payload = part.get_payload(decode=True) or b""
-        fields[str(name)] = payload if part.get_filename() else payload.decode("utf-8", "replace")
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        fields[str(name)] = data if part.get_filename() else data.decode("utf-8", "replace")
     return fields
 
 

@@ -37,7 +37,8 @@ def register(api: MethodRegistry) -> None:
     @api.method("files.completeUploadExternal", required=("files",))
     def complete_upload(req: ApiRequest) -> dict[str, Any]:
         entries = req.json_value("files")
-        if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) and e.get("id") for e in entries):
+        if not isinstance(entries, list) or not entries or not all(
+                isinstance(e, dict) and e.get("id") for e in entries):
             raise ApiError.invalid_arguments("files must be a non-empty array of {id, title}")
         ws = req.workspace
         files: list[File] = []
@@ -51,7 +52,7 @@ def register(api: MethodRegistry) -> None:
         if channel_ref:
             req.params["channel_id"] = channel_ref
             channel = channel_arg(req, "channel_id", member=True, writable=True)
-        for file, entry in zip(files, entries):
+        for file, entry in zip(files, entries, strict=True):
             file.title = str(entry.get("title") or file.title or file.filename)
             file.completed = True
         if channel is not None:

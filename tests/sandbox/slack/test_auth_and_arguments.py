@@ -58,7 +58,7 @@ def test_read_methods_ignore_json_bodies_like_slack(emu: SlackEmulator) -> None:
     as_form = _post(emu, "conversations.replies", headers=auth, data={"channel": "C_STAKE", "ts": parent})
     assert [m["text"] for m in as_form["messages"]] == ["parent"]
     assert _post(emu, "users.info", headers=auth, json={"user": "U_ALICE"})["error"] == "user_not_found"
-    assert _post(emu, f"users.info?user=U_ALICE", headers=auth)["user"]["name"] == "alice"
+    assert _post(emu, "users.info?user=U_ALICE", headers=auth)["user"]["name"] == "alice"
 
 
 def test_json_without_charset_gets_slacks_warning(emu: SlackEmulator) -> None:

@@ -71,7 +71,8 @@ def test_invite_is_all_or_nothing_unless_forced(emu: SlackEmulator, web: WebClie
 def test_topic_purpose_and_join_messages(emu: SlackEmulator, web: WebClient) -> None:
     channel_id = web.conversations_create(name="inc-topic")["channel"]["id"]
     web.conversations_invite(channel=channel_id, users="U_BOB")
-    assert web.conversations_setTopic(channel=channel_id, topic="SEV1 | open")["channel"]["topic"]["value"] == "SEV1 | open"
+    topic = web.conversations_setTopic(channel=channel_id, topic="SEV1 | open")["channel"]["topic"]
+    assert topic["value"] == "SEV1 | open"
     web.conversations_setPurpose(channel=channel_id, purpose="API down")
     assert _error(lambda: web.conversations_setTopic(channel=channel_id, topic="x" * 251)) == "too_long"
     channel = emu.channels[channel_id]

@@ -68,7 +68,8 @@ def test_window_slides() -> None:
 
 def test_injected_429_is_honoured_by_slack_sdk(emu: SlackEmulator) -> None:
     emu.rate_limit("chat.postMessage", times=1, retry_after=1)
-    client = WebClient(token=TOKEN, base_url=emu.api_url, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
+    client = WebClient(token=TOKEN, base_url=emu.api_url,
+                       retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
     started = time.monotonic()
     assert client.chat_postMessage(channel="C_STAKE", text="after the storm")["ok"]
     assert time.monotonic() - started >= 1
