@@ -9,7 +9,6 @@ API activity.
 
 from __future__ import annotations
 
-import itertools
 import json
 import secrets
 import time
@@ -23,8 +22,6 @@ from sandbox.slack.errors import EmulatorError, UnknownObjectError
 from sandbox.slack.model import Channel, ts_key
 from sandbox.slack.responses import apply_command_ack, apply_view_ack
 from sandbox.slack.state import Workspace
-
-_event_ids = itertools.count(1)
 
 
 class Interactions:
@@ -125,7 +122,7 @@ class Interactions:
     def send_event(self, event: dict[str, Any], retry_num: int | None = None, event_id: str | None = None,
                    retry_reason: str = "http_timeout") -> Response:
         """Deliver ``event`` in an ``event_callback`` envelope (a retry when ``retry_num`` is set)."""
-        event_id = event_id or f"Ev0EMU{next(_event_ids):08d}"
+        event_id = event_id or self.workspace.new_id("Ev")
         envelope = payloads.event_callback(self.workspace, self.verification_token, event, event_id)
         return self.client.send_event(json.dumps(envelope).encode(), event_id=event_id, retry_num=retry_num,
                                       retry_reason=retry_reason if retry_num is not None else None)
