@@ -46,13 +46,15 @@ class BotWsgiApp:
         if path == "/healthz":
             return _json(start_response, 200, {"status": "ok"})
         if path == "/readyz":
-            return self._readyz(start_response)
+            return self._readyz(start_response, _excluded(environ.get("QUERY_STRING", "")))
         if path == "/metrics":
             return self._metrics(start_response)
         return _json(start_response, 404, {"error": "not found", "slack_endpoint": SLACK_PATH})
 
-    def _readyz(self, start_response: StartResponse) -> Iterable[bytes]:
-        checks = {"redis": self._check(self._services.redis.ping), "kubernetes": self._check(self._kube_version)}
+    def _readyz(self, start_response: StartResponse, excluded: frozenset[str] = frozenset()) -> Iterable[bytes]:
+        """Redis and the Kubernetes API; ``?exclude=kubernetes`` (like the apiserver's) leaves a check out."""
+        probes = {"redis": self._services.redis.ping, "kubernetes": self._kube_version}
+        checks = {name: self._check(probe) for name, probe in probes.items() if name not in excluded}
         ready = all(result == "ok" for result in checks.values())
         return _json(start_response, 200 if ready else 503, {"status": "ready" if ready else "not ready", **checks})
 
@@ -82,6 +84,12 @@ class BotWsgiApp:
             return _json(start_response, 503, {"error": f"metrics unavailable: {type(error).__name__}: {error}"})
         start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
         return [body]
+
+
+def _excluded(query: str) -> frozenset[str]:
+    from urllib.parse import parse_qs
+
+    return frozenset(parse_qs(query).get("exclude", []))
 
 
 def _kube_api_client(settings: Settings) -> Any:
