@@ -24,6 +24,7 @@ from workers import schedule as reminders
 log = logging.getLogger(__name__)
 
 MAX_NAME_ATTEMPTS = 20
+INVITE_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,11 @@ def _responders(services: BotServices, attempt: object) -> set[str]:
 
 
 def _invite(services: BotServices, channel_id: str, users: list[str]) -> None:
-    """Invite in batches of 1,000 (Slack's limit); people already there are fine."""
-    for start in range(0, len(users), 1000):
+    """Invite in batches of 100 (Slack's per-call limit); people already there are fine."""
+    for start in range(0, len(users), INVITE_BATCH):
         try:
-            services.slack.call("conversations.invite", channel=channel_id, users=",".join(users[start:start + 1000]))
+            services.slack.call("conversations.invite", channel=channel_id,
+                                users=",".join(users[start:start + INVITE_BATCH]))
         except SlackApiError as error:
             if error.code != "already_in_channel":
                 raise
