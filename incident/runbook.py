@@ -23,7 +23,9 @@ class Thresholds:
     """Numbers the runbook uses to call something slow, stale or climbing."""
 
     apiserver_latency_ms: float = 100.0
-    """A cheap request, ``/readyz`` or ``/livez`` slower than this is flagged."""
+    """A cheap request, ``/readyz`` or ``/livez`` slower than this is flagged (a warning, weak evidence)."""
+    apiserver_degraded_ms: float = 1000.0
+    """…slower than this, the control plane counts as failing (the pattern matches on latency alone)."""
     apiserver_probe_timeout_s: float = 10.0
     """The reachability probe gives up after this long (the API client's own limit is 30 s)."""
     latency_samples: int = 3
@@ -178,7 +180,8 @@ CONTROL_PLANE = Pattern(
         Signal("etcd", "unhealthy", "nonempty", "etcd endpoint(s) unhealthy: {unhealthy}", layer="etcd"),
         Signal("apiserver", "readyz_failed", "nonempty", "apiserver readyz checks failing: {readyz_failed}", layer="apiserver"),
         Signal("apiserver", "livez_ok", "false", "apiserver /livez failing: {livez_detail}", layer="apiserver"),
-        Signal("apiserver", "slow", "true", "API server slow: {slowest}", layer="apiserver"),
+        Signal("apiserver", "degraded", "true", "API server very slow: {slowest}", layer="apiserver"),
+        Signal("apiserver", "slow", "true", "API server slow: {slowest}", layer="apiserver", strong=False),
         Signal("kube_system", "control_plane_unhealthy", "nonempty",
                "control-plane pods unhealthy: {control_plane_unhealthy}", layer="scheduler/controller-manager"),
         Signal("kube_system", "stale_leader_leases", "nonempty",

@@ -147,7 +147,7 @@ def _unchecked(results: Iterable[CheckResult], unreachable: CheckResult | None) 
         if check.finished:
             continue
         reason = check.summary
-        if unreachable is not None and check.name != "apiserver" and check.status in ("error", "skipped", "timeout"):
+        if unreachable is not None and check.status in ("error", "timeout") and "unreachable" not in reason:
             reason = f"API server unreachable ({check.summary})"
         missing.append(Unchecked(check.name, check.title or check.name, check.status, reason))
     return tuple(missing)
@@ -191,9 +191,11 @@ def decide(results: Sequence[CheckResult], *, patterns: Sequence[Pattern] = PATT
         failing = ", ".join(c.title or c.name for c in results if c.status == "fail")
         headline = f"No cluster-wide failure; component-level: {titles or failing}"
     else:
-        headline = "No cluster-wide failure: every check that ran passed"
-    if unchecked:
-        headline += f" ({len(unchecked)} check(s) could not run)"
+        warnings = sum(1 for c in results if c.status == "warn")
+        headline = "No cluster-wide failure: no failure pattern matched" + (f", {warnings} warning(s)" if warnings else "")
+    missing = [u for u in unchecked if u.status != "skipped" or unreachable is not None]
+    if missing:
+        headline += f" ({len(missing)} check(s) could not run)"
 
     notes = list(_notes(results, matches, suppressed, patterns))
     if unreachable is not None and not (checks.get("etcd") and checks["etcd"].finished):

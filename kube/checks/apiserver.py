@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from incident.errors import ClusterError, ClusterUnreachable
+from incident.runbook import THRESHOLDS
 from kube.checks import CheckContext, CheckSpec, Finding
 
 CHEAP_REQUEST = ("/api/v1/namespaces", {"limit": 1})
@@ -42,18 +43,20 @@ def parse_health(text: str) -> tuple[list[str], dict[str, str]]:
 
 def latency_finding(server: str, samples_ms: Sequence[float], readyz: tuple[int, str, float] | None,
                     livez: tuple[int, str, float] | None, etcd: tuple[int, str, float] | None,
-                    threshold_ms: float) -> Finding:
+                    threshold_ms: float, degraded_ms: float = THRESHOLDS.apiserver_degraded_ms) -> Finding:
     """Judge the probes: each is (HTTP status, body, milliseconds) or ``None`` when it could not be made."""
     cheap_ms = statistics.median(samples_ms) if samples_ms else None
     facts: dict[str, object] = {"reachable": True, "server": server, "threshold_ms": threshold_ms,
                                 "latency_ms": round(cheap_ms, 1) if cheap_ms is not None else None}
     slow: list[str] = []
+    timings = [cheap_ms] if cheap_ms is not None else []
     if cheap_ms is not None and cheap_ms > threshold_ms:
         slow.append(f"cheap request {cheap_ms:.0f} ms")
     readyz_failed: dict[str, str] = {}
     if readyz is not None:
         status, text, elapsed_ms = readyz
         facts["readyz_ms"] = round(elapsed_ms, 1)
+        timings.append(elapsed_ms)
         facts["readyz_status"] = status
         _, readyz_failed = parse_health(text)
         if status != 200 and not readyz_failed:
@@ -64,6 +67,7 @@ def latency_finding(server: str, samples_ms: Sequence[float], readyz: tuple[int,
     if livez is not None:
         status, text, elapsed_ms = livez
         facts["livez_ms"] = round(elapsed_ms, 1)
+        timings.append(elapsed_ms)
         facts["livez_ok"] = status == 200
         facts["livez_detail"] = "ok" if status == 200 else f"HTTP {status}: {text.strip()[:200]}"
         if elapsed_ms > threshold_ms:
@@ -73,6 +77,7 @@ def latency_finding(server: str, samples_ms: Sequence[float], readyz: tuple[int,
         facts["etcd_ok"] = status == 200
         facts["etcd_detail"] = "ok" if status == 200 else f"/readyz/etcd HTTP {status}: {text.strip()[:200]}"
     facts["slow"] = bool(slow)
+    facts["degraded"] = any(t > degraded_ms for t in timings)
     facts["slowest"] = ", ".join(slow) + f" (> {threshold_ms:.0f} ms)" if slow else ""
 
     problems = []
@@ -85,8 +90,10 @@ def latency_finding(server: str, samples_ms: Sequence[float], readyz: tuple[int,
     timing = f"{cheap_ms:.0f} ms" if cheap_ms is not None else "n/a"
     if problems:
         return Finding("fail", f"reachable ({timing}) but " + "; ".join(problems), facts)
+    if facts["degraded"]:
+        return Finding("fail", "very slow: " + str(facts["slowest"]), facts)
     if slow:
-        return Finding("warn", "slow: " + facts["slowest"], facts)  # type: ignore[operator]
+        return Finding("warn", "slow: " + str(facts["slowest"]), facts)
     return Finding("ok", f"reachable and ready; cheap request {timing}, /readyz {facts.get('readyz_ms', 'n/a')} ms", facts)
 
 
@@ -116,7 +123,8 @@ def check_apiserver(ctx: CheckContext) -> Finding:
     readyz = _probe(ctx, "/readyz", {"verbose": "true"})
     livez = _probe(ctx, "/livez")
     etcd = _probe(ctx, "/readyz/etcd")
-    return latency_finding(server, samples, readyz, livez, etcd, ctx.thresholds.apiserver_latency_ms)
+    return latency_finding(server, samples, readyz, livez, etcd, ctx.thresholds.apiserver_latency_ms,
+                           ctx.thresholds.apiserver_degraded_ms)
 
 
 def probe_etcd(endpoint: str, timeout: float = ETCD_PROBE_TIMEOUT_S) -> tuple[bool, str]:

@@ -49,7 +49,8 @@ def summarize_dns(deployments: Iterable[Mapping[str, Any]], slices: Iterable[Map
     }
     if found:
         facts["ready_replicas_zero"] = all(d["ready"] == 0 for d in found if d["desired"] > 0) and any(d["desired"] > 0 for d in found)
-        facts["degraded"] = any(d["ready"] < d["desired"] for d in found) or 0 < ready_endpoints < total_endpoints
+        facts["degraded"] = not facts["ready_replicas_zero"] and ready_endpoints > 0 and (
+            any(d["ready"] < d["desired"] for d in found) or ready_endpoints < total_endpoints)
     else:
         facts["ready_replicas_zero"] = None
         facts["degraded"] = False

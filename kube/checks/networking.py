@@ -128,7 +128,7 @@ def summarize_pod_network(daemonsets: Iterable[Mapping[str, Any]], events: Itera
         exhausted += count
         host = (event.get("source") or {}).get("host") or event.get("reportingInstance") or "?"
         nodes[str(host)] += count
-        example = example or f"{name_of({'metadata': event.get('involvedObject') or {}})}: {str(event.get('message'))[:200]}"
+        example = example or f"{name_of({'metadata': event.get('involvedObject') or {}})}: {str(event.get('message'))[:160]}"
     facts = {
         "cni": cni, "unhealthy_daemonsets": unhealthy + failed, "failed_daemonsets": failed,
         "ip_exhaustion_events": exhausted, "ip_exhaustion_example": example,
