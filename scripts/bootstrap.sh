@@ -13,7 +13,8 @@ as_root() {
         log "need root to run: $*"; return 1; fi
 }
 
-APT_PACKAGES=(redis-server)
+# chromium: the demo page's browser test (Playwright drives Debian's build, no download).
+APT_PACKAGES=(redis-server chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
