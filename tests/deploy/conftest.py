@@ -1,0 +1,68 @@
+"""Fixtures of the deployment tests: kubectl (built from source with the test bed), rendered manifests.
+
+The real-cluster fixtures (``k8s_cluster``, ``k8s_api``, …) come from ``tests.fixtures.cluster``; it is
+registered here unless the root conftest already loads it, so a session has one cluster either way.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+CLUSTER_PLUGIN = "tests.fixtures.cluster"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin(CLUSTER_PLUGIN):
+        config.pluginmanager.import_plugin(CLUSTER_PLUGIN)
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> Path:
+    """The kubectl of the test bed (its kustomize renders the manifests)."""
+    from sandbox.binaries import ensure_binaries
+
+    binaries = ensure_binaries(lambda message: print(f"[kubectl] {message}", file=sys.stderr, flush=True))
+    return binaries / "kubectl"
+
+
+def run_kubectl(kubectl: Path, *args: str, kubeconfig: Path | None = None, stdin: str | None = None,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
+    command = [str(kubectl), *args] + ([f"--kubeconfig={kubeconfig}"] if kubeconfig else [])
+    result = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}\n{result.stdout}")
+    return result
+
+
+def kustomize(kubectl: Path, path: Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize <path>`` → the rendered objects."""
+    output = run_kubectl(kubectl, "kustomize", str(path)).stdout
+    return [doc for doc in yaml.safe_load_all(output) if doc]
+
+
+@pytest.fixture(scope="session")
+def base_objects(kubectl: Path) -> list[dict[str, Any]]:
+    return kustomize(kubectl, DEPLOY / "base")
+
+
+@pytest.fixture(scope="session")
+def overlay_objects(kubectl: Path) -> list[dict[str, Any]]:
+    return kustomize(kubectl, DEPLOY / "overlays" / "example")
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    """Objects of one kind by ``namespace/name`` (``name`` for cluster-scoped ones)."""
+    found = {}
+    for obj in objects:
+        if obj["kind"] == kind:
+            meta = obj["metadata"]
+            found[f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]] = obj
+    return found
