@@ -24,7 +24,6 @@ from bot.services import BotServices
 from chat.blocks import ACTION_ASSESS, ACTION_ESCALATE, ACTION_POST_UPDATE, ACTION_RESOLVE
 from chat.channel_log import record_event
 from incident.errors import CommandError, IncidentBotError
-from incident.model import Status
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +68,8 @@ def create_app(services: BotServices, registry: CommandRegistry | None = None) -
     @app.action(ACTION_RESOLVE)
     def on_resolve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        _guarded(respond, lambda: lifecycle.change_status(
-            services, services.store.get(_action_value(body)), Status.RESOLVED, _user(body)).text)
+        _guarded(respond, lambda: lifecycle.request_resolve(
+            services, services.store.get(_action_value(body)), _user(body), None).text)
 
     @app.action(ACTION_POST_UPDATE)
     def on_post_update(ack: Ack, body: dict[str, Any], respond: Respond) -> None:

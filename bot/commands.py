@@ -93,7 +93,7 @@ def _mitigate(services: BotServices, inv: Invocation, incident: Incident | None)
 @handles("resolve")
 def _resolve(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
-    return lifecycle.change_status(services, incident, Status.RESOLVED, inv.user_id)
+    return lifecycle.request_resolve(services, incident, inv.user_id, inv.command.args["override"])
 
 
 @handles("assess")

@@ -205,9 +205,15 @@ def build_registry() -> CommandRegistry:
     def _mitigate(tokens: list[str], rest: str) -> dict[str, Any]:
         return {"note": rest[:MAX_TEXT_LENGTH]}
 
-    @registry.command("resolve", usage="resolve", help="resolve the incident and tell stakeholders", needs_incident=True)
+    @registry.command("resolve", usage="resolve [--override <reason>]",
+                      help="validate recovery against the runbook's checklist, then resolve (commander may override)",
+                      needs_incident=True)
     def _resolve(tokens: list[str], rest: str) -> dict[str, Any]:
-        return no_arguments(tokens, rest)
+        if not tokens:
+            return {"override": None}
+        if tokens[0] != "--override":
+            raise CommandError(f"Unexpected `{_shorten(rest)}`; resolve takes only `--override <reason>`.")
+        return {"override": require_text(_rest_after(rest, 1), "override reason", 500)}
 
     @registry.command("postmortem", usage="postmortem", help="draft the post-mortem now and post it as a file",
                       needs_incident=True)

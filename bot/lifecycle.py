@@ -195,9 +195,11 @@ def post_status_update(services: BotServices, incident: Incident, text: str, use
     return Reply("Status update posted here and to stakeholders.")
 
 
-def change_status(services: BotServices, incident: Incident, target: Status, user_id: str, note: str = "") -> Reply:
-    """Mitigate, resolve or reopen, then announce."""
-    updated = services.store.transition(incident.id, target, user_id, {"note": note} if note else None)
+def change_status(services: BotServices, incident: Incident, target: Status, user_id: str, note: str = "",
+                  extra: dict[str, object] | None = None) -> Reply:
+    """Mitigate, resolve or reopen, then announce (``extra`` goes into the timeline entry)."""
+    data = {**({"note": note} if note else {}), **(extra or {})}
+    updated = services.store.transition(incident.id, target, user_id, data or None)
     elapsed = services.clock.now() - updated.opened_at
     text = services.templates.render("status_changed.slack.j2", incident=updated, actor=user_id, elapsed=elapsed, note=note)
     _announce(services, updated, text)
@@ -259,3 +261,26 @@ def request_postmortem(services: BotServices, incident: Incident, user_id: str) 
     # Drafting is read-only apart from its upload, so one retry after a worker crash is safe.
     queue.enqueue(POSTMORTEM_JOB, incident.id, user_id, job_timeout=300, retry=Retry(max=1),
                   failure_ttl=7 * 24 * 3600)
+
+
+RESOLVE_JOB = "workers.resolve.validate_and_resolve"
+
+
+def request_resolve(services: BotServices, incident: Incident, user_id: str, override_reason: str | None) -> Reply:
+    """Queue the recovery-checklist validation that resolves the incident if the cluster passes."""
+    from rq import Queue, Retry
+
+    if incident.status == Status.RESOLVED:
+        return Reply("The incident is already resolved.")
+    if override_reason and user_id != incident.commander:
+        from incident.errors import NotPermitted
+
+        raise NotPermitted("Only the incident commander can resolve over a failing checklist.",
+                           hint=f"The commander is <@{incident.commander}>; `/k8s role commander @you` changes it.")
+    queue = Queue(services.keys.queue_name("assess"), connection=services.redis)
+    budget = int(services.settings.assessment_budget_seconds)
+    queue.enqueue(RESOLVE_JOB, incident.id, user_id, override_reason, job_timeout=budget + 120,
+                  retry=Retry(max=1), failure_ttl=7 * 24 * 3600)
+    services.store.timeline(incident.id).append("resolve_requested", user_id, {"override_reason": override_reason},
+                                                at=services.clock.now())
+    return Reply("Checking the cluster against the recovery checklist before resolving…")

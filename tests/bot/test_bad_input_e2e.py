@@ -66,11 +66,11 @@ def test_replayed_old_request_is_rejected(slack: SlackEmulator, bot_server: Runn
 def test_invalid_state_change_is_refused(slack: SlackEmulator, bot_server: RunningBot) -> None:
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev3 flaky cron")
     incident = open_incident(slack, bot_server)
-    slack.slash_command("U_ALICE", incident.channel_id, "resolve")
-    wait_until(lambda: not bot_server.services.store.get(incident.id).is_active)
+    slack.slash_command("U_ALICE", incident.channel_id, "mitigate")
+    wait_until(lambda: bot_server.services.store.get(incident.id).status.value == "mitigated")
     before = len(bot_server.services.store.timeline(incident.id))
     slack.slash_command("U_ALICE", incident.channel_id, "mitigate")
-    wait_until(lambda: any("cannot become mitigated" in t for t in ephemeral_texts(slack)))
+    wait_until(lambda: any("already mitigated" in t for t in ephemeral_texts(slack)))
     assert len(bot_server.services.store.timeline(incident.id)) == before
 
 
@@ -82,3 +82,13 @@ def test_rate_limit_storm_is_ridden_out(slack: SlackEmulator, bot_server: Runnin
     assert len(limited) == 3
     headers = [m for m in slack.messages(incident.channel_id) if m.get("blocks")]
     assert len(headers) == 1  # retried after Retry-After, posted exactly once
+
+
+def test_override_by_non_commander_is_refused(slack: SlackEmulator, bot_server: RunningBot) -> None:
+    slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev2 disk pressure")
+    incident = open_incident(slack, bot_server)
+    before = len(bot_server.services.store.timeline(incident.id))
+    slack.slash_command("U_BOB", incident.channel_id, "resolve --override looks fine to me")
+    wait_until(lambda: any("Only the incident commander" in t for t in ephemeral_texts(slack)))
+    assert len(bot_server.services.store.timeline(incident.id)) == before
+    assert bot_server.services.store.get(incident.id).is_active

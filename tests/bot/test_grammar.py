@@ -24,7 +24,8 @@ registry = build_registry()
         ("role comms <@W9>", "role", {"role": "comms", "user": "W9"}),
         ("update Nodes recovering, 2/3 Ready", "update", {"text": "Nodes recovering, 2/3 Ready"}),
         ("mitigate failover done", "mitigate", {"note": "failover done"}),
-        ("resolve", "resolve", {}),
+        ("resolve", "resolve", {"override": None}),
+        ("resolve --override DNS fixed, events are stale", "resolve", {"override": "DNS fixed, events are stale"}),
     ],
 )
 def test_valid_commands(text: str, name: str, args: dict[str, object]) -> None:
@@ -45,7 +46,9 @@ def test_valid_commands(text: str, name: str, args: dict[str, object]) -> None:
         ("role boss <@U1>", "Unknown role `boss`", "role <commander|comms>"),
         ("role commander alice", "not a user mention", "role"),
         ("update", "The update text is missing", "update <text>"),
-        ("resolve now please", "takes no arguments", "resolve"),
+        ("resolve now please", "resolve takes only `--override <reason>`", "resolve [--override <reason>]"),
+        ("resolve --override", "The override reason is missing", "resolve"),
+        ("incident status now", "takes no arguments", "incident status"),
         ("incident open " + "x" * 200, "limit is 150", "incident open"),
     ],
 )

@@ -1,6 +1,6 @@
 """End to end through real HTTP: the emulator plays Slack, the production Bolt app answers.
 
-open → update → severity change → resolve, asserting the exact Slack calls and the Redis state.
+open → update → severity change → mitigate (resolve needs the cluster: tests/workers/test_resolve_e2e.py), asserting the exact Slack calls and the Redis state.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from tests.fixtures.slack import STAKEHOLDER_CHANNEL, RunningBot
 from tests.bot.helpers import ephemeral_texts, method_sequence, open_incident, wait_until
 
 
-def test_open_update_severity_resolve(slack: SlackEmulator, bot_server: RunningBot) -> None:
+def test_open_update_severity_mitigate(slack: SlackEmulator, bot_server: RunningBot) -> None:
     response = slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev1 API down")
     assert response.status == 200
     assert response.elapsed_seconds < 3
@@ -50,18 +50,18 @@ def test_open_update_severity_resolve(slack: SlackEmulator, bot_server: RunningB
     wait_until(lambda: bot_server.services.store.get(incident.id).severity == "sev2")
     wait_until(lambda: any(c.method == "chat.update" for c in slack.calls))
 
-    slack.slash_command("U_ALICE", incident.channel_id, "resolve")
-    wait_until(lambda: bot_server.services.store.get(incident.id).status == Status.RESOLVED)
-    resolved = bot_server.services.store.get(incident.id)
-    assert resolved.resolved_at is not None
-    wait_until(lambda: any("is now *resolved*" in m["text"] for m in slack.replies(STAKEHOLDER_CHANNEL, announcement["ts"])))
+    slack.slash_command("U_ALICE", incident.channel_id, "mitigate failed over")
+    wait_until(lambda: bot_server.services.store.get(incident.id).status == Status.MITIGATED)
+    mitigated = bot_server.services.store.get(incident.id)
+    assert mitigated.mitigated_at is not None
+    wait_until(lambda: any("is now *mitigated*" in m["text"] for m in slack.replies(STAKEHOLDER_CHANNEL, announcement["ts"])))
 
     kinds = [e.kind for e in bot_server.services.store.timeline(incident.id).entries()]
     assert kinds[0] == "opened"
     for expected in ("status_update", "severity_changed", "status_changed"):
         assert expected in kinds
     changes = bot_server.services.store.timeline(incident.id).entries({"severity_changed", "status_changed"})
-    assert [(e.actor, e.data["to"]) for e in changes] == [("U_BOB", "sev2"), ("U_ALICE", "resolved")]
+    assert [(e.actor, e.data["to"]) for e in changes] == [("U_BOB", "sev2"), ("U_ALICE", "mitigated")]
 
 
 def test_open_twice_makes_one_channel(slack: SlackEmulator, bot_server: RunningBot) -> None:
