@@ -115,9 +115,9 @@ class Assessor:
 
 def _timed_out(spec: CheckSpec, allowed_s: float, budget_end: float) -> CheckResult:
     if allowed_s < spec.timeout_s:
-        summary = f"did not finish within the assessment budget ({allowed_s:.0f} s)"
+        summary = f"did not finish within the assessment budget ({allowed_s:.3g} s)"
     else:
-        summary = f"did not finish within its {spec.timeout_s:.0f} s timeout"
+        summary = f"did not finish within its {spec.timeout_s:g} s timeout"
     return CheckResult(spec.name, "timeout", summary, {}, allowed_s, spec.title)
 
 
