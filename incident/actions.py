@@ -105,6 +105,14 @@ def split_target(target: str) -> tuple[str | None, str]:
     return (namespace, name) if slash else (None, target)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What running an action did, in words for the channel and the audit."""
+
+    succeeded: bool
+    text: str
+
+
 # --- the request --------------------------------------------------------------------------------------
 
 

@@ -38,7 +38,14 @@ from slack_sdk.models.blocks import Block
 from chat import action_blocks
 from incident.action_lock import ActionLock, LeaseKeeper, LeaseLost
 from incident.action_queue import ActionQueue
-from incident.actions import APPLICATION_KINDS, ActionRequest, ActionStatus, ActionStore, latest_assessment_guard
+from incident.actions import (
+    APPLICATION_KINDS,
+    ActionRequest,
+    ActionStatus,
+    ActionStore,
+    Outcome,
+    latest_assessment_guard,
+)
 from incident.clock import Clock, SystemClock
 from incident.errors import IncidentBotError
 from incident.keys import Keys
@@ -71,14 +78,6 @@ class Notifier(Protocol):
     def update_message(self, channel: str, ts: str, text: str, blocks: Any = None) -> None: ...
 
     def post_ephemeral(self, channel: str, user: str, text: str, blocks: Any = None) -> None: ...
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What running an action did, in words for the channel and the audit."""
-
-    succeeded: bool
-    text: str
 
 
 class Executor(Protocol):

@@ -7,13 +7,9 @@ are about the queue machinery, not Kubernetes (see ``test_actions_cluster.py`` f
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,56 +23,12 @@ from incident.settings import Settings
 from incident.store import IncidentStore
 from incident.timeline import Timeline
 from tests.workers import test_actions_standin as standin
+from tests.workers.test_actions_standin import Workers, wait_for, worker_env
 from workers.actions import ActionContext, enqueue_drain, enqueue_prepare
 
-REPO = Path(__file__).resolve().parents[2]
 LEASE = 2
 USERS = ("U_ALICE", "U_BOB", "U_CAROL", "U_DAVE")
 FINAL = {ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.OUTCOME_UNKNOWN}
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
-class Workers:
-    """Real worker processes, each in its own process group (so SIGKILL takes its work horse too)."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs = env, logs
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *extra: str) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"worker-{len(self.procs)}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "worker", *extra], env=self.env,
-                                cwd=self.logs, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def kill(self, proc: subprocess.Popen[bytes], horse_pid: int) -> None:
-        """SIGKILL the worker and its work horse (RQ puts the horse in a session of its own)."""
-        os.killpg(proc.pid, signal.SIGKILL)
-        try:
-            os.killpg(horse_pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 @pytest.fixture()
@@ -89,11 +41,7 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture()
 def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ACTION_", "REDIS_", "KUBE"))}
-    env.update(REDIS_URL=settings.redis_url, KUBECONFIG=str(settings.kubeconfig), ACTION_LEASE_SECONDS=str(LEASE),
-               CONFIRMATION_TTL_SECONDS="120", CLUSTER_NAME="prod", LOG_LEVEL="INFO",
-               PYTHONPATH=f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}")
-    running = Workers(env, tmp_path)
+    running = Workers(worker_env(settings), tmp_path)
     try:
         yield running
     finally:

@@ -1,15 +1,22 @@
-"""A stand-in runtime for the queue tests: an executor that only records, a notifier that records.
+"""Support for the action tests: stand-in runtimes and real worker processes.
 
-Real worker processes import it by path (``tests.workers.test_actions_standin:recording_runtime``),
-so everything they do lands in Redis where the test reads it. No Kubernetes, no Slack: these tests
-are about serialization, leases and state, with the real redis-server and real RQ workers.
+Real worker processes import the runtimes by path (``tests.workers.test_actions_standin:…``), so
+everything they do lands in Redis where the test reads it. ``recording_runtime`` has a stand-in
+executor (no Kubernetes: the queue tests are about serialization, leases and state);
+``kube_recording_runtime`` has the real :class:`kube.mutations.KubeExecutor` against the test bed.
+Both record Slack messages in Redis instead of posting them. No tests here.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -20,6 +27,8 @@ from incident.settings import Settings
 from workers.actions import ActionRuntime, Guard, Outcome, Progress
 
 RUNTIME = "tests.workers.test_actions_standin:recording_runtime"
+KUBE_RUNTIME = "tests.workers.test_actions_standin:kube_recording_runtime"
+REPO = Path(__file__).resolve().parents[2]
 EXECUTIONS = "test:executions"
 RUNNING = "test:running"
 OVERLAPS = "test:overlaps"
@@ -90,3 +99,64 @@ def executions(client: redis.Redis) -> list[dict[str, Any]]:
 
 def notes(client: redis.Redis) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in client.lrange(NOTES, 0, -1)]
+
+
+def kube_recording_runtime(settings: Settings) -> ActionRuntime:
+    from kube.mutations import KubeExecutor
+
+    client = redis.Redis.from_url(settings.redis_url)
+    return ActionRuntime(executor=KubeExecutor.from_settings(settings), notifier=RecordingNotifier(client))
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment of a worker process configured like ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ACTION_", "REDIS_", "KUBE"))}
+    env.update(REDIS_URL=settings.redis_url, KUBECONFIG=str(settings.kubeconfig),
+               ACTION_LEASE_SECONDS=str(settings.action_lease_seconds),
+               CONFIRMATION_TTL_SECONDS=str(settings.confirmation_ttl_seconds), CLUSTER_NAME=settings.cluster_name,
+               LOG_LEVEL="INFO", PYTHONPATH=f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}")
+    return env
+
+
+class Workers:
+    """Real worker processes (the production CLI), each in its own process group."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *extra: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"worker-{len(self.procs)}.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "worker", *extra], env=self.env,
+                                cwd=self.logs, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes], horse_pid: int) -> None:
+        """SIGKILL the worker and its work horse (RQ puts the horse in a process group of its own)."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(horse_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
