@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,20 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any
             meta = obj["metadata"]
             found[f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]] = obj
     return found
+
+
+BOT_NAMESPACE = "k8s-incident-bot"
+
+
+@pytest.fixture(scope="module")
+def bot_namespace(kubectl: Path, k8s_cluster: Any) -> Iterator[str]:
+    """The bot's namespace, created for real (namespaced objects cannot be dry-run into a missing one)."""
+    kubeconfig = k8s_cluster.kubeconfig
+    # A previous module's namespace may still be terminating.
+    run_kubectl(kubectl, "wait", "--for=delete", f"namespace/{BOT_NAMESPACE}", "--timeout=90s", kubeconfig=kubeconfig,
+                check=False)
+    run_kubectl(kubectl, "apply", "-f", str(DEPLOY / "base" / "namespace.yaml"), kubeconfig=kubeconfig)
+    try:
+        yield BOT_NAMESPACE
+    finally:
+        run_kubectl(kubectl, "delete", "namespace", BOT_NAMESPACE, "--wait=false", "--ignore-not-found", kubeconfig=kubeconfig)
