@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from redis import Redis
@@ -55,6 +55,8 @@ class SlackTarget:
     channel: str
     progress_ts: str | None = None
     response_url: str | None = None
+    responses: int = 0
+    """Posts made to the response_url (Slack accepts five: first progress, verdict, details)."""
 
     def show(self, text: str, blocks: list[Any], *, final: bool = False) -> None:
         """Show ``blocks`` in the progress message (created on first use when there is none)."""
@@ -62,6 +64,9 @@ class SlackTarget:
             if self.progress_ts:
                 self.slack.update_message(self.channel, self.progress_ts, text, blocks)
             elif self.response_url:
+                if not final and self.responses:
+                    return  # a response_url takes five posts: no running progress there
+                self.responses += 1
                 self.slack.respond(self.response_url, text, blocks, replace_original=True)
             else:
                 self.progress_ts = self.slack.post_message(self.channel, text, blocks)
@@ -80,7 +85,8 @@ class SlackTarget:
         try:
             if self.progress_ts:
                 self.slack.post_message(self.channel, text, blocks, thread_ts=self.progress_ts)
-            elif self.response_url:
+            elif self.response_url and self.responses < 5:
+                self.responses += 1
                 self.slack.respond(self.response_url, text, blocks)
         except SlackApiError as error:
             log.warning("assessment details not posted: %s", error.code)
@@ -224,8 +230,9 @@ def partial_assessment(settings: Settings, state: dict[str, Any], reason: str) -
     order = {name: index for index, (name, _) in enumerate(state.get("checks") or [])}
     results.sort(key=lambda r: order.get(r.name, len(order)))
     started = datetime.fromisoformat(state["started_at"]) if state.get("started_at") else datetime.now(timezone.utc)
-    assessment = Assessment(settings.cluster_name, started, datetime.now(timezone.utc), settings.assessment_budget_seconds,
-                            results, decide(results))
+    ran_for = max((r.duration_s for r in results), default=0.0)  # until the last check it saw finish
+    assessment = Assessment(settings.cluster_name, started, started + timedelta(seconds=ran_for),
+                            settings.assessment_budget_seconds, results, decide(results))
     assessment.interrupted = interruption(state, reason)
     return assessment
 
