@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.slack", "tests.fixtures.cluster"]
+pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.slack", "tests.fixtures.cluster", "tests.fixtures.workers"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

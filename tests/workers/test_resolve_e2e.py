@@ -1,0 +1,94 @@
+"""A whole incident through the emulator, real workers and the real test-bed cluster:
+open → assess a broken cluster → status update → resolve refused while broken → recovery →
+resolve allowed → post-mortem file whose sections carry the incident's facts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from incident.model import Status
+from sandbox.scenarios import DnsOutage
+from sandbox.slack import SlackEmulator
+from tests.bot.helpers import open_incident, wait_until
+from tests.fixtures.cluster import ScenarioRunner
+from tests.fixtures.slack import RunningBot
+from tests.fixtures.workers import WorkerProcesses
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture()
+def fake_kubeconfig(kubeconfig: Path) -> Path:
+    """This module's bot and workers talk to the real test-bed cluster."""
+    return kubeconfig
+
+
+def _texts(slack: SlackEmulator, channel: str) -> list[str]:
+    out = []
+    for message in slack.messages(channel):
+        out.append(str(message.get("text", "")))
+        for block in message.get("blocks") or []:
+            text = block.get("text")
+            if isinstance(text, dict):
+                out.append(str(text.get("text", "")))
+    return out
+
+
+def test_whole_incident_resolve_needs_evidence_and_drafts_the_postmortem(
+        slack: SlackEmulator, bot_server: RunningBot, workers: WorkerProcesses, scenarios: ScenarioRunner,
+        k8s_api: k8s.ApiClient) -> None:
+    store = bot_server.services.store
+    handle = scenarios.apply(DnsOutage())
+
+    slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev1 Checkout cannot resolve hosts")
+    incident = open_incident(slack, bot_server)
+    channel = incident.channel_id
+
+    slack.slash_command("U_ALICE", channel, "assess")
+    wait_until(lambda: store.timeline(incident.id).entries({"assessment_requested"}))
+    workers.burst()
+    [assessment] = store.timeline(incident.id).entries({"assessment"})
+    patterns = [p["title"] for p in assessment.data["verdict"]["patterns"]]
+    assert "DNS cascade" in patterns
+    assert any("DNS cascade" in text for text in _texts(slack, channel))
+
+    slack.slash_command("U_BOB", channel, "update CoreDNS pods failing readiness, investigating")
+    wait_until(lambda: store.timeline(incident.id).entries({"status_update"}))
+
+    slack.slash_command("U_ALICE", channel, "resolve")
+    wait_until(lambda: store.timeline(incident.id).entries({"resolve_requested"}))
+    workers.burst()
+    assert store.get(incident.id).status == Status.OPEN
+    [refusal] = store.timeline(incident.id).entries({"resolve_check"})
+    assert refusal.data["passed"] is False
+    failed = [item["name"] for item in refusal.data["items"] if not item["passed"]]
+    assert "DNS answering (CoreDNS endpoints ready)" in failed
+    assert any("Not resolving yet" in text for text in _texts(slack, channel))
+
+    handle.undo()
+    slack.slash_command("U_ALICE", channel, "resolve")
+    wait_until(lambda: len(store.timeline(incident.id).entries({"resolve_requested"})) == 2)
+    workers.burst()
+    checks = store.timeline(incident.id).entries({"resolve_check"})
+    assert checks[-1].data["passed"] is True, checks[-1].data
+    assert store.get(incident.id).status == Status.RESOLVED
+
+    workers.burst()  # the post-mortem job queued by the resolve
+    wait_until(lambda: slack.files)
+    [draft] = slack.files
+    assert draft.content is not None
+    text = draft.content.decode()
+    assert draft.completed and draft.channel == channel
+    for heading in ("## Summary", "## Timeline (UTC)", "## Root cause (hypothesis — to confirm)",
+                    "## Recovery effectiveness", "## Business impact", "## Process improvements and action items",
+                    "## Participants"):
+        assert heading in text
+    assert "Checkout cannot resolve hosts" in text
+    assert "DNS cascade — **to confirm**" in text
+    assert "Status update: CoreDNS pods failing readiness, investigating" in text
+    assert "Status open → resolved" in text
+    assert "| Severity | SEV1 |" in text
