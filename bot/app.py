@@ -117,6 +117,8 @@ def create_app(services: BotServices, registry: CommandRegistry | None = None) -
 
     from bot.schedule_listeners import register_schedule_listeners
     register_schedule_listeners(app, services)
+    from bot.action_commands import register_action_listeners
+    register_action_listeners(app, services)
     return app
 
 

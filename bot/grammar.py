@@ -224,4 +224,6 @@ def build_registry() -> CommandRegistry:
     def _assess(tokens: list[str], rest: str) -> dict[str, Any]:
         return no_arguments(tokens, rest)
 
+    from bot.action_commands import register_action_commands
+    register_action_commands(registry)
     return registry

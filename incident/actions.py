@@ -239,16 +239,18 @@ class ActionRequest:
 
 # --- the recovery-order guard -------------------------------------------------------------------------
 
-_CONTROL_PLANE_WORDS = ("etcd", "apiserver", "api server", "api-server", "control plane", "control-plane",
-                        "control_plane")
+_CONTROL_PLANE_LAYERS = frozenset({"etcd", "apiserver"})
+_CONTROL_PLANE_WORDS = ("etcd", "apiserver", "api server", "api-server")
 _FAILING = ("fail", "timeout", "error", "down", "unreachable", "critical")
 
 
 def control_plane_failure(assessment: dict[str, Any] | None) -> str:
     """Why the latest assessment says etcd/apiserver is failing, or ``""`` (missing or healthy: no guard).
 
-    Reads the ``assessment`` timeline entry's data tolerantly: ``verdict.scope``, ``verdict.patterns``
-    (names or dicts with ``name``/``title``) and ``snapshot.checks`` (``name`` + ``status``).
+    Reads the ``assessment`` timeline entry's data: patterns of ``verdict.patterns`` whose recovery
+    ``layer`` / ``layers`` / ``root_cause`` is etcd or the apiserver (a scheduler-only control-plane
+    failure does not hold applications back), and failing ``snapshot.checks`` named etcd/apiserver.
+    Unknown shapes are read tolerantly (a plain pattern name mentioning etcd/apiserver counts).
     """
     if not isinstance(assessment, dict):
         return ""
@@ -257,23 +259,24 @@ def control_plane_failure(assessment: dict[str, Any] | None) -> str:
     if not isinstance(verdict, dict) and isinstance(snapshot, dict) and isinstance(snapshot.get("verdict"), dict):
         verdict = snapshot["verdict"]
     reasons: list[str] = []
-    if isinstance(verdict, dict):
-        scope = str(verdict.get("scope") or "").lower()
-        if any(word in scope for word in _CONTROL_PLANE_WORDS):
-            reasons.append(str(verdict.get("headline") or verdict.get("summary") or f"scope: {scope}"))
-        for pattern in verdict.get("patterns") or []:
-            name = str(pattern.get("name") or pattern.get("title") or "") if isinstance(pattern, dict) else str(pattern)
-            if any(word in name.lower() for word in _CONTROL_PLANE_WORDS):
-                reasons.append(name)
+    for pattern in (verdict.get("patterns") or []) if isinstance(verdict, dict) else []:
+        if isinstance(pattern, dict):
+            layers = {str(pattern.get("layer") or ""), str(pattern.get("root_cause") or "")}
+            layers |= {str(layer) for layer in pattern.get("layers") or []}
+            if layers & _CONTROL_PLANE_LAYERS:
+                evidence = [str(e) for e in pattern.get("evidence") or []][:1]
+                title = str(pattern.get("title") or pattern.get("key") or "control plane")
+                reasons.append(f"{title}: {evidence[0]}" if evidence else title)
+        elif any(word in str(pattern).lower() for word in _CONTROL_PLANE_WORDS):
+            reasons.append(str(pattern))
     if isinstance(snapshot, dict):
         for check in snapshot.get("checks") or []:
             if not isinstance(check, dict):
                 continue
             name, status = str(check.get("name") or ""), str(check.get("status") or "").lower()
             if any(word in name.lower() for word in _CONTROL_PLANE_WORDS) and any(f in status for f in _FAILING):
-                reasons.append(f"{name}: {status}")
-    unique = list(dict.fromkeys(r for r in reasons if r))
-    return "; ".join(unique)[:500]
+                reasons.append(f"{name} check: {status}")
+    return "; ".join(dict.fromkeys(r for r in reasons if r))[:500]
 
 
 # --- storage ------------------------------------------------------------------------------------------

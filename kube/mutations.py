@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -46,13 +45,10 @@ Progress = Callable[[str], None]
 
 
 def api_client_for(settings: Settings) -> k8s.ApiClient:
-    """An ApiClient for the configured cluster: in-cluster service account, or the kubeconfig (+ context)."""
-    if settings.kube_in_cluster:
-        configuration = k8s.Configuration()
-        k8s_config.load_incluster_config(client_configuration=configuration)
-        return k8s.ApiClient(configuration)
-    path = str(settings.kubeconfig.expanduser()) if settings.kubeconfig else None
-    return k8s_config.new_client_from_config(config_file=path, context=settings.kube_context)
+    """The ApiClient of ``kube.client`` (in-cluster or kubeconfig; never retries a read that timed out)."""
+    from kube.client import build_api_client
+
+    return build_api_client(settings)
 
 
 def api_error(error: Exception, what: str, verb: str) -> ClusterError | NotPermitted:

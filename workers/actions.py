@@ -200,12 +200,13 @@ def _ensure_watchdog(ctx: ActionContext, cluster: str) -> None:
         enqueue_drain(ctx.settings, cluster, ctx.runtime_path, delay=timedelta(seconds=2 * lease), watchdog=True)
 
 
-def _request_positions_refresh(ctx: ActionContext, cluster: str) -> None:
-    """Update the waiting actions' messages with their new positions, off the serialized path."""
+def request_positions_refresh(settings: Settings, redis: Redis, cluster: str,
+                              runtime_path: str = DEFAULT_RUNTIME) -> None:
+    """Update the waiting actions' messages with their new positions, off the serialized path (deduplicated)."""
     try:
-        if ctx.redis.set(ctx.keys.action_positions_pending(cluster), "1", nx=True, ex=60):
-            get_queue(ctx.settings, "default").enqueue(POSITIONS_JOB, cluster, ctx.runtime_path, job_timeout=300,
-                                                       result_ttl=600)
+        if redis.set(get_keys(settings).action_positions_pending(cluster), "1", nx=True, ex=60):
+            get_queue(settings, "default").enqueue(POSITIONS_JOB, cluster, runtime_path, job_timeout=300,
+                                                   result_ttl=600)
     except RedisError:
         log.exception("could not queue the position refresh of %s", cluster)
 
@@ -338,7 +339,7 @@ def _drain_held(ctx: ActionContext, queue: ActionQueue, lock: ActionLock, keeper
         request = store.get(head)
         _ensure_watchdog(ctx, queue.cluster)
         ctx.show_state(request)
-        _request_positions_refresh(ctx, queue.cluster)
+        request_positions_refresh(ctx.settings, ctx.redis, queue.cluster, ctx.runtime_path)
         status, text = _execute(ctx, request, keeper)
         if queue.finish(request, status, text, fence=lock.fence):
             request = store.get(head)

@@ -180,8 +180,14 @@ def test_names_are_checked_by_dns1123_rules() -> None:
 
 def test_control_plane_failure_reads_the_assessment() -> None:
     assert control_plane_failure(None) == ""
-    assert control_plane_failure({"verdict": {"scope": "application", "patterns": ["dns outage"]}}) == ""
-    assert "etcd" in control_plane_failure({"verdict": {"scope": "control-plane", "headline": "etcd has no leader"}})
+    assert control_plane_failure({"verdict": {"scope": "component", "patterns": [
+        {"key": "dns", "title": "DNS outage", "layer": "dns/ingress", "layers": ["dns/ingress"]}]}}) == ""
+    scheduler_only = {"key": "control-plane", "title": "Control plane", "layer": "scheduler/controller-manager",
+                      "layers": ["scheduler/controller-manager"], "root_cause": "scheduler/controller-manager"}
+    assert control_plane_failure({"verdict": {"patterns": [scheduler_only]}}) == ""
+    etcd = {**scheduler_only, "layer": "etcd", "root_cause": "etcd", "layers": ["etcd", "apiserver"],
+            "evidence": ["etcd endpoint(s) unhealthy: https://10.0.0.1:2379"]}
+    assert "etcd endpoint(s) unhealthy" in control_plane_failure({"verdict": {"patterns": [etcd]}})
     assert "apiserver" in control_plane_failure({"snapshot": {"checks": [{"name": "apiserver", "status": "timeout"}]}})
     assert control_plane_failure({"snapshot": {"checks": [{"name": "etcd", "status": "ok"}]}}) == ""
-    assert "etcd" in control_plane_failure({"verdict": {"patterns": [{"name": "etcd quorum loss"}]}})
+    assert "etcd" in control_plane_failure({"verdict": {"patterns": ["etcd quorum loss"]}})
