@@ -83,8 +83,8 @@ def decide(services: BotServices, body: dict[str, Any], decision: Decision) -> s
     message_ts = str((body.get("container") or {}).get("message_ts") or message.get("ts") or "")
     if message_ts:
         try:
-            slack.update_message(channel_id, message_ts, decided,
-                                 escalation_decided_blocks(_prompt_text(message), decided))
+            prompt = _prompt_text(message)
+            slack.update_message(channel_id, message_ts, f"{prompt}\n{decided}", escalation_decided_blocks(prompt, decided))
         except SlackApiError as error:
             log.warning("incident %s: could not update the escalation prompt: %s", incident.id, error.code)
     reply = {Decision.SNOOZED: f"Snoozed until {until:%H:%M} UTC." if until else "Snoozed.",

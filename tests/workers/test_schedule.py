@@ -1,0 +1,252 @@
+"""The schedule API and the tick, in process, against real Redis and the Slack emulator.
+
+Generations, the one pending tick per incident, the at-most-once guard, Slack failures, the
+PagerDuty trigger (against a local HTTP server), template overrides and escaping.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from rq.registry import ScheduledJobRegistry
+
+from bot.services import BotServices
+from chat.client import SlackClient
+from incident.clock import SystemClock
+from incident.errors import SlackApiError
+from incident.model import Incident
+from incident.settings import Settings
+from sandbox.slack import SlackEmulator
+from tests.fixtures.slack import STAKEHOLDER_CHANNEL
+from tests.workers.test_schedule_e2e import ManualClock, PagerDutyStub
+from workers import schedule
+
+
+@pytest.fixture()
+def clock() -> ManualClock:
+    return ManualClock((SystemClock().now() + timedelta(days=1)).replace(second=0, microsecond=0))
+
+
+@pytest.fixture()
+def services(bot_settings: Settings, clock: ManualClock) -> BotServices:
+    return BotServices.from_settings(bot_settings, clock=clock)
+
+
+def _incident(services: BotServices, slack: SlackEmulator, clock: ManualClock, title: str = "API down") -> Incident:
+    channel = f"C_INC{len(list(services.store.iter_all())) + 1}"
+    slack.add_channel(channel, name=channel.lower(), members=[slack.bot_user_id, "U_ALICE"])
+    stakeholder_ts = services.slack.post_message(STAKEHOLDER_CHANNEL, "announcement")
+    incident = Incident(id=f"20261124-00{channel[-1]}", title=title, severity="sev1", channel_id=channel,
+                        channel_name=channel.lower(), opened_by="U_ALICE", opened_at=clock.start, commander="U_ALICE",
+                        stakeholder_ts=stakeholder_ts)
+    services.store.create(incident)
+    schedule.start_schedule(services.settings, services.redis, incident.id, clock=clock)
+    return incident
+
+
+def _at(clock: ManualClock, minute: float) -> datetime:
+    return clock.start + timedelta(minutes=minute)
+
+
+def _tick(services: BotServices, incident: Incident, clock: ManualClock, minute: float,
+          generation: int | None = None) -> schedule.TickResult:
+    info = schedule.schedule_info(services.settings, services.redis, incident.id)
+    return schedule.run_tick(services.settings, services.redis, services.slack, incident.id,
+                             info.generation if generation is None else generation, _at(clock, minute))
+
+
+def _pending(services: BotServices) -> list[str]:
+    queue = schedule.schedule_queue(services.settings, services.redis)
+    return ScheduledJobRegistry(queue=queue).get_job_ids()
+
+
+def _texts(slack: SlackEmulator, channel: str) -> list[str]:
+    return [m["text"] for m in slack.messages(channel) if m.get("bot_id")]
+
+
+def test_one_pending_tick_with_a_deterministic_id(services: BotServices, slack: SlackEmulator, clock: ManualClock) -> None:
+    incident = _incident(services, slack, clock)
+    info = schedule.schedule_info(services.settings, services.redis, incident.id)
+    assert info.active and info.generation == 1 and info.next_at == _at(clock, 15)
+    assert info.job_id == schedule.tick_job_id(services.keys, incident.id, 1, _at(clock, 15))
+    assert _pending(services) == [info.job_id]
+    for _ in range(3):
+        schedule.reschedule(services.settings, services.redis, incident.id, clock=clock)
+    info = schedule.schedule_info(services.settings, services.redis, incident.id)
+    assert info.generation == 4 and _pending(services) == [info.job_id]
+    # A tick re-evaluating at the same moment schedules the same job again: still one.
+    _tick(services, incident, clock, 0)
+    _tick(services, incident, clock, 0)
+    assert _pending(services) == [info.job_id]
+
+
+def test_stale_generation_does_nothing(services: BotServices, slack: SlackEmulator, clock: ManualClock) -> None:
+    incident = _incident(services, slack, clock)
+    old = schedule.schedule_info(services.settings, services.redis, incident.id).generation
+    services.store.set_severity(incident.id, "sev3", "U_ALICE")
+    schedule.reschedule(services.settings, services.redis, incident.id, clock=clock)
+    assert _pending(services) == [schedule.tick_job_id(services.keys, incident.id, old + 1, _at(clock, 30))]
+    result = _tick(services, incident, clock, 15, generation=old)
+    assert result.stale and result.sent == []
+    assert _texts(slack, incident.channel_id) == []
+
+
+def test_cancel_removes_the_pending_tick(services: BotServices, slack: SlackEmulator, clock: ManualClock) -> None:
+    incident = _incident(services, slack, clock)
+    generation = schedule.schedule_info(services.settings, services.redis, incident.id).generation
+    schedule.cancel_schedule(services.settings, services.redis, incident.id)
+    info = schedule.schedule_info(services.settings, services.redis, incident.id)
+    assert not info.active and info.job_id is None and _pending(services) == []
+    assert _tick(services, incident, clock, 15, generation=generation).stale
+    assert _tick(services, incident, clock, 15).stale  # even the current generation: cancelled is cancelled
+
+
+def test_claimed_ping_is_not_sent_again(services: BotServices, slack: SlackEmulator, clock: ManualClock) -> None:
+    incident = _incident(services, slack, clock)
+    token = f"{incident.id}:status_prompt:{int(_at(clock, 15).timestamp())}"
+    services.redis.set(services.keys.sent_once(token), "sending")  # another worker is sending it
+    result = _tick(services, incident, clock, 15)
+    assert result.skipped == [token] and result.sent == []
+    assert _texts(slack, incident.channel_id) == []
+    assert result.next_at == _at(clock, 20)  # the overdue reminder still follows
+
+
+def test_concurrent_ticks_send_once(services: BotServices, slack: SlackEmulator, clock: ManualClock,
+                                    bot_settings: Settings) -> None:
+    incident = _incident(services, slack, clock)
+    results: list[schedule.TickResult] = []
+
+    def run() -> None:
+        client = redis.Redis.from_url(bot_settings.redis_url)
+        info = schedule.schedule_info(bot_settings, client, incident.id)
+        results.append(schedule.run_tick(bot_settings, client, SlackClient(bot_settings), incident.id,
+                                         info.generation, _at(clock, 15)))
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sum(len(r.sent) for r in results) == 1
+    assert len(_texts(slack, incident.channel_id)) == 1
+
+
+def test_transient_slack_failure_is_retried_and_sent_once(services: BotServices, slack: SlackEmulator,
+                                                          clock: ManualClock) -> None:
+    incident = _incident(services, slack, clock)
+    slack.server_error("chat.postMessage", times=1, status=500)
+    with pytest.raises(SlackApiError) as raised:
+        _tick(services, incident, clock, 15)
+    assert raised.value.code == "internal_error"  # transient: the job fails and RQ retries it
+    assert _texts(slack, incident.channel_id) == []
+    result = _tick(services, incident, clock, 15)  # RQ's retry of the job
+    assert len(result.sent) == 1 and len(_texts(slack, incident.channel_id)) == 1
+    assert _tick(services, incident, clock, 15).sent == []
+
+
+def test_permanent_slack_failure_is_recorded_not_retried(services: BotServices, slack: SlackEmulator,
+                                                         clock: ManualClock) -> None:
+    incident = _incident(services, slack, clock)
+    slack.archive_channel(incident.channel_id)
+    result = _tick(services, incident, clock, 15)
+    assert len(result.sent) == 1 and result.next_at == _at(clock, 20)
+    timeline = services.store.timeline(incident.id)
+    assert [e.data["error"] for e in timeline.entries({"bot_error"})] == ["is_archived"]
+    assert timeline.entries({"status_prompt"})[0].data["error"] == "is_archived"
+
+
+def test_prompt_escapes_the_title_and_mentions_the_commander(services: BotServices, slack: SlackEmulator,
+                                                             clock: ManualClock) -> None:
+    incident = _incident(services, slack, clock, title="<!channel> payments & <@U_BOB>")
+    _tick(services, incident, clock, 15)
+    [text] = _texts(slack, incident.channel_id)
+    assert text.startswith(":alarm_clock: <@U_ALICE> ")
+    assert "&lt;!channel&gt; payments &amp; &lt;@U_BOB&gt;" in text and "<!channel>" not in text
+    message = slack.messages(incident.channel_id)[-1]
+    assert message["blocks"][1]["elements"][0]["action_id"] == "incident_post_update"
+    assert message["blocks"][1]["elements"][0]["value"] == incident.id
+
+
+def test_templates_can_be_overridden(bot_settings: Settings, slack: SlackEmulator, clock: ManualClock,
+                                     tmp_path: Path) -> None:
+    (tmp_path / "status_prompt.slack.j2").write_text("Update due for {{ incident.title }}, {{ incident.commander | mention }}!")
+    services = BotServices.from_settings(bot_settings.model_copy(update={"templates_dir": tmp_path}), clock=clock)
+    incident = _incident(services, slack, clock)
+    _tick(services, incident, clock, 15)
+    assert _texts(slack, incident.channel_id) == ["Update due for API down, <@U_ALICE>!"]
+
+
+def test_stakeholder_ping_goes_to_the_incident_thread(services: BotServices, slack: SlackEmulator,
+                                                      clock: ManualClock) -> None:
+    incident = _incident(services, slack, clock)
+    for minute in (15, 20, 25):
+        _tick(services, incident, clock, minute)
+    thread = slack.replies(STAKEHOLDER_CHANNEL, incident.stakeholder_ts or "")
+    assert len(thread) == 2 and thread[-1]["text"].startswith(":hourglass_flowing_sand: *Automatic note")
+    assert "no update for 25m" in thread[-1]["text"] and "No cluster assessment yet." in thread[-1]["text"]
+
+
+def test_status_update_context_has_verdict_actions_and_queue(services: BotServices, slack: SlackEmulator,
+                                                             clock: ManualClock) -> None:
+    incident = _incident(services, slack, clock)
+    timeline = services.store.timeline(incident.id)
+    timeline.append("assessment", "bot", {"verdict": {"headline": "DNS cascade", "patterns": ["dns"]}}, at=_at(clock, 3))
+    timeline.append("action", "U_BOB", {"description": "restart deployment kube-system/coredns", "outcome": "succeeded"},
+                    at=_at(clock, 5))
+    services.redis.rpush(services.keys.action_queue(services.settings.cluster_name), "A7")
+    services.redis.hset(services.keys.action("A7"), mapping={"kind": "cordon", "target": "node-3", "status": "running",
+                                                             "incident_id": incident.id})
+    context = schedule.update_context(services.settings, services.redis, incident)
+    assert context["verdict"] == "DNS cascade" and context["actions"] == ["restart deployment kube-system/coredns: succeeded"]
+    assert context["pending"] == ["cordon node-3 (running)"] and context["next_update"] == timedelta(minutes=15)
+    text = services.templates.render("status_update.slack.j2", incident=incident, text="Restarting DNS",
+                                     elapsed=timedelta(minutes=6), author="U_ALICE", **context)
+    assert "_Latest assessment" in text and "DNS cascade" in text
+    assert "_Recent actions:_ restart deployment kube-system/coredns: succeeded" in text
+    assert "_Running / next actions:_ cordon node-3 (running)" in text and "next update within 15m" in text
+
+
+# --- PagerDuty --------------------------------------------------------------------------------------
+
+
+def test_pagerduty_trigger_against_a_local_server() -> None:
+    with PagerDutyStub() as stub:
+        answer = schedule.trigger_pagerduty("KEY", summary="SEV1 API down", dedup_key="I1-control_plane",
+                                            source="k8s-incident-bot/prod", details={"rule": "control_plane"},
+                                            events_url=stub.url)
+    assert answer["status"] == "success" and answer["dedup_key"] == "I1-control_plane"
+    [event] = stub.events
+    assert event["routing_key"] == "KEY" and event["event_action"] == "trigger"
+    assert event["payload"] == {"summary": "SEV1 API down", "source": "k8s-incident-bot/prod", "severity": "critical",
+                                "custom_details": {"rule": "control_plane"}}
+
+
+def test_pagerduty_refusal_and_outage_are_told_apart() -> None:
+    with PagerDutyStub(status=400) as stub:
+        with pytest.raises(schedule.PagerDutyError, match="refused the event"):
+            schedule.trigger_pagerduty("BAD", summary="s", dedup_key="d", source="x", events_url=stub.url)
+    with PagerDutyStub(status=503) as stub:
+        with pytest.raises(schedule.PagerDutyUnavailable):
+            schedule.trigger_pagerduty("KEY", summary="s", dedup_key="d", source="x", events_url=stub.url)
+    with pytest.raises(schedule.PagerDutyUnavailable, match="could not be reached"):
+        schedule.trigger_pagerduty("KEY", summary="s", dedup_key="d", source="x",
+                                   events_url="http://127.0.0.1:9/v2/enqueue", timeout=2)
+
+
+def test_refused_page_is_said_in_the_channel(bot_settings: Settings, slack: SlackEmulator, clock: ManualClock) -> None:
+    from pydantic import SecretStr
+
+    settings = bot_settings.model_copy(update={"pagerduty_routing_key": SecretStr("BAD")})
+    services = BotServices.from_settings(settings, clock=clock)
+    incident = _incident(services, slack, clock)
+    with PagerDutyStub(status=400) as stub:
+        result = schedule.run_page(settings, services.redis, services.slack, incident.id, "control_plane", "U_ALICE",
+                                   events_url=stub.url)
+    assert result["paged"] is False
+    [text] = _texts(slack, incident.channel_id)
+    assert text.startswith(":warning: PagerDuty was not triggered for Control plane still failing")
+    assert services.store.timeline(incident.id).entries({"bot_error"})[0].data["step"] == "pagerduty"
