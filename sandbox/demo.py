@@ -112,6 +112,7 @@ class DemoStack:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="k8sbot-demo-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.nodes = nodes
+        (self.workdir / "redis").mkdir(exist_ok=True)
         self.redis = RedisServer(data_dir=self.workdir / "redis")
         self.cluster = LocalCluster()
         self.proxy: FaultProxy | None = None
@@ -182,8 +183,10 @@ class DemoStack:
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
         command = [sys.executable, "-m", "k8s_incident_bot"]
-        for name, args in (("worker", ["worker"]), ("bot", ["serve"])):
-            process = ManagedProcess(name, command + args, logs / f"{name}.log", env=env).start()
+        # The worker serves its /metrics on HTTP_PORT too: give it its own port, or it takes the bot's.
+        worker_env = {**env, "HTTP_PORT": str(free_port())}
+        for name, args, process_env in (("worker", ["worker"], worker_env), ("bot", ["serve"], env)):
+            process = ManagedProcess(name, command + args, logs / f"{name}.log", env=process_env).start()
             self._processes.append(process)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.slack.client import BotClient, Delivery
 from sandbox.slack.errors import UnknownObjectError
@@ -24,6 +24,9 @@ from sandbox.slack.responses import receive_response_url
 from sandbox.slack.server import HttpRequest, SlackHttpServer
 from sandbox.slack.state import Workspace
 from sandbox.slack.webapi import ApiCall, CallLog, HttpReply, MethodRegistry, WebApi
+
+if TYPE_CHECKING:
+    from sandbox.slack.ui.api import DemoPage, DemoStackLike
 
 
 class SlackEmulator(Interactions):
@@ -82,6 +85,23 @@ class SlackEmulator(Interactions):
 
     def _upload(self, request: HttpRequest) -> HttpReply:
         return receive_upload(self.workspace, request.tail("/upload/v1/"), request.headers, request.body)
+
+    def attach_demo(self, stack: DemoStackLike | None = None) -> DemoPage:
+        """Serve the Slack-like demo page under ``/ui/`` (and its scenario panel when ``stack`` is given).
+
+        ``sandbox.demo.DemoStack`` calls this after :meth:`start`; the page acts only through
+        :class:`~sandbox.slack.interactions.Interactions`, so the bot sees what Slack would send.
+        """
+        from sandbox.slack.ui.api import DemoPage  # the page is optional; tests of the API never load it
+
+        scenarios = None
+        if stack is not None:
+            from sandbox.demo import SCENARIOS  # the demo owns the scenario library; imported only when attached
+
+            scenarios = SCENARIOS
+        page = DemoPage(self, stack, scenarios)
+        page.mount(self.server)
+        return page
 
     # --- workspace fixtures --------------------------------------------------------------------
     def add_user(self, user_id: str, name: str, is_bot: bool = False, real_name: str = "") -> None:
@@ -208,9 +228,10 @@ class SlackEmulator(Interactions):
         """The next ``times`` calls to ``method`` answer HTTP 429 with ``Retry-After``."""
         self.faults.add(method, Fault("ratelimited", retry_after=retry_after), times)
 
-    def server_error(self, method: str, times: int = 1, status: int = 500) -> None:
-        """The next ``times`` calls to ``method`` answer HTTP ``status``."""
-        self.faults.add(method, Fault("server_error", status=status), times)
+    def server_error(self, method: str, times: int = 1, status: int = 500, *, processed: bool = False) -> None:
+        """The next ``times`` calls to ``method`` answer HTTP ``status``; with ``processed`` the call
+        still takes effect first (Slack posted the message, but the answer was lost)."""
+        self.faults.add(method, Fault("server_error_after" if processed else "server_error", status=status), times)
 
     def delay(self, method: str, seconds: float) -> None:
         """Every call to ``method`` takes ``seconds`` longer (0 clears)."""
