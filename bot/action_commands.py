@@ -79,15 +79,16 @@ def register_action_commands(registry: CommandRegistry) -> None:
         args: dict[str, Any] = {"node": check_name(tokens[0], "node"), "grace": None,
                                 "timeout": DEFAULT_DRAIN_TIMEOUT}
         options = tokens[1:]
-        if len(options) % 2:
-            raise CommandError(f"`{_shorten(options[-1])}` needs a value.")
-        for flag, value in zip(options[::2], options[1::2]):
+        for index in range(0, len(options), 2):
+            flag = options[index].lower()
+            if flag not in ("--grace", "--timeout"):
+                raise CommandError(f"Unknown option `{_shorten(options[index])}`; use --grace or --timeout.")
+            if index + 1 >= len(options):
+                raise CommandError(f"`{flag}` needs a number of seconds.")
             if flag == "--grace":
-                args["grace"] = _seconds(flag, value, 3600)
-            elif flag == "--timeout":
-                args["timeout"] = max(1, _seconds(flag, value, MAX_DRAIN_TIMEOUT))
+                args["grace"] = _seconds(flag, options[index + 1], 3600)
             else:
-                raise CommandError(f"Unknown option `{_shorten(flag)}`; use --grace or --timeout.")
+                args["timeout"] = max(1, _seconds(flag, options[index + 1], MAX_DRAIN_TIMEOUT))
         return args
 
     @registry.command("delete node", usage="delete node <name>",
