@@ -181,11 +181,11 @@ def render(queue_depths: QueueDepths | None = None) -> tuple[bytes, str]:
     return generate_latest(_ScrapeView(registry, queue_depths)), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
 
 
-def rq_queue_depths(queues: Callable[[], Iterable[Any]]) -> QueueDepths:
-    """A :data:`QueueDepths` over RQ queues (``queues()`` returns them; the name's last part is the kind)."""
+def rq_queue_depths(queues: Callable[[], Mapping[str, Any]]) -> QueueDepths:
+    """A :data:`QueueDepths` over RQ queues: ``queues()`` returns queue kind → ``rq.Queue``."""
 
     def depths() -> dict[str, int]:
-        return {queue.name.rsplit(":", 1)[-1]: int(queue.count) for queue in queues()}
+        return {kind: int(queue.count) for kind, queue in queues().items()}
 
     return depths
 

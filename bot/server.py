@@ -75,11 +75,12 @@ class BotWsgiApp:
         k8s.VersionApi(self._kube_api).get_code(_request_timeout=KUBE_READY_TIMEOUT_SECONDS)
 
     def _metrics(self, start_response: StartResponse) -> Iterable[bytes]:
-        from workers.connection import all_queues
+        from workers.connection import QUEUE_KINDS, get_queue
 
         settings = self._services.settings
+        queues = lambda: {kind: get_queue(settings, kind) for kind in QUEUE_KINDS}  # noqa: E731
         try:
-            body, content_type = metrics.render(metrics.rq_queue_depths(lambda: all_queues(settings)))
+            body, content_type = metrics.render(metrics.rq_queue_depths(queues))
         except Exception as error:  # noqa: BLE001 - Redis down: the scrape fails visibly
             return _json(start_response, 503, {"error": f"metrics unavailable: {type(error).__name__}: {error}"})
         start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
