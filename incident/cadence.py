@@ -395,17 +395,23 @@ def _headline(verdict: Mapping[str, Any]) -> str:
 
 
 def _control_plane_failing(verdict: Mapping[str, Any]) -> bool:
+    """The ``control-plane`` pattern matched (``incident.verdict``), or the API server is unreachable."""
     explicit = verdict.get("control_plane_failing")
     if isinstance(explicit, bool):
         return explicit
+    if "control plane unreachable" in str(verdict.get("headline") or "").lower():
+        return True
     return any(word in name.lower() for name in _pattern_names(verdict) for word in CONTROL_PLANE_WORDS)
 
 
 def _etcd_failing(verdict: Mapping[str, Any]) -> bool:
-    """etcd named failing: the runbook's manual etcd repair is under way from then on."""
+    """etcd is the failing layer: the runbook's manual etcd repair is under way from then on."""
     explicit = verdict.get("etcd_repair_in_progress", verdict.get("etcd_failing"))
     if isinstance(explicit, bool):
         return explicit
+    for pattern in verdict.get("patterns") or []:
+        if isinstance(pattern, Mapping) and (pattern.get("root_cause") == "etcd" or "etcd" in (pattern.get("layers") or ())):
+            return True
     return any("etcd" in name.lower() for name in _pattern_names(verdict))
 
 

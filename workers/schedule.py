@@ -72,7 +72,8 @@ TICK_TIMEOUT_SECONDS = 120
 TIMELINE_KINDS = {"status_update", "status_changed", "assessment", "action", "escalation_decision",
                   *(kind.value for kind in NoticeKind)}
 TRANSIENT_SLACK_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
-                          "unknown_error"}
+                          "timeout", "connection_error", "unknown_error"}
+"""Slack failures after which the tick job fails and RQ retries it; any other error is recorded and skipped."""
 
 
 class ScheduleBusy(IncidentBotError):

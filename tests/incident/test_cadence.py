@@ -483,3 +483,32 @@ def test_digest_reopen_resets_the_cadence_and_business_pressure_flag() -> None:
     result = digest(_incident(status=Status.OPEN, extra={"business_pressure_since": str(at(3).timestamp())}), entries)
     assert result.state.last_update_at == at(50)
     assert result.state.signals == {Signal.BUSINESS_PRESSURE: at(3)}
+
+
+def test_digest_reads_the_assess_workers_real_snapshot() -> None:
+    """The entry ``workers/assess.py`` appends: ``{"snapshot": …, "verdict": Verdict.to_json(), …}``."""
+    from incident.assessment import PatternMatch, Verdict
+
+    def entry(minute: float, verdict: Verdict) -> TimelineEntry:
+        return _entry(minute, "assessment", {"snapshot": {"checks": []}, "verdict": verdict.to_json(),
+                                             "headline": verdict.headline})
+
+    etcd = PatternMatch("control-plane", "Control-plane failure", "cluster-wide", "etcd", ("etcd unhealthy",),
+                        ("fix etcd",), root_cause="etcd", layers=("etcd", "apiserver"))
+    apiserver = PatternMatch("control-plane", "Control-plane failure", "cluster-wide", "apiserver",
+                             ("API server unreachable",), ("fix apiserver",), root_cause="apiserver", layers=("apiserver",))
+    dns = PatternMatch("dns-cascade", "DNS cascade", "cluster-wide", "dns", ("coredns down",), ("fix dns",))
+    entries = [
+        entry(2, Verdict("cluster-wide", "Cluster-wide failure: Control-plane failure (apiserver)", (apiserver,))),
+        entry(6, Verdict("cluster-wide", "Cluster-wide failure: Control-plane failure (etcd)", (etcd,))),
+        entry(9, Verdict("cluster-wide", "Cluster-wide failure: Control-plane failure (etcd)", (etcd, dns))),
+    ]
+    result = digest(_incident(), entries)
+    assert result.state.signals == {Signal.CONTROL_PLANE_FAILING: at(2), Signal.ETCD_REPAIR: at(6)}
+    assert result.evidence.verdict == "Cluster-wide failure: Control-plane failure (etcd)"
+    dns_only = digest(_incident(), [entry(3, Verdict("cluster-wide", "Cluster-wide failure: DNS cascade", (dns,)))])
+    assert dns_only.state.signals == {}
+    healthy = Verdict("healthy", "No cluster-wide failure: no failure pattern matched")
+    assert digest(_incident(), entries + [entry(12, healthy)]).state.signals == {}
+    unreachable = Verdict("cluster-wide", "Cluster-wide failure: control plane unreachable (connection refused)")
+    assert digest(_incident(), [entry(4, unreachable)]).state.signals == {Signal.CONTROL_PLANE_FAILING: at(4)}

@@ -138,10 +138,16 @@ def test_concurrent_ticks_send_once(services: BotServices, slack: SlackEmulator,
 def test_transient_slack_failure_is_retried_and_sent_once(services: BotServices, slack: SlackEmulator,
                                                           clock: ManualClock) -> None:
     incident = _incident(services, slack, clock)
-    slack.server_error("chat.postMessage", times=1, status=500)
+    real_post = services.slack.post_message
+
+    def failing_post(*args: object, **kwargs: object) -> str:
+        raise SlackApiError("chat.postMessage", "internal_error")  # what the chokepoint raises once it gives up
+
+    services.slack.post_message = failing_post  # type: ignore[method-assign]
     with pytest.raises(SlackApiError) as raised:
         _tick(services, incident, clock, 15)
     assert raised.value.code == "internal_error"  # transient: the job fails and RQ retries it
+    services.slack.post_message = real_post  # type: ignore[method-assign]
     assert _texts(slack, incident.channel_id) == []
     result = _tick(services, incident, clock, 15)  # RQ's retry of the job
     assert len(result.sent) == 1 and len(_texts(slack, incident.channel_id)) == 1

@@ -35,6 +35,7 @@ from bot.server import build_wsgi_app
 from bot.services import BotServices
 from chat.blocks import ACTION_POST_UPDATE
 from chat.schedule_blocks import ACTION_ESCALATION_DISMISS, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE
+from incident.assessment import PatternMatch, Verdict
 from incident.clock import SystemClock
 from incident.model import Incident, Status
 from incident.settings import Settings
@@ -301,11 +302,13 @@ def harness(slack: SlackEmulator, bot_settings: Settings, fake_kubeconfig: Path,
         thread.join(timeout=5)
 
 
-def assessment(harness: Harness, minute: int, headline: str, patterns: list[str]) -> None:
-    """What the assess worker appends to the timeline (``{"snapshot": …, "verdict": {…}}``)."""
+def assessment(harness: Harness, minute: int, headline: str, root_cause: str) -> None:
+    """What the assess worker appends to the timeline: a control-plane verdict with its root cause."""
+    pattern = PatternMatch("control-plane", "Control-plane failure", "cluster-wide", root_cause, (headline,),
+                           ("follow the hierarchy",), root_cause=root_cause, layers=(root_cause,))
+    verdict = Verdict("cluster-wide", headline, (pattern,))
     harness.services.store.timeline(harness.current.id).append(
-        "assessment", "bot", {"snapshot": {"checks": []}, "verdict": {"scope": "cluster-wide", "headline": headline,
-                                                                      "patterns": [{"title": p} for p in patterns]}},
+        "assessment", "bot", {"snapshot": {"checks": []}, "verdict": verdict.to_json(), "headline": headline},
         at=harness.clock.start + timedelta(minutes=minute))
 
 
@@ -351,7 +354,7 @@ def play_sev1(h: Harness, minutes: range, *, on_minute: Callable[[int], None] | 
         if minute == 0:
             h.open()
         elif minute == 8:
-            assessment(h, 8, "etcd quorum lost; apiserver failing readyz", ["etcd failure", "control plane failure"])
+            assessment(h, 8, "etcd quorum lost; apiserver failing readyz", "etcd")
         elif minute == 22:
             before = h.info().generation
             h.slack.slash_command("U_ALICE", h.current.channel_id, "update Restoring etcd from the 03:00 snapshot")
@@ -488,7 +491,7 @@ def test_two_workers_with_schedulers_send_each_ping_once(harness: Harness) -> No
     generation = harness.info().generation
     for minute in (15, 20, 25, 30):
         jobs = [queue.enqueue(schedule.TICK_JOB, incident.id, generation, at_epoch=harness.epoch(minute))
-                for _ in range(6)]
+                for _ in range(4)]
         for job in jobs:
             harness.wait_job(job.id)
         harness.record(minute)
@@ -556,7 +559,7 @@ def test_escalation_buttons_refuse_double_and_late_clicks(harness: Harness) -> N
     harness.workers.start()
     harness.minute(0)
     incident = harness.open()
-    assessment(harness, 5, "apiserver unreachable", ["control plane failure"])
+    assessment(harness, 5, "apiserver unreachable", "apiserver")
     harness.minute(30)
     harness.tick(30)
     ts = harness.prompt_ts("control_plane")
