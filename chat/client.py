@@ -9,7 +9,10 @@ accept specific codes (``name_taken``, ``already_in_channel``) and let the rest 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from typing import Any
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError as SdkSlackApiError
@@ -30,6 +33,13 @@ SAFE_TO_REPEAT_PREFIXES: tuple[str, ...] = (
 """Methods whose repetition after a server error cannot duplicate anything visible."""
 
 BlocksArg = list[Block] | list[dict[str, Any]] | None
+
+TRANSIENT_CODES: frozenset[str] = frozenset({
+    "internal_error", "service_unavailable", "fatal_error", "request_timeout", "timeout", "connection_error",
+})
+"""Failures after which Slack may or may not have done the call: never blindly repeat a post."""
+POST_EVENT_TYPE = "k8sbot_post"
+POST_ATTEMPTS = 4
 
 
 def _blocks(blocks: BlocksArg) -> list[dict[str, Any]] | None:
@@ -70,6 +80,11 @@ class SlackClient:
                 response = client.api_call(method, json=params)
             else:  # Slack's read methods accept only form/query arguments, not JSON bodies
                 response = client.api_call(method, data={k: _form_value(v) for k, v in params.items()})
+        except (TimeoutError, URLError, ConnectionError) as error:
+            code = "timeout" if isinstance(error, TimeoutError) or "timed out" in str(error) else "connection_error"
+            log.warning("slack %s failed: %s", method, code)
+            metrics.record_slack_error(method, code)
+            raise SlackApiError(method, code) from error
         except SdkSlackApiError as error:
             code = str(error.response.get("error", "unknown_error")) if error.response is not None else "unknown_error"
             if error.response is not None and error.response.status_code == 429:
@@ -82,10 +97,62 @@ class SlackClient:
     # --- conveniences used across the bot ---------------------------------------------------
     def post_message(self, channel: str, text: str, blocks: BlocksArg = None, thread_ts: str | None = None,
                      **extra: Any) -> str:
-        """Post a message (``text`` is the notification/fallback text); returns its ``ts``."""
-        body = self.call("chat.postMessage", channel=channel, text=text, blocks=_blocks(blocks),
-                         thread_ts=thread_ts, **extra)
-        return str(body["ts"])
+        """Post a message (``text`` is the notification/fallback text); returns its ``ts``.
+
+        Exactly once: each post carries a unique id in its message metadata; after a 5xx or a
+        timeout the channel is searched for that id before trying again, so a post that Slack
+        made but whose answer was lost is not made twice. When the bot was removed from a public
+        channel (``not_in_channel``) it rejoins once and posts; otherwise the error says what to do.
+        """
+        post_id = uuid.uuid4().hex
+        metadata = {"event_type": POST_EVENT_TYPE, "event_payload": {"post_id": post_id}}
+        backoff = 1.0
+        rejoined = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                body = self.call("chat.postMessage", channel=channel, text=text, blocks=_blocks(blocks),
+                                 thread_ts=thread_ts, metadata=metadata, **extra)
+                return str(body["ts"])
+            except SlackApiError as error:
+                if error.code == "not_in_channel" and not rejoined:
+                    rejoined = True
+                    self._rejoin(channel)
+                    continue
+                if error.code not in TRANSIENT_CODES or attempt >= POST_ATTEMPTS:
+                    raise
+                # Give a request still in flight time to land, then look for it before posting again.
+                time.sleep(backoff)
+                backoff *= 2
+                posted = self._find_post(channel, thread_ts, post_id)
+                if posted is not None:
+                    log.info("slack chat.postMessage: answer lost but the message exists (%s); not reposting", posted)
+                    return posted
+
+    def _rejoin(self, channel: str) -> None:
+        try:
+            self.call("conversations.join", channel=channel)
+        except SlackApiError as error:
+            raise SlackApiError("chat.postMessage", "not_in_channel",
+                                hint="The bot was removed from the channel and cannot rejoin it "
+                                     f"({error.code}); invite it back with `/invite @k8s-incident-bot`.") from error
+
+    def _find_post(self, channel: str, thread_ts: str | None, post_id: str) -> str | None:
+        """The ts of a message of ours carrying ``post_id``, among the newest of the channel or thread."""
+        try:
+            if thread_ts:
+                body = self.call("conversations.replies", channel=channel, ts=thread_ts, limit=100,
+                                 include_all_metadata=True)
+            else:
+                body = self.call("conversations.history", channel=channel, limit=50, include_all_metadata=True)
+        except SlackApiError:
+            return None
+        for message in body.get("messages", []):
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("post_id") == post_id:
+                return str(message["ts"])
+        return None
 
     def update_message(self, channel: str, ts: str, text: str, blocks: BlocksArg = None) -> None:
         """Replace a message the bot posted."""

@@ -17,7 +17,9 @@ class Fault:
     """One injected failure.
 
     ``kind`` is ``"error"`` (HTTP 200, ``ok: false``, ``error`` = ``code``), ``"ratelimited"``
-    (HTTP 429, ``Retry-After: retry_after``) or ``"server_error"`` (HTTP ``status``).
+    (HTTP 429, ``Retry-After: retry_after``), ``"server_error"`` (HTTP ``status``, nothing done) or
+    ``"server_error_after"`` (the call took effect, but the answer is HTTP ``status`` — the ambiguous
+    failure a client must not answer by blindly repeating a post).
     """
 
     kind: str

@@ -322,7 +322,7 @@ class WebApi:
         decision = self.limiter.admit(parsed.token, method, str(channel) if channel else None)
         if not decision.allowed:
             return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(decision.retry_after)}
-        if fault is not None:
+        if fault is not None and fault.kind == "error":
             return 200, {"ok": False, "error": fault.code}, {}
         missing = [name for name in spec.required if parsed.params.get(name) in (None, "")]
         if missing:
@@ -334,4 +334,6 @@ class WebApi:
                 result = spec.handler(request)
         except ApiError as error:
             return 200, {"ok": False, "error": error.code, **error.extra}, {}
+        if fault is not None and fault.kind == "server_error_after":
+            return fault.status, {"ok": False, "error": "internal_error"}, {}
         return 200, {"ok": True, **result}, {}

@@ -35,8 +35,10 @@ def register(api: MethodRegistry) -> None:
     def post_message(req: ApiRequest) -> dict[str, Any]:
         channel = channel_arg(req, member=True, writable=True)
         text, blocks = message_content(req)
+        metadata = req.json_value("metadata", error="invalid_metadata_format")
+        extra = {"metadata": metadata} if isinstance(metadata, dict) and metadata.get("event_type") else None
         message = req.workspace.post(channel.id, req.user_id, text, blocks=blocks, thread_ts=req.get("thread_ts"),
-                                     as_bot=True, reply_broadcast=req.flag("reply_broadcast"))
+                                     as_bot=True, reply_broadcast=req.flag("reply_broadcast"), extra=extra)
         return {"channel": channel.id, "ts": message.ts, "message": message.to_api()}
 
     @api.method("chat.update", required=("channel", "ts"))
