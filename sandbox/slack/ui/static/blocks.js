@@ -38,9 +38,24 @@
     large_green_circle: "#2eb67d", large_blue_circle: "#1264a3", black_circle: "#1d1c1d", white_circle: "#fff",
   };
 
+  /* Status emoji as coloured text symbols every font has (the page must read well without an emoji font). */
+  const GLYPHS = {
+    white_check_mark: ["✔", "#2eb67d"], heavy_check_mark: ["✔", "#2eb67d"], x: ["✖", "#e01e5a"],
+    no_entry: ["⊘", "#e01e5a"], no_entry_sign: ["⊘", "#e01e5a"], octagonal_sign: ["⬣", "#e01e5a"],
+    warning: ["⚠", "#d58a00"], exclamation: ["!", "#e01e5a"], question: ["?", "#1264a3"],
+    heavy_minus_sign: ["−", "#616061"], rotating_light: ["◉", "#e01e5a"], sos: ["SOS", "#e01e5a"],
+    hourglass: ["⧗", "#616061"], hourglass_flowing_sand: ["⧗", "#616061"], mag: ["⌕", "#616061"],
+    gear: ["⚙", "#616061"], zzz: ["z", "#616061"], memo: ["✎", "#1264a3"], pager: ["☏", "#e01e5a"],
+    inbox_tray: ["⇩", "#1264a3"], page_facing_up: ["▤", "#616061"],
+  };
+
   function emoji(html) {
     return html.replace(/:([a-z0-9_+\-]+):/g, (m, name) => {
       if (DOTS[name]) return `<span class="dot" title=":${name}:" style="background:${DOTS[name]}"></span>`;
+      if (GLYPHS[name]) {
+        const [glyph, color] = GLYPHS[name];
+        return `<span class="glyph" title=":${name}:" style="color:${color}">${glyph}</span>`;
+      }
       return EMOJI[name] ? `<span class="emoji" title=":${name}:">${EMOJI[name]}</span>` : m;
     });
   }
@@ -298,10 +313,12 @@
     const inline = (s) => esc(s)
       .replace(/`([^`]+)`/g, "<code>$1</code>")
       .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
-      .replace(/(^|\W)\*([^*\s][^*]*)\*(?=\W|$)/g, "$1<em>$2</em>")
-      .replace(/(^|\W)_([^_\s][^_]*)_(?=\W|$)/g, "$1<em>$2</em>")
+      .replace(/(^|\W)\*(\S(?:.*?\S)?)\*(?=\W|$)/g, "$1<em>$2</em>")
+      .replace(/(^|\W)_(\S(?:.*?\S)?)_(?=\W|$)/g, "$1<em>$2</em>")
       .replace(/\[([^\]]+)\]\((https?:[^)\s]+)\)/g, '<a href="$2" target="_blank" rel="noopener">$1</a>');
-    const closeList = () => { if (list) { out.push(`</${list}>`); list = null; } };
+    let paragraph = [];
+    const closeParagraph = () => { if (paragraph.length) { out.push(`<p>${inline(paragraph.join(" "))}</p>`); paragraph = []; } };
+    const closeList = () => { closeParagraph(); if (list) { out.push(`</${list}>`); list = null; } };
     const closeTable = () => { if (table) { out.push("</table>"); table = null; } };
     for (const line of lines) {
       if (code !== null) {
@@ -329,7 +346,7 @@
       } else if (/^\s*>\s?/.test(line)) { closeList(); out.push(`<blockquote>${inline(line.replace(/^\s*>\s?/, ""))}</blockquote>`); }
       else if (/^\s*(---|\*\*\*)\s*$/.test(line)) { closeList(); out.push("<hr>"); }
       else if (!line.trim()) { closeList(); }
-      else { closeList(); out.push(`<p>${inline(line)}</p>`); }
+      else { if (list) closeList(); paragraph.push(line.trim()); }
     }
     if (code !== null) out.push(`<pre>${esc(code.join("\n"))}</pre>`);
     closeList();

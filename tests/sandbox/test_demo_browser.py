@@ -1,0 +1,219 @@
+"""The demo page in a real browser against the whole demo stack: what a newcomer does in five minutes.
+
+A module-scoped :class:`sandbox.demo.DemoStack` runs Redis, the local control plane with kwok nodes,
+the Slack emulator (serving the page), an RQ worker and the production bot as processes. Playwright
+drives Debian's headless Chromium (``/usr/bin/chromium``, never a downloaded browser) through the
+page: open an incident with ``/k8s``, inject the DNS cascade from the panel, click Assess and read
+the verdict, post a status update through the modal, cordon a node through the confirmation button,
+undo the scenario, resolve, and open the post-mortem file. Nothing on the bot's side is faked: every
+step waits for what the bot did through the Web API, and the cordon is checked on the cluster.
+
+Screenshots of every step go to ``test-artifacts/demo/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+from playwright.sync_api import Locator, Page, expect, sync_playwright
+
+from sandbox.demo import SCENARIOS, DemoStack
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "demo"
+SCENARIO = "dns-cascade"
+BOT_SECONDS = 60_000
+"""How long (ms) to wait for the bot's work: the assessment budget is 30 s, jobs run on a real worker."""
+
+
+@pytest.fixture(scope="module")
+def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
+    """The whole demo stack, started once for the module and stopped at the end."""
+    stack = DemoStack(tmp_path_factory.mktemp("demo"))
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture()
+def page(demo_stack: DemoStack) -> Iterator[Page]:
+    """A fresh headless Chromium profile on the demo page (1440×900)."""
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed (/usr/bin/chromium); run `bash scripts/bootstrap.sh`")
+    profile = tempfile.mkdtemp(prefix="k8sbot-chromium-")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+            viewport={"width": 1440, "height": 900})
+        errors: list[str] = []
+        try:
+            tab = context.pages[0] if context.pages else context.new_page()
+            tab.on("pageerror", lambda error: errors.append(str(error)))
+            tab.goto(demo_stack.url)
+            yield tab
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture()
+def shot(page: Page) -> Iterator[Callable[[str], Path]]:
+    """``shot(name)`` saves a full-window screenshot as a test artefact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
+    counter = iter(range(1, 100))
+
+    def take(name: str) -> Path:
+        path = ARTIFACTS / f"{next(counter):02d}-{name}.png"
+        page.screenshot(path=str(path))
+        return path
+
+    yield take
+
+
+def type_in_composer(page: Page, text: str) -> None:
+    composer = page.get_by_test_id("composer")
+    composer.fill(text)
+    composer.press("Enter")
+
+
+def bot_message(page: Page, text: str | re.Pattern[str]) -> Locator:
+    """Messages (or ephemeral replies) in the open channel containing ``text``."""
+    return page.get_by_test_id("messages").locator(
+        '[data-testid="message"], [data-testid="ephemeral-message"]').filter(has_text=text)
+
+
+def a_kwok_node(stack: DemoStack) -> str:
+    api = stack.cluster.api_client()
+    try:
+        nodes = k8s.CoreV1Api(api).list_node().items
+    finally:
+        api.close()
+    assert nodes, "the demo cluster has no nodes"
+    return str(sorted(n.metadata.name for n in nodes)[-1])
+
+
+def node_unschedulable(stack: DemoStack, name: str) -> bool:
+    api = stack.cluster.api_client()
+    try:
+        return bool(k8s.CoreV1Api(api).read_node(name).spec.unschedulable)
+    finally:
+        api.close()
+
+
+def test_incident_walkthrough_in_the_browser(demo_stack: DemoStack, page: Page, shot: Callable[[str], Path]) -> None:
+    try:
+        walk_through_an_incident(demo_stack, page, shot)
+    except BaseException:
+        shot("failure")
+        print(f"bot log tail:\n{_tail(demo_stack.workdir / 'logs' / 'bot.log')}")
+        print(f"worker log tail:\n{_tail(demo_stack.workdir / 'logs' / 'worker.log')}")
+        raise
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
+
+
+def walk_through_an_incident(demo_stack: DemoStack, page: Page, shot: Callable[[str], Path]) -> None:
+    expect(page.get_by_test_id("channel-general")).to_be_visible()
+    expect(page.get_by_test_id(f"scenario-{SCENARIO}")).to_be_visible()
+    shot("page")
+
+    # 1. Open an incident from the composer; the bot creates the channel, which appears in the list.
+    type_in_composer(page, "/k8s incident open sev1 API down")
+    channel = page.locator('[data-testid^="channel-inc-"][data-testid$="-api-down"]')
+    expect(channel).to_have_count(1, timeout=BOT_SECONDS)
+    shot("channel-appears")
+    channel.click()
+    header = bot_message(page, "SEV1: API down")
+    expect(header).to_have_count(1, timeout=BOT_SECONDS)
+    expect(page.get_by_test_id("channel-title")).to_contain_text("api-down")
+    shot("incident-channel")
+
+    # 2. Break the cluster from the panel: the DNS cascade.
+    page.get_by_test_id(f"inject-{SCENARIO}").click()
+    expect(page.get_by_test_id(f"scenario-{SCENARIO}")).to_have_attribute("data-active", "true", timeout=BOT_SECONDS)
+    expect(page.get_by_test_id("job").first).to_have_attribute("data-state", "done")
+    assert SCENARIO in demo_stack.panel.active
+    shot("dns-cascade-injected")
+
+    # 3. Assess from the header button; the verdict names the DNS cascade.
+    header.get_by_role("button", name="Assess").click()
+    pattern = SCENARIOS[SCENARIO].expected_pattern
+    verdict = bot_message(page, re.compile(rf"Cluster-wide failure: {re.escape(pattern)}"))
+    expect(verdict.first).to_be_visible(timeout=BOT_SECONDS)
+    expect(verdict.first).to_contain_text("Recovery order")
+    shot("verdict-dns-cascade")
+
+    # 4. A status update through the modal the bot opens with views.open.
+    header.get_by_role("button", name="Post update").click()
+    modal = page.get_by_test_id("modal")
+    expect(modal).to_be_visible(timeout=BOT_SECONDS)
+    expect(page.get_by_test_id("modal-title")).to_have_text("Status update")
+    modal.locator("textarea").fill("CoreDNS has no ready replicas; restoring it first, one change at a time.")
+    shot("status-update-modal")
+    page.get_by_test_id("modal-submit").click()
+    expect(modal).to_be_hidden(timeout=BOT_SECONDS)
+    expect(bot_message(page, "restoring it first").first).to_be_visible(timeout=BOT_SECONDS)
+
+    # 5. Cordon a node: the bot dry-runs it and asks for confirmation with a button.
+    node = a_kwok_node(demo_stack)
+    type_in_composer(page, f"/k8s cordon node {node}")
+    confirm = page.locator('[data-testid="block-button"][data-action-id="risky_action_confirm"]')
+    expect(confirm).to_have_count(1, timeout=BOT_SECONDS)
+    shot("cordon-confirmation")
+    confirm.click()
+    if page.get_by_test_id("confirm-dialog").is_visible():
+        page.get_by_test_id("confirm-ok").click()
+    expect(confirm).to_have_count(0, timeout=BOT_SECONDS)
+    expect(bot_message(page, re.compile(rf"cordon node {re.escape(node)}.*succeeded", re.I | re.S)).first).to_be_visible(
+        timeout=BOT_SECONDS)
+    assert node_unschedulable(demo_stack, node)
+    shot("cordon-succeeded")
+
+    # 6. Undo the scenario from the panel, then resolve from the header button.
+    page.get_by_test_id(f"undo-{SCENARIO}").click()
+    expect(page.get_by_test_id(f"scenario-{SCENARIO}")).to_have_attribute("data-active", "false", timeout=BOT_SECONDS)
+    assert SCENARIO not in demo_stack.panel.active
+    # The bot validates recovery first (a validation assessment against the runbook's checklist). The
+    # injection's Warning events stay in its 10-minute window, so it normally refuses and lists what
+    # fails; the commander then resolves with a recorded reason, as the refusal tells them to.
+    header.get_by_role("button", name="Resolve").click()
+    topic = page.get_by_test_id("channel-topic")
+    refusal = bot_message(page, "Not resolving yet")
+    expect(topic.filter(has_text="resolved").or_(refusal.first)).to_be_visible(timeout=BOT_SECONDS)
+    if refusal.count():
+        expect(refusal.first).to_contain_text("recovery checklist")
+        shot("resolve-refused-checklist")
+        type_in_composer(page, "/k8s resolve --override DNS restored; Warning events are from the injected outage")
+        expect(bot_message(page, "Resolving despite the checklist").first).to_be_visible(timeout=BOT_SECONDS)
+    expect(topic).to_contain_text("resolved", timeout=BOT_SECONDS)
+    shot("resolved")
+
+    # 7. The post-mortem draft arrives as a Markdown file and opens in the viewer.
+    postmortem = page.get_by_test_id("messages").get_by_test_id("file")
+    expect(postmortem).to_have_count(1, timeout=BOT_SECONDS)
+    postmortem.click()
+    content = page.get_by_test_id("file-content")
+    expect(content).to_contain_text("Post-mortem")
+    expect(content).to_contain_text(pattern)
+    shot("postmortem")
+    files = [f for f in demo_stack.slack.files if f.completed]
+    assert [f.filename.endswith(".md") for f in files] == [True]
