@@ -308,7 +308,7 @@ CONTROL_PLANE_WORDS = ("control plane", "control-plane", "control_plane", "etcd"
 MAX_ACTIONS = 3
 
 
-def digest(incident: "Incident", entries: Iterable["TimelineEntry"], *, policy: CadencePolicy | None = None) -> Digest:
+def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
     """Read the timeline entries of ``incident`` (oldest first) into a :class:`Digest`."""
     last_update_at = last_prompt = last_overdue = last_ping = None
     update_text = update_by = None

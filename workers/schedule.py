@@ -169,7 +169,7 @@ def _reschedule(settings: Settings, redis: Redis, incident_id: str, clock: Clock
         store = IncidentStore(redis, keys)
         incident = store.get(incident_id)
         policy = CadencePolicy.from_settings(settings)
-        result = plan(policy, _digest(store, incident, policy).state, now)
+        result = plan(policy, _digest(store, incident).state, now)
         generation = int(redis.hincrby(keys.schedule(incident_id), "generation", 1))
         if result.next_at is None and not result.due:
             _cancel_locked(settings, redis, keys, incident_id)
@@ -190,6 +190,24 @@ def cancel_schedule(settings: Settings, redis: Redis, incident_id: str, *, quiet
             _cancel_locked(settings, redis, keys, incident_id)
 
     _quietly(cancel, "cancel", incident_id, quiet)
+
+
+def ensure_schedules(settings: Settings, redis: Redis, *, clock: Clock | None = None,
+                     overdue: timedelta = timedelta(minutes=5)) -> list[str]:
+    """Start the schedule of every active incident that has none, or whose tick is long overdue
+    (its job exhausted its retries, or the incident predates the reminders); returns their ids.
+
+    Safe to run at every start of the bot or a worker: healthy schedules are left alone.
+    """
+    now = (clock or SystemClock()).now()
+    started = []
+    for incident in IncidentStore(redis, get_keys(settings)).active():
+        info = schedule_info(settings, redis, incident.id)
+        if info.active and info.next_at is not None and info.next_at > now - overdue:
+            continue
+        if reschedule(settings, redis, incident.id, clock=clock, quiet=True) is not None:
+            started.append(incident.id)
+    return started
 
 
 def tick_now(settings: Settings, redis: Redis, incident_id: str, *, at_epoch: float | None = None) -> Job:
@@ -256,8 +274,8 @@ def _cancel_locked(settings: Settings, redis: Redis, keys: Keys, incident_id: st
     redis.hdel(keys.schedule(incident_id), "job_id", "next_at")
 
 
-def _digest(store: IncidentStore, incident: Incident, policy: CadencePolicy) -> Digest:
-    return digest(incident, store.timeline(incident.id).iter_entries(TIMELINE_KINDS), policy=policy)
+def _digest(store: IncidentStore, incident: Incident) -> Digest:
+    return digest(incident, store.timeline(incident.id).iter_entries(TIMELINE_KINDS))
 
 
 # --- the tick job ------------------------------------------------------------------------------
@@ -293,7 +311,7 @@ def run_tick(settings: Settings, redis: Redis, slack: SlackClient, incident_id: 
             result.stale = True
             return result
         policy = CadencePolicy.from_settings(settings)
-        facts = _digest(store, incident, policy)
+        facts = _digest(store, incident)
         sender = _Sender(settings, redis, keys, slack, renderer_for(settings.templates_dir), store, incident, facts,
                          policy, now)
         state = facts.state
@@ -390,7 +408,7 @@ def update_context(settings: Settings, redis: Redis, incident: Incident) -> dict
     """What the status update template adds to the commander's text: verdict, actions, next update."""
     keys = get_keys(settings)
     policy = CadencePolicy.from_settings(settings)
-    facts = _digest(IncidentStore(redis, keys), incident, policy)
+    facts = _digest(IncidentStore(redis, keys), incident)
     return {
         "verdict": facts.evidence.verdict, "assessed_at": facts.evidence.assessed_at, "actions": list(facts.actions),
         "pending": pending_actions(redis, keys, settings.cluster_name, incident.id),

@@ -18,7 +18,7 @@ from bot.services import BotServices
 from chat.client import SlackClient
 from incident.clock import SystemClock
 from incident.errors import SlackApiError
-from incident.model import Incident
+from incident.model import Incident, Status
 from incident.settings import Settings
 from sandbox.slack import SlackEmulator
 from tests.fixtures.slack import STAKEHOLDER_CHANNEL
@@ -82,6 +82,24 @@ def test_one_pending_tick_with_a_deterministic_id(services: BotServices, slack: 
     _tick(services, incident, clock, 0)
     _tick(services, incident, clock, 0)
     assert _pending(services) == [info.job_id]
+
+
+def test_ensure_schedules_heals_missing_and_dead_schedules(services: BotServices, slack: SlackEmulator,
+                                                           clock: ManualClock) -> None:
+    healthy = _incident(services, slack, clock)
+    missing = _incident(services, slack, clock)
+    dead = _incident(services, slack, clock)
+    resolved = _incident(services, slack, clock)
+    services.redis.delete(services.keys.schedule(missing.id))  # opened before reminders existed
+    services.redis.hset(services.keys.schedule(dead.id), "next_at", repr(_at(clock, -30).timestamp()))
+    services.store.transition(resolved.id, Status.RESOLVED, "U_ALICE")
+    schedule.cancel_schedule(services.settings, services.redis, resolved.id)
+    healthy_job = schedule.schedule_info(services.settings, services.redis, healthy.id).job_id
+    assert sorted(schedule.ensure_schedules(services.settings, services.redis, clock=clock)) == [missing.id, dead.id]
+    assert schedule.schedule_info(services.settings, services.redis, healthy.id).job_id == healthy_job
+    assert schedule.schedule_info(services.settings, services.redis, missing.id).next_at == _at(clock, 15)
+    assert not schedule.schedule_info(services.settings, services.redis, resolved.id).active
+    assert schedule.ensure_schedules(services.settings, services.redis, clock=clock) == []
 
 
 def test_stale_generation_does_nothing(services: BotServices, slack: SlackEmulator, clock: ManualClock) -> None:
