@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 from rq import Worker
 
 from incident.settings import Settings
-from workers.connection import all_queues, get_redis
+from workers.connection import QUEUE_KINDS, all_queues, get_keys, get_redis
 
 log = logging.getLogger(__name__)
+
+
+class MeasuredWorker(Worker):
+    """An RQ worker that times every job by kind and tags its log lines with the job id.
+
+    ``perform_job`` runs in the forked work horse; its metrics reach the worker's ``/metrics`` through
+    ``prometheus_client``'s multiprocess mode (:func:`bot.metrics.enable_multiprocess`).
+    """
+
+    kinds: dict[str, str] = {}
+    """RQ queue name → job kind (``assess``, ``actions``, …)."""
+
+    def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
+        from bot import metrics
+        from bot.logging_setup import log_context
+
+        started = time.monotonic()
+        incident_id = (job.kwargs or {}).get("incident_id") if isinstance(job.kwargs, dict) else None
+        with log_context(request_id=str(job.id), incident_id=str(incident_id) if incident_id else None):
+            succeeded = bool(super().perform_job(job, queue, *args, **kwargs))
+        metrics.record_job(self.kinds.get(queue.name, queue.name), time.monotonic() - started,
+                           "ok" if succeeded else "error")
+        return succeeded
 
 
 def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool = False) -> int:
@@ -28,6 +53,8 @@ def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool =
             metrics.serve_worker_metrics(settings.http_host, settings.http_port)
         except OSError as error:
             log.warning("worker metrics not served on %s:%d: %s", settings.http_host, settings.http_port, error)
-    worker = Worker(all_queues(settings), connection=get_redis(settings))
+    keys = get_keys(settings)
+    MeasuredWorker.kinds = {keys.queue_name(kind): kind for kind in QUEUE_KINDS}
+    worker = MeasuredWorker(all_queues(settings), connection=get_redis(settings))
     worker.work(with_scheduler=with_scheduler, burst=burst, logging_level=settings.log_level)
     return 0

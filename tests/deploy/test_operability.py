@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -161,3 +162,33 @@ def test_metrics_of_forked_rq_work_horses_reach_the_worker_endpoint(tmp_path: Pa
 def test_unknown_paths_are_404_not_slack(bot_server: RunningBot) -> None:
     response = requests.get(f"{bot_server.url}/nope", timeout=5)
     assert response.status_code == 404 and response.json()["slack_endpoint"] == "/slack/events"
+
+
+def test_a_real_worker_serves_job_durations_by_kind_and_logs_json_with_the_job_id(
+        bot_settings: Settings, tmp_path: Path) -> None:
+    from sandbox.ports import free_port
+    from tests.fixtures.workers import WorkerProcesses, settings_environment
+
+    port = free_port()
+    env = {**settings_environment(bot_settings), "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port)}
+    pool = WorkerProcesses(env, tmp_path)
+    pool.start("--no-scheduler")
+    try:
+        job = get_queue(bot_settings, "postmortem").enqueue("builtins.print", "hello from a job")
+
+        def scraped() -> str | None:
+            try:
+                text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except requests.ConnectionError:
+                return None
+            done = _value(text, "k8s_incident_bot_job_duration_seconds_count", kind="postmortem", outcome="ok") == 1
+            return text if done else None
+
+        wait_until(scraped, timeout=60)
+    finally:
+        pool.stop_all()
+    records = [json.loads(line) for line in pool.log_text().splitlines() if line.startswith("{")]
+    assert records, pool.log_text()
+    assert any(record.get("request_id") == job.id for record in records), records
+    assert bot_settings.slack_bot_token is not None
+    assert bot_settings.slack_bot_token.get_secret_value() not in pool.log_text()
