@@ -1,0 +1,4 @@
+"""The Kubernetes adapter layer: API access (``client``), the assessment's checks and their runner (``assessor``).
+
+Depends on the pure core (``incident``) and on the kubernetes client; nothing in ``incident`` imports it.
+"""

@@ -69,7 +69,7 @@ class Assessor:
         for spec in self.checks:
             deadline = min(start + spec.timeout_s, budget_end)
             deadlines[spec.name] = deadline
-            context = CheckContext(self.kube.with_deadline(deadline), self.thresholds, self.etcd_endpoints,
+            context = CheckContext(self.kube.with_deadline(deadline, spec.name), self.thresholds, self.etcd_endpoints,
                                    self.event_window, self.wall_clock)
             thread = threading.Thread(target=_run_one, args=(spec, context, results), name=f"check-{spec.name}", daemon=True)
             thread.start()

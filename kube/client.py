@@ -104,11 +104,14 @@ class KubeApi:
     """
 
     def __init__(self, api: k8s.ApiClient, request_timeout: float = 30.0, deadline: float | None = None,
-                 page_size: int = THRESHOLDS.page_size) -> None:
+                 page_size: int = THRESHOLDS.page_size, *, label: str = "", recorder: list[tuple[str, str, dict[str, Any]]] | None = None) -> None:
         self.api = api
         self.request_timeout = request_timeout
         self.deadline = deadline
         self.page_size = page_size
+        self.label = label
+        self.recorder = recorder
+        """When set, every request is appended as (label, path, params): the benchmark replays them raw."""
         self.requests = 0
         self.server_time: datetime | None = None
         """The apiserver's clock (``Date`` header) at the last response of this view."""
@@ -127,8 +130,10 @@ class KubeApi:
         parsed = urlparse(self.server)
         return parsed.hostname or "localhost", parsed.port or (443 if parsed.scheme == "https" else 80)
 
-    def with_deadline(self, deadline: float) -> "KubeApi":
-        return KubeApi(self.api, self.request_timeout, deadline, self.page_size)
+    def with_deadline(self, deadline: float, label: str = "") -> "KubeApi":
+        """A view for one check: same client, requests cut at ``deadline``, recorded under ``label``."""
+        return KubeApi(self.api, self.request_timeout, deadline, self.page_size, label=label or self.label,
+                       recorder=self.recorder)
 
     def timeout(self, cap: float | None = None) -> float:
         """Seconds the next request may take: the request timeout, capped by ``cap`` and the deadline."""
@@ -149,6 +154,8 @@ class KubeApi:
             auth_settings=["BearerToken"])
         started = time.monotonic()
         self.requests += 1
+        if self.recorder is not None:
+            self.recorder.append((self.label, path, dict(params or {})))
         try:
             response = self.api.call_api(method, url, header_params=headers, _request_timeout=self.timeout(timeout))
             body = response.read()
