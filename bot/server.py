@@ -92,8 +92,10 @@ class BotWsgiApp:
         """A cheap ``GET /version`` with a short timeout, through the configured kubeconfig or in-cluster."""
         from kubernetes import client as k8s
 
+        from kube.client import build_api_client
+
         if self._kube_api is None:
-            self._kube_api = _kube_api_client(self._services.settings)
+            self._kube_api = build_api_client(self._services.settings)
         k8s.VersionApi(self._kube_api).get_code(_request_timeout=KUBE_READY_TIMEOUT_SECONDS)
 
     def _metrics(self, start_response: StartResponse) -> Iterable[bytes]:
@@ -113,18 +115,6 @@ def _excluded(query: str) -> frozenset[str]:
     from urllib.parse import parse_qs
 
     return frozenset(parse_qs(query).get("exclude", []))
-
-
-def _kube_api_client(settings: Settings) -> Any:
-    from kubernetes import client as k8s
-    from kubernetes import config as k8s_config
-
-    if settings.kube_in_cluster:
-        configuration = k8s.Configuration()
-        k8s_config.load_incluster_config(client_configuration=configuration)
-        return k8s.ApiClient(configuration)
-    config_file = str(settings.kubeconfig.expanduser()) if settings.kubeconfig else None
-    return k8s_config.new_client_from_config(config_file=config_file, context=settings.kube_context)
 
 
 def _json(start_response: StartResponse, status: int, body: dict[str, Any]) -> Iterable[bytes]:
