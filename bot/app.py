@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -28,6 +29,7 @@ from incident.errors import CommandError, IncidentBotError
 log = logging.getLogger(__name__)
 
 EVENT_DEDUPE_SECONDS = 24 * 3600
+WORK_THREADS = 16
 UPDATE_MODAL_CALLBACK = "status_update_modal"
 CHANNEL_LOG_EVENTS = ("message", "reaction_added", "reaction_removed", "pin_added", "pin_removed")
 
@@ -36,6 +38,13 @@ def create_app(services: BotServices, registry: CommandRegistry | None = None) -
     """Build the Bolt app wired to ``services``."""
     registry = registry or build_registry()
     settings = services.settings
+    # Work after ack() runs here, never on Bolt's listener threads: a burst of slow commands must not
+    # keep later ones from being acknowledged within Slack's 3 seconds.
+    work = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="bot-work")
+
+    def guarded(respond: Respond, job: Callable[[], str]) -> None:
+        work.submit(_guarded, respond, job)
+
     app = App(
         client=services.slack.web,
         signing_secret=settings.secret("slack_signing_secret"),
@@ -63,12 +72,12 @@ def create_app(services: BotServices, registry: CommandRegistry | None = None) -
         ack()
         invocation = Invocation(parsed, str(command["user_id"]), str(command["channel_id"]),
                                 command.get("response_url"), command.get("trigger_id"))
-        _guarded(respond, metrics.counted_command(parsed.name, lambda: run_command(services, registry, invocation).text))
+        guarded(respond, metrics.counted_command(parsed.name, lambda: run_command(services, registry, invocation).text))
 
     @app.action(ACTION_RESOLVE)
     def on_resolve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        _guarded(respond, lambda: lifecycle.request_resolve(
+        guarded(respond, lambda: lifecycle.request_resolve(
             services, services.store.get(_action_value(body)), _user(body), None).text)
 
     @app.action(ACTION_POST_UPDATE)
@@ -81,7 +90,7 @@ def create_app(services: BotServices, registry: CommandRegistry | None = None) -
                                 view=status_update_modal(UPDATE_MODAL_CALLBACK, _action_value(body)).to_dict())
             return ""
 
-        _guarded(respond, open_modal)
+        guarded(respond, open_modal)
 
     @app.view(UPDATE_MODAL_CALLBACK)
     def on_update_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -92,21 +101,26 @@ def create_app(services: BotServices, registry: CommandRegistry | None = None) -
             ack(response_action="errors", errors={"update": "Write what changed, what is next."})
             return
         ack()
-        incident = services.store.get(str(view.get("private_metadata")))
-        lifecycle.post_status_update(services, incident, text, _user(body))
+
+        def post() -> str:
+            incident = services.store.get(str(view.get("private_metadata")))
+            lifecycle.post_status_update(services, incident, text, _user(body))
+            return ""
+
+        work.submit(_guarded, _log_reply, post)
 
     @app.action(ACTION_ASSESS)
     def on_assess(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
         from bot.assess import request_assessment
 
-        _guarded(respond, lambda: request_assessment(
+        guarded(respond, lambda: request_assessment(
             services, services.store.get(_action_value(body)), body["channel"]["id"], _user(body)).text)
 
     @app.action(ACTION_ESCALATE)
     def on_escalate(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        _guarded(respond, lambda: lifecycle.escalate(services, services.store.get(_action_value(body)), _user(body)).text)
+        guarded(respond, lambda: lifecycle.escalate(services, services.store.get(_action_value(body)), _user(body)).text)
 
     for event_type in CHANNEL_LOG_EVENTS:
         app.event(event_type)(_channel_log_listener(services))
@@ -149,6 +163,11 @@ def _guarded(respond: Respond, work: Callable[[], str]) -> None:
         return
     if text:
         respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+def _log_reply(text: str = "", **_: Any) -> None:
+    """The reply channel of a modal submission, which has no ``response_url``: the log."""
+    log.warning("modal submission could not be completed: %s", text)
 
 
 def _reply_error(respond: Respond, text: str) -> None:

@@ -40,6 +40,13 @@ class HttpRequest:
 Route = Callable[[HttpRequest], HttpReply]
 
 
+class _BusyServer(ThreadingHTTPServer):
+    """A listen backlog like a real front end's: the stdlib default of 5 refuses bursts of connections."""
+
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class SlackHttpServer:
     """Serves registered routes on ``127.0.0.1`` from a daemon thread."""
 
@@ -95,7 +102,7 @@ class SlackHttpServer:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
                 log.debug("%s " + format, self.address_string(), *args)
 
-        server = ThreadingHTTPServer((self._host, self._port), Handler)
+        server = _BusyServer((self._host, self._port), Handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
