@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     pagerduty_routing_key: SecretStr | None = Field(
         default=None, description="PagerDuty Events API v2 routing key; escalations also trigger a page when set."
     )
+    pagerduty_events_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue",
+        description="PagerDuty Events API v2 endpoint (a proxy or the EU service region's URL can go here).",
+    )
+    metrics_port: int | None = Field(
+        default=None, gt=0, lt=65536,
+        description="Port of a worker's /metrics (default: HTTP_PORT); set it when bot and worker share a host.",
+    )
     important_reaction: str = Field(
         default="pushpin", description="Reaction that marks a channel message as important for the post-mortem."
     )
