@@ -95,8 +95,8 @@ def stop(workdir: Path) -> int:
 
 
 def status(workdir: Path) -> int:
-    from kubernetes import config as k8s_config
     from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
 
     state = _state(workdir)
     if state is None:

@@ -24,12 +24,20 @@ _LIVE_LOCK = threading.Lock()
 _PR_SET_PDEATHSIG = 1
 
 
+def _load_prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _load_prctl()  # resolved in the parent: the child must not dlopen between fork and exec
+
+
 def _die_with_parent() -> None:
     """Runs in the child between fork and exec: ask the kernel for SIGKILL when the parent dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
 
 class ManagedProcess:
@@ -60,7 +68,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if in_main_thread else None,
+                preexec_fn=_die_with_parent if in_main_thread and _prctl is not None else None,
             )
         with _LIVE_LOCK:
             _LIVE.add(self)

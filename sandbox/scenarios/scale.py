@@ -90,7 +90,7 @@ class Scale:
         handle.details["nodes_created_s"] = time.monotonic() - started
         selector = f"{SCALE_LABEL}=true"
         wait_for(f"{self.nodes} scale nodes Ready", lambda: LocalCluster.ready_node_count(pooled, selector) >= self.nodes,
-                 self.timeout, interval=1.0)
+                 self.timeout, interval=2.0)
         handle.details["nodes_ready_s"] = time.monotonic() - started
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
         create_if_missing(lambda: core.create_namespace(namespace))
@@ -104,7 +104,7 @@ class Scale:
             for i in range(self.pods)
         ])
         handle.details["pods_created_s"] = time.monotonic() - pods_started
-        wait_for(f"{self.pods} scale pods Running", lambda: self._running(core) >= self.pods, self.timeout, interval=2.0)
+        wait_for(f"{self.pods} scale pods Running", lambda: self._all_running(core), self.timeout, interval=1.0)
         handle.details["pods_running_s"] = time.monotonic() - pods_started
         pooled.close()
         return handle
@@ -118,31 +118,39 @@ class Scale:
             raise
         return True
 
-    def _running(self, core: k8s.CoreV1Api) -> int:
-        count, token = 0, None
-        while True:
-            page = core.list_namespaced_pod(
-                self.namespace, field_selector="status.phase=Running", limit=5000, _continue=token
-            )
-            count += len(page.items)
-            token = getattr(page.metadata, "var_continue", None) or getattr(page.metadata, "_continue", None)
-            if not token:
-                return count
+    def _all_running(self, core: k8s.CoreV1Api) -> bool:
+        """No pod of the namespace outside phase Running (the apiserver filters; at most one small page)."""
+        pending = core.list_namespaced_pod(self.namespace, field_selector="status.phase!=Running", limit=100)
+        return not pending.items
 
     def _cleanup(self, api: k8s.ApiClient) -> None:
-        core = k8s.CoreV1Api(api)
-        ignore_not_found(lambda: core.delete_namespace(self.namespace))
-        core.delete_collection_node(label_selector=f"{SCALE_LABEL}=true")
+        """Pods first (in parallel, no grace: nothing to wait for), then the namespace, nodes last.
 
-        def namespace_gone() -> bool:
-            try:
-                core.read_namespace(self.namespace)
-            except ApiException as error:
-                if error.status == 404:
-                    return True
-                raise
-            return False
+        Left to the namespace controller, 10,000 graceful deletions each waiting for kwok take many
+        minutes; pods left on deleted nodes would wait for the pod garbage collector's quarantine.
+        """
+        configuration = copy.copy(api.configuration)
+        configuration.connection_pool_maxsize = self.workers * 2
+        with k8s.ApiClient(configuration) as pooled:
+            core = k8s.CoreV1Api(pooled)
+            names = [pod.metadata.name for pod in core.list_namespaced_pod(self.namespace, resource_version="0").items]
+            _parallel(self.workers, [
+                lambda name=name: ignore_not_found(
+                    lambda: core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
+                )
+                for name in names
+            ])
+            ignore_not_found(lambda: core.delete_namespace(self.namespace))
+            wait_for(f"namespace {self.namespace} deleted", lambda: self._namespace_gone(core), self.timeout, interval=0.5)
+            core.delete_collection_node(label_selector=f"{SCALE_LABEL}=true")
+            if core.list_node(label_selector=f"{SCALE_LABEL}=true").items:
+                raise ScenarioError("scale nodes still present after delete_collection_node")
 
-        wait_for(f"namespace {self.namespace} deleted", namespace_gone, self.timeout, interval=1.0)
-        if core.list_node(label_selector=f"{SCALE_LABEL}=true").items:
-            raise ScenarioError("scale nodes still present after delete_collection_node")
+    def _namespace_gone(self, core: k8s.CoreV1Api) -> bool:
+        try:
+            core.read_namespace(self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return True
+            raise
+        return False

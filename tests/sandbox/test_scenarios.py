@@ -10,7 +10,15 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from sandbox.baseline import AWS_NODE, COREDNS, COREDNS_LABELS, KUBE_DNS_SERVICE, SYSTEM_NAMESPACE, aws_node_ready, coredns_healthy
+from sandbox.baseline import (
+    AWS_NODE,
+    COREDNS,
+    COREDNS_LABELS,
+    KUBE_DNS_SERVICE,
+    SYSTEM_NAMESPACE,
+    aws_node_ready,
+    coredns_healthy,
+)
 from sandbox.cluster import LocalCluster
 from sandbox.objects import container, deployment, pod_ready, pod_template, pods_matching, ready_endpoint_count, wait_for
 from sandbox.proxy import FaultProxy
