@@ -156,7 +156,13 @@ def main(argv: list[str]) -> int:
             log = open(workdir / f"worker-{index}.log", "wb")  # noqa: SIM115 - lives as long as the worker
             procs.append(subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "worker", "--no-scheduler"],
                                           env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT))
-        time.sleep(2.0)  # workers up
+        from rq import Worker
+
+        deadline = time.monotonic() + 120
+        while Worker.count(connection=client) < args.workers:  # every worker registered and listening
+            if time.monotonic() > deadline:
+                raise SystemExit("the workers did not start within 120 s; see " + str(workdir))
+            time.sleep(0.1)
         store = ActionStore(client, ctx.keys)
         t0 = time.perf_counter()
         ids = confirmed_actions(ctx, incident, args.actions, enqueue=True)

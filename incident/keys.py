@@ -75,6 +75,10 @@ class Keys:
         """Counter numbering a cluster's confirmed actions in queue order (the request order)."""
         return f"{self.prefix}:action-tickets:{cluster}"
 
+    def action_drain_pending(self, cluster: str) -> str:
+        """Marker that a drain job of a cluster is queued and not yet started (confirms then add none)."""
+        return f"{self.prefix}:action-drain-pending:{cluster}"
+
     def action_watchdog(self, cluster: str) -> str:
         """Marker that a delayed drain of a cluster's action queue is scheduled (one chain at a time)."""
         return f"{self.prefix}:action-watchdog:{cluster}"

@@ -173,16 +173,29 @@ class ActionContext:
 # --- enqueueing (used by the bot and by the drainer itself) ---------------------------------------------
 
 
+DRAIN_PENDING_SECONDS = 300
+"""A queued drain job that never started (its worker died) stops deduplicating after this long."""
+
+
 def enqueue_drain(settings: Settings, cluster: str, runtime_path: str = DEFAULT_RUNTIME, *,
-                  delay: timedelta | None = None, watchdog: bool = False) -> None:
-    """Queue a drain of ``cluster``'s FIFO on the ``actions`` queue (never retried)."""
+                  delay: timedelta | None = None, watchdog: bool = False) -> bool:
+    """Queue a drain of ``cluster``'s FIFO on the ``actions`` queue (never retried); false if one is already waiting.
+
+    Call it *after* pushing onto the FIFO. A drain job clears the pending marker before it looks at
+    the FIFO, so a job that has not started yet is bound to see every push made before this call:
+    a burst of confirms costs one or two jobs, not one each (which would starve the other queues).
+    """
     queue = get_queue(settings, "actions")
     options: dict[str, Any] = {"job_timeout": DRAIN_JOB_TIMEOUT, "result_ttl": 3600, "failure_ttl": 7 * 24 * 3600,
                                "description": f"drain risky actions of {cluster}"}
-    if delay is None:
-        queue.enqueue(DRAIN_JOB, cluster, runtime_path, watchdog=watchdog, **options)
-    else:
+    if delay is not None:
         queue.enqueue_in(delay, DRAIN_JOB, cluster, runtime_path, watchdog=watchdog, **options)
+        return True
+    pending = get_keys(settings).action_drain_pending(cluster)
+    if not get_redis(settings).set(pending, "1", nx=True, ex=DRAIN_PENDING_SECONDS):
+        return False
+    queue.enqueue(DRAIN_JOB, cluster, runtime_path, watchdog=watchdog, **options)
+    return True
 
 
 def enqueue_prepare(settings: Settings, action_id: str, runtime_path: str = DEFAULT_RUNTIME) -> None:
@@ -285,8 +298,7 @@ def drain(ctx: ActionContext, cluster: str, *, watchdog: bool = False) -> dict[s
     """Run ``cluster``'s FIFO to the end if we can take its lock; see the module docstring."""
     queue = ctx.queue(cluster)
     report: dict[str, Any] = {"ran": [], "unknown": [], "held_by": None}
-    if watchdog:
-        ctx.redis.delete(ctx.keys.action_watchdog(cluster))
+    ctx.redis.delete(ctx.keys.action_watchdog(cluster) if watchdog else ctx.keys.action_drain_pending(cluster))
     while True:
         lock = ActionLock(ctx.redis, cluster, lease_seconds=ctx.settings.action_lease_seconds, keys=ctx.keys)
         if lock.acquire() is None:

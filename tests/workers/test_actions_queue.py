@@ -82,16 +82,16 @@ def test_twenty_concurrent_requests_run_one_at_a_time_in_request_order(
     for _ in range(4):
         workers.start()
     store = context.store
-    barrier = threading.Barrier(20)
+    prepared = threading.Barrier(20)
     errors: list[BaseException] = []
 
     def one_person(index: int) -> None:
         try:
             user = USERS[index % len(USERS)]
-            barrier.wait(timeout=10)
-            action = request(context, incident, user, f"node-{index}", sleep=0.1)
+            action = request(context, incident, user, f"node-{index}", sleep=0.2)
             enqueue_prepare(context.settings, action.id, standin.RUNTIME)  # validation + dry-run in a worker
-            wait_for(lambda: store.get(action.id).status == ActionStatus.AWAITING_CONFIRMATION, 30, "prepared")
+            wait_for(lambda: store.get(action.id).status == ActionStatus.AWAITING_CONFIRMATION, 60, "prepared")
+            prepared.wait(timeout=60)  # then everybody clicks Confirm at once
             confirm(context, action.id, USERS[(index + 1) % len(USERS)])
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
@@ -100,7 +100,7 @@ def test_twenty_concurrent_requests_run_one_at_a_time_in_request_order(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=90)
     assert not errors, errors
     ids = [f"A{n}" for n in range(1, 21)]
     wait_for(lambda: all(store.get(i).status in FINAL for i in ids), 60, "all 20 actions finished")
@@ -127,6 +127,8 @@ def test_twenty_concurrent_requests_run_one_at_a_time_in_request_order(
         assert entry["outcome"].startswith("stand-in did")
     outcome_posts = [n for n in standin.notes(redis_client) if n["method"] == "post" and "succeeded" in n["text"]]
     assert len(outcome_posts) == 20
+    updates = [n for n in standin.notes(redis_client) if n["method"] == "update"]
+    assert any("Queued: position" in str(n["blocks"]) for n in updates), "waiting requests are told their position"
 
 
 def test_sigkill_mid_action_lease_expires_outcome_unknown_and_next_runs(
@@ -177,6 +179,7 @@ def test_validation_failure_rejects_without_queueing(context: ActionContext, inc
     enqueue_prepare(context.settings, action.id, standin.RUNTIME)
     wait_for(lambda: context.store.get(action.id).status == ActionStatus.REJECTED, 20, "rejected")
     assert "does not exist" in context.store.get(action.id).outcome
+    wait_for(lambda: any(n["method"] == "ephemeral" for n in standin.notes(redis_client)), 10, "the requester told")
     told = [n for n in standin.notes(redis_client) if n["method"] == "ephemeral"]
     assert told and told[0]["user"] == "U_ALICE" and "nothing was changed" in told[0]["text"]
     assert redis_client.llen(Keys().action_queue("prod")) == 0
