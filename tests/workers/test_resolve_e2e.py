@@ -1,5 +1,6 @@
 """A whole incident through the emulator, real workers and the real test-bed cluster:
-open → assess a broken cluster → status update → resolve refused while broken → recovery →
+open → assess a broken cluster → cordon through the serialized action path → status update →
+resolve refused while broken → recovery →
 resolve allowed → post-mortem file whose sections carry the incident's facts.
 """
 
@@ -10,7 +11,10 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
+from chat.action_blocks import ACTION_CONFIRM
+from incident.actions import ActionStatus, ActionStore
 from incident.model import Status
+from sandbox.cluster import LocalCluster
 from sandbox.scenarios import DnsOutage
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import open_incident, wait_until
@@ -40,8 +44,11 @@ def _texts(slack: SlackEmulator, channel: str) -> list[str]:
 
 def test_whole_incident_resolve_needs_evidence_and_drafts_the_postmortem(
         slack: SlackEmulator, bot_server: RunningBot, workers: WorkerProcesses, scenarios: ScenarioRunner,
-        k8s_api: k8s.ApiClient) -> None:
+        k8s_api: k8s.ApiClient, k8s_cluster: LocalCluster) -> None:
     store = bot_server.services.store
+    core = k8s.CoreV1Api(k8s_api)
+    (node,) = k8s_cluster.create_nodes(k8s_api, 1)
+    wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
     handle = scenarios.apply(DnsOutage())
 
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev1 Checkout cannot resolve hosts")
@@ -55,6 +62,18 @@ def test_whole_incident_resolve_needs_evidence_and_drafts_the_postmortem(
     patterns = [p["title"] for p in assessment.data["verdict"]["patterns"]]
     assert "DNS cascade" in patterns
     assert any("DNS cascade" in text for text in _texts(slack, channel))
+
+    # A risky action through the serialized path: request, dry-run, confirm by another person, run, audit.
+    slack.slash_command("U_ALICE", channel, f"cordon node {node}")
+    workers.burst()  # validation + server-side dry-run → confirmation message
+    confirmation = next(m for m in slack.messages(channel) if "action `A1`" in str(m.get("blocks")))
+    slack.click_button("U_BOB", channel, confirmation["ts"], ACTION_CONFIRM, "A1")
+    actions = ActionStore(bot_server.services.redis, bot_server.services.keys)
+    wait_until(lambda: actions.get("A1").status == ActionStatus.QUEUED)
+    workers.burst()  # the serialized drainer runs it
+    wait_until(lambda: core.read_node(node).spec.unschedulable is True, 30)
+    [audit] = store.timeline(incident.id).entries({"action"})
+    assert audit.data["outcome"] == "succeeded" or audit.data.get("status") == "succeeded", audit.data
 
     slack.slash_command("U_BOB", channel, "update CoreDNS pods failing readiness, investigating")
     wait_until(lambda: store.timeline(incident.id).entries({"status_update"}))
@@ -92,3 +111,6 @@ def test_whole_incident_resolve_needs_evidence_and_drafts_the_postmortem(
     assert "Status update: CoreDNS pods failing readiness, investigating" in text
     assert "Status open → resolved" in text
     assert "| Severity | SEV1 |" in text
+    assert f"cordon node {node}" in text
+    assert "All actions ran one at a time" in text
+    core.delete_node(node)
