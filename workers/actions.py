@@ -319,6 +319,15 @@ def drain(ctx: ActionContext, cluster: str, *, watchdog: bool = False) -> dict[s
             return report
 
 
+def _record_lock_wait(ctx: ActionContext, cluster: str, action_id: str) -> None:
+    """How long the action waited from its confirmation (queued) until it held the lock."""
+    from bot import metrics
+
+    queued_at = ctx.redis.hget(ctx.keys.action(action_id), "queued_at")
+    if queued_at:
+        metrics.record_lock_wait(cluster, time.time() - float(queued_at))
+
+
 def _drain_held(ctx: ActionContext, queue: ActionQueue, lock: ActionLock, keeper: LeaseKeeper,
                 report: dict[str, Any]) -> None:
     store = ctx.store
@@ -349,6 +358,7 @@ def _drain_held(ctx: ActionContext, queue: ActionQueue, lock: ActionLock, keeper
         if started != "started":
             continue
         request = store.get(head)
+        _record_lock_wait(ctx, queue.cluster, head)
         _ensure_watchdog(ctx, queue.cluster)
         ctx.show_state(request)
         request_positions_refresh(ctx.settings, ctx.redis, queue.cluster, ctx.runtime_path)
