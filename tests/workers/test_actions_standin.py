@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +21,7 @@ import redis
 from incident.actions import ActionRequest
 from incident.errors import ObjectNotFound
 from incident.settings import Settings
+from tests.fixtures.workers import WorkerProcesses, settings_environment
 from workers.actions import ActionRuntime, Guard, Outcome, Progress
 
 RUNTIME = "tests.workers.test_actions_standin:recording_runtime"
@@ -117,46 +115,6 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None
     raise AssertionError(f"{what}: not within {timeout} s")
 
 
-def worker_env(settings: Settings) -> dict[str, str]:
-    """The environment of a worker process configured like ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ACTION_", "REDIS_", "KUBE"))}
-    env.update(REDIS_URL=settings.redis_url, KUBECONFIG=str(settings.kubeconfig),
-               ACTION_LEASE_SECONDS=str(settings.action_lease_seconds),
-               CONFIRMATION_TTL_SECONDS=str(settings.confirmation_ttl_seconds), CLUSTER_NAME=settings.cluster_name,
-               LOG_LEVEL="INFO", PYTHONPATH=f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}")
-    return env
-
-
-class Workers:
-    """Real worker processes (the production CLI), each in its own process group."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs = env, logs
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *extra: str) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"worker-{len(self.procs)}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "worker", *extra], env=self.env,
-                                cwd=self.logs, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def kill(self, proc: subprocess.Popen[bytes], horse_pid: int) -> None:
-        """SIGKILL the worker and its work horse (RQ puts the horse in a process group of its own)."""
-        os.killpg(proc.pid, signal.SIGKILL)
-        try:
-            os.killpg(horse_pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+Workers = WorkerProcesses
+"""Real worker processes (the production CLI); shared with the other end-to-end tests."""
+worker_env = settings_environment
