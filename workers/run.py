@@ -62,6 +62,19 @@ def _heal_schedules(settings: Settings) -> None:
         log.info("restarted reminder schedules of incidents %s", ", ".join(healed))
 
 
+def _finalize_interrupted_assessments(settings: Settings) -> None:
+    """Tell the channels about assessments whose worker died for good (a partial verdict, missing checks named)."""
+    from workers.assess import finalize_interrupted
+
+    try:
+        finalized = finalize_interrupted(settings)
+    except Exception:  # noqa: BLE001 - a worker must start even if this fails; the next start retries
+        log.exception("could not finalize interrupted assessments at start")
+        return
+    if finalized:
+        log.info("posted partial verdicts for interrupted assessments %s", ", ".join(finalized))
+
+
 def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool = False) -> int:
     """Serve every queue of the bot until stopped; returns an exit code.
 
@@ -82,6 +95,7 @@ def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool =
     _preload_jobs()
     if not burst:
         _heal_schedules(settings)
+        _finalize_interrupted_assessments(settings)
     keys = get_keys(settings)
     MeasuredWorker.kinds = {keys.queue_name(kind): kind for kind in QUEUE_KINDS}
     worker = MeasuredWorker(all_queues(settings), connection=get_redis(settings))
