@@ -108,3 +108,9 @@ def _postmortem(services: BotServices, inv: Invocation, incident: Incident | Non
     assert incident is not None
     lifecycle.request_postmortem(services, incident, inv.user_id)
     return Reply("Drafting the post-mortem; it will be posted here as a file.")
+
+
+@handles("impact")
+def _impact(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+    assert incident is not None
+    return lifecycle.change_impact(services, incident, inv.user_id, **inv.command.args)

@@ -200,6 +200,16 @@ def build_registry() -> CommandRegistry:
     def _update(tokens: list[str], rest: str) -> dict[str, Any]:
         return {"text": require_text(rest, "update text")}
 
+    @registry.command("impact", usage="impact <customer-facing|internal|pressure-on|pressure-off>",
+                      help="mark customer impact or business pressure (drives escalations and the post-mortem)",
+                      needs_incident=True)
+    def _impact(tokens: list[str], rest: str) -> dict[str, Any]:
+        choices = {"customer-facing": {"customer_facing": True}, "internal": {"customer_facing": False},
+                   "pressure-on": {"business_pressure": True}, "pressure-off": {"business_pressure": False}}
+        if len(tokens) != 1 or tokens[0].lower() not in choices:
+            raise CommandError("Say which impact: customer-facing, internal, pressure-on or pressure-off.")
+        return choices[tokens[0].lower()]
+
     @registry.command("mitigate", usage="mitigate [note]", help="mark the impact as stopped (cause not yet fixed)",
                       needs_incident=True)
     def _mitigate(tokens: list[str], rest: str) -> dict[str, Any]:

@@ -284,3 +284,17 @@ def request_resolve(services: BotServices, incident: Incident, user_id: str, ove
     services.store.timeline(incident.id).append("resolve_requested", user_id, {"override_reason": override_reason},
                                                 at=services.clock.now())
     return Reply("Checking the cluster against the recovery checklist before resolving…")
+
+
+def change_impact(services: BotServices, incident: Incident, user_id: str, *, customer_facing: bool | None = None,
+                  business_pressure: bool | None = None) -> Reply:
+    """Record customer impact / business pressure, tell the channel, and re-plan escalations."""
+    services.store.set_impact(incident.id, user_id, customer_facing=customer_facing,
+                              business_pressure=business_pressure)
+    if customer_facing is not None:
+        what = "customer-facing" if customer_facing else "internal only (not customer-facing)"
+    else:
+        what = "under business pressure" if business_pressure else "no longer under business pressure"
+    services.slack.post_message(incident.channel_id, f"<@{user_id}> marked the incident {what}.")
+    reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
+    return Reply(f"Marked {what}.")

@@ -278,6 +278,13 @@ def build_report(incident: Incident, entries: Iterable[TimelineEntry], *, now: d
             if severities.get(to, 9) < severities.get(report.max_severity, 9):
                 report.max_severity = to
             event(entry, f"Severity {str(data.get('from')).upper()} → {to.upper()}")
+        elif kind == "impact_changed":
+            parts = []
+            if "customer_facing" in data:
+                parts.append("customer-facing" if data["customer_facing"] else "internal only")
+            if "business_pressure" in data:
+                parts.append("business pressure " + ("on" if data["business_pressure"] else "off"))
+            event(entry, "Impact: " + ", ".join(parts))
         elif kind == "role_assigned":
             event(entry, f"{data.get('role')} → {data.get('user')}")
         elif kind == "status_update":

@@ -133,6 +133,26 @@ class IncidentStore:
 
         return self._change(incident_id, "role_assigned", actor, change)
 
+    def set_impact(self, incident_id: str, actor: str, *, customer_facing: bool | None = None,
+                   business_pressure: bool | None = None) -> Incident:
+        """Mark the incident customer-facing (or not) and business pressure on (or off); records ``impact_changed``.
+
+        Both feed the escalation thresholds; customer-facing time is the post-mortem's business impact.
+        """
+
+        def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
+            fields: dict[str, str] = {}
+            data: dict[str, Any] = {}
+            if customer_facing is not None:
+                fields["customer_facing"] = "1" if customer_facing else "0"
+                data["customer_facing"] = customer_facing
+            if business_pressure is not None:
+                fields["x_business_pressure_since"] = repr(to_epoch(now)) if business_pressure else ""
+                data["business_pressure"] = business_pressure
+            return fields, data
+
+        return self._change(incident_id, "impact_changed", actor, change)
+
     def set_fields(self, incident_id: str, fields: dict[str, str]) -> None:
         """Bookkeeping fields with no timeline meaning (message timestamps of the header etc.)."""
         self.redis.hset(self.keys.incident(incident_id), mapping=fields)

@@ -92,3 +92,15 @@ def test_timeline_dedupe_and_paging(redis_client: redis.Redis) -> None:
     assert sum(1 for _ in timeline.iter_entries(page=1000)) == 2501
     latest = timeline.latest("message")
     assert latest is not None and latest.data == {"i": 2499}
+
+
+def test_impact_flags_are_recorded(store: IncidentStore) -> None:
+    incident = make_incident(store)
+    updated = store.set_impact(incident.id, "U2", customer_facing=True, business_pressure=True)
+    assert updated.customer_facing
+    assert float(updated.extra["business_pressure_since"]) == store.clock.now().timestamp()
+    updated = store.set_impact(incident.id, "U2", business_pressure=False)
+    assert updated.customer_facing and updated.extra.get("business_pressure_since") == ""
+    [first, second] = store.timeline(incident.id).entries({"impact_changed"})
+    assert first.data == {"customer_facing": True, "business_pressure": True}
+    assert second.data == {"business_pressure": False}
