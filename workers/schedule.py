@@ -472,8 +472,8 @@ def request_page(settings: Settings, redis: Redis, incident_id: str, rule_key: s
 
 
 def pagerduty_events_url(settings: Settings) -> str:
-    """The Events API URL: the ``pagerduty_events_url`` setting once it exists, else PagerDuty's."""
-    return str(getattr(settings, "pagerduty_events_url", None) or DEFAULT_PAGERDUTY_EVENTS_URL)
+    """The Events API URL (``PAGERDUTY_EVENTS_URL``; PagerDuty's own by default)."""
+    return settings.pagerduty_events_url or DEFAULT_PAGERDUTY_EVENTS_URL
 
 
 def page_escalation(incident_id: str, rule_key: str, requested_by: str,

@@ -277,8 +277,8 @@ def harness(slack: SlackEmulator, bot_settings: Settings, fake_kubeconfig: Path,
             pagerduty: PagerDutyStub, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     slack.add_usergroup(ESCALATION_GROUP, handle="seniors", users=["U_CAROL"])
     settings = bot_settings.model_copy(update={"escalation_usergroup": ESCALATION_GROUP,
-                                               "pagerduty_routing_key": SecretStr(ROUTING_KEY)})
-    monkeypatch.setattr(schedule, "DEFAULT_PAGERDUTY_EVENTS_URL", pagerduty.url)
+                                               "pagerduty_routing_key": SecretStr(ROUTING_KEY),
+                                               "pagerduty_events_url": pagerduty.url})
     start = (SystemClock().now() + timedelta(days=1)).replace(second=0, microsecond=0)
     clock = ManualClock(start)
     services = BotServices.from_settings(settings, clock=clock)
