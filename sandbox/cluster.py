@@ -187,17 +187,20 @@ class LocalCluster:
             finally:
                 api.close()
         except BaseException:
-            self.stop()
+            self.stop(keep_logs=True)  # the error names log files: leave them for the reader
             raise
         return self
 
-    def stop(self) -> None:
-        """Stop every component (kwok and controllers first, etcd last); idempotent."""
+    def stop(self, *, keep_logs: bool = False) -> None:
+        """Stop every component (kwok and controllers first, etcd last); idempotent.
+
+        A work directory this object created is removed unless ``keep_logs``.
+        """
         for name in reversed(COMPONENTS):
             process = self._processes.get(name)
             if process is not None:
                 process.stop()
-        if self._own_workdir:
+        if self._own_workdir and not keep_logs:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def status(self) -> dict[str, str]:

@@ -11,7 +11,6 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from sandbox.baseline import SYSTEM_NAMESPACE
-from sandbox.cluster import KWOK_CUSTOM_STATUS_ANNOTATION
 from sandbox.objects import (
     MERGE_PATCH,
     Handle,
@@ -23,6 +22,7 @@ from sandbox.objects import (
     force_delete_pods,
     ignore_not_found,
     now,
+    pod_template,
     pods_matching,
     record_event,
     rfc3339,
@@ -61,11 +61,12 @@ class CrashLoop:
             handle.on_undo(f"give {self.existing} pods back to kwok", takeover.release_all)
         else:
             labels = {"k8s-app": self.deployment, SCENARIO_LABEL: self.name}
-            template = {
-                "metadata": {"labels": labels, "annotations": {KWOK_CUSTOM_STATUS_ANNOTATION[0]: KWOK_CUSTOM_STATUS_ANNOTATION[1]}},
-                "spec": {"containers": [container(self.deployment, self.image, [("https", 10250, "TCP")])],
-                         "priorityClassName": "system-cluster-critical"},
-            }
+            template = pod_template(
+                labels,
+                [container(self.deployment, self.image, [("https", 10250, "TCP")])],
+                custom_status=True,
+                priorityClassName="system-cluster-critical",
+            )
             apps.create_namespaced_deployment(self.namespace, deployment(self.deployment, self.namespace, self.replicas, template))
             handle.on_undo(f"delete deployment {self.deployment}", lambda: self._delete(api, labels))
             pods = scheduled_pods(api, self.namespace, labels, self.replicas, self.timeout)

@@ -9,6 +9,7 @@ from typing import ClassVar
 from kubernetes import client as k8s
 
 from sandbox.baseline import (
+    AWS_NODE,
     COREDNS,
     COREDNS_LABELS,
     KUBE_DNS_SERVICE,
@@ -16,7 +17,6 @@ from sandbox.baseline import (
     install_aws_node,
     install_coredns,
 )
-from sandbox.cluster import KWOK_CUSTOM_STATUS_ANNOTATION
 from sandbox.objects import (
     MERGE_PATCH,
     Handle,
@@ -28,6 +28,7 @@ from sandbox.objects import (
     ignore_not_found,
     now,
     pod_ready,
+    pod_template,
     pods_matching,
     ready_endpoint_count,
     record_event,
@@ -63,11 +64,8 @@ class PodIpExhaustion:
         labels = scenario_labels(self.name, self.deployment)
         handle = Handle(self.name, f"{self.replicas} pods of {self.namespace}/{self.deployment} cannot get a pod IP", {"pods": [], "events": []})
         if install_aws_node(api, self.timeout):
-            handle.on_undo("delete aws-node", lambda: ignore_not_found(lambda: apps.delete_namespaced_daemon_set("aws-node", SYSTEM_NAMESPACE)))
-        template = {
-            "metadata": {"labels": labels, "annotations": {KWOK_CUSTOM_STATUS_ANNOTATION[0]: KWOK_CUSTOM_STATUS_ANNOTATION[1]}},
-            "spec": {"containers": [container("app", self.image, [("http", 8080, "TCP")])]},
-        }
+            handle.on_undo("delete aws-node", lambda: ignore_not_found(lambda: apps.delete_namespaced_daemon_set(AWS_NODE, SYSTEM_NAMESPACE)))
+        template = pod_template(labels, [container("app", self.image, [("http", 8080, "TCP")])], custom_status=True)
         apps.create_namespaced_deployment(self.namespace, deployment(self.deployment, self.namespace, self.replicas, template))
         handle.on_undo(f"delete deployment {self.deployment}", lambda: self._delete(api, labels))
         for pod in scheduled_pods(api, self.namespace, labels, self.replicas, self.timeout):
@@ -146,7 +144,7 @@ class BlockingPdb:
         apps, policy = k8s.AppsV1Api(api), k8s.PolicyV1Api(api)
         labels = scenario_labels(self.name, self.deployment)
         handle = Handle(self.name, f"PDB {self.namespace}/{self.deployment} allows 0 disruptions", {"pdb": self.deployment})
-        template = {"metadata": {"labels": labels}, "spec": {"containers": [container("app", self.image, [("http", 8080, "TCP")])]}}
+        template = pod_template(labels, [container("app", self.image, [("http", 8080, "TCP")])])
         apps.create_namespaced_deployment(self.namespace, deployment(self.deployment, self.namespace, self.replicas, template))
         handle.on_undo(f"delete deployment {self.deployment}", lambda: self._delete_deployment(api, labels))
         pdb = {
