@@ -8,14 +8,20 @@ the verdict, post a status update through the modal, cordon a node through the c
 undo the scenario, resolve, and open the post-mortem file. Nothing on the bot's side is faked: every
 step waits for what the bot did through the Web API, and the cordon is checked on the cluster.
 
-Screenshots of every step go to ``test-artifacts/demo/`` (gitignored).
+Screenshots of every step go to ``test-artifacts/demo/`` (gitignored). The page's JSON API is also
+tested without a cluster or a browser, against the real bot app served over HTTP (``bot_server``).
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import shutil
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,8 +30,9 @@ from kubernetes import client as k8s
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from sandbox.demo import SCENARIOS, DemoStack
-
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+from sandbox.slack import SlackEmulator
+from sandbox.slack.model import File
+from tests.fixtures.slack import RunningBot
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -117,6 +124,8 @@ def node_unschedulable(stack: DemoStack, name: str) -> bool:
         api.close()
 
 
+@pytest.mark.cluster
+@pytest.mark.timeout(600)
 def test_incident_walkthrough_in_the_browser(demo_stack: DemoStack, page: Page, shot: Callable[[str], Path]) -> None:
     try:
         walk_through_an_incident(demo_stack, page, shot)
@@ -217,3 +226,94 @@ def walk_through_an_incident(demo_stack: DemoStack, page: Page, shot: Callable[[
     shot("postmortem")
     files = [f for f in demo_stack.slack.files if f.completed]
     assert [f.filename.endswith(".md") for f in files] == [True]
+
+
+# --- the page's JSON API, without a browser or a cluster -------------------------------------------------
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _post(slack: SlackEmulator, route: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(f"{slack.base_url}ui/api/{route}", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _state(slack: SlackEmulator, user: str, channel: str = "") -> dict[str, object]:
+    status, body = _get(f"{slack.base_url}ui/api/state?user={user}&channel={channel}")
+    assert status == 200
+    return dict(json.loads(body))
+
+
+def test_page_and_static_files_are_served_and_nothing_outside_them(slack: SlackEmulator) -> None:
+    slack.attach_demo()
+    status, page = _get(f"{slack.base_url}ui/")
+    assert status == 200 and b'data-testid="composer"' in page
+    assert _get(f"{slack.base_url}ui/app.js")[0] == 200
+    connection = http.client.HTTPConnection("127.0.0.1", int(slack.base_url.rsplit(":", 1)[1].strip("/")), timeout=5)
+    connection.request("GET", "/ui/../../emulator.py")
+    assert connection.getresponse().status == 404
+    connection.close()
+    state = _state(slack, "U_DAVE")
+    assert {c["name"] for c in state["channels"]} >= {"stakeholders"}  # type: ignore[union-attr, index]
+    assert state["panel"] is False and state["scenarios"] == []
+
+
+def test_bad_requests_say_what_is_missing(slack: SlackEmulator) -> None:
+    slack.attach_demo()
+    status, body = _post(slack, "command", {"channel": "C_STAKE", "text": "help"})
+    assert (status, body["error"]) == (400, "user is required")
+    status, body = _post(slack, "scenario", {"op": "inject", "key": "dns-cascade"})
+    assert status == 400 and "without the demo stack" in str(body["error"])
+    status, body = _post(slack, "click", {"user": "U_DAVE", "channel": "C_STAKE", "ts": "1.000001", "action_id": "x"})
+    assert status == 400 and "no message" in str(body["error"])
+
+
+def test_uploaded_files_are_readable_from_the_page(slack: SlackEmulator) -> None:
+    slack.attach_demo()
+    with slack.workspace.lock:
+        slack.workspace.files["F_PM"] = File("F_PM", "postmortem.md", 12, "U_BOT", 0, "key", content=b"# Post-mortem",
+                                             completed=True, channel="C_STAKE")
+    assert _get(f"{slack.base_url}ui/api/files/F_PM") == (200, b"# Post-mortem")
+    assert _get(f"{slack.base_url}ui/api/files/F_NONE")[0] == 404
+
+
+def test_commands_buttons_and_modals_reach_the_real_bot_signed(slack: SlackEmulator, bot_server: RunningBot) -> None:
+    slack.attach_demo()
+    status, body = _post(slack, "command", {"user": "U_ALICE", "channel": "C_STAKE", "text": "incident open sev2 Disk full"})
+    assert status == 200 and body["status"] == 200 and body["problem"] is None
+    deadline = time.monotonic() + 15
+    channel = None
+    while channel is None and time.monotonic() < deadline:
+        channels = _state(slack, "U_ALICE")["channels"]
+        channel = next((c for c in channels if str(c["name"]).endswith("-disk-full")), None)  # type: ignore[union-attr]
+        time.sleep(0.1)
+    assert channel is not None, "the bot did not create the incident channel"
+    state = _state(slack, "U_ALICE", str(channel["id"]))
+    header = next(m for m in state["messages"] if m.get("blocks") and "Disk full" in json.dumps(m["blocks"]))  # type: ignore[union-attr]
+
+    status, body = _post(slack, "click", {"user": "U_ALICE", "channel": channel["id"], "ts": header["ts"],
+                                          "action_id": "incident_post_update"})
+    assert status == 200 and body["status"] == 200
+    views = _state(slack, "U_ALICE", str(channel["id"]))["views"]
+    assert len(views) == 1  # type: ignore[arg-type]
+    view = views[0]  # type: ignore[index]
+    status, body = _post(slack, "submit", {"user": "U_ALICE", "view_id": view["id"],
+                                           "values": {"update": {"text": "Disk freed on the nodes."}}})
+    assert status == 200 and body["closed"] is True
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        texts = json.dumps(_state(slack, "U_ALICE", str(channel["id"]))["messages"])
+        if "Disk freed on the nodes." in texts:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the status update from the modal never reached the channel")
