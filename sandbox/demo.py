@@ -237,6 +237,12 @@ class DemoStack:
 
 def run_demo(drill: str | None = None) -> int:
     """``k8s-incident-bot demo``: start, print the URL, wait for Ctrl-C, stop cleanly."""
+    import signal
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (or SIGINT ignored by a shell's `&`) stops as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     stack = DemoStack()
     print("Starting the sandbox: Redis, control plane, Slack emulator, worker, bot …", flush=True)
