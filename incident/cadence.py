@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from incident.clock import from_epoch
+from incident.clock import parse_moment
 
 if TYPE_CHECKING:
     from incident.model import Incident
@@ -341,8 +341,8 @@ def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
         elif kind == "assessment":
             found = _verdict_of(data)
             verdict, assessed_at = _headline(found), entry.at
-            cp_since = _streak(cp_since, _control_plane_failing(found), _moment(found.get("control_plane_failing_since")), entry.at)
-            etcd_since = _streak(etcd_since, _etcd_failing(found), _moment(found.get("etcd_repair_since")), entry.at)
+            cp_since = _streak(cp_since, _control_plane_failing(found), parse_moment(found.get("control_plane_failing_since")), entry.at)
+            etcd_since = _streak(etcd_since, _etcd_failing(found), parse_moment(found.get("etcd_repair_since")), entry.at)
     evidence = Evidence(verdict, assessed_at, cp_since, etcd_since)
     signals: dict[Signal, datetime] = {}
     if cp_since is not None:
@@ -351,7 +351,7 @@ def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
         signals[Signal.ETCD_REPAIR] = etcd_since
     if incident.customer_facing:
         signals[Signal.CUSTOMER_FACING] = incident.opened_at
-    pressure = _moment(incident.extra.get("business_pressure_since"))
+    pressure = parse_moment(incident.extra.get("business_pressure_since"))
     if pressure is not None:
         signals[Signal.BUSINESS_PRESSURE] = pressure
     state = CadenceState(
@@ -364,7 +364,7 @@ def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
 
 def _decided(previous: EscalationState | None, entry: "TimelineEntry") -> EscalationState:
     decision = Decision(str(entry.data.get("decision")))
-    until = _moment(entry.data.get("snoozed_until")) if decision == Decision.SNOOZED else None
+    until = parse_moment(entry.data.get("snoozed_until")) if decision == Decision.SNOOZED else None
     return replace(previous or EscalationState(), decision=decision, decided_at=entry.at, snoozed_until=until)
 
 
@@ -422,19 +422,3 @@ def _streak(since: datetime | None, holds: bool, stated: datetime | None, at: da
     if stated is not None:
         return stated
     return since or at
-
-
-def _moment(value: Any) -> datetime | None:
-    if isinstance(value, bool) or value in (None, ""):
-        return None
-    if isinstance(value, (int, float)):
-        return from_epoch(float(value))
-    try:
-        return from_epoch(float(value))
-    except (TypeError, ValueError):
-        pass
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -27,3 +27,21 @@ def to_epoch(moment: datetime) -> float:
 def from_epoch(seconds: float) -> datetime:
     """Aware UTC datetime from seconds since the epoch."""
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def parse_moment(value: Any) -> datetime | None:
+    """An aware datetime from what timeline data holds: epoch seconds (number or string) or ISO 8601.
+
+    ``None``, empty strings, booleans, naive or unparsable values give ``None``.
+    """
+    if isinstance(value, bool) or value in (None, ""):
+        return None
+    try:
+        return from_epoch(float(value))
+    except (TypeError, ValueError):
+        pass
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None

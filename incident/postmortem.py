@@ -18,10 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from incident.clock import parse_moment
 from incident.model import Incident
 from incident.timeline import TimelineEntry
 
 EXCERPT = 300
+SECTION_HEADINGS: tuple[str, ...] = (
+    "## Summary", "## Timeline (UTC)", "## Root cause (hypothesis — to confirm)", "## Recovery effectiveness",
+    "## Business impact", "## Process improvements and action items", "## Participants",
+)
+"""The sections every draft has (``templates/postmortem.md.j2``; an override should keep them)."""
 
 
 @dataclass(frozen=True)
@@ -192,19 +198,6 @@ def assessment_point(entry: TimelineEntry) -> AssessmentPoint:
     return AssessmentPoint(entry.at, scope, patterns, _failing_checks(entry.data), headline)
 
 
-def _moment(value: Any) -> datetime | None:
-    if isinstance(value, (int, float)):
-        from incident.clock import from_epoch
-
-        return from_epoch(float(value))
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
-
-
 def action_record(entry: TimelineEntry) -> ActionRecord:
     data = entry.data
     description = str(data.get("description") or f"{data.get('kind', 'action')} {data.get('target', '')}".strip())
@@ -213,7 +206,7 @@ def action_record(entry: TimelineEntry) -> ActionRecord:
         at=entry.at, description=description, requested_by=str(data.get("requested_by") or entry.actor),
         confirmed_by=tuple(confirmed if isinstance(confirmed, list) else [confirmed]),
         outcome=str(data.get("outcome") or data.get("status") or "unknown"),
-        started_at=_moment(data.get("started_at")), finished_at=_moment(data.get("finished_at")),
+        started_at=parse_moment(data.get("started_at")), finished_at=parse_moment(data.get("finished_at")),
     )
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from incident.model import Incident, Status
-from incident.postmortem import build_report
+from incident.postmortem import SECTION_HEADINGS, build_report
 from incident.settings import Settings
 from incident.store import IncidentStore
 from incident.templates import TemplateRenderer
@@ -74,9 +74,7 @@ def test_draft_has_every_section_with_the_facts(redis_client: redis.Redis) -> No
     assert report.participants == [("U_BOB", 1), ("U_CAROL", 1)]
 
     text = TemplateRenderer(Settings().templates_dir).render("postmortem.md.j2", report=report)
-    for heading in ("## Summary", "## Timeline (UTC)", "## Root cause (hypothesis — to confirm)",
-                    "## Recovery effectiveness", "## Business impact", "## Process improvements and action items",
-                    "## Participants"):
+    for heading in SECTION_HEADINGS:
         assert heading in text
     assert "| Duration | 40m |" in text
     assert "Node failure — **to confirm**" in text

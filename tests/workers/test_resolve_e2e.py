@@ -14,6 +14,7 @@ from kubernetes import client as k8s
 from chat.action_blocks import ACTION_CONFIRM
 from incident.actions import ActionStatus, ActionStore
 from incident.model import Status
+from incident.postmortem import SECTION_HEADINGS
 from sandbox.cluster import LocalCluster
 from sandbox.scenarios import DnsOutage
 from sandbox.slack import SlackEmulator
@@ -102,9 +103,7 @@ def test_whole_incident_resolve_needs_evidence_and_drafts_the_postmortem(
     assert draft.content is not None
     text = draft.content.decode()
     assert draft.completed and draft.channel == channel
-    for heading in ("## Summary", "## Timeline (UTC)", "## Root cause (hypothesis — to confirm)",
-                    "## Recovery effectiveness", "## Business impact", "## Process improvements and action items",
-                    "## Participants"):
+    for heading in SECTION_HEADINGS:
         assert heading in text
     assert "Checkout cannot resolve hosts" in text
     assert "DNS cascade — **to confirm**" in text
