@@ -67,7 +67,7 @@ def patterns(assessment: Assessment) -> list[str]:
     return [p.key for p in assessment.verdict.patterns]
 
 
-def test_healthy_cluster_has_no_cluster_wide_failure(settings: Settings) -> None:
+def test_healthy_cluster_has_no_cluster_wide_failure(settings: Settings, settled_cluster: k8s.ApiClient) -> None:
     assessment, elapsed = run(settings)
     verdict = assessment.verdict
     assert verdict.scope != "cluster-wide", verdict.headline

@@ -19,7 +19,7 @@ from sandbox.cluster import LocalCluster
 from sandbox.scenarios import DnsOutage
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import open_incident, wait_until
-from tests.fixtures.cluster import ScenarioRunner
+from tests.fixtures.cluster import ScenarioRunner, wait_for_settled_kube_system
 from tests.fixtures.slack import RunningBot
 from tests.fixtures.workers import WorkerProcesses
 
@@ -90,6 +90,7 @@ def test_whole_incident_resolve_needs_evidence_and_drafts_the_postmortem(
     assert any("Not resolving yet" in text for text in _texts(slack, channel))
 
     handle.undo()
+    wait_for_settled_kube_system(k8s_api)  # recovery takes a moment: CoreDNS back, this test's node's pods up
     slack.slash_command("U_ALICE", channel, "resolve")
     wait_until(lambda: len(store.timeline(incident.id).entries({"resolve_requested"})) == 2)
     workers.burst()
