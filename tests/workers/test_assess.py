@@ -19,7 +19,7 @@ from incident.assessment import Assessment
 from incident.postmortem import assessment_point
 from incident.settings import Settings
 from incident.store import IncidentStore
-from kube.checks import CheckContext, CheckSpec, Finding
+from kube.checks import CheckSpec, Finding
 from kube.client import KubeApi
 from sandbox.slack import SlackEmulator
 from workers.assess import WORKER_STOPPED, AssessmentJob, SlackTarget, finalize_interrupted, job_result, partial_assessment
@@ -140,7 +140,3 @@ def test_cli_table_shows_checks_verdict_and_recovery(settings: Settings, redis_u
     assert "VERDICT: Cluster-wide failure: DNS cascade" in table
     assert "RECOVERY ORDER" in table and "1. DNS and ingress" in table
     assert table.splitlines()[2].startswith("CHECK")
-
-
-def _unused(ctx: CheckContext) -> Finding:  # keeps CheckContext imported for readers of the stand-ins' signature
-    raise NotImplementedError
