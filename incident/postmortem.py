@@ -115,6 +115,8 @@ class PostmortemReport:
     status_updates: int = 0
     escalations: int = 0
     resolve_override: str | None = None
+    drill: dict[str, Any] | None = None
+    """The ``drill_started`` entry's data when this incident was a game-day drill (scenario, expected pattern)."""
 
     @property
     def end(self) -> datetime:
@@ -271,6 +273,9 @@ def build_report(incident: Incident, entries: Iterable[TimelineEntry], *, now: d
             if severities.get(to, 9) < severities.get(report.max_severity, 9):
                 report.max_severity = to
             event(entry, f"Severity {str(data.get('from')).upper()} → {to.upper()}")
+        elif kind == "drill_started":
+            report.drill = dict(data)
+            event(entry, f"Drill started: {data.get('description') or data.get('scenario')}")
         elif kind == "impact_changed":
             parts = []
             if "customer_facing" in data:

@@ -8,6 +8,7 @@ returned, so the CLI (``k8s-incident-bot postmortem <incident>``) prints the sam
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import requests
@@ -15,6 +16,7 @@ from redis import Redis
 
 from chat.client import SlackClient
 from incident.clock import Clock, SystemClock
+from incident.drill import score_drill
 from incident.errors import SlackApiError
 from incident.postmortem import PostmortemReport, build_report
 from incident.settings import Settings, load_settings
@@ -38,7 +40,12 @@ def draft_postmortem(settings: Settings, redis: Redis, incident_id: str, *, cloc
         important_reaction=settings.important_reaction, action_item_reaction=settings.action_item_reaction,
         permalink_base=permalink_base,
     )
-    return report, renderer_for(settings.templates_dir).render(TEMPLATE, report=report)
+    drill = None
+    if report.drill:
+        cadence = timedelta(minutes=settings.status_cadence_minutes(incident.severity))
+        drill = score_drill(report, str(report.drill.get("scenario", "")), str(report.drill.get("expected_pattern", "")),
+                            cadence)
+    return report, renderer_for(settings.templates_dir).render(TEMPLATE, report=report, drill=drill)
 
 
 def upload_markdown(slack: SlackClient, channel_id: str, filename: str, title: str, content: str,

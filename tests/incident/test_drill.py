@@ -58,3 +58,33 @@ def test_bad_drill_names_each_miss(redis_client: redis.Redis) -> None:
                       "status updates kept the cadence"]
     assert score.order_violations == ["drain node kwok-node-2 (infrastructure) came after scale deployment shop/web 5 (applications)"]
     assert score.longest_update_gap == timedelta(minutes=40)
+
+
+def test_drill_report_is_written_into_the_postmortem(redis_client: redis.Redis, redis_url: str) -> None:
+    from incident.settings import Settings
+    from workers.postmortem import draft_postmortem
+
+    store = IncidentStore(redis_client)
+    incident = _incident(store)
+    timeline = store.timeline(incident.id)
+    timeline.append("drill_started", "U1", {"scenario": "dns-cascade", "expected_pattern": "DNS cascade",
+                                           "description": "CoreDNS has no ready replicas"}, at=T0)
+    timeline.append("assessment", "bot", {"verdict": {"scope": "cluster-wide", "patterns": [{"title": "DNS cascade"}]}},
+                    at=T0 + timedelta(minutes=3))
+    report, text = draft_postmortem(Settings(redis_url=redis_url), redis_client, incident.id)
+    assert report.drill == {"scenario": "dns-cascade", "expected_pattern": "DNS cascade",
+                            "description": "CoreDNS has no ready replicas"}
+    assert "## Drill report" in text
+    assert "Scenario `dns-cascade` (expected pattern: DNS cascade)" in text
+    assert "- ✅ pattern identified (DNS cascade)" in text
+    assert "- ✅ first assessment within 5 min" in text
+    assert "Time to first assessment: 3m" in text
+
+
+def test_ordinary_incidents_have_no_drill_report(redis_client: redis.Redis, redis_url: str) -> None:
+    from incident.settings import Settings
+    from workers.postmortem import draft_postmortem
+
+    incident = _incident(IncidentStore(redis_client))
+    _, text = draft_postmortem(Settings(redis_url=redis_url), redis_client, incident.id)
+    assert "Drill report" not in text
