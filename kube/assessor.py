@@ -65,10 +65,13 @@ class Assessor:
         budget_end = start + self.budget_s
         results: "queue.Queue[tuple[str, CheckResult]]" = queue.Queue()
         deadlines: dict[str, float] = {}
+        cut_by_budget: set[str] = set()
         specs = {spec.name: spec for spec in self.checks}
         for spec in self.checks:
             deadline = min(start + spec.timeout_s, budget_end)
             deadlines[spec.name] = deadline
+            if budget_end < start + spec.timeout_s:
+                cut_by_budget.add(spec.name)
             context = CheckContext(self.kube.with_deadline(deadline, spec.name), self.thresholds, self.etcd_endpoints,
                                    self.event_window, self.wall_clock)
             thread = threading.Thread(target=_run_one, args=(spec, context, results), name=f"check-{spec.name}", daemon=True)
@@ -93,7 +96,7 @@ class Assessor:
                 now = time.monotonic()
                 for name in waiting:
                     if deadlines[name] <= now:
-                        finish(_timed_out(specs[name], deadlines[name] - start, budget_end))
+                        finish(_timed_out(specs[name], deadlines[name] - start, name in cut_by_budget))
                 continue
             if name in done:
                 continue  # arrived after being reported as timed out: too late, dropped
@@ -113,8 +116,9 @@ class Assessor:
         )
 
 
-def _timed_out(spec: CheckSpec, allowed_s: float, budget_end: float) -> CheckResult:
-    if allowed_s < spec.timeout_s:
+def _timed_out(spec: CheckSpec, allowed_s: float, by_budget: bool) -> CheckResult:
+    """The result of a check that overran; says whether its own timeout or the overall budget cut it."""
+    if by_budget:
         summary = f"did not finish within the assessment budget ({allowed_s:.3g} s)"
     else:
         summary = f"did not finish within its {spec.timeout_s:g} s timeout"

@@ -123,6 +123,10 @@ class NodeFailure:
         for node in nodes:
             for pod in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items:
                 if self._evictable(pod):
+                    # Taken from kwok first: kwok may not yet have seen the Lease hand-over and would
+                    # otherwise finalize the deletion it is not supposed to see.
+                    custom = {"metadata": {"annotations": {KWOK_CUSTOM_STATUS_ANNOTATION[0]: KWOK_CUSTOM_STATUS_ANNOTATION[1]}}}
+                    ignore_not_found(lambda pod=pod: core.patch_namespaced_pod(pod.metadata.name, pod.metadata.namespace, custom))
                     ignore_not_found(lambda pod=pod: core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace))
                     deleted.append(f"{pod.metadata.namespace}/{pod.metadata.name}")
         return deleted
@@ -153,9 +157,11 @@ class NodeFailure:
         def finalized() -> bool:
             pods = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
             stuck = [p for p in pods if p.metadata.deletion_timestamp]
-            for pod in stuck:
-                _nudge(lambda body, pod=pod: ignore_not_found(
-                    lambda: core.patch_namespaced_pod(pod.metadata.name, pod.metadata.namespace, body)))
+            for pod in stuck:  # given back to kwok (custom status dropped) and nudged
+                _nudge(lambda body, pod=pod: ignore_not_found(lambda: core.patch_namespaced_pod(
+                    pod.metadata.name, pod.metadata.namespace,
+                    {"metadata": {"annotations": {**body["metadata"]["annotations"],  # type: ignore[index]
+                                                  KWOK_CUSTOM_STATUS_ANNOTATION[0]: None}}})))
             return not stuck
 
         wait_for(f"node {node} Ready and untainted again", healthy, self.timeout, interval=1.0)
