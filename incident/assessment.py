@@ -9,6 +9,7 @@ it back (with :meth:`Assessment.from_json`).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -189,3 +190,29 @@ class Assessment:
             server=data.get("server"),
             interrupted=data.get("interrupted"),
         )
+
+
+def verdict_of_entry(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The verdict dict of an ``assessment`` timeline entry (``{"snapshot": …, "verdict": {…}}``), or ``{}``.
+
+    Reads the top-level ``verdict`` first, else the one inside the snapshot, so entries written by older
+    code or by the resolve check read the same way.
+    """
+    verdict = data.get("verdict")
+    if isinstance(verdict, Mapping):
+        return verdict
+    snapshot = data.get("snapshot")
+    if isinstance(snapshot, Mapping) and isinstance(snapshot.get("verdict"), Mapping):
+        return snapshot["verdict"]
+    return {}
+
+
+def pattern_titles(verdict: Mapping[str, Any]) -> list[str]:
+    """The pattern titles a stored verdict names, in order (title, else name/key), empties left out."""
+    names = []
+    for pattern in verdict.get("patterns") or []:
+        if isinstance(pattern, Mapping):
+            names.append(str(pattern.get("title") or pattern.get("name") or pattern.get("key") or pattern.get("pattern") or ""))
+        else:
+            names.append(str(pattern))
+    return [name for name in names if name]

@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from incident.assessment import pattern_titles, verdict_of_entry
 from incident.clock import parse_moment
 
 if TYPE_CHECKING:
@@ -339,7 +340,7 @@ def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
             description = str(data.get("description") or f"{data.get('kind', 'action')} {data.get('target', '')}".strip())
             actions.append(f"{description}: {data.get('outcome') or data.get('status') or 'in progress'}")
         elif kind == "assessment":
-            found = _verdict_of(data)
+            found = verdict_of_entry(data)
             verdict, assessed_at = _headline(found), entry.at
             cp_since = _streak(cp_since, _control_plane_failing(found), parse_moment(found.get("control_plane_failing_since")), entry.at)
             etcd_since = _streak(etcd_since, _etcd_failing(found), parse_moment(found.get("etcd_repair_since")), entry.at)
@@ -368,29 +369,8 @@ def _decided(previous: EscalationState | None, entry: "TimelineEntry") -> Escala
     return replace(previous or EscalationState(), decision=decision, decided_at=entry.at, snoozed_until=until)
 
 
-def _verdict_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The verdict of an ``assessment`` entry (``{"snapshot": …, "verdict": {…}}``), tolerant of shape."""
-    verdict = data.get("verdict")
-    if isinstance(verdict, Mapping):
-        return verdict
-    snapshot = data.get("snapshot")
-    if isinstance(snapshot, Mapping) and isinstance(snapshot.get("verdict"), Mapping):
-        return snapshot["verdict"]
-    return {}
-
-
-def _pattern_names(verdict: Mapping[str, Any]) -> list[str]:
-    names = []
-    for pattern in verdict.get("patterns") or []:
-        if isinstance(pattern, Mapping):
-            names.append(str(pattern.get("title") or pattern.get("name") or pattern.get("key") or pattern.get("pattern") or ""))
-        else:
-            names.append(str(pattern))
-    return [name for name in names if name]
-
-
 def _headline(verdict: Mapping[str, Any]) -> str:
-    patterns = _pattern_names(verdict)
+    patterns = pattern_titles(verdict)
     return str(verdict.get("headline") or verdict.get("summary") or ", ".join(patterns) or verdict.get("scope") or "no finding")
 
 
@@ -401,7 +381,7 @@ def _control_plane_failing(verdict: Mapping[str, Any]) -> bool:
         return explicit
     if "control plane unreachable" in str(verdict.get("headline") or "").lower():
         return True
-    return any(word in name.lower() for name in _pattern_names(verdict) for word in CONTROL_PLANE_WORDS)
+    return any(word in name.lower() for name in pattern_titles(verdict) for word in CONTROL_PLANE_WORDS)
 
 
 def _etcd_failing(verdict: Mapping[str, Any]) -> bool:
@@ -412,7 +392,7 @@ def _etcd_failing(verdict: Mapping[str, Any]) -> bool:
     for pattern in verdict.get("patterns") or []:
         if isinstance(pattern, Mapping) and (pattern.get("root_cause") == "etcd" or "etcd" in (pattern.get("layers") or ())):
             return True
-    return any("etcd" in name.lower() for name in _pattern_names(verdict))
+    return any("etcd" in name.lower() for name in pattern_titles(verdict))
 
 
 def _streak(since: datetime | None, holds: bool, stated: datetime | None, at: datetime) -> datetime | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from incident.assessment import pattern_titles, verdict_of_entry
 from incident.clock import parse_moment
 from incident.model import Incident
 from incident.timeline import TimelineEntry
@@ -161,26 +162,6 @@ class PostmortemReport:
         return seen
 
 
-def _verdict_of(data: dict[str, Any]) -> dict[str, Any]:
-    verdict = data.get("verdict")
-    if isinstance(verdict, dict):
-        return verdict
-    snapshot = data.get("snapshot")
-    if isinstance(snapshot, dict) and isinstance(snapshot.get("verdict"), dict):
-        return snapshot["verdict"]
-    return {}
-
-
-def _pattern_names(verdict: dict[str, Any]) -> tuple[str, ...]:
-    names: list[str] = []
-    for pattern in verdict.get("patterns") or []:
-        if isinstance(pattern, dict):
-            names.append(str(pattern.get("title") or pattern.get("name") or pattern.get("pattern") or pattern))
-        else:
-            names.append(str(pattern))
-    return tuple(names)
-
-
 def _failing_checks(data: dict[str, Any]) -> tuple[str, ...]:
     snapshot = data.get("snapshot")
     if not isinstance(snapshot, dict):
@@ -193,8 +174,8 @@ def _failing_checks(data: dict[str, Any]) -> tuple[str, ...]:
 
 
 def assessment_point(entry: TimelineEntry) -> AssessmentPoint:
-    verdict = _verdict_of(entry.data)
-    patterns = _pattern_names(verdict)
+    verdict = verdict_of_entry(entry.data)
+    patterns = tuple(pattern_titles(verdict))
     scope = str(verdict.get("scope") or "unknown")
     headline = str(verdict.get("headline") or verdict.get("summary") or (", ".join(patterns) if patterns else scope))
     return AssessmentPoint(entry.at, scope, patterns, _failing_checks(entry.data), headline)
