@@ -244,16 +244,20 @@ def _incident_lock(redis: Redis, keys: Keys, incident_id: str) -> Iterator[None]
 
 
 def _put_next(settings: Settings, redis: Redis, keys: Keys, incident_id: str, generation: int, due: datetime) -> str:
-    """Make the tick at ``due`` the incident's only pending tick (idempotent for the same time)."""
+    """Make the tick at ``due`` the incident's only pending tick (idempotent for the same time).
+
+    The new tick is queued before the previous one is dropped, so a crash in between leaves two ticks
+    (the older generation's is ignored when it fires), never none.
+    """
     queue = schedule_queue(settings, redis)
     job_id = tick_job_id(keys, incident_id, generation, due)
     previous = schedule_info(settings, redis, incident_id).job_id
-    if previous and previous != job_id:
-        _drop_pending(queue, redis, previous)
     queue.enqueue_at(due, TICK_JOB, incident_id, generation, job_id=job_id, job_timeout=TICK_TIMEOUT_SECONDS,
                      result_ttl=600, failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[5, 15, 30]))
     redis.hset(keys.schedule(incident_id), mapping={
         "generation": generation, "job_id": job_id, "next_at": repr(due.timestamp()), "state": "active"})
+    if previous and previous != job_id:
+        _drop_pending(queue, redis, previous)
     return job_id
 
 

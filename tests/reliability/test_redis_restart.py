@@ -7,6 +7,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from sandbox.redis_server import RedisServer
+from workers.schedule import schedule_info
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import open_incident, wait_until
 from tests.fixtures.slack import RunningBot
@@ -23,8 +24,13 @@ def test_incident_survives_a_redis_restart(slack: SlackEmulator, bot_server: Run
     timeline = services.store.timeline(incident.id)
     wait_until(lambda: len(timeline.entries({"message"})) == 5 and timeline.entries({"status_update"}))
     before = [(e.kind, e.data.get("ts")) for e in timeline.entries()]
-    scheduled_before = ScheduledJobRegistry(queue=Queue(services.keys.queue_name("schedule"),
-                                                        connection=services.redis)).get_job_ids()
+    registry = ScheduledJobRegistry(queue=Queue(services.keys.queue_name("schedule"), connection=services.redis))
+    # The update's reschedule (generation 2; the open was 1) runs after its timeline entry is written.
+    def rescheduled_once_more() -> bool:
+        info = schedule_info(services.settings, services.redis, incident.id)
+        return info.generation == 2 and registry.get_job_ids() == [info.job_id]
+    wait_until(rescheduled_once_more)
+    scheduled_before = registry.get_job_ids()
     assert len(scheduled_before) == 1  # the incident's next status tick
 
     services.redis.config_set("appendfsync", "always")
@@ -33,8 +39,7 @@ def test_incident_survives_a_redis_restart(slack: SlackEmulator, bot_server: Run
     assert [(e.kind, e.data.get("ts")) for e in timeline.entries()] == before
     assert services.store.get(incident.id) == incident.__class__.from_hash(
         services.redis.hgetall(services.keys.incident(incident.id)))
-    scheduled_after = ScheduledJobRegistry(queue=Queue(services.keys.queue_name("schedule"),
-                                                       connection=services.redis)).get_job_ids()
+    scheduled_after = registry.get_job_ids()
     assert scheduled_after == scheduled_before
 
     slack.slash_command("U_ALICE", incident.channel_id, "severity sev2")
