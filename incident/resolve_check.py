@@ -1,7 +1,9 @@
 """No premature victory: the runbook's post-recovery checklist, judged from an assessment (pure).
 
 Before an incident may be resolved: all nodes Ready, kube-system pods Running, DNS answering
-(CoreDNS endpoints ready), API latency under 100 ms, no new Warning events in the last 10 minutes.
+(CoreDNS endpoints ready), API latency under 100 ms, no new Warning events in the last 10 minutes
+(events about objects deleted since — a pod of a removed node, a replaced ReplicaSet's pod — are shown,
+not counted: they describe the past, not the cluster as it is).
 A check that could not run counts as *not verified*, never as passed.
 """
 
@@ -86,11 +88,15 @@ def _events(check: CheckResult | None) -> ChecklistItem:
     if (missing := _missing(name, check)) is not None:
         return missing
     assert check is not None
-    total = int(check.facts.get("total") or 0)
-    if total:
-        offenders = ", ".join(map(str, check.facts.get("top_offenders") or []))
-        return ChecklistItem(name, False, f"{total} Warning event(s): {offenders}")
-    return ChecklistItem(name, True, "none")
+    facts = check.facts
+    if "current_total" not in facts:  # an assessment stored before deleted objects were told apart
+        facts = {**facts, "current_total": facts.get("total"), "current_offenders": facts.get("top_offenders")}
+    current, gone = int(facts.get("current_total") or 0), int(facts.get("gone_total") or 0)
+    history = f" ({gone} more about objects deleted since, not counted)" if gone else ""
+    if current:
+        offenders = ", ".join(map(str, facts.get("current_offenders") or []))
+        return ChecklistItem(name, False, f"{current} Warning event(s): {offenders}{history}")
+    return ChecklistItem(name, True, f"none{history}")
 
 
 def resolve_checklist(assessment: Assessment) -> list[ChecklistItem]:

@@ -3,61 +3,139 @@
 One paginated LIST with ``fieldSelector=type=Warning`` (events cannot be filtered by time on the server;
 older ones are skipped as they stream past). Crash back-offs are singled out as per-object evidence
 for the single-workload pattern.
+
+Events outlive their objects: a DaemonSet pod that failed scheduling on a node deleted a second later
+leaves a ``FailedScheduling`` Warning for an hour. For the most frequent Pod and Node offenders the check
+looks the object up (a LIST by name, UID compared) and counts events about objects deleted since
+apart (``gone_total``), so the recovery checklist can tell current trouble from history.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from incident.errors import ClusterError, NotPermitted
 from incident.runbook import THRESHOLDS, Thresholds
 from kube.checks import CheckContext, CheckSpec, Finding, event_count, event_time, top
+from kube.client import KubeApi
 
 CRASH_BACKOFF_MARKER = "restarting failed container"
+GONE_LOOKUP_LIMIT = 25
+"""At most this many distinct objects are looked up; the rest count as current (the cautious side)."""
+LOOKUP_PATHS = {"Pod": "/api/v1/pods", "Node": "/api/v1/nodes"}
 
 
-def _object(event: Mapping[str, Any]) -> str:
-    involved = event.get("involvedObject") or event.get("regarding") or {}
-    namespace = involved.get("namespace")
-    name = f"{namespace}/{involved.get('name')}" if namespace else str(involved.get("name"))
-    return f"{involved.get('kind', '?')} {name}"
+@dataclass(frozen=True, order=True)
+class InvolvedObject:
+    """The object an event is about, as the event names it."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str = ""
+
+    @classmethod
+    def of(cls, event: Mapping[str, Any]) -> InvolvedObject:
+        involved = event.get("involvedObject") or event.get("regarding") or {}
+        return cls(str(involved.get("kind") or "?"), str(involved.get("namespace") or ""),
+                   str(involved.get("name")), str(involved.get("uid") or ""))
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
 
-def summarize_events(events: Iterable[Mapping[str, Any]], now: datetime, window: timedelta,
-                     thresholds: Thresholds = THRESHOLDS) -> Finding:
-    limit = thresholds.top_offenders
-    total = 0
-    reasons: Counter[str] = Counter()
-    kinds: Counter[str] = Counter()
-    objects: Counter[str] = Counter()
-    backoff: Counter[str] = Counter()
+@dataclass
+class EventTally:
+    """Warning events inside the window, counted per (object, reason); memory grows with objects, not events."""
+
+    window: timedelta
+    per_object: Counter[tuple[InvolvedObject, str]] = field(default_factory=Counter)
+    backoff: Counter[InvolvedObject] = field(default_factory=Counter)
+
+    def objects_by_count(self) -> list[InvolvedObject]:
+        totals: Counter[InvolvedObject] = Counter()
+        for (obj, _reason), count in self.per_object.items():
+            totals[obj] += count
+        return [obj for obj, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def tally_events(events: Iterable[Mapping[str, Any]], now: datetime, window: timedelta) -> EventTally:
+    """Count the events of the last ``window`` (older ones are skipped as they stream past)."""
+    tally = EventTally(window)
     for event in events:
         moment = event_time(event)
         if moment is not None and now - moment > window:
             continue
         count = event_count(event)
-        total += count
         reason = str(event.get("reason") or "?")
-        reasons[reason] += count
-        kinds[str((event.get("involvedObject") or {}).get("kind") or "?")] += count
-        obj = _object(event)
-        objects[f"{obj}: {reason}"] += count
+        obj = InvolvedObject.of(event)
+        tally.per_object[(obj, reason)] += count
         if reason == "BackOff" and CRASH_BACKOFF_MARKER in str(event.get("message") or "").lower():
-            backoff[obj] += count
-    minutes = int(window.total_seconds() // 60)
+            tally.backoff[obj] += count
+    return tally
+
+
+def summarize_events(tally: EventTally, thresholds: Thresholds = THRESHOLDS,
+                     gone: frozenset[InvolvedObject] = frozenset()) -> Finding:
+    """The finding; ``gone`` are objects known to be deleted since their events."""
+    limit = thresholds.top_offenders
+    reasons: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    offenders: Counter[str] = Counter()
+    current: Counter[str] = Counter()
+    gone_objects: Counter[str] = Counter()
+    for (obj, reason), count in tally.per_object.items():
+        reasons[reason] += count
+        kinds[obj.kind] += count
+        offenders[f"{obj}: {reason}"] += count
+        if obj in gone:
+            gone_objects[str(obj)] += count
+        else:
+            current[f"{obj}: {reason}"] += count
+    total, gone_total = sum(reasons.values()), sum(gone_objects.values())
+    minutes = int(tally.window.total_seconds() // 60)
     facts = {
         "window_minutes": minutes, "total": total, "by_reason": top(reasons, limit * 2), "by_kind": top(kinds, limit * 2),
-        "top_offenders": [f"{obj} ×{count}" for obj, count in top(objects, limit).items()],
-        "backoff_objects": [f"{obj} ×{count}" for obj, count in top(backoff, limit).items()],
+        "top_offenders": [f"{name} ×{count}" for name, count in top(offenders, limit).items()],
+        "backoff_objects": [f"{obj} ×{count}" for obj, count in top({str(o): c for o, c in tally.backoff.items()}, limit).items()],
+        "current_total": total - gone_total,
+        "current_offenders": [f"{name} ×{count}" for name, count in top(current, limit).items()],
+        "gone_total": gone_total,
+        "gone_objects": [f"{name} ×{count}" for name, count in top(gone_objects, limit).items()],
     }
     if total == 0:
         return Finding("ok", f"no Warning events in the last {minutes} min", facts)
     summary = (f"{total} Warning event(s) in the last {minutes} min; top reasons: "
                + ", ".join(f"{reason} {count}" for reason, count in top(reasons, 3).items()))
+    if gone_total:
+        summary += f" ({gone_total} about objects deleted since)"
     return Finding("warn", summary, facts)
+
+
+def find_gone(objects: Iterable[InvolvedObject], exists: Callable[[InvolvedObject], bool],
+              limit: int = GONE_LOOKUP_LIMIT) -> frozenset[InvolvedObject]:
+    """Which of the first ``limit`` lookup-able objects no longer exist (unknown counts as existing)."""
+    candidates = itertools.islice((obj for obj in objects if obj.kind in LOOKUP_PATHS), limit)
+    return frozenset(obj for obj in candidates if not exists(obj))
+
+
+def object_exists(kube: KubeApi, obj: InvolvedObject) -> bool:
+    """Whether the object (same UID, when the event carries one) is still there; errors answer "yes"."""
+    selector = f"metadata.name={obj.name}"
+    if obj.namespace:
+        selector += f",metadata.namespace={obj.namespace}"
+    try:
+        items = kube.get_json(LOOKUP_PATHS[obj.kind], {"fieldSelector": selector}).get("items") or []
+    except (ClusterError, NotPermitted):
+        return True
+    if not items:
+        return False
+    return not obj.uid or str((items[0].get("metadata") or {}).get("uid") or "") == obj.uid
 
 
 def check_events(ctx: CheckContext) -> Finding:
@@ -65,7 +143,9 @@ def check_events(ctx: CheckContext) -> Finding:
     head = next(events, None)  # fetches the first page, whose Date header gives the apiserver's clock
     now = ctx.kube.server_time or ctx.wall_clock()
     stream = itertools.chain([head], events) if head is not None else ()
-    return summarize_events(stream, now, ctx.event_window, ctx.thresholds)
+    tally = tally_events(stream, now, ctx.event_window)
+    gone = find_gone(tally.objects_by_count(), lambda obj: object_exists(ctx.kube, obj))
+    return summarize_events(tally, ctx.thresholds, gone)
 
 
 CHECKS = (CheckSpec("events", "Warning events", check_events, timeout_s=40.0),)

@@ -18,7 +18,11 @@ from incident.assessment import Assessment
 from incident.runbook import UNREACHABLE_HEADLINE
 from incident.settings import Settings
 from kube.assessor import assess
+from kube.checks import CheckContext
+from kube.checks.events import check_events
+from kube.client import KubeApi
 from sandbox.cluster import LocalCluster
+from sandbox.objects import record_event, wait_for
 from sandbox.proxy import FaultProxy
 from sandbox.scenarios import (
     ApiserverDown,
@@ -200,3 +204,28 @@ def test_cli_prints_a_table_and_json(settings: Settings, capsys: pytest.CaptureF
     snapshot = yaml.safe_load(out.getvalue())
     assert {c["name"] for c in snapshot["checks"]} >= {"apiserver", "nodes", "dns", "events", "certificates"}
     assert snapshot["verdict"]["scope"] in ("healthy", "component")
+
+
+def test_warning_events_about_deleted_pods_are_told_apart_from_current_ones(k8s_api: k8s.ApiClient, namespace: str) -> None:
+    core = k8s.CoreV1Api(k8s_api)
+    pods = {}
+    for name in ("still-here", "deleted-since"):
+        pods[name] = core.create_namespaced_pod(namespace, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}})
+        record_event(k8s_api, pods[name], reason="BackOff", message="Back-off restarting failed container app",
+                     count=5000 if name == "still-here" else 4000)  # large counts: the top of every list
+    core.delete_namespaced_pod("deleted-since", namespace, grace_period_seconds=0)
+    wait_for("deleted-since gone", lambda: not core.list_namespaced_pod(
+        namespace, field_selector="metadata.name=deleted-since").items, timeout=30)
+    # A pod re-created under the same name is a different object: its predecessor's events stay "deleted since".
+    core.create_namespaced_pod(namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "deleted-since"},
+                                           "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}})
+
+    finding = check_events(CheckContext(kube=KubeApi(k8s_api)))
+    facts = finding.facts
+    assert facts["gone_objects"][0] == f"Pod {namespace}/deleted-since ×4000", facts
+    assert facts["current_offenders"][0] == f"Pod {namespace}/still-here: BackOff ×5000", facts
+    assert facts["gone_total"] >= 4000 and facts["current_total"] >= 5000
+    assert facts["total"] == facts["gone_total"] + facts["current_total"]
+    assert "about objects deleted since" in finding.summary

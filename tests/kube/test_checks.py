@@ -15,7 +15,7 @@ from kube.checks import workload_of
 from kube.checks.apiserver import latency_finding, parse_health
 from kube.checks.certificates import judge_certificate
 from kube.checks.dns import summarize_dns
-from kube.checks.events import summarize_events
+from kube.checks.events import InvolvedObject, find_gone, summarize_events, tally_events
 from kube.checks.kube_system import summarize_kube_system
 from kube.checks.networking import ingress_selectors, pending_reason, summarize_ingress, summarize_pending, summarize_pod_network
 from kube.checks.nodes import lease_ages, summarize_nodes, summarize_pdbs
@@ -293,15 +293,52 @@ def test_warning_events_grouped_with_top_offenders_and_crash_backoffs() -> None:
         event("NodeNotReady", "Node n1 status is now: NodeNotReady", kind="Node", name="n1", namespace=""),
         event("BackOff", "Back-off restarting failed container", name="old", last=NOW - timedelta(hours=1), count=50),
     ]
-    finding = summarize_events(iter(events), NOW, WINDOW)
+    finding = summarize_events(tally_events(iter(events), NOW, WINDOW))
     facts = finding.facts
     assert finding.status == "warn"
-    assert facts["total"] == 18
+    assert facts["total"] == facts["current_total"] == 18
+    assert facts["gone_total"] == 0
     assert facts["by_reason"] == {"BackOff": 15, "FailedScheduling": 2, "NodeNotReady": 1}
     assert facts["by_kind"] == {"Pod": 17, "Node": 1}
     assert facts["top_offenders"][0] == "Pod default/api-1: BackOff ×12"
     assert facts["backoff_objects"] == ["Pod default/api-1 ×12"]
-    assert summarize_events(iter([]), NOW, WINDOW).status == "ok"
+    empty = summarize_events(tally_events(iter([]), NOW, WINDOW))
+    assert empty.status == "ok" and empty.facts["total"] == 0
+
+
+def test_events_about_deleted_objects_are_counted_apart() -> None:
+    events = [
+        event("FailedScheduling", "0/3 nodes are available: 3 node(s) didn't satisfy NodeAffinity",
+              name="aws-node-x1", namespace="kube-system", count=1),
+        event("NodeNotReady", "Node n9 status is now: NodeNotReady", kind="Node", name="n9", namespace="", count=2),
+        event("BackOff", "Back-off restarting failed container", name="api-1", count=4),
+        event("Unhealthy", "Readiness probe failed", kind="Deployment", name="web", count=3),
+    ]
+    tally = tally_events(iter(events), NOW, WINDOW)
+    assert [str(o) for o in tally.objects_by_count()] == [
+        "Pod default/api-1", "Deployment default/web", "Node n9", "Pod kube-system/aws-node-x1"]
+    deleted = {"aws-node-x1", "n9"}
+    looked_up: list[str] = []
+
+    def exists(obj: InvolvedObject) -> bool:
+        looked_up.append(obj.name)
+        return obj.name not in deleted
+
+    gone = find_gone(tally.objects_by_count(), exists)
+    assert "web" not in looked_up  # only kinds that can be looked up (Pods, Nodes)
+    finding = summarize_events(tally, gone=gone)
+    assert finding.status == "warn"
+    assert finding.facts["total"] == 10
+    assert finding.facts["gone_total"] == 3 and finding.facts["current_total"] == 7
+    assert finding.facts["gone_objects"] == ["Node n9 ×2", "Pod kube-system/aws-node-x1 ×1"]
+    assert all("aws-node" not in line and "n9" not in line for line in finding.facts["current_offenders"])
+    assert "3 about objects deleted since" in finding.summary
+
+
+def test_deleted_object_lookups_are_capped_and_the_rest_count_as_current() -> None:
+    objects = [InvolvedObject("Pod", "default", f"p{i}") for i in range(40)]
+    gone = find_gone(objects, lambda obj: False, limit=25)
+    assert len(gone) == 25 and InvolvedObject("Pod", "default", "p30") not in gone
 
 
 # -- certificates --------------------------------------------------------------------------------------
