@@ -8,7 +8,7 @@ from typing import Any
 
 from sandbox.slack.errors import ApiError
 from sandbox.slack.methods.common import channel_arg, in_window, page, valid_ts
-from sandbox.slack.model import ts_key
+from sandbox.slack.model import Message, ts_key
 from sandbox.slack.webapi import ApiRequest, MethodRegistry, decode_cursor, encode_cursor
 
 NAME_MAX_LENGTH = 80
@@ -28,6 +28,19 @@ def validate_channel_name(name: str | None) -> str:
     if not re.search(r"[a-z0-9]", name):
         raise ApiError("invalid_name_punctuation")
     return name
+
+
+def listed(messages: list[Message], include_all_metadata: bool) -> list[dict[str, Any]]:
+    """Messages as history/replies return them: message ``metadata`` only when ``include_all_metadata`` is set.
+
+    Slack documents the flag as "return all metadata associated with messages, defaults to false"; the
+    emulator takes the strict reading (none without it), so a client that forgets the flag fails here.
+    """
+    out = [m.to_api() for m in messages]
+    if not include_all_metadata:
+        for item in out:
+            item.pop("metadata", None)
+    return out
 
 
 def register(api: MethodRegistry) -> None:
@@ -131,7 +144,7 @@ def register(api: MethodRegistry) -> None:
         start = 0 if resume is None else next((i for i, m in enumerate(items) if ts_key(m.ts) <= ts_key(resume)),
                                               len(items))
         chunk, more = page(items, start, limit)
-        result: dict[str, Any] = {"messages": [m.to_api() for m in chunk], "has_more": more,
+        result: dict[str, Any] = {"messages": listed(chunk, req.flag("include_all_metadata")), "has_more": more,
                                   "pin_count": len(channel.pins)}
         if more:
             result["response_metadata"] = {"next_cursor": encode_cursor("next_ts", items[start + limit].ts)}
@@ -155,7 +168,7 @@ def register(api: MethodRegistry) -> None:
             items = rest
             start = next((i for i, m in enumerate(items) if ts_key(m.ts) >= ts_key(resume)), len(items))
         chunk, more = page(items, start, limit)
-        result: dict[str, Any] = {"messages": [m.to_api() for m in chunk], "has_more": more}
+        result: dict[str, Any] = {"messages": listed(chunk, req.flag("include_all_metadata")), "has_more": more}
         if more:
             result["response_metadata"] = {"next_cursor": encode_cursor("next_ts", items[start + limit].ts)}
         return result
