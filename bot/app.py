@@ -20,10 +20,11 @@ from slack_bolt.response import BoltResponse
 
 from bot.commands import Invocation, run_command
 from bot.grammar import CommandRegistry, build_registry
-from bot import lifecycle, metrics
+from bot import lifecycle
 from bot.services import BotServices
 from chat.blocks import ACTION_ASSESS, ACTION_ESCALATE, ACTION_POST_UPDATE, ACTION_RESOLVE
 from chat.channel_log import record_event
+from incident import metrics
 from incident.errors import CommandError, IncidentBotError
 
 log = logging.getLogger(__name__)

@@ -18,12 +18,12 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot import metrics
 from bot.app import create_app
 from bot.payload_check import form_payload_problem
 from bot.backfill import backfill_active_incidents
 from bot.logging_setup import configure_logging
 from bot.services import BotServices
+from incident import metrics
 from incident.settings import Settings
 
 log = logging.getLogger(__name__)

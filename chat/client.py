@@ -17,9 +17,12 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError as SdkSlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.models.blocks import Block
 
-from bot import metrics
+from incident import metrics
 from incident.errors import SlackApiError
 from incident.settings import Settings
 
@@ -54,12 +57,22 @@ def _form_value(value: Any) -> str:
     return str(value)
 
 
+class CountingRateLimitHandler(RateLimitErrorRetryHandler):
+    """slack_sdk's 429 retry handler (sleeps ``Retry-After``, then retries) that also counts each 429 by method."""
+
+    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
+                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
+        if response is not None and response.status_code == 429:
+            metrics.record_slack_rate_limited(request.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+        super().prepare_for_next_attempt(state=state, request=request, response=response, error=error)
+
+
 class SlackClient:
     """Web API access for the bot, raising :class:`SlackApiError` on ``ok: false``."""
 
     def __init__(self, settings: Settings, *, max_rate_limit_retries: int = 8, timeout: int = 15) -> None:
         token = settings.secret("slack_bot_token")
-        self.rate_limited: RateLimitErrorRetryHandler = metrics.CountingRateLimitHandler(
+        self.rate_limited: RateLimitErrorRetryHandler = CountingRateLimitHandler(
             max_retry_count=max_rate_limit_retries)
         self._web = WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout,
                               retry_handlers=[self.rate_limited])

@@ -1,12 +1,16 @@
 """Prometheus metrics of the bot and its workers, and the helpers every module records them with.
 
+A low-level building block: ``bot/``, ``chat/`` and ``workers/`` record through it, and it imports
+neither Slack nor Kubernetes (Slack's 429 retry handler that counts rate limits is ``chat.client``'s).
+
 Everything is a ``prometheus_client`` object on one registry (:data:`REGISTRY`), recorded only through
 the small functions below so names and label values stay consistent:
 
 - :func:`record_command` — ``/k8s`` commands by name and outcome (the Bolt command listener).
 - :func:`record_job` / :func:`job_timer` — RQ job durations by kind (``assess``, ``actions``, …).
 - :func:`record_lock_wait` — how long an action waited for the per-cluster action lock.
-- :func:`record_slack_error` / :func:`record_slack_rate_limited` — Slack Web API failures and 429s by method.
+- :func:`record_slack_error` / :func:`record_slack_rate_limited` — Slack Web API failures and 429s by method
+  (``chat.client``).
 - :func:`record_verdict` — assessment verdicts by failure pattern.
 
 Queue depths are not recorded: :func:`render` reads them from the RQ queues at scrape time.
@@ -32,10 +36,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
+
+from incident.errors import IncidentBotError
 
 NAMESPACE = "k8s_incident_bot"
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -88,7 +90,6 @@ def record_command(name: str, outcome: str) -> None:
 
 def counted_command(name: str, work: Callable[[], str]) -> Callable[[], str]:
     """``work`` that records its command's outcome: ok, rejected (an IncidentBotError for the user) or error."""
-    from incident.errors import IncidentBotError
 
     def run() -> str:
         try:
@@ -135,16 +136,6 @@ def record_slack_error(method: str, code: str) -> None:
 def record_slack_rate_limited(method: str) -> None:
     """Count one HTTP 429 from Slack for ``method``."""
     SLACK_RATE_LIMITED.labels(method=method).inc()
-
-
-class CountingRateLimitHandler(RateLimitErrorRetryHandler):
-    """slack_sdk's 429 retry handler (sleeps ``Retry-After``, then retries) that also counts each 429 by method."""
-
-    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
-                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
-        if response is not None and response.status_code == 429:
-            record_slack_rate_limited(request.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
-        super().prepare_for_next_attempt(state=state, request=request, response=response, error=error)
 
 
 def record_verdict(pattern: str, scope: str = "") -> None:
