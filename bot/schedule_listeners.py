@@ -28,7 +28,7 @@ from chat.schedule_blocks import (
 from incident.cadence import CadencePolicy, Decision
 from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Status
-from workers import schedule
+from workers import page, schedule
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def decide(services: BotServices, body: dict[str, Any], decision: Decision) -> s
                                 actor=user, group=group)
         slack.post_message(incident.channel_id, text, text_blocks(text))
         if settings.pagerduty_routing_key is not None:
-            schedule.request_page(settings, services.redis, incident.id, rule.key, user)
+            page.request_page(settings, services.redis, incident.id, rule.key, user)
             reply += " PagerDuty is being triggered."
         if group is None:
             reply += " No ESCALATION_USERGROUP is configured, so nobody was mentioned; set it to page the seniors."

@@ -37,8 +37,8 @@ class MeasuredWorker(Worker):
         return succeeded
 
 
-JOB_MODULES: tuple[str, ...] = ("workers.actions", "workers.assess", "workers.postmortem", "workers.resolve",
-                                "workers.schedule")
+JOB_MODULES: tuple[str, ...] = ("workers.actions", "workers.assess", "workers.page", "workers.postmortem",
+                                "workers.resolve", "workers.schedule")
 
 
 def _preload_jobs() -> None:

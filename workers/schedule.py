@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import requests
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
@@ -59,9 +58,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TICK_JOB = "workers.schedule.status_tick"
-PAGE_JOB = "workers.schedule.page_escalation"
-DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
-"""PagerDuty Events API v2 endpoint (to become a setting; callers may pass another URL)."""
 
 CLAIM_LEASE_SECONDS = 300
 """A claimed send not confirmed within this lease (the sender died) may be sent by a later tick."""
@@ -78,14 +74,6 @@ TRANSIENT_SLACK_ERRORS = {"ratelimited", "internal_error", "fatal_error", "servi
 
 class ScheduleBusy(IncidentBotError):
     """Another tick or schedule change of this incident holds the lock; RQ retries the job."""
-
-
-class PagerDutyError(IncidentBotError):
-    """PagerDuty refused the event (bad routing key, malformed event); retrying will not help."""
-
-
-class PagerDutyUnavailable(IncidentBotError):
-    """PagerDuty answered 429 or 5xx, or could not be reached; the job is retried."""
 
 
 @dataclass(frozen=True)
@@ -214,7 +202,7 @@ def tick_now(settings: Settings, redis: Redis, incident_id: str, *, at_epoch: fl
     """Queue an immediate tick of the current generation (``at_epoch``: evaluate as of that time)."""
     info = schedule_info(settings, redis, incident_id)
     suffix = f"at{int(at_epoch)}" if at_epoch is not None else "now"
-    job_id = _job_id(get_keys(settings), f"tick-{incident_id}-g{info.generation}-{suffix}")
+    job_id = schedule_job_id(get_keys(settings), f"tick-{incident_id}-g{info.generation}-{suffix}")
     return schedule_queue(settings, redis).enqueue(
         TICK_JOB, incident_id, info.generation, at_epoch=at_epoch, job_id=job_id, job_timeout=TICK_TIMEOUT_SECONDS,
         result_ttl=600, failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[5, 15, 30]))
@@ -222,10 +210,11 @@ def tick_now(settings: Settings, redis: Redis, incident_id: str, *, at_epoch: fl
 
 def tick_job_id(keys: Keys, incident_id: str, generation: int, due: datetime) -> str:
     """The deterministic id of the scheduled tick of a generation at a time."""
-    return _job_id(keys, f"tick-{incident_id}-g{generation}-{int(due.timestamp())}")
+    return schedule_job_id(keys, f"tick-{incident_id}-g{generation}-{int(due.timestamp())}")
 
 
-def _job_id(keys: Keys, rest: str) -> str:
+def schedule_job_id(keys: Keys, rest: str) -> str:
+    """The id of a job on the schedule queue: ``<prefix>-<rest>``, with characters RQ ids may not hold as ``_``."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"{keys.prefix}-{rest}")
 
 
@@ -429,90 +418,3 @@ def pending_actions(redis: Redis, keys: Keys, cluster: str, incident_id: str, li
             continue
         out.append(f"{data.get('kind', 'action')} {data.get('target', '')} ({data.get('status', 'queued')})")
     return out
-
-
-# --- PagerDuty -------------------------------------------------------------------------------------
-
-
-def trigger_pagerduty(routing_key: str, *, summary: str, dedup_key: str, source: str, severity: str = "critical",
-                      details: dict[str, Any] | None = None, links: list[dict[str, str]] | None = None,
-                      events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL, timeout: float = 10.0) -> dict[str, Any]:
-    """Send an Events API v2 ``trigger``; returns PagerDuty's answer (``status``, ``dedup_key``).
-
-    Raises :class:`PagerDutyError` for a refused event (400: fix the routing key or payload) and
-    :class:`PagerDutyUnavailable` for 429/5xx/network errors (worth retrying).
-    """
-    event = {
-        "routing_key": routing_key, "event_action": "trigger", "dedup_key": dedup_key,
-        "payload": {"summary": summary[:1024], "source": source, "severity": severity,
-                    "custom_details": details or {}},
-        "client": "k8s-incident-bot",
-    }
-    if links:
-        event["links"] = links
-    try:
-        response = requests.post(events_url, json=event, timeout=timeout)
-    except requests.RequestException as error:
-        raise PagerDutyUnavailable(f"PagerDuty could not be reached: {error.__class__.__name__}") from error
-    if response.status_code == 202:
-        return dict(response.json())
-    if response.status_code == 429 or response.status_code >= 500:
-        raise PagerDutyUnavailable(f"PagerDuty answered HTTP {response.status_code}; the page is retried.")
-    try:
-        message = str(response.json().get("message") or response.json().get("errors") or "")
-    except ValueError:
-        message = response.text[:200]
-    raise PagerDutyError(f"PagerDuty refused the event (HTTP {response.status_code}): {message}",
-                         hint="Check PAGERDUTY_ROUTING_KEY (an Events API v2 integration key).")
-
-
-def request_page(settings: Settings, redis: Redis, incident_id: str, rule_key: str, requested_by: str,
-                 events_url: str | None = None) -> Job:
-    """Queue the PagerDuty trigger of an accepted escalation (retried on 429/5xx)."""
-    return schedule_queue(settings, redis).enqueue(
-        PAGE_JOB, incident_id, rule_key, requested_by, events_url or pagerduty_events_url(settings),
-        job_id=_job_id(get_keys(settings), f"page-{incident_id}-{rule_key}"), job_timeout=60,
-        result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600, retry=Retry(max=3, interval=[10, 30, 60]))
-
-
-def pagerduty_events_url(settings: Settings) -> str:
-    """The Events API URL (``PAGERDUTY_EVENTS_URL``; PagerDuty's own by default)."""
-    return settings.pagerduty_events_url or DEFAULT_PAGERDUTY_EVENTS_URL
-
-
-def page_escalation(incident_id: str, rule_key: str, requested_by: str,
-                    events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL) -> dict[str, Any]:
-    """RQ job: trigger PagerDuty for an accepted escalation; say the outcome in the incident channel."""
-    settings = load_settings("worker")
-    redis = get_redis(settings)
-    return run_page(settings, redis, SlackClient(settings), incident_id, rule_key, requested_by, events_url)
-
-
-def run_page(settings: Settings, redis: Redis, slack: SlackClient, incident_id: str, rule_key: str,
-             requested_by: str, events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL) -> dict[str, Any]:
-    """The body of :func:`page_escalation`."""
-    store = IncidentStore(redis, get_keys(settings))
-    incident = store.get(incident_id)
-    rule = CadencePolicy.from_settings(settings).rule(rule_key)
-    templates = renderer_for(settings.templates_dir)
-    dedup_key = f"{incident.id}-{rule.key}"
-    timeline = store.timeline(incident.id)
-    try:
-        answer = trigger_pagerduty(
-            settings.secret("pagerduty_routing_key"), dedup_key=dedup_key, source=f"k8s-incident-bot/{settings.cluster_name}",
-            summary=f"{incident.severity.upper()} {incident.title}: {rule.label} (incident {incident.id})",
-            details={"incident": incident.id, "rule": rule.key, "escalated_by": requested_by,
-                     "channel": incident.channel_name, "severity": incident.severity},
-            events_url=events_url)
-    except PagerDutyError as error:
-        timeline.append("bot_error", "bot", {"step": "pagerduty", "rule": rule.key, "error": error.message})
-        text = templates.render("escalation_prompt.slack.j2", mode="page_failed", rule=rule, incident=incident,
-                                error=error.message)
-        slack.post_message(incident.channel_id, text, text_blocks(text))
-        return {"paged": False, "error": error.message}
-    timeline.append("escalation_paged", requested_by, {"rule": rule.key, "dedup_key": answer.get("dedup_key", dedup_key)},
-                    dedupe=f"escalation_paged:{dedup_key}")
-    text = templates.render("escalation_prompt.slack.j2", mode="paged", rule=rule, incident=incident,
-                            dedup_key=answer.get("dedup_key", dedup_key))
-    slack.post_message(incident.channel_id, text, text_blocks(text))
-    return {"paged": True, "dedup_key": answer.get("dedup_key", dedup_key)}

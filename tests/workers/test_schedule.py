@@ -23,7 +23,7 @@ from incident.settings import Settings
 from sandbox.slack import SlackEmulator
 from tests.fixtures.slack import STAKEHOLDER_CHANNEL
 from tests.workers.test_schedule_e2e import ManualClock, PagerDutyStub
-from workers import schedule
+from workers import page, schedule
 
 
 @pytest.fixture()
@@ -239,9 +239,9 @@ def test_status_update_context_has_verdict_actions_and_queue(services: BotServic
 
 def test_pagerduty_trigger_against_a_local_server() -> None:
     with PagerDutyStub() as stub:
-        answer = schedule.trigger_pagerduty("KEY", summary="SEV1 API down", dedup_key="I1-control_plane",
-                                            source="k8s-incident-bot/prod", details={"rule": "control_plane"},
-                                            events_url=stub.url)
+        answer = page.trigger_pagerduty("KEY", summary="SEV1 API down", dedup_key="I1-control_plane",
+                                        source="k8s-incident-bot/prod", details={"rule": "control_plane"},
+                                        events_url=stub.url)
     assert answer["status"] == "success" and answer["dedup_key"] == "I1-control_plane"
     [event] = stub.events
     assert event["routing_key"] == "KEY" and event["event_action"] == "trigger"
@@ -251,14 +251,14 @@ def test_pagerduty_trigger_against_a_local_server() -> None:
 
 def test_pagerduty_refusal_and_outage_are_told_apart() -> None:
     with PagerDutyStub(status=400) as stub:
-        with pytest.raises(schedule.PagerDutyError, match="refused the event"):
-            schedule.trigger_pagerduty("BAD", summary="s", dedup_key="d", source="x", events_url=stub.url)
+        with pytest.raises(page.PagerDutyError, match="refused the event"):
+            page.trigger_pagerduty("BAD", summary="s", dedup_key="d", source="x", events_url=stub.url)
     with PagerDutyStub(status=503) as stub:
-        with pytest.raises(schedule.PagerDutyUnavailable):
-            schedule.trigger_pagerduty("KEY", summary="s", dedup_key="d", source="x", events_url=stub.url)
-    with pytest.raises(schedule.PagerDutyUnavailable, match="could not be reached"):
-        schedule.trigger_pagerduty("KEY", summary="s", dedup_key="d", source="x",
-                                   events_url="http://127.0.0.1:9/v2/enqueue", timeout=2)
+        with pytest.raises(page.PagerDutyUnavailable):
+            page.trigger_pagerduty("KEY", summary="s", dedup_key="d", source="x", events_url=stub.url)
+    with pytest.raises(page.PagerDutyUnavailable, match="could not be reached"):
+        page.trigger_pagerduty("KEY", summary="s", dedup_key="d", source="x",
+                               events_url="http://127.0.0.1:9/v2/enqueue", timeout=2)
 
 
 def test_refused_page_is_said_in_the_channel(bot_settings: Settings, slack: SlackEmulator, clock: ManualClock) -> None:
@@ -268,8 +268,8 @@ def test_refused_page_is_said_in_the_channel(bot_settings: Settings, slack: Slac
     services = BotServices.from_settings(settings, clock=clock)
     incident = _incident(services, slack, clock)
     with PagerDutyStub(status=400) as stub:
-        result = schedule.run_page(settings, services.redis, services.slack, incident.id, "control_plane", "U_ALICE",
-                                   events_url=stub.url)
+        result = page.run_page(settings, services.redis, services.slack, incident.id, "control_plane", "U_ALICE",
+                               events_url=stub.url)
     assert result["paged"] is False
     [text] = _texts(slack, incident.channel_id)
     assert text.startswith(":warning: PagerDuty was not triggered for Control plane still failing")
