@@ -8,11 +8,12 @@ failing on the first, and never echoes a secret back.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from incident.errors import ConfigError
 
@@ -22,6 +23,23 @@ CommaList = Annotated[list[str], NoDecode]
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 SLACK_DEFAULT_API_URL = "https://slack.com/api/"
+
+
+class KubeIdentity(BaseModel):
+    """A Kubernetes user (and groups) the bot impersonates for one Slack user's actions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user: str = Field(min_length=1)
+    groups: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: object) -> object:
+        return {"user": value} if isinstance(value, str) else value
+
+    def __str__(self) -> str:
+        return self.user + (f" (groups: {', '.join(self.groups)})" if self.groups else "")
 
 
 class Settings(BaseSettings):
@@ -126,6 +144,13 @@ class Settings(BaseSettings):
     )
     second_confirmer_for_destructive: bool = Field(
         default=False, description="Require a second person to confirm destructive actions (delete node, scale to 0)."
+    )
+    kube_impersonate: dict[str, KubeIdentity] = Field(
+        default_factory=dict,
+        description='Slack user ID → Kubernetes identity the actions run as (Impersonate-User/-Group), as JSON: '
+                    '{"U0123ABCD": "alice@example.com", "U0456EFGH": {"user": "bob", "groups": ["sre"]}}. '
+                    "Empty: actions run as the bot's own identity. Set: unmapped users cannot run actions, and the "
+                    "cluster's RBAC decides for the mapped ones (the bot needs the impersonate verb).",
     )
 
     # --- Status cadence and escalation (minutes) -----------------------------------------
@@ -249,6 +274,12 @@ def load_settings(mode: RunMode = "worker", **overrides: object) -> Settings:
         except Exception:  # noqa: BLE001 - best effort on top of the real error
             pass
         raise ConfigError(problems) from None
+    except SettingsError as error:  # a JSON-valued variable that is not JSON
+        field_name = re.search(r'field "(\w+)"', str(error))
+        name = field_name.group(1) if field_name else ""
+        description = Settings.model_fields[name].description if name in Settings.model_fields else ""
+        raise ConfigError([f"{name.upper() or 'A setting'} is not valid JSON ({error.__cause__ or error}). "
+                           f"{description}"]) from None
     problems = settings.problems_for(mode)
     if problems:
         raise ConfigError(problems)

@@ -36,6 +36,11 @@ def build_api_client(settings: Settings) -> k8s.ApiClient:
 
     Raises :class:`ClusterError` when the configuration cannot be loaded.
     """
+    return k8s.ApiClient(build_configuration(settings))
+
+
+def build_configuration(settings: Settings) -> k8s.Configuration:
+    """The client configuration behind :func:`build_api_client` (also used by impersonating clients)."""
     configuration = k8s.Configuration()
     try:
         if settings.kube_in_cluster:
@@ -49,7 +54,7 @@ def build_api_client(settings: Settings) -> k8s.ApiClient:
     configuration.connection_pool_maxsize = POOL_SIZE
     # One quick retry of a failed connect; never retry a read that timed out (the deadline would double).
     configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, backoff_factor=0)
-    return k8s.ApiClient(configuration)
+    return configuration
 
 
 def cluster_error(error: BaseException, what: str) -> ClusterError:

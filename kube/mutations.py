@@ -12,8 +12,8 @@ makes the change, calling ``guard()`` (the action lock is still ours) before eve
   ``kubectl rollout restart`` does); scale a Deployment through its scale subresource; delete a pod.
 
 API failures become :class:`ObjectNotFound`, :class:`NotPermitted`, :class:`ClusterError` or
-:class:`ClusterUnreachable` with a message for Slack (:func:`api_error`). The bot's own identity
-is used; impersonating a mapped Kubernetes user is not implemented.
+:class:`ClusterUnreachable` with a message for Slack (:func:`api_error`). An executor acts as one
+identity: the bot's own, or (``kube.impersonation``) the Kubernetes user mapped to the requester.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ def api_client_for(settings: Settings) -> k8s.ApiClient:
     return build_api_client(settings)
 
 
-def api_error(error: Exception, what: str, verb: str) -> ClusterError | NotPermitted:
+BOT_IDENTITY = "The bot's Kubernetes identity"
+
+
+def api_error(error: Exception, what: str, verb: str, who: str = BOT_IDENTITY) -> ClusterError | NotPermitted:
     """One Kubernetes failure → the bot's error for it, with a message saying what to do."""
     if isinstance(error, ApiException):
         status = error.status or 0
@@ -59,8 +62,10 @@ def api_error(error: Exception, what: str, verb: str) -> ClusterError | NotPermi
         if status == 404:
             return ObjectNotFound(f"{what} does not exist.", hint="Check the name (and namespace) with kubectl get.")
         if status in (401, 403):
-            return NotPermitted(f"The bot's Kubernetes identity may not {verb} {what}: {detail}",
-                                hint="Grant the bot's service account this verb in RBAC, or run it by hand.")
+            hint = ("Grant the bot's service account this verb in RBAC, or run it by hand." if who == BOT_IDENTITY
+                    else "The cluster's RBAC decided: ask a cluster admin to grant this identity the verb, or have "
+                         "someone whose identity has it run the action.")
+            return NotPermitted(f"{who} may not {verb} {what}: {detail}", hint=hint)
         if status == 409:
             return ClusterError(f"Conflict while trying to {verb} {what}: {detail}", hint="Try again.")
         if status == 422:
@@ -107,8 +112,10 @@ class KubeExecutor:
     """Validates, dry-runs and runs action requests against one cluster."""
 
     def __init__(self, api: k8s.ApiClient, *, request_timeout: float = 30.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, who: str = BOT_IDENTITY) -> None:
         self.api = api
+        self.who = who
+        """Who the API sees, for messages ("The bot's Kubernetes identity", "Kubernetes user `alice`")."""
         self.core = k8s.CoreV1Api(api)
         self.apps = k8s.AppsV1Api(api)
         self.timeout = request_timeout
@@ -122,7 +129,7 @@ class KubeExecutor:
         try:
             return method(*args, _request_timeout=self.timeout, **kwargs)
         except (ApiException, Urllib3Error, OSError) as error:
-            raise api_error(error, what, verb) from error
+            raise api_error(error, what, verb, self.who) from error
 
     # --- validation and dry-run -----------------------------------------------------------------
     def prepare(self, request: ActionRequest) -> str:
@@ -326,9 +333,9 @@ class KubeExecutor:
                 return "blocked"
             if error.status == 404:
                 return "gone"
-            raise api_error(error, f"Pod `{_ref(pod)}`", "evict") from error
+            raise api_error(error, f"Pod `{_ref(pod)}`", "evict", self.who) from error
         except (Urllib3Error, OSError) as error:
-            raise api_error(error, f"Pod `{_ref(pod)}`", "evict") from error
+            raise api_error(error, f"Pod `{_ref(pod)}`", "evict", self.who) from error
         return "evicted"
 
     def _drain(self, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:

@@ -103,11 +103,11 @@ RuntimeFactory = Callable[[Settings], ActionRuntime]
 
 
 def kube_slack_runtime(settings: Settings) -> ActionRuntime:
-    """The production runtime: ``kube.mutations`` against the configured cluster, Slack for messages."""
+    """The production runtime: ``kube.mutations`` (as the bot, or as the requester: ``kube.impersonation``), Slack."""
     from chat.client import SlackClient
-    from kube.mutations import KubeExecutor
+    from kube.impersonation import action_executor
 
-    return ActionRuntime(executor=KubeExecutor.from_settings(settings), notifier=SlackClient(settings))
+    return ActionRuntime(executor=action_executor(settings), notifier=SlackClient(settings))
 
 
 def load_runtime(path: str, settings: Settings) -> ActionRuntime:

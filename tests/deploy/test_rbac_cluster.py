@@ -3,12 +3,15 @@
 Read-only install (deploy/base): a full assessment finishes with every check permitted, and any action
 fails with the bot's "not permitted" message. With the actions component: a cordon (and uncordon) goes
 through. Either way, writes outside the roles (delete a namespace, read Secrets, create a pod) are refused.
+With the impersonation component and ``KUBE_IMPERSONATE``: each action runs as the requester's mapped
+user and groups, and the people's own RBAC decides.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +26,7 @@ from incident.actions import ActionKind, ActionRequest
 from incident.errors import NotPermitted
 from incident.settings import Settings
 from kube.assessor import assess
+from kube.impersonation import ImpersonatingExecutor, action_executor
 from kube.mutations import KubeExecutor
 from sandbox.cluster import LocalCluster
 from sandbox.objects import wait_for
@@ -205,3 +209,87 @@ def test_writes_outside_the_roles_are_forbidden(bot_api: k8s.ApiClient, k8s_api:
         assert admin.read_namespace(victim).status.phase == "Active"
     finally:
         admin.delete_namespace(victim)
+
+
+# -- actions as the requester (deploy/components/impersonation + KUBE_IMPERSONATE) ----------------------
+
+IMPERSONATED = {"U_ALICE": "alice", "U_MALLORY": "mallory",
+                "U_CAROL": {"user": "carol", "groups": ["viewers", "oncall"]}}
+
+
+@pytest.fixture()
+def impersonation_install(kubectl: Path, k8s_cluster: LocalCluster, bot_namespace: str,
+                          read_only_install: list[dict[str, Any]]) -> Iterator[None]:
+    """The component's role (its resourceNames set to this test's people) bound to the bot, and the people's
+    own RBAC: ``alice`` (a user binding) and the group ``oncall`` may cordon; ``mallory`` and ``viewers`` may not."""
+    component = list(yaml.safe_load_all((DEPLOY / "components" / "impersonation" / "rbac-impersonation.yaml").read_text()))
+    role, binding = component
+    role["rules"][0]["resourceNames"] = ["alice", "mallory", "carol"]
+    role["rules"][1]["resourceNames"] = ["viewers", "oncall"]
+    binding["subjects"][0]["namespace"] = bot_namespace
+    people_role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                   "metadata": {"name": "t-cordoners"},
+                   "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},
+                             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}
+    people_binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                      "metadata": {"name": "t-cordoners"},
+                      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "t-cordoners"},
+                      "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"},
+                                   {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "oncall"}]}
+    objects = [role, binding, people_role, people_binding]
+    _apply(kubectl, k8s_cluster, objects)
+    try:
+        yield
+    finally:
+        _apply(kubectl, k8s_cluster, objects, delete=True)
+
+
+def _as(user: str, kind: ActionKind, target: str) -> ActionRequest:
+    return replace(_request(kind, target), requested_by=user)
+
+
+def test_actions_run_as_the_requesters_identity_and_the_clusters_rbac_decides(
+        sa_kubeconfig: Path, k8s_api: k8s.ApiClient, impersonation_install: None) -> None:
+    node = _schedulable_node(k8s_api)
+    core = k8s.CoreV1Api(k8s_api)
+    settings = _settings(sa_kubeconfig).model_copy(update={"kube_impersonate": Settings(
+        _env_file=None, kube_impersonate=IMPERSONATED).kube_impersonate})  # type: ignore[call-arg]
+    executor = action_executor(settings)
+    assert isinstance(executor, ImpersonatingExecutor)
+    no_op = {"guard": lambda: None, "progress": lambda _: None}
+    try:
+        summary = _eventually(lambda: executor.prepare(_as("U_ALICE", ActionKind.CORDON, node)))
+        assert "unschedulable false → true" in summary and "runs as Kubernetes user `alice`" in summary
+        outcome = executor.execute(_as("U_ALICE", ActionKind.CORDON, node), **no_op)  # type: ignore[arg-type]
+        assert outcome.succeeded and "(as Kubernetes user `alice`)" in outcome.text, outcome
+        assert core.read_node(node).spec.unschedulable is True
+
+        # carol is allowed only through her *second* group: both Impersonate-Group headers reach the server.
+        summary = executor.prepare(_as("U_CAROL", ActionKind.UNCORDON, node))
+        assert "runs as Kubernetes user `carol (groups: viewers, oncall)`" in summary
+        assert executor.execute(_as("U_CAROL", ActionKind.UNCORDON, node), **no_op).succeeded  # type: ignore[arg-type]
+        assert not core.read_node(node).spec.unschedulable
+
+        with pytest.raises(NotPermitted) as caught:
+            executor.prepare(_as("U_MALLORY", ActionKind.CORDON, node))
+        assert "Kubernetes user `mallory` may not read Node" in caught.value.user_text()
+        assert "RBAC decided" in caught.value.user_text()
+        with pytest.raises(NotPermitted) as caught:
+            executor.execute(_as("U_MALLORY", ActionKind.CORDON, node), **no_op)  # type: ignore[arg-type]
+        with pytest.raises(NotPermitted) as caught:
+            executor.prepare(_as("U_NOBODY", ActionKind.CORDON, node))
+        assert "<@U_NOBODY> has no Kubernetes identity mapped" in caught.value.user_text()
+        assert "KUBE_IMPERSONATE" in caught.value.user_text()
+        assert not core.read_node(node).spec.unschedulable  # the refusals changed nothing
+    finally:
+        core.patch_node(node, {"spec": {"unschedulable": False}})
+
+
+def test_without_the_component_the_bot_may_not_impersonate(sa_kubeconfig: Path, k8s_api: k8s.ApiClient) -> None:
+    node = _schedulable_node(k8s_api)
+    settings = _settings(sa_kubeconfig).model_copy(update={"kube_impersonate": Settings(
+        _env_file=None, kube_impersonate={"U_ALICE": "alice"}).kube_impersonate})  # type: ignore[call-arg]
+    with pytest.raises(NotPermitted) as caught:
+        action_executor(settings).prepare(_as("U_ALICE", ActionKind.CORDON, node))
+    assert "Kubernetes user `alice` may not read Node" in caught.value.user_text()
+    assert "impersonate" in caught.value.user_text()  # the API server says the bot cannot impersonate

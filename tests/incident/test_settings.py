@@ -15,6 +15,7 @@ from incident.settings import Settings, load_settings
 ALL_ENV = (
     "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "STAKEHOLDER_CHANNEL", "KUBECONFIG",
     "KUBE_IN_CLUSTER", "SLACK_API_URL", "RESPONDER_USERS", "HTTP_PORT", "STATUS_CADENCE_SEV1_MINUTES",
+    "KUBE_IMPERSONATE",
 )
 
 
@@ -111,3 +112,25 @@ def test_cli_check_config_ok(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Configuration OK" in result.stdout
     assert "xoxb-1" not in result.stdout
+
+
+def test_impersonation_map_takes_a_name_or_a_user_with_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBE_IN_CLUSTER", "true")
+    monkeypatch.setenv("KUBE_IMPERSONATE", '{"U1": "alice@example.com", "U2": {"user": "bob", "groups": ["sre", "oncall"]}}')
+    identities = load_settings("worker").kube_impersonate
+    assert identities["U1"].user == "alice@example.com" and identities["U1"].groups == ()
+    assert str(identities["U2"]) == "bob (groups: sre, oncall)"
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("not json", "KUBE_IMPERSONATE is not valid JSON"),
+    ('{"U1": ""}', "KUBE_IMPERSONATE is invalid"),
+    ('{"U1": {"groups": ["sre"]}}', "KUBE_IMPERSONATE is invalid"),
+])
+def test_a_bad_impersonation_map_is_one_clear_problem(monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
+    monkeypatch.setenv("KUBE_IN_CLUSTER", "true")
+    monkeypatch.setenv("KUBE_IMPERSONATE", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings("worker")
+    text = caught.value.user_text()
+    assert message in text and '"U0123ABCD": "alice@example.com"' in text  # the problem and the expected shape
