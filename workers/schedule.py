@@ -418,3 +418,11 @@ def pending_actions(redis: Redis, keys: Keys, cluster: str, incident_id: str, li
             continue
         out.append(f"{data.get('kind', 'action')} {data.get('target', '')} ({data.get('status', 'queued')})")
     return out
+
+
+def page_escalation(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The page job under its former path (``workers.schedule.page_escalation``): jobs queued or waiting to
+    retry before an upgrade still run. New jobs name ``workers.page.page_escalation``."""
+    from workers import page  # late: workers.page imports this module
+
+    return page.page_escalation(*args, **kwargs)

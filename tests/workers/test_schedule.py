@@ -274,3 +274,18 @@ def test_refused_page_is_said_in_the_channel(bot_settings: Settings, slack: Slac
     [text] = _texts(slack, incident.channel_id)
     assert text.startswith(":warning: PagerDuty was not triggered for Control plane still failing")
     assert services.store.timeline(incident.id).entries({"bot_error"})[0].data["step"] == "pagerduty"
+
+
+def test_page_jobs_queued_under_the_former_path_still_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rq.utils import import_attribute
+
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+
+    def recorded(*args: object, **kwargs: object) -> dict[str, object]:
+        calls.append((args, kwargs))
+        return {"paged": True}
+
+    monkeypatch.setattr(page, "page_escalation", recorded)
+    job_function = import_attribute("workers.schedule.page_escalation")  # how RQ resolves a stored job's name
+    assert job_function("INC-1", "control_plane", "U_ALICE", events_url="http://pd") == {"paged": True}
+    assert calls == [(("INC-1", "control_plane", "U_ALICE"), {"events_url": "http://pd"})]
