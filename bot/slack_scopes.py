@@ -32,6 +32,7 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "conversations.list": frozenset({"channels:read"}),
     "files.getUploadURLExternal": frozenset({"files:write"}),
     "files.completeUploadExternal": frozenset({"files:write"}),
+    "files.info": frozenset({"files:read"}),
     "pins.add": frozenset({"pins:write"}),
     "pins.remove": frozenset({"pins:write"}),
     "pins.list": frozenset({"pins:read"}),

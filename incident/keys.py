@@ -99,6 +99,10 @@ class Keys:
         """Marker that a scheduled ping was sent (two schedulers never send twice)."""
         return f"{self.prefix}:sent:{token}"
 
+    def postmortem_upload(self, incident_id: str, request_id: str) -> str:
+        """Hash recording one post-mortem request's upload (``file_id``, ``done``), so a retry never re-uploads."""
+        return f"{self.prefix}:postmortem-upload:{incident_id}:{request_id}"
+
     def queue_name(self, kind: str) -> str:
         """RQ queue name for a kind of job (``assess``, ``actions``, ``schedule``, ``postmortem``)."""
         return f"{self.prefix}-{kind}"

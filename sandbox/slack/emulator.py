@@ -9,6 +9,8 @@ what the bot did (:attr:`calls`, :meth:`messages`, :attr:`ephemeral`, :attr:`fil
 from __future__ import annotations
 
 import copy
+import threading
+from collections import Counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +54,9 @@ class SlackEmulator(Interactions):
                               limiter=self.rate_limiter, faults=self.faults, calls=self._calls)
         self.client = BotClient(signing_secret, lambda: self.request_url)
         self.server = SlackHttpServer(port=port)
-        self.server.route("/api/", lambda r: self.web_api.handle(r.tail("/api/"), r.query, r.headers, r.body))
+        self._in_flight: Counter[str] = Counter()
+        self._in_flight_lock = threading.Lock()
+        self.server.route("/api/", self._api)
         self.server.route("/upload/v1/", self._upload, methods=("POST",))
         self.server.route("/hooks/", lambda r: receive_response_url(self.workspace, r), methods=("POST",))
 
@@ -82,6 +86,16 @@ class SlackEmulator(Interactions):
     def api_url(self) -> str:
         """The Web API base, ``http://127.0.0.1:PORT/api/`` (the bot's ``SLACK_API_URL``)."""
         return self.server.base_url + "api/"
+
+    def _api(self, request: HttpRequest) -> HttpReply:
+        method = request.tail("/api/")
+        with self._in_flight_lock:
+            self._in_flight[method] += 1
+        try:
+            return self.web_api.handle(method, request.query, request.headers, request.body)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight[method] -= 1
 
     def _upload(self, request: HttpRequest) -> HttpReply:
         return receive_upload(self.workspace, request.tail("/upload/v1/"), request.headers, request.body)
@@ -140,6 +154,11 @@ class SlackEmulator(Interactions):
     def calls_to(self, method: str) -> list[ApiCall]:
         """Calls to one method, in order."""
         return [c for c in self._calls.snapshot() if c.method == method]
+
+    def in_flight(self, method: str) -> int:
+        """Calls to ``method`` received but not answered yet (held by :meth:`delay`, say)."""
+        with self._in_flight_lock:
+            return self._in_flight[method]
 
     def wait_for_calls(self, method: str, count: int, timeout: float = 5.0) -> list[ApiCall]:
         """Block until ``count`` calls to ``method`` were made; ``TimeoutError`` otherwise."""
@@ -234,7 +253,10 @@ class SlackEmulator(Interactions):
         self.faults.add(method, Fault("server_error_after" if processed else "server_error", status=status), times)
 
     def delay(self, method: str, seconds: float) -> None:
-        """Every call to ``method`` takes ``seconds`` longer (0 clears)."""
+        """Every call to ``method`` takes ``seconds`` longer (0 clears).
+
+        The pause comes before the call takes effect, and the call takes effect even if the client
+        has given up or died meanwhile: the ambiguous "sent, answer never read" case."""
         self.faults.set_delay(method, seconds)
 
     def message(self, channel_id: str, ts: str) -> dict[str, Any]:

@@ -206,6 +206,28 @@ class File:
             "permalink": f"{base_url}files/{self.id}",
         }
 
+    def info_api(self, base_url: str, team_id: str, channel: Channel | None) -> dict[str, Any]:
+        """The ``file`` object of ``files.info``: :meth:`to_api` plus where the file is shared.
+
+        ``channel`` is the channel the completion shared it into (``None`` when it was completed
+        unshared). Public channels are listed in ``channels`` and ``shares.public``, private ones in
+        ``groups`` and ``shares.private``, each share naming the message that carries the file.
+        """
+        body = self.to_api(base_url)
+        body.update({"is_public": False, "comments_count": 0, "channels": [], "groups": [], "ims": [],
+                     "shares": {}})
+        if channel is not None and self.message_ts is not None:
+            share: dict[str, Any] = {"ts": self.message_ts, "channel_name": channel.name, "team_id": team_id,
+                                     "share_user_id": self.user, "reply_count": 0, "reply_users": [],
+                                     "reply_users_count": 0}
+            if self.thread_ts:
+                share["thread_ts"] = self.thread_ts
+            kind, listed = ("private", "groups") if channel.is_private else ("public", "channels")
+            body[listed] = [channel.id]
+            body["shares"] = {kind: {channel.id: [share]}}
+            body["is_public"] = not channel.is_private
+        return body
+
 
 @dataclass
 class View:

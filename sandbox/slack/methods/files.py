@@ -5,6 +5,9 @@
 2. the client POSTs the bytes there (raw body or a multipart form, as Slack accepts both);
 3. ``files.completeUploadExternal`` (``files=[{"id", "title"}]``, optional ``channel_id``,
    ``initial_comment``, ``thread_ts``) finalises the file and shares it as a message.
+
+``files.info`` (``file``) describes a completed file and where it is shared; a file whose upload was
+never completed does not exist yet for the API (``file_not_found``), as with any unknown ID.
 """
 
 from __future__ import annotations
@@ -63,6 +66,16 @@ def register(api: MethodRegistry) -> None:
                 file.channel, file.initial_comment = channel.id, comment or None
                 file.thread_ts, file.message_ts = message.thread_ts, message.ts
         return {"files": [{"id": f.id, "title": f.title} for f in files]}
+
+    @api.method("files.info", required=("file",), json_input=False)
+    def info(req: ApiRequest) -> dict[str, Any]:
+        ws = req.workspace
+        file = ws.files.get(req.require("file"))
+        if file is None or not file.completed:
+            raise ApiError("file_not_found")
+        channel = ws.channel(file.channel) if file.channel else None
+        return {"file": file.info_api(ws.base_url, ws.team_id, channel), "comments": [],
+                "response_metadata": {"next_cursor": ""}}
 
 
 def receive_upload(workspace: Workspace, key: str, headers: dict[str, str], body: bytes) -> HttpReply:
