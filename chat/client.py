@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 SAFE_TO_REPEAT_PREFIXES: tuple[str, ...] = (
     "auth.test", "conversations.history", "conversations.replies", "conversations.info",
     "conversations.members", "conversations.list", "users.info", "usergroups.users.list",
-    "chat.getPermalink", "conversations.setTopic", "conversations.setPurpose", "chat.update",
+    "chat.getPermalink", "conversations.setTopic", "conversations.setPurpose", "chat.update", "files.info",
 )
 """Methods whose repetition after a server error cannot duplicate anything visible."""
 

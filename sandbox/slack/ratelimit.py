@@ -54,6 +54,7 @@ METHOD_TIERS: dict[str, str] = {
     "usergroups.users.list": "tier2",
     "files.getUploadURLExternal": "tier4",
     "files.completeUploadExternal": "tier4",
+    "files.info": "tier4",
     "views.open": "tier4",
     "views.update": "tier4",
     "views.push": "tier4",
