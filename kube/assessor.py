@@ -144,12 +144,13 @@ def _run_one(spec: CheckSpec, context: CheckContext, results: "queue.Queue[tuple
     results.put((spec.name, result))
 
 
-def assess(settings: Settings, on_check_done: OnCheckDone | None = None, kube: KubeApi | None = None) -> Assessment:
-    """Run the full assessment for the configured cluster (the client is closed afterwards if created here)."""
+def assess(settings: Settings, on_check_done: OnCheckDone | None = None, kube: KubeApi | None = None,
+           checks: Sequence[CheckSpec] | None = None) -> Assessment:
+    """Run the full assessment (or ``checks``) for the configured cluster; a client created here is closed after."""
     own = kube is None
     kube = kube or KubeApi.from_settings(settings)
     try:
-        return Assessor.from_settings(settings, kube).run(on_check_done)
+        return Assessor.from_settings(settings, kube, checks).run(on_check_done)
     finally:
         if own:
             # Abandoned threads may still hold connections; closing the pool lets them fail fast.

@@ -18,6 +18,7 @@ from incident.model import Status
 from incident.resolve_check import RESOLVE_EVENT_WINDOW_MINUTES, checklist_passed, resolve_checklist
 from incident.settings import load_settings
 from kube.assessor import assess
+from kube.checks import resolve_validation_checks
 
 
 def validate_and_resolve(incident_id: str, user_id: str, override_reason: str | None = None) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def validate_and_resolve(incident_id: str, user_id: str, override_reason: str | 
     incident = services.store.get(incident_id)
     if incident.status == Status.RESOLVED:
         return {"resolved": True, "already": True}
-    assessment = assess(settings)
+    assessment = assess(settings, checks=resolve_validation_checks())
     items = resolve_checklist(assessment)
     passed = checklist_passed(items)
     timeline = services.store.timeline(incident_id)

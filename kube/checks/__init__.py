@@ -59,6 +59,13 @@ def default_checks() -> tuple[CheckSpec, ...]:
             *events.CHECKS, *certificates.CHECKS)
 
 
+def resolve_validation_checks() -> tuple[CheckSpec, ...]:
+    """The checks of a resolve validation: the default set, with Warning events about deleted objects told apart."""
+    from kube.checks import events
+
+    return tuple(events.RESOLVE_CHECK if spec.name == events.RESOLVE_CHECK.name else spec for spec in default_checks())
+
+
 # -- helpers shared by the checks' parsers -----------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -19,7 +20,7 @@ from incident.runbook import UNREACHABLE_HEADLINE
 from incident.settings import Settings
 from kube.assessor import assess
 from kube.checks import CheckContext
-from kube.checks.events import check_events
+from kube.checks.events import check_events, check_events_telling_deleted_apart
 from kube.client import KubeApi
 from sandbox.cluster import LocalCluster
 from sandbox.objects import record_event, wait_for
@@ -222,7 +223,12 @@ def test_warning_events_about_deleted_pods_are_told_apart_from_current_ones(k8s_
     core.create_namespaced_pod(namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "deleted-since"},
                                            "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}})
 
-    finding = check_events(CheckContext(kube=KubeApi(k8s_api)))
+    plain_requests: list[tuple[str, str, dict[str, Any]]] = []
+    plain = check_events(CheckContext(kube=KubeApi(k8s_api, recorder=plain_requests)))
+    assert plain.facts["gone_total"] == 0  # the regular assessment makes no per-object request …
+    assert {path for _, path, _ in plain_requests} == {"/api/v1/events"}
+
+    finding = check_events_telling_deleted_apart(CheckContext(kube=KubeApi(k8s_api)))  # … the resolve validation does
     facts = finding.facts
     assert facts["gone_objects"][0] == f"Pod {namespace}/deleted-since ×4000", facts
     assert facts["current_offenders"][0] == f"Pod {namespace}/still-here: BackOff ×5000", facts

@@ -362,3 +362,13 @@ def test_certificate_expiry_thresholds() -> None:
     assert judge_certificate(certificate(NOW + timedelta(days=3)), NOW).status == "fail"
     expired = judge_certificate(certificate(NOW - timedelta(days=1)), NOW)
     assert expired.status == "fail" and "EXPIRED" in expired.summary
+
+
+def test_the_resolve_validation_runs_the_default_checks_with_deleted_objects_told_apart() -> None:
+    from kube.checks import default_checks, resolve_validation_checks
+    from kube.checks.events import check_events, check_events_telling_deleted_apart
+
+    regular, resolve = default_checks(), resolve_validation_checks()
+    assert [c.name for c in resolve] == [c.name for c in regular]
+    assert {c.name: c.run for c in regular}["events"] is check_events
+    assert {c.name: c.run for c in resolve}["events"] is check_events_telling_deleted_apart
