@@ -8,11 +8,15 @@ nodes and 10,000 pods), then measures in the same run, ``--rounds`` times each, 
 - **raw LISTs**: exactly the requests the assessment made (recorded on a first pass), replayed with the
   same pagination and only JSON decoding — concurrently per check (the I/O floor of the assessment; target
   assessment ≤ 1.5× this) and one after another;
-- **kubectl**: the runbook's equivalent ``kubectl`` commands run in sequence (target: the assessment is faster).
+- **kubectl**: the runbook's equivalent ``kubectl`` commands run in sequence (target: the assessment is faster);
+- **popeye** (``bench/popeye.py``, built once from the Go module proxy; ``--no-popeye`` skips it): one
+  whole-cluster scan with a JSON report. It lints far more than the runbook asks (every resource kind,
+  every namespace), so it is a reference point for "a generic scanner", not a like-for-like race.
+  k8sgpt is not compared: the module proxy does not serve it.
 
 Figures and ratios are printed side by side. ``--kubeconfig`` measures an existing cluster instead.
 
-Run: ``python -m bench.bench_assessment [--nodes 1000] [--pods 10000] [--rounds 3]``.
+Run: ``python -m bench.bench_assessment [--nodes 1000] [--pods 10000] [--rounds 3] [--no-popeye]``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from bench.popeye import POPEYE_VERSION, ensure_popeye, run_popeye
 
 RSS_TARGET_MB = 250.0
 RAW_RATIO_TARGET = 1.5
@@ -164,7 +170,7 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def measure(kubeconfig: str, etcd: str, kubectl: Path | None, rounds: int) -> None:
+def measure(kubeconfig: str, etcd: str, kubectl: Path | None, rounds: int, popeye: Path | None = None) -> None:
     print("recording the assessment's requests (warm-up pass)…", flush=True)
     per_check = record_requests(kubeconfig, etcd)
     total_requests = sum(len(r) for r in per_check.values())
@@ -180,9 +186,14 @@ def measure(kubeconfig: str, etcd: str, kubectl: Path | None, rounds: int) -> No
         figures["raw_sequential"].append(raw_lists(kubeconfig, per_check, concurrent=False))
         if kubectl is not None:
             figures["kubectl"].append(run_kubectl(kubectl, kubeconfig))
+        if popeye is not None:
+            popeye_s, report_bytes = run_popeye(popeye, kubeconfig)
+            figures["popeye"].append(popeye_s)
+            last["popeye_report_kb"] = report_bytes / 1024
         print(f"  round {round_}: assessment {figures['assessment'][-1]:.2f} s, raw concurrent "
               f"{figures['raw_concurrent'][-1]:.2f} s, raw sequential {figures['raw_sequential'][-1]:.2f} s"
               + (f", kubectl {figures['kubectl'][-1]:.2f} s" if kubectl else "")
+              + (f", popeye {figures['popeye'][-1]:.2f} s" if popeye else "")
               + f", peak RSS {figures['peak_rss'][-1]:.0f} MB", flush=True)
 
     assessment = _median(figures["assessment"])
@@ -200,6 +211,9 @@ def measure(kubeconfig: str, etcd: str, kubectl: Path | None, rounds: int) -> No
     if figures["kubectl"]:
         kubectl_s = _median(figures["kubectl"])
         rows.append((f"kubectl, {len(kubectl_commands())} commands in sequence", kubectl_s, assessment / kubectl_s, "< 1×"))
+    if figures["popeye"]:
+        popeye_s = _median(figures["popeye"])
+        rows.append((f"popeye {POPEYE_VERSION}, whole-cluster scan", popeye_s, assessment / popeye_s, ""))
     for name, seconds, ratio, target in rows:
         ratio_text = f"{ratio:.2f}×" if ratio is not None else "—"
         verdict = ""
@@ -220,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--kubeconfig", help="measure this cluster instead of starting one (no scale scenario)")
     parser.add_argument("--etcd", default="", help="etcd client URL for the direct probe (with --kubeconfig)")
+    parser.add_argument("--no-popeye", action="store_true", help="leave popeye out of the comparison")
     parser.add_argument("--child-assess", nargs=2, metavar=("KUBECONFIG", "ETCD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_assess:
@@ -233,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
 
     binaries = ensure_binaries(lambda message: print(f"  {message}", file=sys.stderr, flush=True))
     kubectl = binaries / "kubectl"
+    popeye = None if args.no_popeye else ensure_popeye(lambda message: print(f"  {message}", file=sys.stderr, flush=True))
     if args.kubeconfig:
-        measure(args.kubeconfig, args.etcd, kubectl, args.rounds)
+        measure(args.kubeconfig, args.etcd, kubectl, args.rounds, popeye)
         return 0
     started = time.monotonic()
     with LocalCluster(binaries=binaries).start(nodes=3) as cluster, cluster.api_client() as api:
@@ -245,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  " + ", ".join(f"{key} {value:.1f} s" for key, value in handle.details.items()
                                if isinstance(value, (int, float))), flush=True)
         assert cluster.ports is not None
-        measure(str(cluster.kubeconfig), f"http://127.0.0.1:{cluster.ports.etcd_client}", kubectl, args.rounds)
+        measure(str(cluster.kubeconfig), f"http://127.0.0.1:{cluster.ports.etcd_client}", kubectl, args.rounds, popeye)
     return 0
 
 
