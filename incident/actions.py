@@ -22,6 +22,7 @@ from typing import Any
 
 from redis import Redis
 
+from incident.assessment import control_plane_evidence, failing_control_plane_layers, verdict_of_entry
 from incident.clock import Clock, SystemClock, from_epoch, to_epoch
 from incident.errors import CommandError, ConfirmationError
 from incident.keys import Keys
@@ -239,43 +240,29 @@ class ActionRequest:
 
 # --- the recovery-order guard -------------------------------------------------------------------------
 
-_CONTROL_PLANE_LAYERS = frozenset({"etcd", "apiserver"})
-_CONTROL_PLANE_WORDS = ("etcd", "apiserver", "api server", "api-server")
-_FAILING = ("fail", "timeout", "error", "down", "unreachable", "critical")
+GUARDED_LAYERS = frozenset({"etcd", "apiserver"})
+"""A failure here holds application actions back; a scheduler-only control-plane failure does not."""
+GUARDED_CHECKS = ("apiserver", "etcd")
+FAILED_CHECK_STATUSES = frozenset({"fail", "timeout", "error"})
 
 
 def control_plane_failure(assessment: dict[str, Any] | None) -> str:
     """Why the latest assessment says etcd/apiserver is failing, or ``""`` (missing or healthy: no guard).
 
-    Reads the ``assessment`` timeline entry's data: patterns of ``verdict.patterns`` whose recovery
-    ``layer`` / ``layers`` / ``root_cause`` is etcd or the apiserver (a scheduler-only control-plane
-    failure does not hold applications back), and failing ``snapshot.checks`` named etcd/apiserver.
-    Unknown shapes are read tolerantly (a plain pattern name mentioning etcd/apiserver counts).
+    Reads the ``assessment`` timeline entry's data: the control-plane pattern when its failing layers
+    include etcd or the apiserver (:func:`incident.assessment.failing_control_plane_layers`), and the
+    apiserver/etcd checks of the snapshot that failed or could not finish.
     """
     if not isinstance(assessment, dict):
         return ""
-    verdict = assessment.get("verdict")
-    snapshot = assessment.get("snapshot")
-    if not isinstance(verdict, dict) and isinstance(snapshot, dict) and isinstance(snapshot.get("verdict"), dict):
-        verdict = snapshot["verdict"]
     reasons: list[str] = []
-    for pattern in (verdict.get("patterns") or []) if isinstance(verdict, dict) else []:
-        if isinstance(pattern, dict):
-            layers = {str(pattern.get("layer") or ""), str(pattern.get("root_cause") or "")}
-            layers |= {str(layer) for layer in pattern.get("layers") or []}
-            if layers & _CONTROL_PLANE_LAYERS:
-                evidence = [str(e) for e in pattern.get("evidence") or []][:1]
-                title = str(pattern.get("title") or pattern.get("key") or "control plane")
-                reasons.append(f"{title}: {evidence[0]}" if evidence else title)
-        elif any(word in str(pattern).lower() for word in _CONTROL_PLANE_WORDS):
-            reasons.append(str(pattern))
-    if isinstance(snapshot, dict):
-        for check in snapshot.get("checks") or []:
-            if not isinstance(check, dict):
-                continue
-            name, status = str(check.get("name") or ""), str(check.get("status") or "").lower()
-            if any(word in name.lower() for word in _CONTROL_PLANE_WORDS) and any(f in status for f in _FAILING):
-                reasons.append(f"{name} check: {status}")
+    verdict = verdict_of_entry(assessment)
+    if GUARDED_LAYERS & set(failing_control_plane_layers(verdict)):
+        reasons.append(control_plane_evidence(verdict))
+    snapshot = assessment.get("snapshot")
+    for check in (snapshot.get("checks") or []) if isinstance(snapshot, dict) else []:
+        if isinstance(check, dict) and check.get("name") in GUARDED_CHECKS and check.get("status") in FAILED_CHECK_STATUSES:
+            reasons.append(f"{check['name']} check: {check['status']}")
     return "; ".join(dict.fromkeys(r for r in reasons if r))[:500]
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from incident.runbook import Scope
+from incident.runbook import CONTROL_PLANE, Scope
 
 CheckStatus = Literal["ok", "warn", "fail", "timeout", "error", "skipped"]
 CHECK_STATUSES: tuple[CheckStatus, ...] = ("ok", "warn", "fail", "timeout", "error", "skipped")
@@ -205,6 +205,34 @@ def verdict_of_entry(data: Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(snapshot, Mapping) and isinstance(snapshot.get("verdict"), Mapping):
         return snapshot["verdict"]
     return {}
+
+
+CONTROL_PLANE_PATTERN = CONTROL_PLANE.key
+
+
+def failing_control_plane_layers(verdict: Mapping[str, Any]) -> tuple[str, ...]:
+    """The control-plane layers a stored verdict finds failing, root first (``()``: the control plane is fine).
+
+    Read from the control-plane pattern's ``layers`` (etcd, apiserver, scheduler/controller-manager), the
+    shape :meth:`Verdict.to_json` writes; the cadence's escalations and the actions' recovery-order guard
+    both judge the control plane through this one reader.
+    """
+    for pattern in verdict.get("patterns") or ():
+        if isinstance(pattern, Mapping) and pattern.get("key") == CONTROL_PLANE_PATTERN:
+            layers = [str(layer) for layer in pattern.get("layers") or ()]
+            layers = layers or [str(pattern.get("root_cause") or pattern.get("layer") or "")]
+            return tuple(dict.fromkeys(layer for layer in layers if layer))
+    return ()
+
+
+def control_plane_evidence(verdict: Mapping[str, Any]) -> str:
+    """The control-plane pattern's title and first piece of evidence, for messages (``""`` without one)."""
+    for pattern in verdict.get("patterns") or ():
+        if isinstance(pattern, Mapping) and pattern.get("key") == CONTROL_PLANE_PATTERN:
+            evidence = [str(item) for item in pattern.get("evidence") or ()][:1]
+            title = str(pattern.get("title") or CONTROL_PLANE_PATTERN)
+            return f"{title}: {evidence[0]}" if evidence else title
+    return ""
 
 
 def pattern_titles(verdict: Mapping[str, Any]) -> list[str]:

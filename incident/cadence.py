@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from incident.assessment import pattern_titles, verdict_of_entry
+from incident.assessment import failing_control_plane_layers, pattern_titles, verdict_of_entry
 from incident.clock import parse_moment
 
 if TYPE_CHECKING:
@@ -305,7 +305,6 @@ class Digest:
     """The last escalation prompt of each rule (its recorded data: due, channel, ts)."""
 
 
-CONTROL_PLANE_WORDS = ("control plane", "control-plane", "control_plane", "etcd", "apiserver", "api server", "api-server")
 MAX_ACTIONS = 3
 
 
@@ -342,8 +341,9 @@ def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
         elif kind == "assessment":
             found = verdict_of_entry(data)
             verdict, assessed_at = _headline(found), entry.at
-            cp_since = _streak(cp_since, _control_plane_failing(found), parse_moment(found.get("control_plane_failing_since")), entry.at)
-            etcd_since = _streak(etcd_since, _etcd_failing(found), parse_moment(found.get("etcd_repair_since")), entry.at)
+            layers = failing_control_plane_layers(found)
+            cp_since = _streak(cp_since, bool(layers), entry.at)
+            etcd_since = _streak(etcd_since, "etcd" in layers, entry.at)  # the runbook's manual etcd repair
     evidence = Evidence(verdict, assessed_at, cp_since, etcd_since)
     signals: dict[Signal, datetime] = {}
     if cp_since is not None:
@@ -374,31 +374,8 @@ def _headline(verdict: Mapping[str, Any]) -> str:
     return str(verdict.get("headline") or verdict.get("summary") or ", ".join(patterns) or verdict.get("scope") or "no finding")
 
 
-def _control_plane_failing(verdict: Mapping[str, Any]) -> bool:
-    """The ``control-plane`` pattern matched (``incident.verdict``), or the API server is unreachable."""
-    explicit = verdict.get("control_plane_failing")
-    if isinstance(explicit, bool):
-        return explicit
-    if "control plane unreachable" in str(verdict.get("headline") or "").lower():
-        return True
-    return any(word in name.lower() for name in pattern_titles(verdict) for word in CONTROL_PLANE_WORDS)
-
-
-def _etcd_failing(verdict: Mapping[str, Any]) -> bool:
-    """etcd is the failing layer: the runbook's manual etcd repair is under way from then on."""
-    explicit = verdict.get("etcd_repair_in_progress", verdict.get("etcd_failing"))
-    if isinstance(explicit, bool):
-        return explicit
-    for pattern in verdict.get("patterns") or []:
-        if isinstance(pattern, Mapping) and (pattern.get("root_cause") == "etcd" or "etcd" in (pattern.get("layers") or ())):
-            return True
-    return any("etcd" in name.lower() for name in pattern_titles(verdict))
-
-
-def _streak(since: datetime | None, holds: bool, stated: datetime | None, at: datetime) -> datetime | None:
+def _streak(since: datetime | None, holds: bool, at: datetime) -> datetime | None:
     """Start of an unbroken run of assessments where a finding holds."""
     if not holds:
         return None
-    if stated is not None:
-        return stated
     return since or at

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -19,8 +21,10 @@ from incident.actions import (
     control_plane_failure,
     parse_namespaced,
 )
+from incident.assessment import CheckResult, PatternMatch, Verdict
 from incident.errors import CommandError, ConfirmationError, NotPermitted
 from incident.keys import Keys
+from incident.verdict import decide
 
 
 class FakeClock:
@@ -179,15 +183,22 @@ def test_names_are_checked_by_dns1123_rules() -> None:
 
 
 def test_control_plane_failure_reads_the_assessment() -> None:
+    def entry(*patterns: PatternMatch, checks: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        verdict = Verdict("cluster-wide" if patterns else "healthy", "headline", patterns)
+        return {"snapshot": {"checks": checks or []}, "verdict": verdict.to_json()}
+
+    dns = PatternMatch("dns-cascade", "DNS cascade", "cluster-wide", "dns/ingress", ("coredns down",), ())
+    scheduler_only = PatternMatch("control-plane", "Control-plane failure", "cluster-wide", "scheduler/controller-manager",
+                                  ("leader lease not renewed",), (), root_cause="scheduler/controller-manager",
+                                  layers=("scheduler/controller-manager",))
+    etcd = replace(scheduler_only, layer="etcd", root_cause="etcd", layers=("etcd", "apiserver"),
+                   evidence=("etcd endpoint(s) unhealthy: https://10.0.0.1:2379",))
     assert control_plane_failure(None) == ""
-    assert control_plane_failure({"verdict": {"scope": "component", "patterns": [
-        {"key": "dns", "title": "DNS outage", "layer": "dns/ingress", "layers": ["dns/ingress"]}]}}) == ""
-    scheduler_only = {"key": "control-plane", "title": "Control plane", "layer": "scheduler/controller-manager",
-                      "layers": ["scheduler/controller-manager"], "root_cause": "scheduler/controller-manager"}
-    assert control_plane_failure({"verdict": {"patterns": [scheduler_only]}}) == ""
-    etcd = {**scheduler_only, "layer": "etcd", "root_cause": "etcd", "layers": ["etcd", "apiserver"],
-            "evidence": ["etcd endpoint(s) unhealthy: https://10.0.0.1:2379"]}
-    assert "etcd endpoint(s) unhealthy" in control_plane_failure({"verdict": {"patterns": [etcd]}})
-    assert "apiserver" in control_plane_failure({"snapshot": {"checks": [{"name": "apiserver", "status": "timeout"}]}})
-    assert control_plane_failure({"snapshot": {"checks": [{"name": "etcd", "status": "ok"}]}}) == ""
-    assert "etcd" in control_plane_failure({"verdict": {"patterns": ["etcd quorum loss"]}})
+    assert control_plane_failure(entry(dns)) == ""
+    assert control_plane_failure(entry(scheduler_only)) == ""  # does not hold applications back
+    assert control_plane_failure(entry(etcd, dns)) == "Control-plane failure: etcd endpoint(s) unhealthy: https://10.0.0.1:2379"
+    assert control_plane_failure(entry(checks=[{"name": "apiserver", "status": "timeout"}])) == "apiserver check: timeout"
+    assert control_plane_failure(entry(checks=[{"name": "etcd", "status": "ok"}, {"name": "dns", "status": "fail"}])) == ""
+    unreachable = decide([CheckResult("apiserver", "fail", "unreachable", {"reachable": False, "error": "refused"})])
+    reason = control_plane_failure({"snapshot": {"checks": []}, "verdict": unreachable.to_json()})
+    assert reason.startswith("Control-plane failure: API server unreachable"), reason

@@ -25,9 +25,11 @@ from incident.cadence import (
     plan,
     record_sent,
 )
+from incident.assessment import CheckResult, PatternMatch, Verdict
 from incident.model import Incident, Status
 from incident.settings import Settings
 from incident.timeline import TimelineEntry
+from incident.verdict import decide
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 POLICY = CadencePolicy.from_settings(Settings())
@@ -425,12 +427,24 @@ def _incident(**overrides: object) -> Incident:
     return Incident(**fields)
 
 
+ETCD = PatternMatch("control-plane", "Control-plane failure", "cluster-wide", "etcd", ("etcd unhealthy",),
+                    ("fix etcd",), root_cause="etcd", layers=("etcd", "apiserver"))
+APISERVER = PatternMatch("control-plane", "Control-plane failure", "cluster-wide", "apiserver",
+                         ("API server unreachable",), ("fix apiserver",), root_cause="apiserver", layers=("apiserver",))
+DNS = PatternMatch("dns-cascade", "DNS cascade", "cluster-wide", "dns", ("coredns down",), ("fix dns",))
+
+
+def _assessed(minute: float, verdict: Verdict) -> TimelineEntry:
+    """The entry ``workers/assess.py`` appends: ``{"snapshot": …, "verdict": Verdict.to_json(), …}``."""
+    return _entry(minute, "assessment", {"snapshot": {"checks": []}, "verdict": verdict.to_json(),
+                                         "headline": verdict.headline})
+
+
 def test_digest_reads_updates_sends_decisions_and_assessments() -> None:
     entries = [
         _entry(0, "opened"),
-        _entry(5, "assessment", {"snapshot": {}, "verdict": {"scope": "cluster-wide", "headline": "etcd quorum lost",
-                                                              "patterns": [{"key": "etcd", "title": "etcd failure"}]}}),
-        _entry(10, "assessment", {"verdict": {"headline": "still etcd", "patterns": ["etcd failure"]}}),
+        _assessed(5, Verdict("cluster-wide", "etcd quorum lost", (ETCD,))),
+        _assessed(10, Verdict("cluster-wide", "still etcd", (ETCD,))),
         _entry(15, "status_prompt", {"token": "x"}),
         _entry(20, "status_overdue"),
         _entry(22, "status_update", {"text": "Restoring etcd"}, actor="U_ALICE"),
@@ -457,9 +471,9 @@ def test_digest_reads_updates_sends_decisions_and_assessments() -> None:
 
 def test_digest_healthy_assessment_ends_the_failing_streak() -> None:
     entries = [
-        _entry(5, "assessment", {"verdict": {"control_plane_failing": True, "headline": "apiserver down"}}),
-        _entry(10, "assessment", {"verdict": {"control_plane_failing": False, "headline": "healthy"}}),
-        _entry(12, "assessment", {"verdict": {"control_plane_failing": True, "headline": "apiserver down again"}}),
+        _assessed(5, Verdict("cluster-wide", "apiserver down", (APISERVER,))),
+        _assessed(10, Verdict("healthy", "healthy")),
+        _assessed(12, Verdict("cluster-wide", "apiserver down again", (APISERVER,))),
     ]
     result = digest(_incident(), entries)
     assert result.state.signals == {Signal.CONTROL_PLANE_FAILING: at(12)}
@@ -485,30 +499,23 @@ def test_digest_reopen_resets_the_cadence_and_business_pressure_flag() -> None:
     assert result.state.signals == {Signal.BUSINESS_PRESSURE: at(3)}
 
 
-def test_digest_reads_the_assess_workers_real_snapshot() -> None:
-    """The entry ``workers/assess.py`` appends: ``{"snapshot": …, "verdict": Verdict.to_json(), …}``."""
-    from incident.assessment import PatternMatch, Verdict
-
-    def entry(minute: float, verdict: Verdict) -> TimelineEntry:
-        return _entry(minute, "assessment", {"snapshot": {"checks": []}, "verdict": verdict.to_json(),
-                                             "headline": verdict.headline})
-
-    etcd = PatternMatch("control-plane", "Control-plane failure", "cluster-wide", "etcd", ("etcd unhealthy",),
-                        ("fix etcd",), root_cause="etcd", layers=("etcd", "apiserver"))
-    apiserver = PatternMatch("control-plane", "Control-plane failure", "cluster-wide", "apiserver",
-                             ("API server unreachable",), ("fix apiserver",), root_cause="apiserver", layers=("apiserver",))
-    dns = PatternMatch("dns-cascade", "DNS cascade", "cluster-wide", "dns", ("coredns down",), ("fix dns",))
+def test_digest_reads_the_control_plane_layers_of_real_verdicts() -> None:
     entries = [
-        entry(2, Verdict("cluster-wide", "Cluster-wide failure: Control-plane failure (apiserver)", (apiserver,))),
-        entry(6, Verdict("cluster-wide", "Cluster-wide failure: Control-plane failure (etcd)", (etcd,))),
-        entry(9, Verdict("cluster-wide", "Cluster-wide failure: Control-plane failure (etcd)", (etcd, dns))),
+        _assessed(2, Verdict("cluster-wide", "Cluster-wide failure: Control-plane failure (apiserver)", (APISERVER,))),
+        _assessed(6, Verdict("cluster-wide", "Cluster-wide failure: Control-plane failure (etcd)", (ETCD,))),
+        _assessed(9, Verdict("cluster-wide", "Cluster-wide failure: Control-plane failure (etcd)", (ETCD, DNS))),
     ]
     result = digest(_incident(), entries)
     assert result.state.signals == {Signal.CONTROL_PLANE_FAILING: at(2), Signal.ETCD_REPAIR: at(6)}
     assert result.evidence.verdict == "Cluster-wide failure: Control-plane failure (etcd)"
-    dns_only = digest(_incident(), [entry(3, Verdict("cluster-wide", "Cluster-wide failure: DNS cascade", (dns,)))])
+    dns_only = digest(_incident(), [_assessed(3, Verdict("cluster-wide", "Cluster-wide failure: DNS cascade", (DNS,)))])
     assert dns_only.state.signals == {}
     healthy = Verdict("healthy", "No cluster-wide failure: no failure pattern matched")
-    assert digest(_incident(), entries + [entry(12, healthy)]).state.signals == {}
-    unreachable = Verdict("cluster-wide", "Cluster-wide failure: control plane unreachable (connection refused)")
-    assert digest(_incident(), [entry(4, unreachable)]).state.signals == {Signal.CONTROL_PLANE_FAILING: at(4)}
+    assert digest(_incident(), entries + [_assessed(12, healthy)]).state.signals == {}
+
+
+def test_an_unreachable_apiserver_as_the_verdict_rules_decide_it_starts_the_control_plane_streak() -> None:
+    checks = [CheckResult("apiserver", "fail", "unreachable", {"reachable": False, "error": "connection refused"}),
+              CheckResult("etcd", "skipped", "not configured", {"configured": False})]
+    unreachable = decide(checks)
+    assert digest(_incident(), [_assessed(4, unreachable)]).state.signals == {Signal.CONTROL_PLANE_FAILING: at(4)}
