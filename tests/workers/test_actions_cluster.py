@@ -44,12 +44,9 @@ def settings(redis_url: str, kubeconfig: Path) -> Settings:
 
 @pytest.fixture()
 def worker(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
-    running = Workers(worker_env(settings), tmp_path)
-    running.start()
-    try:
+    with Workers(worker_env(settings), tmp_path) as running:
+        running.start()
         yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture()
@@ -134,8 +131,12 @@ def test_bad_targets_are_rejected_and_change_nothing(context: ActionContext, inc
     assert no_deploy.status == ActionStatus.REJECTED and "does not exist" in no_deploy.outcome
     assert redis_client.llen(context.keys.action_queue("local")) == 0
     assert not Timeline(redis_client, incident.id).entries({"action"})
-    told = [n for n in standin.notes(redis_client) if n["method"] == "ephemeral"]
-    assert len(told) == 3 and all(n["user"] == "U_ALICE" for n in told)
+    # The worker records the rejection first, then tells the requester: wait for the last message.
+    def told() -> list[dict[str, Any]]:
+        return [n for n in standin.notes(redis_client) if n["method"] == "ephemeral"]
+
+    wait_for(lambda: len(told()) == 3, 30, "three rejections told")
+    assert all(n["user"] == "U_ALICE" for n in told())
 
 
 def _web(api: k8s.ApiClient, namespace: str, replicas: int, **spec: Any) -> dict[str, str]:

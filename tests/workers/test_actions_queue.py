@@ -41,11 +41,8 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture()
 def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
-    running = Workers(worker_env(settings), tmp_path)
-    try:
+    with Workers(worker_env(settings), tmp_path) as running:
         yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture()

@@ -62,11 +62,8 @@ def settings(slack: SlackEmulator, redis_url: str, k8s_cluster: LocalCluster, pr
 
 @pytest.fixture()
 def pool(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcesses]:
-    workers = WorkerProcesses(settings_environment(settings), tmp_path)
-    try:
+    with WorkerProcesses(settings_environment(settings), tmp_path) as workers:
         yield workers
-    finally:
-        workers.stop_all()
 
 
 def children(pid: int) -> list[int]:
