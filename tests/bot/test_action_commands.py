@@ -57,7 +57,11 @@ def bot_settings(request: pytest.FixtureRequest, slack: SlackEmulator, redis_url
 @pytest.fixture()
 def incident(slack: SlackEmulator, bot_server: RunningBot) -> Incident:
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev1 nodes flapping")
-    return open_incident(slack, bot_server)
+    opened = open_incident(slack, bot_server)
+    # The bot answers "Opened incident" only after the set-up open_incident waits for; the tests count
+    # ephemeral replies from here on, so that answer must be in before they start counting.
+    wait_until(lambda: any(f"Opened incident `{opened.id}`" in t for t in ephemeral_texts(slack)))
+    return opened
 
 
 def buttons(message: dict[str, Any]) -> list[str]:
@@ -156,6 +160,9 @@ def test_expired_confirm_changes_nothing(slack: SlackEmulator, bot_server: Runni
     node = k8s.CoreV1Api(k8s_api).list_node().items[0].metadata.name
     slack.slash_command("U_ALICE", incident.channel_id, f"cordon node {node}")
     message = confirmation(slack, incident.channel_id, "A1")
+    # The bot's "Checking" answer is sent after it queued the dry-run, so it may land after the worker's
+    # confirmation message: wait for it before counting replies below.
+    wait_until(lambda: any("Checking `cordon node" in t for t in ephemeral_texts(slack)))
     wait_until(lambda: store.get("A1").confirm_deadline is not None, 5)
     import time
 
@@ -184,6 +191,9 @@ def test_guard_proceed_anyway_and_second_confirmer(slack: SlackEmulator, bot_ser
     message = confirmation(slack, channel, "A1")
     assert buttons(message) == [ACTION_PROCEED_ANYWAY, ACTION_CANCEL]
     assert "Recovery order" in str(message["blocks"]) and "etcd endpoint(s) unhealthy" in str(message["blocks"])
+    # The bot's "Checking" answer is sent after it queued the dry-run, so it may land after the worker's
+    # confirmation message: wait for it before counting replies below.
+    wait_until(lambda: any("Checking `scale deployment" in t for t in ephemeral_texts(slack)))
 
     seen = len(ephemeral_texts(slack))
     slack.click_button("U_ALICE", channel, message["ts"], ACTION_PROCEED_ANYWAY, "A1")

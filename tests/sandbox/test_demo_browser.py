@@ -290,20 +290,29 @@ def test_commands_buttons_and_modals_reach_the_real_bot_signed(slack: SlackEmula
     slack.attach_demo()
     status, body = _post(slack, "command", {"user": "U_ALICE", "channel": "C_STAKE", "text": "incident open sev2 Disk full"})
     assert status == 200 and body["status"] == 200 and body["problem"] is None
+    # The channel is listed as soon as the bot created it; the bot posts the header several calls later.
     deadline = time.monotonic() + 15
-    channel = None
-    while channel is None and time.monotonic() < deadline:
+    channel = header = None
+    while header is None and time.monotonic() < deadline:
         channels = _state(slack, "U_ALICE")["channels"]
         channel = next((c for c in channels if str(c["name"]).endswith("-disk-full")), None)  # type: ignore[union-attr]
+        if channel is not None:
+            messages = _state(slack, "U_ALICE", str(channel["id"]))["messages"]
+            header = next((m for m in messages  # type: ignore[union-attr]
+                           if m.get("blocks") and "Disk full" in json.dumps(m["blocks"])), None)
         time.sleep(0.1)
     assert channel is not None, "the bot did not create the incident channel"
-    state = _state(slack, "U_ALICE", str(channel["id"]))
-    header = next(m for m in state["messages"] if m.get("blocks") and "Disk full" in json.dumps(m["blocks"]))  # type: ignore[union-attr]
+    assert header is not None, "the bot did not post the incident header"
 
     status, body = _post(slack, "click", {"user": "U_ALICE", "channel": channel["id"], "ts": header["ts"],
                                           "action_id": "incident_post_update"})
     assert status == 200 and body["status"] == 200
-    views = _state(slack, "U_ALICE", str(channel["id"]))["views"]
+    # The bot opens the modal (views.open) after acknowledging the click.
+    deadline = time.monotonic() + 15
+    views = []
+    while not views and time.monotonic() < deadline:
+        views = _state(slack, "U_ALICE", str(channel["id"]))["views"]  # type: ignore[assignment]
+        time.sleep(0.1)
     assert len(views) == 1  # type: ignore[arg-type]
     view = views[0]  # type: ignore[index]
     status, body = _post(slack, "submit", {"user": "U_ALICE", "view_id": view["id"],

@@ -171,9 +171,9 @@ def test_sigkill_mid_action_lease_expires_outcome_unknown_and_next_runs(
 
 def test_validation_failure_rejects_without_queueing(context: ActionContext, incident: Incident,
                                                      workers: Workers, redis_client: redis.Redis) -> None:
-    workers.start("--burst")
     action = request(context, incident, "U_ALICE", "missing-node")
     enqueue_prepare(context.settings, action.id, standin.RUNTIME)
+    workers.start("--burst")  # after the job is queued: a burst worker stops once it finds the queues empty
     wait_for(lambda: context.store.get(action.id).status == ActionStatus.REJECTED, 20, "rejected")
     assert "does not exist" in context.store.get(action.id).outcome
     wait_for(lambda: any(n["method"] == "ephemeral" for n in standin.notes(redis_client)), 10, "the requester told")

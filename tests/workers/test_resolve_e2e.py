@@ -18,7 +18,7 @@ from incident.postmortem import SECTION_HEADINGS
 from sandbox.cluster import LocalCluster
 from sandbox.scenarios import DnsOutage
 from sandbox.slack import SlackEmulator
-from tests.bot.helpers import open_incident, wait_until
+from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
 from tests.fixtures.cluster import ScenarioRunner, wait_for_settled_kube_system
 from tests.fixtures.slack import RunningBot
 from tests.fixtures.workers import WorkerProcesses
@@ -66,11 +66,15 @@ def test_whole_incident_resolve_needs_evidence_and_drafts_the_postmortem(
 
     # A risky action through the serialized path: request, dry-run, confirm by another person, run, audit.
     slack.slash_command("U_ALICE", channel, f"cordon node {node}")
+    # The bot queues the dry-run after its ack, then records the request: a burst before that finds no job.
+    wait_until(lambda: store.timeline(incident.id).entries({"action_requested"}))
     workers.burst()  # validation + server-side dry-run → confirmation message
     confirmation = next(m for m in slack.messages(channel) if "action `A1`" in str(m.get("blocks")))
     slack.click_button("U_BOB", channel, confirmation["ts"], ACTION_CONFIRM, "A1")
     actions = ActionStore(bot_server.services.redis, bot_server.services.keys)
     wait_until(lambda: actions.get("A1").status == ActionStatus.QUEUED)
+    # The drain job is queued after the confirm is recorded; the "Confirmed" answer comes after it.
+    wait_until(lambda: any("Confirmed: `cordon node" in t for t in ephemeral_texts(slack)))
     workers.burst()  # the serialized drainer runs it
     wait_until(lambda: core.read_node(node).spec.unschedulable is True, 30)
     [audit] = store.timeline(incident.id).entries({"action"})

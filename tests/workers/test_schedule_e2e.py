@@ -542,8 +542,9 @@ def test_bad_input_leaves_the_schedule_alone(harness: Harness) -> None:
     assert "Unknown severity `sev7`" in response.body
     # An empty modal submission is refused in the ack and changes nothing.
     harness.minute(15)
-    harness.workers.start(burst=True)
-    harness.tick(15)
+    job = schedule.tick_now(harness.settings, harness.redis, incident.id, at_epoch=harness.epoch(15))
+    harness.workers.start(burst=True)  # after the tick is queued: a burst worker stops once its queue is empty
+    harness.wait_job(job.id)
     prompt = next(m for m in slack.messages(incident.channel_id) if label(m["text"]) == "prompt")
     harness.click("U_ALICE", prompt["ts"], ACTION_POST_UPDATE)
     wait_for(lambda: any(v.callback_id == "status_update_modal" and v.is_open for v in slack.views.values()))
