@@ -35,13 +35,19 @@ UPDATE_MODAL_CALLBACK = "status_update_modal"
 CHANNEL_LOG_EVENTS = ("message", "reaction_added", "reaction_removed", "pin_added", "pin_removed")
 
 
-def create_app(services: BotServices, registry: CommandRegistry | None = None) -> App:
-    """Build the Bolt app wired to ``services``."""
+def post_ack_pool() -> ThreadPoolExecutor:
+    """Where work after ack() runs, never on Bolt's listener threads: a burst of slow commands must not
+    keep later ones from being acknowledged within Slack's 3 seconds. Shut it down (waiting) on exit, so
+    work already acknowledged to Slack is finished, not dropped."""
+    return ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="bot-work")
+
+
+def create_app(services: BotServices, registry: CommandRegistry | None = None, *,
+               work: ThreadPoolExecutor | None = None) -> App:
+    """Build the Bolt app wired to ``services``; acknowledged work runs on ``work`` (:func:`post_ack_pool`)."""
     registry = registry or build_registry()
     settings = services.settings
-    # Work after ack() runs here, never on Bolt's listener threads: a burst of slow commands must not
-    # keep later ones from being acknowledged within Slack's 3 seconds.
-    work = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="bot-work")
+    work = work or post_ack_pool()
 
     def guarded(respond: Respond, job: Callable[[], str]) -> None:
         work.submit(_guarded, respond, job)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import signal
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.app import create_app
+from bot.app import create_app, post_ack_pool
 from bot.payload_check import form_payload_problem
 from bot.backfill import backfill_active_incidents
 from bot.logging_setup import configure_logging
@@ -36,10 +38,16 @@ StartResponse = Callable[..., Any]
 class BotWsgiApp:
     """WSGI entry: Slack requests to Bolt, health endpoints answered here."""
 
-    def __init__(self, app: App, services: BotServices) -> None:
+    def __init__(self, app: App, services: BotServices, work: ThreadPoolExecutor | None = None) -> None:
         self._slack = SlackRequestHandler(app)
         self._services = services
         self._kube_api: Any = None
+        self._work = work
+
+    def drain(self) -> None:
+        """Finish the work already acknowledged to Slack (call after the server stopped taking requests)."""
+        if self._work is not None:
+            self._work.shutdown(wait=True)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -126,7 +134,8 @@ def _json(start_response: StartResponse, status: int, body: dict[str, Any]) -> I
 
 def build_wsgi_app(settings: Settings, services: BotServices | None = None) -> BotWsgiApp:
     services = services or BotServices.from_settings(settings)
-    return BotWsgiApp(create_app(services), services)
+    work = post_ack_pool()
+    return BotWsgiApp(create_app(services, work=work), services, work)
 
 
 def _start_backfill(services: BotServices) -> None:
@@ -142,7 +151,18 @@ def serve_http(settings: Settings, *, host: str, port: int, threads: int = 16) -
     app = build_wsgi_app(settings, services)
     _start_backfill(services)
     log.info("serving Slack requests on http://%s:%d%s", host, port, SLACK_PATH)
-    serve(app, host=host, port=port, threads=threads, ident="k8s-incident-bot")
+    signal.signal(signal.SIGTERM, _stop_serving)
+    try:
+        serve(app, host=host, port=port, threads=threads, ident="k8s-incident-bot")
+    finally:
+        log.info("stopped taking requests; finishing the work already acknowledged to Slack")
+        app.drain()
+        log.info("stopped")
+
+
+def _stop_serving(signum: int, frame: object) -> None:
+    """SIGTERM (a pod being replaced) stops like Ctrl-C: waitress stops, then :meth:`BotWsgiApp.drain`."""
+    raise KeyboardInterrupt
 
 
 def serve_socket_mode(settings: Settings) -> None:
@@ -152,10 +172,19 @@ def serve_socket_mode(settings: Settings) -> None:
 
     configure_logging(settings)
     services = BotServices.from_settings(settings)
-    app = create_app(services)
-    probes = create_server(BotWsgiApp(app, services), host=settings.http_host, port=settings.http_port, threads=4,
-                           ident="k8s-incident-bot")
+    work = post_ack_pool()
+    app = create_app(services, work=work)
+    wsgi = BotWsgiApp(app, services, work)
+    probes = create_server(wsgi, host=settings.http_host, port=settings.http_port, threads=4, ident="k8s-incident-bot")
     threading.Thread(target=probes.run, name="probes-http", daemon=True).start()
     log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", settings.http_host, settings.http_port)
     _start_backfill(services)
-    SocketModeHandler(app, settings.secret("slack_app_token")).start()
+    signal.signal(signal.SIGTERM, _stop_serving)
+    handler = SocketModeHandler(app, settings.secret("slack_app_token"))
+    try:
+        handler.start()
+    except KeyboardInterrupt:
+        handler.close()
+    finally:
+        log.info("disconnected from Slack; finishing the work already acknowledged")
+        wsgi.drain()
