@@ -37,6 +37,14 @@ class MeasuredWorker(Worker):
         return succeeded
 
 
+MAINTENANCE_INTERVAL_SECONDS = 60
+"""How often a worker sweeps RQ's registries (RQ's default: 10 min). The sweep is what re-runs a job whose
+worker died (an assessment, a post-mortem) once its heartbeat has lapsed; during an incident a minute
+is the most such a job should wait. Workers share one maintenance lock, so the cost stays one sweep."""
+WORKER_TTL_SECONDS = MAINTENANCE_INTERVAL_SECONDS + 20
+"""An idle worker only looks at the clock when its blocking dequeue times out (``worker_ttl`` − 15 s; RQ's
+default 405 s): this makes that 65 s, so the sweep above really happens about every minute."""
+
 JOB_MODULES: tuple[str, ...] = ("workers.actions", "workers.assess", "workers.page", "workers.postmortem",
                                 "workers.resolve", "workers.schedule")
 
@@ -98,6 +106,7 @@ def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool =
         _finalize_interrupted_assessments(settings)
     keys = get_keys(settings)
     MeasuredWorker.kinds = {keys.queue_name(kind): kind for kind in QUEUE_KINDS}
-    worker = MeasuredWorker(all_queues(settings), connection=get_redis(settings))
+    worker = MeasuredWorker(all_queues(settings), connection=get_redis(settings),
+                            maintenance_interval=MAINTENANCE_INTERVAL_SECONDS, worker_ttl=WORKER_TTL_SECONDS)
     worker.work(with_scheduler=with_scheduler, burst=burst, logging_level=settings.log_level)
     return 0

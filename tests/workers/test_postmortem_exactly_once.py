@@ -29,6 +29,7 @@ from tests.bot.helpers import wait_until
 from tests.fixtures.workers import WorkerProcesses
 from workers.connection import get_keys
 from workers.postmortem import UploadRecord, publish_postmortem
+from workers.run import MAINTENANCE_INTERVAL_SECONDS
 
 CHANNEL = "C_INC"
 COMPLETE = "files.completeUploadExternal"
@@ -94,11 +95,12 @@ def test_completion_made_but_answered_500_is_shared_once_after_the_rq_retry(
     assert 0 < redis_client.ttl(get_keys(bot_settings).postmortem_upload(incident.id, job.id)) <= 7 * 24 * 3600
 
 
-@pytest.mark.parametrize("real_wait", [False, pytest.param(True, marks=pytest.mark.soak)],
-                         ids=["aged-heartbeat", "real-90s-wait"])
+@pytest.mark.parametrize(("real_wait", "survivor"), [(False, False), (False, True),
+                                                     pytest.param(True, False, marks=pytest.mark.soak)],
+                         ids=["aged-heartbeat", "surviving-worker-sweeps-within-a-minute", "real-90s-wait"])
 def test_worker_sigkilled_while_the_completion_is_in_flight_shares_once(
         slack: SlackEmulator, bot_settings: Settings, redis_client: redis.Redis, workers: WorkerProcesses,
-        incident: Incident, real_wait: bool) -> None:
+        incident: Incident, real_wait: bool, survivor: bool) -> None:
     # The emulator holds the completion before applying it, and applies it even though the caller died:
     # the worker is killed after sending it, Slack shares the file, nobody reads the answer.
     slack.delay(COMPLETE, 3.0)
@@ -106,6 +108,8 @@ def test_worker_sigkilled_while_the_completion_is_in_flight_shares_once(
     doomed = workers.start("--no-scheduler")
     wait_until(lambda: slack.in_flight(COMPLETE) == 1, 60)
     (horse,) = children(doomed.pid)  # --no-scheduler: the work horse is the worker's only child
+    if survivor:  # already running when the job is abandoned: only its periodic sweep can pick it up
+        workers.start("--no-scheduler")
     workers.kill(doomed, horse)
 
     slack.wait_for_calls(COMPLETE, 1, timeout=10)
@@ -114,7 +118,7 @@ def test_worker_sigkilled_while_the_completion_is_in_flight_shares_once(
     assert Job.fetch(job.id, connection=redis_client).get_status() == JobStatus.STARTED  # RQ cannot know yet
 
     # RQ declares a job abandoned when its execution's heartbeat lapses: job_monitoring_interval (30 s)
-    # + 60 s after the last one. A worker's maintenance pass (at its start, then every 10 min) then
+    # + 60 s after the last one. A worker's maintenance pass (at its start, then every minute: workers/run.py) then
     # retries it, since it has a retry left. The fast variant ages the entry as those 90 s would.
     registry = StartedJobRegistry(queue=Queue(get_keys(bot_settings).queue_name("postmortem"),
                                               connection=redis_client))
@@ -127,7 +131,10 @@ def test_worker_sigkilled_while_the_completion_is_in_flight_shares_once(
     else:
         redis_client.zadd(registry.key, {member: time.time() - 1})
 
-    workers.burst()  # a new worker: its start-up maintenance requeues the abandoned job, then runs it
+    if survivor:  # the running worker's next sweep (every MAINTENANCE_INTERVAL_SECONDS) requeues and runs it
+        wait_until(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, MAINTENANCE_INTERVAL_SECONDS + 30)
+    else:
+        workers.burst()  # a new worker: its start-up maintenance requeues the abandoned job, then runs it
 
     job.refresh()
     assert job.get_status() == JobStatus.FINISHED, workers.log_text()
