@@ -23,7 +23,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot.app import create_app, post_ack_pool
 from bot.payload_check import form_payload_problem
 from bot.backfill import backfill_active_incidents
-from bot.logging_setup import configure_logging
+from incident.logging_setup import configure_logging
 from bot.services import BotServices
 from incident import metrics
 from incident.settings import Settings

@@ -25,7 +25,7 @@ class MeasuredWorker(Worker):
     """RQ queue name → job kind (``assess``, ``actions``, …)."""
 
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
-        from bot.logging_setup import log_context
+        from incident.logging_setup import log_context
         from incident import metrics
 
         started = time.monotonic()
@@ -86,10 +86,10 @@ def _finalize_interrupted_assessments(settings: Settings) -> None:
 def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool = False) -> int:
     """Serve every queue of the bot until stopped; returns an exit code.
 
-    Logs are JSON lines (``bot.logging_setup``); metrics of the worker and its forked work horses are
+    Logs are JSON lines (``incident.logging_setup``); metrics of the worker and its forked work horses are
     served on ``HTTP_HOST:HTTP_PORT/metrics`` (the worker has no other HTTP endpoint).
     """
-    from bot.logging_setup import configure_logging
+    from incident.logging_setup import configure_logging
     from incident import metrics
 
     metrics.enable_multiprocess()
