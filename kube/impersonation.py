@@ -70,14 +70,14 @@ class ImpersonatingExecutor:
         return self._executors[identity]
 
     def prepare(self, request: ActionRequest) -> str:
-        executor = self.executor_for(request)
-        summary = executor.prepare(request)
-        return f"{summary}\n• runs as Kubernetes user `{executor.api.identity}`: the cluster's RBAC decides"
+        summary = self.executor_for(request).prepare(request)
+        identity = self.identity_of(request.requested_by)
+        return f"{summary}\n• runs as Kubernetes user `{identity}`: the cluster's RBAC decides"
 
     def execute(self, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
-        executor = self.executor_for(request)
-        outcome = executor.execute(request, guard, progress)
-        return Outcome(outcome.succeeded, f"{outcome.text} (as Kubernetes user `{executor.api.identity}`)")
+        outcome = self.executor_for(request).execute(request, guard, progress)
+        identity = self.identity_of(request.requested_by)
+        return Outcome(outcome.succeeded, f"{outcome.text} (as Kubernetes user `{identity}`)")
 
 
 def action_executor(settings: Settings) -> KubeExecutor | ImpersonatingExecutor:
