@@ -26,7 +26,7 @@ from sandbox.cluster import LocalCluster
 from sandbox.ports import free_port
 from sandbox.proxy import FaultProxy
 from sandbox.slack import SlackEmulator
-from tests.fixtures.workers import WorkerProcesses, settings_environment
+from tests.fixtures.workers import WorkerProcesses, child_pids, settings_environment
 from workers.assess import META_KEY, WORKER_STOPPED, finalize_interrupted
 from workers.connection import get_keys, get_queue
 
@@ -66,13 +66,6 @@ def pool(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcesses]:
         yield workers
 
 
-def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
 def enqueue(settings: Settings, progress_ts: str, **options: Any) -> Job:
     return get_queue(settings, "assess").enqueue(JOB, "INC-1", CHANNEL, progress_ts=progress_ts, job_timeout=180, **options)
 
@@ -96,7 +89,7 @@ def kill_mid_assessment(settings: Settings, proxy: FaultProxy, pool: WorkerProce
         return (done, total) if 0 < done < total else None
 
     counts = wait_for(partly_done, 60, "some checks finished, others still running")
-    horses = wait_for(lambda: children(worker.pid), 10, "the work horse")
+    horses = wait_for(lambda: child_pids(worker.pid), 10, "the work horse")
     for horse in horses:
         os.kill(horse, signal.SIGKILL)
     return counts

@@ -8,7 +8,6 @@ job's body twice with one request id, which is what a retry does.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import redis
@@ -26,7 +25,7 @@ from incident.store import IncidentStore
 from incident.timeline import Timeline
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import wait_until
-from tests.fixtures.workers import WorkerProcesses
+from tests.fixtures.workers import WorkerProcesses, child_pids
 from workers.connection import get_keys
 from workers.postmortem import UploadRecord, publish_postmortem
 from workers.run import MAINTENANCE_INTERVAL_SECONDS
@@ -66,13 +65,6 @@ def queue_postmortem(bot_settings: Settings, incident: Incident) -> Job:
     return job
 
 
-def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
 def test_completion_made_but_answered_500_is_shared_once_after_the_rq_retry(
         slack: SlackEmulator, bot_settings: Settings, redis_client: redis.Redis, workers: WorkerProcesses,
         incident: Incident) -> None:
@@ -107,7 +99,7 @@ def test_worker_sigkilled_while_the_completion_is_in_flight_shares_once(
     job = queue_postmortem(bot_settings, incident)
     doomed = workers.start("--no-scheduler")
     wait_until(lambda: slack.in_flight(COMPLETE) == 1, 60)
-    (horse,) = children(doomed.pid)  # --no-scheduler: the work horse is the worker's only child
+    (horse,) = child_pids(doomed.pid)  # --no-scheduler: the work horse is the worker's only child
     if survivor:  # already running when the job is abandoned: only its periodic sweep can pick it up
         workers.start("--no-scheduler")
     workers.kill(doomed, horse)
