@@ -8,12 +8,12 @@ failing on the first, and never echoes a secret back.
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from incident.errors import ConfigError
 
@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     second_confirmer_for_destructive: bool = Field(
         default=False, description="Require a second person to confirm destructive actions (delete node, scale to 0)."
     )
-    kube_impersonate: dict[str, KubeIdentity] = Field(
+    kube_impersonate: Annotated[dict[str, KubeIdentity], NoDecode] = Field(
         default_factory=dict,
         description='Slack user ID → Kubernetes identity the actions run as (Impersonate-User/-Group), as JSON: '
                     '{"U0123ABCD": "alice@example.com", "U0456EFGH": {"user": "bob", "groups": ["sre"]}}. '
@@ -186,6 +186,17 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("kube_impersonate", mode="before")
+    @classmethod
+    def _json_map(cls, value: object) -> object:
+        """Parsed here rather than by the settings source, so bad JSON is one problem among all the others."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as error:
+                raise ValueError(f"not valid JSON: {error}") from None
         return value
 
     @field_validator("slack_api_url")
@@ -255,7 +266,8 @@ def _format_validation_error(error: ValidationError) -> list[str]:
         location = item["loc"][0] if item["loc"] else None
         if isinstance(location, str) and location in Settings.model_fields:
             description = Settings.model_fields[location].description or ""
-            problems.append(f"{location.upper()} is invalid ({item['msg']}). {description}")
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{location.upper()} is invalid ({message}). {description}")
         else:
             problems.append(str(item["msg"]).removeprefix("Value error, "))
     return problems
@@ -274,12 +286,6 @@ def load_settings(mode: RunMode = "worker", **overrides: object) -> Settings:
         except Exception:  # noqa: BLE001 - best effort on top of the real error
             pass
         raise ConfigError(problems) from None
-    except SettingsError as error:  # a JSON-valued variable that is not JSON
-        field_name = re.search(r'field "(\w+)"', str(error))
-        name = field_name.group(1) if field_name else ""
-        description = Settings.model_fields[name].description if name in Settings.model_fields else ""
-        raise ConfigError([f"{name.upper() or 'A setting'} is not valid JSON ({error.__cause__ or error}). "
-                           f"{description}"]) from None
     problems = settings.problems_for(mode)
     if problems:
         raise ConfigError(problems)

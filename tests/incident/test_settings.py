@@ -123,7 +123,7 @@ def test_impersonation_map_takes_a_name_or_a_user_with_groups(monkeypatch: pytes
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("not json", "KUBE_IMPERSONATE is not valid JSON"),
+    ("not json", "KUBE_IMPERSONATE is invalid (not valid JSON: Expecting value"),
     ('{"U1": ""}', "KUBE_IMPERSONATE is invalid"),
     ('{"U1": {"groups": ["sre"]}}', "KUBE_IMPERSONATE is invalid"),
 ])
@@ -134,3 +134,7 @@ def test_a_bad_impersonation_map_is_one_clear_problem(monkeypatch: pytest.Monkey
         load_settings("worker")
     text = caught.value.user_text()
     assert message in text and '"U0123ABCD": "alice@example.com"' in text  # the problem and the expected shape
+    monkeypatch.delenv("KUBE_IN_CLUSTER")
+    with pytest.raises(ConfigError) as caught:
+        load_settings("worker")
+    assert message in caught.value.user_text() and "KUBECONFIG" in caught.value.user_text()  # with the others
