@@ -35,6 +35,10 @@ KUBE_READY_TIMEOUT_SECONDS = 3.0
 StartResponse = Callable[..., Any]
 
 
+DRAIN_SECONDS = 25.0
+"""How long a stopping bot finishes acknowledged work: inside Kubernetes' default 30 s grace period."""
+
+
 class BotWsgiApp:
     """WSGI entry: Slack requests to Bolt, health endpoints answered here."""
 
@@ -44,10 +48,23 @@ class BotWsgiApp:
         self._kube_api: Any = None
         self._work = work
 
-    def drain(self) -> None:
-        """Finish the work already acknowledged to Slack (call after the server stopped taking requests)."""
-        if self._work is not None:
-            self._work.shutdown(wait=True)
+    def drain(self, timeout: float | None = DRAIN_SECONDS) -> bool:
+        """Finish the work already acknowledged to Slack (call after the server stopped taking requests).
+
+        Waits at most ``timeout`` seconds (``None``: until done), then drops what has not started and says
+        so: an orchestrator kills the process after its grace period anyway, and a bounded wait lets the
+        log tell what was lost.
+        """
+        if self._work is None:
+            return True
+        waiter = threading.Thread(target=self._work.shutdown, kwargs={"wait": True}, name="drain", daemon=True)
+        waiter.start()
+        waiter.join(timeout)
+        if waiter.is_alive():
+            self._work.shutdown(wait=False, cancel_futures=True)
+            log.error("acknowledged work still running after %s s; work not yet started was dropped", timeout)
+            return False
+        return True
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
