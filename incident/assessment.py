@@ -210,6 +210,14 @@ def verdict_of_entry(data: Mapping[str, Any]) -> Mapping[str, Any]:
 CONTROL_PLANE_PATTERN = CONTROL_PLANE.key
 
 
+def _control_plane_pattern(verdict: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The stored verdict's control-plane pattern, if it matched."""
+    for pattern in verdict.get("patterns") or ():
+        if isinstance(pattern, Mapping) and pattern.get("key") == CONTROL_PLANE_PATTERN:
+            return pattern
+    return None
+
+
 def failing_control_plane_layers(verdict: Mapping[str, Any]) -> tuple[str, ...]:
     """The control-plane layers a stored verdict finds failing, root first (``()``: the control plane is fine).
 
@@ -217,22 +225,22 @@ def failing_control_plane_layers(verdict: Mapping[str, Any]) -> tuple[str, ...]:
     shape :meth:`Verdict.to_json` writes; the cadence's escalations and the actions' recovery-order guard
     both judge the control plane through this one reader.
     """
-    for pattern in verdict.get("patterns") or ():
-        if isinstance(pattern, Mapping) and pattern.get("key") == CONTROL_PLANE_PATTERN:
-            layers = [str(layer) for layer in pattern.get("layers") or ()]
-            layers = layers or [str(pattern.get("root_cause") or pattern.get("layer") or "")]
-            return tuple(dict.fromkeys(layer for layer in layers if layer))
-    return ()
+    pattern = _control_plane_pattern(verdict)
+    if pattern is None:
+        return ()
+    layers = [str(layer) for layer in pattern.get("layers") or ()]
+    layers = layers or [str(pattern.get("root_cause") or pattern.get("layer") or "")]
+    return tuple(dict.fromkeys(layer for layer in layers if layer))
 
 
 def control_plane_evidence(verdict: Mapping[str, Any]) -> str:
     """The control-plane pattern's title and first piece of evidence, for messages (``""`` without one)."""
-    for pattern in verdict.get("patterns") or ():
-        if isinstance(pattern, Mapping) and pattern.get("key") == CONTROL_PLANE_PATTERN:
-            evidence = [str(item) for item in pattern.get("evidence") or ()][:1]
-            title = str(pattern.get("title") or CONTROL_PLANE_PATTERN)
-            return f"{title}: {evidence[0]}" if evidence else title
-    return ""
+    pattern = _control_plane_pattern(verdict)
+    if pattern is None:
+        return ""
+    evidence = [str(item) for item in pattern.get("evidence") or ()][:1]
+    title = str(pattern.get("title") or CONTROL_PLANE_PATTERN)
+    return f"{title}: {evidence[0]}" if evidence else title
 
 
 def pattern_titles(verdict: Mapping[str, Any]) -> list[str]:

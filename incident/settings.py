@@ -264,12 +264,12 @@ def _format_validation_error(error: ValidationError) -> list[str]:
     problems: list[str] = []
     for item in error.errors(include_input=False, include_url=False):
         location = item["loc"][0] if item["loc"] else None
+        message = str(item["msg"]).removeprefix("Value error, ")
         if isinstance(location, str) and location in Settings.model_fields:
             description = Settings.model_fields[location].description or ""
-            message = str(item["msg"]).removeprefix("Value error, ")
             problems.append(f"{location.upper()} is invalid ({message}). {description}")
         else:
-            problems.append(str(item["msg"]).removeprefix("Value error, "))
+            problems.append(message)
     return problems
 
 

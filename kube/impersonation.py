@@ -61,8 +61,8 @@ class ImpersonatingExecutor:
                 hint="Ask an admin to add your Slack user ID to KUBE_IMPERSONATE, or have a mapped responder run it.")
         return identity
 
-    def executor_for(self, request: ActionRequest) -> KubeExecutor:
-        identity = self.identity_of(request.requested_by)
+    def executor_for(self, identity: KubeIdentity) -> KubeExecutor:
+        """The executor acting as ``identity`` (one client per identity, reused)."""
         if identity not in self._executors:
             client = ImpersonatingApiClient(build_configuration(self.settings), identity)
             self._executors[identity] = KubeExecutor(client, request_timeout=self.settings.kube_request_timeout_seconds,
@@ -70,13 +70,13 @@ class ImpersonatingExecutor:
         return self._executors[identity]
 
     def prepare(self, request: ActionRequest) -> str:
-        summary = self.executor_for(request).prepare(request)
         identity = self.identity_of(request.requested_by)
+        summary = self.executor_for(identity).prepare(request)
         return f"{summary}\n• runs as Kubernetes user `{identity}`: the cluster's RBAC decides"
 
     def execute(self, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
-        outcome = self.executor_for(request).execute(request, guard, progress)
         identity = self.identity_of(request.requested_by)
+        outcome = self.executor_for(identity).execute(request, guard, progress)
         return Outcome(outcome.succeeded, f"{outcome.text} (as Kubernetes user `{identity}`)")
 
 
