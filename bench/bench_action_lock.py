@@ -27,14 +27,14 @@ from typing import Any
 
 import redis
 
-from incident.action_lock import ActionLock
+from persistence.action_lock import ActionLock
 from incident.actions import ActionKind, ActionStatus, ActionStore, Outcome
 from incident.model import Incident
 from incident.settings import Settings
-from incident.store import IncidentStore
-from incident.timeline import Timeline
+from persistence.store import IncidentStore
+from persistence.timeline import Timeline
 from sandbox.redis_server import RedisServer
-from workers.actions import ActionContext, ActionRuntime, drain, enqueue_drain
+from service.actions import ActionContext, ActionRuntime, drain, enqueue_drain
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = "bench.bench_action_lock:noop_runtime"

@@ -2,7 +2,7 @@
 
 A real Redis gets an incident whose timeline holds N messages (some threaded, some flagged as
 action items or pinned), assessments and action audit lines; the draft is then built and rendered
-exactly as the RQ job does (``workers.postmortem.draft_postmortem``). Wall time, peak Python
+exactly as the RQ job does (``service.postmortem.draft_postmortem``). Wall time, peak Python
 allocations (tracemalloc) and the process's peak RSS are printed beside the targets, with the
 time to read the raw stream alone for comparison.
 
@@ -21,9 +21,9 @@ import redis
 
 from incident.model import Incident
 from incident.settings import Settings
-from incident.store import IncidentStore
+from persistence.store import IncidentStore
 from sandbox.redis_server import RedisServer
-from workers.postmortem import draft_postmortem
+from service.postmortem import draft_postmortem
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 

@@ -19,11 +19,11 @@ from slack_bolt import Ack, App, Respond
 
 from bot.commands import Invocation, handles
 from bot.grammar import CommandRegistry, _shorten, no_arguments
-from bot.lifecycle import Reply
-from bot.services import BotServices
+from service.lifecycle import Reply
+from service.context import Context
 from chat import action_blocks
 from chat.action_blocks import ACTION_CANCEL, ACTION_CONFIRM, ACTION_PROCEED_ANYWAY
-from incident.action_queue import ActionQueue
+from persistence.action_queue import ActionQueue
 from incident.actions import (
     DEFAULT_DRAIN_TIMEOUT,
     MAX_DRAIN_TIMEOUT,
@@ -135,7 +135,7 @@ def register_action_commands(registry: CommandRegistry) -> None:
 # --- who may act ------------------------------------------------------------------------------------
 
 
-def is_allowed(services: BotServices, user_id: str) -> bool:
+def is_allowed(services: Context, user_id: str) -> bool:
     """Listed in ``ACTION_ALLOWED_USERS`` or a member of one of ``ACTION_ALLOWED_USERGROUPS`` (cached 60 s)."""
     settings = services.settings
     if user_id in settings.action_allowed_users:
@@ -155,7 +155,7 @@ def is_allowed(services: BotServices, user_id: str) -> bool:
     return bool(services.redis.sismember(key, user_id))
 
 
-def authorize(services: BotServices, user_id: str, verb: str) -> None:
+def authorize(services: Context, user_id: str, verb: str) -> None:
     """Raise :class:`NotPermitted` unless ``user_id`` may ``verb`` risky actions."""
     if is_allowed(services, user_id):
         return
@@ -169,18 +169,18 @@ def authorize(services: BotServices, user_id: str, verb: str) -> None:
 # --- handlers ---------------------------------------------------------------------------------------
 
 
-def _store(services: BotServices) -> ActionStore:
+def _store(services: Context) -> ActionStore:
     return ActionStore(services.redis, services.keys, services.clock)
 
 
-def _queue(services: BotServices, cluster: str) -> ActionQueue:
+def _queue(services: Context, cluster: str) -> ActionQueue:
     return ActionQueue(services.redis, cluster, services.keys, services.clock)
 
 
-def request_action(services: BotServices, inv: Invocation, incident: Incident | None, kind: ActionKind,
+def request_action(services: Context, inv: Invocation, incident: Incident | None, kind: ActionKind,
                    target: str, params: dict[str, Any]) -> Reply:
     """Authorize, store the request and queue its validation + dry-run."""
-    from workers.actions import enqueue_prepare
+    from service.actions import enqueue_prepare
 
     authorize(services, inv.user_id, "request")
     settings = services.settings
@@ -197,7 +197,7 @@ def request_action(services: BotServices, inv: Invocation, incident: Incident | 
 
 
 def _node_handler(kind: ActionKind) -> Any:
-    def handler(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+    def handler(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
         args = inv.command.args
         params = {name: args[name] for name in ("grace", "timeout") if name in args}
         return request_action(services, inv, incident, kind, args["node"], params)
@@ -212,25 +212,25 @@ handles("delete node")(_node_handler(ActionKind.DELETE_NODE))
 
 
 @handles("restart")
-def _restart(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _restart(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     args = inv.command.args
     return request_action(services, inv, incident, ActionKind.RESTART, args["target"], {"workload": args["workload"]})
 
 
 @handles("scale deployment")
-def _scale(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _scale(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     args = inv.command.args
     return request_action(services, inv, incident, ActionKind.SCALE, args["target"],
                           {"workload": "deployment", "replicas": args["replicas"]})
 
 
 @handles("delete pod")
-def _delete_pod(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _delete_pod(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     return request_action(services, inv, incident, ActionKind.DELETE_POD, inv.command.args["target"], {})
 
 
 @handles("queue")
-def _show_queue(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _show_queue(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     cluster = services.settings.cluster_name
     store = _store(services)
     rows = [(position, request) for position, action_id in enumerate(_queue(services, cluster).ids(), start=1)
@@ -239,14 +239,14 @@ def _show_queue(services: BotServices, inv: Invocation, incident: Incident | Non
 
 
 @handles("cancel")
-def _cancel(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _cancel(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     return cancel_action(services, inv.command.args["action_id"], inv.user_id)
 
 
 # --- buttons ----------------------------------------------------------------------------------------
 
 
-def _show(services: BotServices, request: ActionRequest, position: int | None = None) -> None:
+def _show(services: Context, request: ActionRequest, position: int | None = None) -> None:
     """Rewrite the confirmation message for the request's current state (best effort)."""
     if not request.message_ts:
         return
@@ -260,9 +260,9 @@ def _show(services: BotServices, request: ActionRequest, position: int | None = 
         pass  # the state is in Redis; the next change rewrites the message
 
 
-def confirm_action(services: BotServices, action_id: str, user_id: str, *, proceed_anyway: bool = False) -> Reply:
+def confirm_action(services: Context, action_id: str, user_id: str, *, proceed_anyway: bool = False) -> Reply:
     """A click on Confirm (or Proceed anyway): authorize, confirm atomically, queue the drain."""
-    from workers.actions import enqueue_drain
+    from service.actions import enqueue_drain
 
     authorize(services, user_id, "confirm")
     result = _store(services).confirm(action_id, user_id, proceed_anyway=proceed_anyway)
@@ -285,9 +285,9 @@ def confirm_action(services: BotServices, action_id: str, user_id: str, *, proce
     return Reply(f"Confirmed: `{request.description}` is queued on *{request.cluster}* ({where}).")
 
 
-def cancel_action(services: BotServices, action_id: str, user_id: str) -> Reply:
+def cancel_action(services: Context, action_id: str, user_id: str) -> Reply:
     """Cancel a request not yet running: its requester or the incident commander."""
-    from workers.actions import request_positions_refresh
+    from service.actions import request_positions_refresh
 
     store = _store(services)
     request = store.get(action_id)
@@ -316,7 +316,7 @@ def _button_value(body: dict[str, Any]) -> str:
     return str(actions[0]["value"])
 
 
-def register_action_listeners(app: App, services: BotServices) -> None:
+def register_action_listeners(app: App, services: Context) -> None:
     """The Confirm, Proceed anyway and Cancel buttons of confirmation messages."""
     from bot.app import _guarded, _user
 

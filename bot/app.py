@@ -20,8 +20,8 @@ from slack_bolt.response import BoltResponse
 
 from bot.commands import Invocation, run_command
 from bot.grammar import CommandRegistry, build_registry
-from bot import lifecycle
-from bot.services import BotServices
+from service import lifecycle
+from service.context import Context
 from chat.blocks import ACTION_ASSESS, ACTION_ESCALATE, ACTION_POST_UPDATE, ACTION_RESOLVE
 from chat.channel_log import record_event
 from incident import metrics
@@ -42,7 +42,7 @@ def post_ack_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="bot-work")
 
 
-def create_app(services: BotServices, registry: CommandRegistry | None = None, *,
+def create_app(services: Context, registry: CommandRegistry | None = None, *,
                work: ThreadPoolExecutor | None = None) -> App:
     """Build the Bolt app wired to ``services``; acknowledged work runs on ``work`` (:func:`post_ack_pool`)."""
     registry = registry or build_registry()
@@ -119,7 +119,7 @@ def create_app(services: BotServices, registry: CommandRegistry | None = None, *
     @app.action(ACTION_ASSESS)
     def on_assess(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        from bot.assess import request_assessment
+        from service.assessment import request_assessment
 
         guarded(respond, lambda: request_assessment(
             services, services.store.get(_action_value(body)), body["channel"]["id"], _user(body)).text)
@@ -143,7 +143,7 @@ def create_app(services: BotServices, registry: CommandRegistry | None = None, *
     return app
 
 
-def _channel_log_listener(services: BotServices) -> Callable[..., None]:
+def _channel_log_listener(services: Context) -> Callable[..., None]:
     def listener(event: dict[str, Any]) -> None:
         channel = event.get("channel") or event.get("channel_id") or (event.get("item") or {}).get("channel")
         if not channel:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.services import BotServices
+from service.context import Context
 from chat.channel_log import backfill
 from incident.clock import to_epoch
 from incident.errors import SlackApiError
@@ -12,7 +12,7 @@ from incident.errors import SlackApiError
 log = logging.getLogger(__name__)
 
 
-def backfill_active_incidents(services: BotServices) -> dict[str, int]:
+def backfill_active_incidents(services: Context) -> dict[str, int]:
     """Back-fill each active incident from its opening; returns entries added per incident."""
     added: dict[str, int] = {}
     for incident in services.store.active():

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot import lifecycle
+from service import lifecycle
 from bot.grammar import CommandRegistry, ParsedCommand
-from bot.lifecycle import Reply
-from bot.services import BotServices
+from service.lifecycle import Reply
+from service.context import Context
 from incident.errors import NotInIncidentChannel
 from incident.model import Incident, Status
 
@@ -28,7 +28,7 @@ class Invocation:
     trigger_id: str | None = None
 
 
-Handler = Callable[[BotServices, Invocation, Incident | None], Reply]
+Handler = Callable[[Context, Invocation, Incident | None], Reply]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -40,7 +40,7 @@ def handles(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def run_command(services: BotServices, registry: CommandRegistry, invocation: Invocation) -> Reply:
+def run_command(services: Context, registry: CommandRegistry, invocation: Invocation) -> Reply:
     """Resolve the incident (when the command needs one) and run its handler."""
     spec = invocation.command.spec
     incident = services.store.find_by_channel(invocation.channel_id)
@@ -55,62 +55,62 @@ def run_command(services: BotServices, registry: CommandRegistry, invocation: In
 
 
 @handles("incident open")
-def _open(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _open(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     args = inv.command.args
     return lifecycle.open_incident(services, user_id=inv.user_id, severity=args["severity"], title=args["title"])
 
 
 @handles("incident status")
-def _status(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _status(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.incident_status(services, incident)
 
 
 @handles("severity")
-def _severity(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _severity(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.change_severity(services, incident, inv.command.args["severity"], inv.user_id)
 
 
 @handles("role")
-def _role(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _role(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.assign_role(services, incident, inv.command.args["role"], inv.command.args["user"], inv.user_id)
 
 
 @handles("update")
-def _update(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _update(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.post_status_update(services, incident, inv.command.args["text"], inv.user_id)
 
 
 @handles("mitigate")
-def _mitigate(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _mitigate(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.change_status(services, incident, Status.MITIGATED, inv.user_id, inv.command.args["note"])
 
 
 @handles("resolve")
-def _resolve(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _resolve(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.request_resolve(services, incident, inv.user_id, inv.command.args["override"])
 
 
 @handles("assess")
-def _assess(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
-    from bot.assess import request_assessment
+def _assess(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+    from service.assessment import request_assessment
 
     return request_assessment(services, incident, inv.channel_id, inv.user_id)
 
 
 @handles("postmortem")
-def _postmortem(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _postmortem(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     lifecycle.request_postmortem(services, incident, inv.user_id)
     return Reply("Drafting the post-mortem; it will be posted here as a file.")
 
 
 @handles("impact")
-def _impact(services: BotServices, inv: Invocation, incident: Incident | None) -> Reply:
+def _impact(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.change_impact(services, incident, inv.user_id, **inv.command.args)

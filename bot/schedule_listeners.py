@@ -16,7 +16,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.services import BotServices
+from service.context import Context
 from chat.schedule_blocks import (
     ACTION_ESCALATION_DISMISS,
     ACTION_ESCALATION_ESCALATE,
@@ -28,7 +28,7 @@ from chat.schedule_blocks import (
 from incident.cadence import CadencePolicy, Decision
 from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Status
-from workers import page, schedule
+from service import paging, reminders
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,13 @@ DECISIONS = {
 }
 
 
-def register_schedule_listeners(app: App, services: BotServices) -> None:
+def register_schedule_listeners(app: App, services: Context) -> None:
     """Wire the escalation prompt buttons into ``app``."""
     for action_id, decision in DECISIONS.items():
         app.action(action_id)(_listener(services, decision))
 
 
-def _listener(services: BotServices, decision: Decision) -> Callable[..., None]:
+def _listener(services: Context, decision: Decision) -> Callable[..., None]:
     def listener(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
         _guarded(respond, lambda: decide(services, body, decision))
@@ -53,7 +53,7 @@ def _listener(services: BotServices, decision: Decision) -> Callable[..., None]:
     return listener
 
 
-def decide(services: BotServices, body: dict[str, Any], decision: Decision) -> str:
+def decide(services: Context, body: dict[str, Any], decision: Decision) -> str:
     """Record a decision on an escalation prompt and act on it; returns the ephemeral reply."""
     ref = _prompt_ref(body)
     user = str((body.get("user") or {}).get("id", "unknown"))
@@ -96,11 +96,11 @@ def decide(services: BotServices, body: dict[str, Any], decision: Decision) -> s
                                 actor=user, group=group)
         slack.post_message(incident.channel_id, text, text_blocks(text))
         if settings.pagerduty_routing_key is not None:
-            page.request_page(settings, services.redis, incident.id, rule.key, user)
+            paging.request_page(settings, services.redis, incident.id, rule.key, user)
             reply += " PagerDuty is being triggered."
         if group is None:
             reply += " No ESCALATION_USERGROUP is configured, so nobody was mentioned; set it to page the seniors."
-    schedule.reschedule(settings, services.redis, incident.id, clock=services.clock)
+    reminders.reschedule(settings, services.redis, incident.id, clock=services.clock)
     return reply
 
 

@@ -24,7 +24,7 @@ from bot.app import create_app, post_ack_pool
 from bot.payload_check import form_payload_problem
 from bot.backfill import backfill_active_incidents
 from incident.logging_setup import configure_logging
-from bot.services import BotServices
+from service.context import Context
 from incident import metrics
 from incident.settings import Settings
 
@@ -42,7 +42,7 @@ DRAIN_SECONDS = 25.0
 class BotWsgiApp:
     """WSGI entry: Slack requests to Bolt, health endpoints answered here."""
 
-    def __init__(self, app: App, services: BotServices, work: ThreadPoolExecutor | None = None) -> None:
+    def __init__(self, app: App, services: Context, work: ThreadPoolExecutor | None = None) -> None:
         self._slack = SlackRequestHandler(app)
         self._services = services
         self._kube_api: Any = None
@@ -124,7 +124,7 @@ class BotWsgiApp:
         k8s.VersionApi(self._kube_api).get_code(_request_timeout=KUBE_READY_TIMEOUT_SECONDS)
 
     def _metrics(self, start_response: StartResponse) -> Iterable[bytes]:
-        from workers.connection import QUEUE_KINDS, get_queue
+        from service.jobs import QUEUE_KINDS, get_queue
 
         settings = self._services.settings
         queues = lambda: {kind: get_queue(settings, kind) for kind in QUEUE_KINDS}  # noqa: E731
@@ -149,13 +149,13 @@ def _json(start_response: StartResponse, status: int, body: dict[str, Any]) -> I
     return [payload]
 
 
-def build_wsgi_app(settings: Settings, services: BotServices | None = None) -> BotWsgiApp:
-    services = services or BotServices.from_settings(settings)
+def build_wsgi_app(settings: Settings, services: Context | None = None) -> BotWsgiApp:
+    services = services or Context.from_settings(settings)
     work = post_ack_pool()
     return BotWsgiApp(create_app(services, work=work), services, work)
 
 
-def _start_backfill(services: BotServices) -> None:
+def _start_backfill(services: Context) -> None:
     threading.Thread(target=backfill_active_incidents, args=(services,), name="backfill", daemon=True).start()
 
 
@@ -164,7 +164,7 @@ def serve_http(settings: Settings, *, host: str, port: int, threads: int = 16) -
     from waitress import serve
 
     configure_logging(settings)
-    services = BotServices.from_settings(settings)
+    services = Context.from_settings(settings)
     app = build_wsgi_app(settings, services)
     _start_backfill(services)
     log.info("serving Slack requests on http://%s:%d%s", host, port, SLACK_PATH)
@@ -188,7 +188,7 @@ def serve_socket_mode(settings: Settings) -> None:
     from waitress.server import create_server
 
     configure_logging(settings)
-    services = BotServices.from_settings(settings)
+    services = Context.from_settings(settings)
     work = post_ack_pool()
     app = create_app(services, work=work)
     wsgi = BotWsgiApp(app, services, work)

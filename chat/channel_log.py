@@ -13,7 +13,7 @@ from typing import Any
 
 from chat.client import SlackClient
 from incident.clock import from_epoch
-from incident.timeline import Timeline
+from persistence.timeline import Timeline
 
 MESSAGE_KINDS: frozenset[str] = frozenset({
     "message", "message_edited", "message_deleted", "reaction_added", "reaction_removed", "pin_added", "pin_removed",

@@ -2,8 +2,8 @@
 
 An :class:`ActionRequest` moves through ``preparing`` (validation and server-side dry-run in a
 worker) → ``awaiting_confirmation`` (Confirm/Cancel buttons, until ``confirm_deadline``) →
-``queued`` (in the per-cluster FIFO, see :mod:`incident.action_queue`) → ``running`` (under the
-per-cluster lock, see :mod:`incident.action_lock`) → ``succeeded`` / ``failed`` /
+``queued`` (in the per-cluster FIFO, see :mod:`persistence.action_queue`) → ``running`` (under the
+per-cluster lock, see :mod:`persistence.action_lock`) → ``succeeded`` / ``failed`` /
 ``outcome_unknown`` (its worker died mid-way). Side exits: ``rejected`` (the cluster said no at
 validation), ``cancelled``, ``expired``.
 
@@ -25,7 +25,7 @@ from redis import Redis
 from incident.assessment import control_plane_evidence, failing_control_plane_layers, verdict_of_entry
 from incident.clock import Clock, SystemClock, from_epoch, to_epoch
 from incident.errors import CommandError, ConfirmationError
-from incident.keys import Keys
+from persistence.keys import Keys
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -323,7 +323,7 @@ class Confirmation:
 
 
 class ActionStore:
-    """Creates, reads and moves action requests (not the running part: see ``incident.action_queue``)."""
+    """Creates, reads and moves action requests (not the running part: see ``persistence.action_queue``)."""
 
     def __init__(self, redis: Redis, keys: Keys | None = None, clock: Clock | None = None) -> None:
         self.redis = redis
@@ -443,7 +443,7 @@ def latest_assessment_guard(redis: Redis, keys: Keys, incident_id: str | None) -
     """The recovery-order guard reason from the incident's latest ``assessment`` entry (``""``: none)."""
     if not incident_id:
         return ""
-    from incident.timeline import Timeline
+    from persistence.timeline import Timeline
 
     entry = Timeline(redis, incident_id, keys).latest("assessment")
     return control_plane_failure(entry.data) if entry is not None else ""

@@ -65,8 +65,8 @@ def _cmd_assess(args: argparse.Namespace) -> int:
 
 
 def _cmd_postmortem(args: argparse.Namespace) -> int:
-    from workers.connection import get_redis
-    from workers.postmortem import draft_postmortem
+    from persistence.connection import get_redis
+    from service.postmortem import draft_postmortem
 
     settings = load_settings("worker")
     _, markdown = draft_postmortem(settings, get_redis(settings), args.incident)

@@ -208,7 +208,7 @@ class DemoStack:
         self.slack.slash_command(user_id, "C_GENERAL", f"incident open sev2 Drill: {spec.label.split(' (')[0]}")
         import redis as redis_lib
 
-        from incident.store import IncidentStore
+        from persistence.store import IncidentStore
 
         store = IncidentStore(redis_lib.Redis.from_url(self.redis.url))
         deadline = time.monotonic() + 20

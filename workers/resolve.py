@@ -1,57 +1,15 @@
-"""RQ job: validate the cluster against the runbook's recovery checklist, then resolve — or refuse.
-
-The bot never resolves on a word alone: ``/k8s resolve`` queues :func:`validate_and_resolve`, which
-runs a validation assessment (its snapshot goes on the timeline like any other, so the post-mortem
-sees the final state), judges it with :mod:`incident.resolve_check`, and either resolves (announce,
-stop reminders, queue the post-mortem) or posts what is still wrong. The commander can override
-with a reason, which is recorded on the status change and shown in the post-mortem.
-"""
+"""RQ entry point of ``/k8s resolve``'s validation; the logic is :mod:`service.resolve`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.lifecycle import change_status
-from bot.services import BotServices
-from incident.errors import InvalidTransition
-from incident.model import Status
-from incident.resolve_check import RESOLVE_EVENT_WINDOW_MINUTES, checklist_passed, resolve_checklist
-from incident.settings import load_settings
-from kube.assessor import assess
-from kube.checks import resolve_validation_checks
+from incident.resolve_check import RESOLVE_EVENT_WINDOW_MINUTES
+from service.context import Context
+from service.resolve import validate_and_resolve as validate
 
 
 def validate_and_resolve(incident_id: str, user_id: str, override_reason: str | None = None) -> dict[str, Any]:
-    """The job; returns what was decided (also visible in RQ's job result)."""
-    settings = load_settings("worker", warning_event_window_minutes=RESOLVE_EVENT_WINDOW_MINUTES)
-    services = BotServices.from_settings(settings)
-    incident = services.store.get(incident_id)
-    if incident.status == Status.RESOLVED:
-        return {"resolved": True, "already": True}
-    assessment = assess(settings, checks=resolve_validation_checks())
-    items = resolve_checklist(assessment)
-    passed = checklist_passed(items)
-    timeline = services.store.timeline(incident_id)
-    timeline.append("assessment", "bot", {
-        "snapshot": assessment.to_json(), "verdict": assessment.verdict.to_json(),
-        "headline": assessment.verdict.headline, "purpose": "resolve-validation",
-    }, at=services.clock.now())
-    timeline.append("resolve_check", user_id, {
-        "passed": passed, "override_reason": override_reason,
-        "items": [{"name": i.name, "passed": i.passed, "detail": i.detail} for i in items],
-    }, at=services.clock.now())
-    if not passed and not override_reason:
-        text = services.templates.render("resolve_refused.slack.j2", items=items, commander=incident.commander)
-        services.slack.post_message(incident.channel_id, "Not resolving yet: the recovery checklist fails.",
-                                    [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}])
-        return {"resolved": False, "failed": [i.name for i in items if not i.passed]}
-    text = services.templates.render("resolve_passed.slack.j2", items=items, override=override_reason, actor=user_id)
-    services.slack.post_message(incident.channel_id, "Recovery checklist", [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}])
-    try:
-        change_status(services, incident, Status.RESOLVED, user_id,
-                      note=f"override: {override_reason}" if override_reason and not passed else "",
-                      extra={"override_reason": override_reason} if override_reason and not passed else None)
-    except InvalidTransition:
-        return {"resolved": True, "already": True}
-    return {"resolved": True, "override": bool(override_reason and not passed)}
+    """Run the validation assessment; resolve if the checklist passes (or the commander overrides)."""
+    ctx = Context.load(warning_event_window_minutes=RESOLVE_EVENT_WINDOW_MINUTES)
+    return validate(ctx, incident_id, user_id, override_reason)

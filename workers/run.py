@@ -9,7 +9,8 @@ from typing import Any
 from rq import Worker
 
 from incident.settings import Settings
-from workers.connection import QUEUE_KINDS, all_queues, get_keys, get_redis
+from persistence.connection import get_keys, get_redis
+from service.jobs import CATALOGUE, QUEUE_KINDS, all_queues
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ WORKER_TTL_SECONDS = MAINTENANCE_INTERVAL_SECONDS + 20
 """An idle worker only looks at the clock when its blocking dequeue times out (``worker_ttl`` − 15 s; RQ's
 default 405 s): this makes that 65 s, so the sweep above really happens about every minute."""
 
-JOB_MODULES: tuple[str, ...] = ("workers.actions", "workers.assess", "workers.page", "workers.postmortem",
-                                "workers.resolve", "workers.schedule")
+JOB_MODULES: tuple[str, ...] = tuple(sorted({spec.path.rpartition(".")[0] for spec in CATALOGUE.values()}))
+"""The modules of every job in the catalogue (``service.jobs``)."""
 
 
 def _preload_jobs() -> None:
@@ -59,7 +60,7 @@ def _preload_jobs() -> None:
 
 def _heal_schedules(settings: Settings) -> None:
     """Start missing or stalled reminder schedules (incidents opened before a restart, exhausted retries)."""
-    from workers.schedule import ensure_schedules
+    from service.reminders import ensure_schedules
 
     try:
         healed = ensure_schedules(settings, get_redis(settings))
@@ -72,7 +73,7 @@ def _heal_schedules(settings: Settings) -> None:
 
 def _finalize_interrupted_assessments(settings: Settings) -> None:
     """Tell the channels about assessments whose worker died for good (a partial verdict, missing checks named)."""
-    from workers.assess import finalize_interrupted
+    from service.assessment import finalize_interrupted
 
     try:
         finalized = finalize_interrupted(settings)

@@ -1,6 +1,6 @@
 """Which Slack Web API methods the code calls, found with ``ast`` (no import, no execution).
 
-Three shapes are recognised across ``bot/``, ``chat/`` and ``workers/``:
+Three shapes are recognised across ``bot/``, ``chat/``, ``service/`` and ``workers/``:
 
 - ``<anything>.call("chat.postMessage", …)`` / ``.api_call("…")`` — the chokepoint ``SlackClient.call``;
 - a literal passed to a function whose parameter is named ``method`` (``_paginate(slack, "conversations.history")``),
@@ -20,7 +20,7 @@ from pathlib import Path
 from slack_sdk import WebClient
 
 REPO = Path(__file__).resolve().parents[2]
-SCANNED_PACKAGES = ("bot", "chat", "workers")
+SCANNED_PACKAGES = ("bot", "chat", "service", "workers")
 CALL_NAMES = frozenset({"call", "api_call"})
 CHOKEPOINT_DEFINITIONS = frozenset({"call", "api_call"})
 _WEBCLIENT_METHODS = {name for name in vars(WebClient) if not name.startswith("_") and callable(getattr(WebClient, name))}

@@ -14,7 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.server import build_wsgi_app
-from bot.services import BotServices
+from service.context import Context
 from chat.client import SlackClient
 from incident import metrics
 from incident.errors import SlackApiError
@@ -23,7 +23,7 @@ from sandbox.cluster import LocalCluster
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import wait_until
 from tests.fixtures.slack import RunningBot
-from workers.connection import get_queue
+from service.jobs import get_queue
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ def test_readyz_reports_redis_and_kubernetes_and_can_leave_kubernetes_out(bot_se
 
 def test_readyz_fails_when_redis_is_down(bot_settings: Settings) -> None:
     settings = bot_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-    services = BotServices.from_settings(settings)
+    services = Context.from_settings(settings)
     app = build_wsgi_app(settings, services)
     statuses: list[str] = []
     body = b"".join(app({"PATH_INFO": "/readyz", "QUERY_STRING": "exclude=kubernetes", "REQUEST_METHOD": "GET"},
@@ -75,7 +75,7 @@ def test_readyz_fails_when_redis_is_down(bot_settings: Settings) -> None:
 @pytest.mark.cluster
 def test_readyz_is_ready_against_the_real_cluster(bot_settings: Settings, k8s_cluster: LocalCluster) -> None:
     settings = bot_settings.model_copy(update={"kubeconfig": k8s_cluster.kubeconfig})
-    app = build_wsgi_app(settings, BotServices.from_settings(settings))
+    app = build_wsgi_app(settings, Context.from_settings(settings))
     statuses: list[str] = []
     body = b"".join(app({"PATH_INFO": "/readyz", "REQUEST_METHOD": "GET"}, lambda status, headers: statuses.append(status)))
     assert statuses == ["200 OK"], body

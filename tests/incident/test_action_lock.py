@@ -6,8 +6,8 @@ import time
 
 import redis
 
-from incident.action_lock import ActionLock, LeaseKeeper, LeaseLost
-from incident.keys import Keys
+from persistence.action_lock import ActionLock, LeaseKeeper, LeaseLost
+from persistence.keys import Keys
 
 
 def test_fences_increase_and_only_one_holder(redis_client: redis.Redis) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis
 
-from incident.action_lock import ActionLock
-from incident.action_queue import ActionQueue
+from persistence.action_lock import ActionLock
+from persistence.action_queue import ActionQueue
 from incident.actions import (
     ActionKind,
     ActionRequest,
@@ -23,7 +23,7 @@ from incident.actions import (
 )
 from incident.assessment import CheckResult, PatternMatch, Verdict
 from incident.errors import CommandError, ConfirmationError, NotPermitted
-from incident.keys import Keys
+from persistence.keys import Keys
 from incident.verdict import decide
 
 
@@ -161,7 +161,7 @@ def test_fenced_steps_refuse_stale_holders(store: ActionStore, redis_client: red
     final = store.get(request.id)
     assert final.status == ActionStatus.OUTCOME_UNKNOWN and final.outcome == "worker died"
     assert queue.ids() == []
-    from incident.timeline import Timeline
+    from persistence.timeline import Timeline
 
     audit = Timeline(redis_client, "inc-1").entries({"action"})
     assert len(audit) == 1 and audit[0].data["status"] == "outcome_unknown" and audit[0].data["fence"] == 1

@@ -9,7 +9,7 @@ import redis
 from incident.drill import action_layer, score_drill
 from incident.model import Incident
 from incident.postmortem import build_report
-from incident.store import IncidentStore
+from persistence.store import IncidentStore
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -62,7 +62,7 @@ def test_bad_drill_names_each_miss(redis_client: redis.Redis) -> None:
 
 def test_drill_report_is_written_into_the_postmortem(redis_client: redis.Redis, redis_url: str) -> None:
     from incident.settings import Settings
-    from workers.postmortem import draft_postmortem
+    from service.postmortem import draft_postmortem
 
     store = IncidentStore(redis_client)
     incident = _incident(store)
@@ -83,7 +83,7 @@ def test_drill_report_is_written_into_the_postmortem(redis_client: redis.Redis, 
 
 def test_ordinary_incidents_have_no_drill_report(redis_client: redis.Redis, redis_url: str) -> None:
     from incident.settings import Settings
-    from workers.postmortem import draft_postmortem
+    from service.postmortem import draft_postmortem
 
     incident = _incident(IncidentStore(redis_client))
     _, text = draft_postmortem(Settings(redis_url=redis_url), redis_client, incident.id)

@@ -9,7 +9,7 @@ import redis
 from incident.model import Incident, Status
 from incident.postmortem import SECTION_HEADINGS, build_report
 from incident.settings import Settings
-from incident.store import IncidentStore
+from persistence.store import IncidentStore
 from incident.templates import TemplateRenderer
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -9,8 +9,8 @@ import redis
 
 from incident.errors import IncidentNotFound, InvalidTransition
 from incident.model import Incident, Status
-from incident.store import PENDING, IncidentStore
-from incident.timeline import Timeline
+from persistence.store import PENDING, IncidentStore
+from persistence.timeline import Timeline
 
 
 class FixedClock:

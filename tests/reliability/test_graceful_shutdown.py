@@ -13,12 +13,12 @@ import redis
 import requests
 
 from incident.settings import Settings
-from incident.store import IncidentStore
+from persistence.store import IncidentStore
 from sandbox.ports import free_port
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import wait_until
 from tests.fixtures.workers import settings_environment
-from workers.connection import get_keys
+from persistence.connection import get_keys
 
 
 def test_sigterm_after_the_ack_still_finishes_opening_the_incident(

@@ -7,7 +7,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from sandbox.redis_server import RedisServer
-from workers.schedule import schedule_info
+from service.reminders import schedule_info
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import open_incident, wait_until
 from tests.fixtures.slack import RunningBot

@@ -20,14 +20,14 @@ import tests.conftest as _root
 from incident.actions import ActionKind, ActionRequest, ActionStatus
 from incident.model import Incident
 from incident.settings import Settings
-from incident.store import IncidentStore
-from incident.timeline import Timeline
+from persistence.store import IncidentStore
+from persistence.timeline import Timeline
 from sandbox.cluster import LocalCluster
 from sandbox.objects import container, deployment, pod_template, pods_matching
 from sandbox.scenarios import BlockingPdb
 from tests.workers import test_actions_standin as standin
 from tests.workers.test_actions_standin import Workers, wait_for, worker_env
-from workers.actions import ActionContext, enqueue_drain, enqueue_prepare
+from service.actions import ActionContext, enqueue_drain, enqueue_prepare
 
 if "tests.fixtures.cluster" not in getattr(_root, "pytest_plugins", []):
     from tests.fixtures.cluster import k8s_api, k8s_cluster, kubeconfig, namespace, scenarios  # noqa: F401

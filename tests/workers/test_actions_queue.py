@@ -17,14 +17,14 @@ import redis
 
 from incident.actions import ActionKind, ActionRequest, ActionStatus, ActionStore
 from incident.clock import from_epoch
-from incident.keys import Keys
+from persistence.keys import Keys
 from incident.model import Incident
 from incident.settings import Settings
-from incident.store import IncidentStore
-from incident.timeline import Timeline
+from persistence.store import IncidentStore
+from persistence.timeline import Timeline
 from tests.workers import test_actions_standin as standin
 from tests.workers.test_actions_standin import Workers, wait_for, worker_env
-from workers.actions import ActionContext, enqueue_drain, enqueue_prepare
+from service.actions import ActionContext, enqueue_drain, enqueue_prepare
 
 LEASE = 2
 USERS = ("U_ALICE", "U_BOB", "U_CAROL", "U_DAVE")

@@ -22,7 +22,7 @@ from incident.actions import ActionRequest
 from incident.errors import ObjectNotFound
 from incident.settings import Settings
 from tests.fixtures.workers import WorkerProcesses, settings_environment
-from workers.actions import ActionRuntime, Guard, Outcome, Progress
+from service.actions import ActionRuntime, Guard, Outcome, Progress
 
 RUNTIME = "tests.workers.test_actions_standin:recording_runtime"
 KUBE_RUNTIME = "tests.workers.test_actions_standin:kube_recording_runtime"

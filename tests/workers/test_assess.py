@@ -18,13 +18,13 @@ from chat.client import SlackClient
 from incident.assessment import Assessment
 from incident.postmortem import assessment_point
 from incident.settings import Settings
-from incident.store import IncidentStore
+from persistence.store import IncidentStore
 from kube.checks import CheckSpec, Finding
 from kube.client import KubeApi
 from sandbox.slack import SlackEmulator
-from workers.assess import WORKER_STOPPED, AssessmentJob, SlackTarget, finalize_interrupted, job_result, partial_assessment
+from service.assessment import WORKER_STOPPED, AssessmentJob, SlackTarget, finalize_interrupted, job_result, partial_assessment
 from workers.assess_cli import format_table
-from workers.connection import get_keys
+from persistence.connection import get_keys
 
 CHANNEL = "C_INC"
 

@@ -21,14 +21,15 @@ from rq.job import Job, JobStatus
 
 from chat.client import SlackClient
 from incident.settings import Settings
-from incident.store import IncidentStore
+from persistence.store import IncidentStore
 from sandbox.cluster import LocalCluster
 from sandbox.ports import free_port
 from sandbox.proxy import FaultProxy
 from sandbox.slack import SlackEmulator
 from tests.fixtures.workers import WorkerProcesses, child_pids, settings_environment
-from workers.assess import META_KEY, WORKER_STOPPED, finalize_interrupted
-from workers.connection import get_keys, get_queue
+from service.assessment import META_KEY, WORKER_STOPPED, finalize_interrupted
+from persistence.connection import get_keys
+from service.jobs import get_queue
 
 pytestmark = pytest.mark.cluster
 CHANNEL = "C_INC"

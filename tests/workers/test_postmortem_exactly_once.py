@@ -1,7 +1,7 @@
 """The post-mortem draft is shared once per request, whatever fails between the upload and the timeline.
 
 Real Redis, the Slack emulator, and (for the retry and crash cases) real RQ worker processes running
-the job the bot queues (``bot.lifecycle.request_postmortem``: one retry). The other cases call the
+the job the bot queues (``service.lifecycle.request_postmortem``: one retry). The other cases call the
 job's body twice with one request id, which is what a retry does.
 """
 
@@ -15,19 +15,19 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from bot.lifecycle import request_postmortem
-from bot.services import BotServices
+from service.lifecycle import request_postmortem
+from service.context import Context
 from chat.client import SlackClient
 from incident.errors import SlackApiError
 from incident.model import Incident
 from incident.settings import Settings
-from incident.store import IncidentStore
-from incident.timeline import Timeline
+from persistence.store import IncidentStore
+from persistence.timeline import Timeline
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import wait_until
 from tests.fixtures.workers import WorkerProcesses, child_pids
-from workers.connection import get_keys
-from workers.postmortem import UploadRecord, publish_postmortem
+from persistence.connection import get_keys
+from service.postmortem import UploadRecord, publish_postmortem
 from workers.run import MAINTENANCE_INTERVAL_SECONDS
 
 CHANNEL = "C_INC"
@@ -57,7 +57,7 @@ def drafted(settings: Settings, redis_client: redis.Redis, incident: Incident) -
 
 def queue_postmortem(bot_settings: Settings, incident: Incident) -> Job:
     """What `/k8s postmortem` and resolving do: the production enqueue, with its one retry."""
-    services = BotServices.from_settings(bot_settings)
+    services = Context.from_settings(bot_settings)
     request_postmortem(services, incident, "U_ALICE")
     queue = Queue(services.keys.queue_name("postmortem"), connection=services.redis)
     (job,) = queue.get_jobs()

@@ -14,7 +14,7 @@ import pytest
 import redis
 from rq.registry import ScheduledJobRegistry
 
-from bot.services import BotServices
+from service.context import Context
 from chat.client import SlackClient
 from incident.clock import SystemClock
 from incident.errors import SlackApiError
@@ -23,7 +23,7 @@ from incident.settings import Settings
 from sandbox.slack import SlackEmulator
 from tests.fixtures.slack import STAKEHOLDER_CHANNEL
 from tests.workers.test_schedule_e2e import ManualClock, PagerDutyStub
-from workers import page, schedule
+from service import paging, reminders
 
 
 @pytest.fixture()
@@ -32,11 +32,11 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture()
-def services(bot_settings: Settings, clock: ManualClock) -> BotServices:
-    return BotServices.from_settings(bot_settings, clock=clock)
+def services(bot_settings: Settings, clock: ManualClock) -> Context:
+    return Context.from_settings(bot_settings, clock=clock)
 
 
-def _incident(services: BotServices, slack: SlackEmulator, clock: ManualClock, title: str = "API down") -> Incident:
+def _incident(services: Context, slack: SlackEmulator, clock: ManualClock, title: str = "API down") -> Incident:
     channel = f"C_INC{len(list(services.store.iter_all())) + 1}"
     slack.add_channel(channel, name=channel.lower(), members=[slack.bot_user_id, "U_ALICE"])
     stakeholder_ts = services.slack.post_message(STAKEHOLDER_CHANNEL, "announcement")
@@ -44,7 +44,7 @@ def _incident(services: BotServices, slack: SlackEmulator, clock: ManualClock, t
                         channel_name=channel.lower(), opened_by="U_ALICE", opened_at=clock.start, commander="U_ALICE",
                         stakeholder_ts=stakeholder_ts)
     services.store.create(incident)
-    schedule.start_schedule(services.settings, services.redis, incident.id, clock=clock)
+    reminders.start_schedule(services.settings, services.redis, incident.id, clock=clock)
     return incident
 
 
@@ -52,15 +52,15 @@ def _at(clock: ManualClock, minute: float) -> datetime:
     return clock.start + timedelta(minutes=minute)
 
 
-def _tick(services: BotServices, incident: Incident, clock: ManualClock, minute: float,
-          generation: int | None = None) -> schedule.TickResult:
-    info = schedule.schedule_info(services.settings, services.redis, incident.id)
-    return schedule.run_tick(services.settings, services.redis, services.slack, incident.id,
+def _tick(services: Context, incident: Incident, clock: ManualClock, minute: float,
+          generation: int | None = None) -> reminders.TickResult:
+    info = reminders.schedule_info(services.settings, services.redis, incident.id)
+    return reminders.run_tick(services.settings, services.redis, services.slack, incident.id,
                              info.generation if generation is None else generation, _at(clock, minute))
 
 
-def _pending(services: BotServices) -> list[str]:
-    queue = schedule.schedule_queue(services.settings, services.redis)
+def _pending(services: Context) -> list[str]:
+    queue = reminders.schedule_queue(services.settings, services.redis)
     return ScheduledJobRegistry(queue=queue).get_job_ids()
 
 
@@ -68,15 +68,15 @@ def _texts(slack: SlackEmulator, channel: str) -> list[str]:
     return [m["text"] for m in slack.messages(channel) if m.get("bot_id")]
 
 
-def test_one_pending_tick_with_a_deterministic_id(services: BotServices, slack: SlackEmulator, clock: ManualClock) -> None:
+def test_one_pending_tick_with_a_deterministic_id(services: Context, slack: SlackEmulator, clock: ManualClock) -> None:
     incident = _incident(services, slack, clock)
-    info = schedule.schedule_info(services.settings, services.redis, incident.id)
+    info = reminders.schedule_info(services.settings, services.redis, incident.id)
     assert info.active and info.generation == 1 and info.next_at == _at(clock, 15)
-    assert info.job_id == schedule.tick_job_id(services.keys, incident.id, 1, _at(clock, 15))
+    assert info.job_id == reminders.tick_job_id(services.keys, incident.id, 1, _at(clock, 15))
     assert _pending(services) == [info.job_id]
     for _ in range(3):
-        schedule.reschedule(services.settings, services.redis, incident.id, clock=clock)
-    info = schedule.schedule_info(services.settings, services.redis, incident.id)
+        reminders.reschedule(services.settings, services.redis, incident.id, clock=clock)
+    info = reminders.schedule_info(services.settings, services.redis, incident.id)
     assert info.generation == 4 and _pending(services) == [info.job_id]
     # A tick re-evaluating at the same moment schedules the same job again: still one.
     _tick(services, incident, clock, 0)
@@ -84,7 +84,7 @@ def test_one_pending_tick_with_a_deterministic_id(services: BotServices, slack: 
     assert _pending(services) == [info.job_id]
 
 
-def test_ensure_schedules_heals_missing_and_dead_schedules(services: BotServices, slack: SlackEmulator,
+def test_ensure_schedules_heals_missing_and_dead_schedules(services: Context, slack: SlackEmulator,
                                                            clock: ManualClock) -> None:
     healthy = _incident(services, slack, clock)
     missing = _incident(services, slack, clock)
@@ -93,37 +93,37 @@ def test_ensure_schedules_heals_missing_and_dead_schedules(services: BotServices
     services.redis.delete(services.keys.schedule(missing.id))  # opened before reminders existed
     services.redis.hset(services.keys.schedule(dead.id), "next_at", repr(_at(clock, -30).timestamp()))
     services.store.transition(resolved.id, Status.RESOLVED, "U_ALICE")
-    schedule.cancel_schedule(services.settings, services.redis, resolved.id)
-    healthy_job = schedule.schedule_info(services.settings, services.redis, healthy.id).job_id
-    assert sorted(schedule.ensure_schedules(services.settings, services.redis, clock=clock)) == [missing.id, dead.id]
-    assert schedule.schedule_info(services.settings, services.redis, healthy.id).job_id == healthy_job
-    assert schedule.schedule_info(services.settings, services.redis, missing.id).next_at == _at(clock, 15)
-    assert not schedule.schedule_info(services.settings, services.redis, resolved.id).active
-    assert schedule.ensure_schedules(services.settings, services.redis, clock=clock) == []
+    reminders.cancel_schedule(services.settings, services.redis, resolved.id)
+    healthy_job = reminders.schedule_info(services.settings, services.redis, healthy.id).job_id
+    assert sorted(reminders.ensure_schedules(services.settings, services.redis, clock=clock)) == [missing.id, dead.id]
+    assert reminders.schedule_info(services.settings, services.redis, healthy.id).job_id == healthy_job
+    assert reminders.schedule_info(services.settings, services.redis, missing.id).next_at == _at(clock, 15)
+    assert not reminders.schedule_info(services.settings, services.redis, resolved.id).active
+    assert reminders.ensure_schedules(services.settings, services.redis, clock=clock) == []
 
 
-def test_stale_generation_does_nothing(services: BotServices, slack: SlackEmulator, clock: ManualClock) -> None:
+def test_stale_generation_does_nothing(services: Context, slack: SlackEmulator, clock: ManualClock) -> None:
     incident = _incident(services, slack, clock)
-    old = schedule.schedule_info(services.settings, services.redis, incident.id).generation
+    old = reminders.schedule_info(services.settings, services.redis, incident.id).generation
     services.store.set_severity(incident.id, "sev3", "U_ALICE")
-    schedule.reschedule(services.settings, services.redis, incident.id, clock=clock)
-    assert _pending(services) == [schedule.tick_job_id(services.keys, incident.id, old + 1, _at(clock, 30))]
+    reminders.reschedule(services.settings, services.redis, incident.id, clock=clock)
+    assert _pending(services) == [reminders.tick_job_id(services.keys, incident.id, old + 1, _at(clock, 30))]
     result = _tick(services, incident, clock, 15, generation=old)
     assert result.stale and result.sent == []
     assert _texts(slack, incident.channel_id) == []
 
 
-def test_cancel_removes_the_pending_tick(services: BotServices, slack: SlackEmulator, clock: ManualClock) -> None:
+def test_cancel_removes_the_pending_tick(services: Context, slack: SlackEmulator, clock: ManualClock) -> None:
     incident = _incident(services, slack, clock)
-    generation = schedule.schedule_info(services.settings, services.redis, incident.id).generation
-    schedule.cancel_schedule(services.settings, services.redis, incident.id)
-    info = schedule.schedule_info(services.settings, services.redis, incident.id)
+    generation = reminders.schedule_info(services.settings, services.redis, incident.id).generation
+    reminders.cancel_schedule(services.settings, services.redis, incident.id)
+    info = reminders.schedule_info(services.settings, services.redis, incident.id)
     assert not info.active and info.job_id is None and _pending(services) == []
     assert _tick(services, incident, clock, 15, generation=generation).stale
     assert _tick(services, incident, clock, 15).stale  # even the current generation: cancelled is cancelled
 
 
-def test_claimed_ping_is_not_sent_again(services: BotServices, slack: SlackEmulator, clock: ManualClock) -> None:
+def test_claimed_ping_is_not_sent_again(services: Context, slack: SlackEmulator, clock: ManualClock) -> None:
     incident = _incident(services, slack, clock)
     token = f"{incident.id}:status_prompt:{int(_at(clock, 15).timestamp())}"
     services.redis.set(services.keys.sent_once(token), "sending")  # another worker is sending it
@@ -133,15 +133,15 @@ def test_claimed_ping_is_not_sent_again(services: BotServices, slack: SlackEmula
     assert result.next_at == _at(clock, 20)  # the overdue reminder still follows
 
 
-def test_concurrent_ticks_send_once(services: BotServices, slack: SlackEmulator, clock: ManualClock,
+def test_concurrent_ticks_send_once(services: Context, slack: SlackEmulator, clock: ManualClock,
                                     bot_settings: Settings) -> None:
     incident = _incident(services, slack, clock)
-    results: list[schedule.TickResult] = []
+    results: list[reminders.TickResult] = []
 
     def run() -> None:
         client = redis.Redis.from_url(bot_settings.redis_url)
-        info = schedule.schedule_info(bot_settings, client, incident.id)
-        results.append(schedule.run_tick(bot_settings, client, SlackClient(bot_settings), incident.id,
+        info = reminders.schedule_info(bot_settings, client, incident.id)
+        results.append(reminders.run_tick(bot_settings, client, SlackClient(bot_settings), incident.id,
                                          info.generation, _at(clock, 15)))
 
     threads = [threading.Thread(target=run) for _ in range(8)]
@@ -153,7 +153,7 @@ def test_concurrent_ticks_send_once(services: BotServices, slack: SlackEmulator,
     assert len(_texts(slack, incident.channel_id)) == 1
 
 
-def test_transient_slack_failure_is_retried_and_sent_once(services: BotServices, slack: SlackEmulator,
+def test_transient_slack_failure_is_retried_and_sent_once(services: Context, slack: SlackEmulator,
                                                           clock: ManualClock) -> None:
     incident = _incident(services, slack, clock)
     real_post = services.slack.post_message
@@ -172,7 +172,7 @@ def test_transient_slack_failure_is_retried_and_sent_once(services: BotServices,
     assert _tick(services, incident, clock, 15).sent == []
 
 
-def test_permanent_slack_failure_is_recorded_not_retried(services: BotServices, slack: SlackEmulator,
+def test_permanent_slack_failure_is_recorded_not_retried(services: Context, slack: SlackEmulator,
                                                          clock: ManualClock) -> None:
     incident = _incident(services, slack, clock)
     slack.archive_channel(incident.channel_id)
@@ -183,7 +183,7 @@ def test_permanent_slack_failure_is_recorded_not_retried(services: BotServices, 
     assert timeline.entries({"status_prompt"})[0].data["error"] == "is_archived"
 
 
-def test_prompt_escapes_the_title_and_mentions_the_commander(services: BotServices, slack: SlackEmulator,
+def test_prompt_escapes_the_title_and_mentions_the_commander(services: Context, slack: SlackEmulator,
                                                              clock: ManualClock) -> None:
     incident = _incident(services, slack, clock, title="<!channel> payments & <@U_BOB>")
     _tick(services, incident, clock, 15)
@@ -198,13 +198,13 @@ def test_prompt_escapes_the_title_and_mentions_the_commander(services: BotServic
 def test_templates_can_be_overridden(bot_settings: Settings, slack: SlackEmulator, clock: ManualClock,
                                      tmp_path: Path) -> None:
     (tmp_path / "status_prompt.slack.j2").write_text("Update due for {{ incident.title }}, {{ incident.commander | mention }}!")
-    services = BotServices.from_settings(bot_settings.model_copy(update={"templates_dir": tmp_path}), clock=clock)
+    services = Context.from_settings(bot_settings.model_copy(update={"templates_dir": tmp_path}), clock=clock)
     incident = _incident(services, slack, clock)
     _tick(services, incident, clock, 15)
     assert _texts(slack, incident.channel_id) == ["Update due for API down, <@U_ALICE>!"]
 
 
-def test_stakeholder_ping_goes_to_the_incident_thread(services: BotServices, slack: SlackEmulator,
+def test_stakeholder_ping_goes_to_the_incident_thread(services: Context, slack: SlackEmulator,
                                                       clock: ManualClock) -> None:
     incident = _incident(services, slack, clock)
     for minute in (15, 20, 25):
@@ -214,7 +214,7 @@ def test_stakeholder_ping_goes_to_the_incident_thread(services: BotServices, sla
     assert "no update for 25m" in thread[-1]["text"] and "No cluster assessment yet." in thread[-1]["text"]
 
 
-def test_status_update_context_has_verdict_actions_and_queue(services: BotServices, slack: SlackEmulator,
+def test_status_update_context_has_verdict_actions_and_queue(services: Context, slack: SlackEmulator,
                                                              clock: ManualClock) -> None:
     incident = _incident(services, slack, clock)
     timeline = services.store.timeline(incident.id)
@@ -224,7 +224,7 @@ def test_status_update_context_has_verdict_actions_and_queue(services: BotServic
     services.redis.rpush(services.keys.action_queue(services.settings.cluster_name), "A7")
     services.redis.hset(services.keys.action("A7"), mapping={"kind": "cordon", "target": "node-3", "status": "running",
                                                              "incident_id": incident.id})
-    context = schedule.update_context(services.settings, services.redis, incident)
+    context = reminders.update_context(services.settings, services.redis, incident)
     assert context["verdict"] == "DNS cascade" and context["actions"] == ["restart deployment kube-system/coredns: succeeded"]
     assert context["pending"] == ["cordon node-3 (running)"] and context["next_update"] == timedelta(minutes=15)
     text = services.templates.render("status_update.slack.j2", incident=incident, text="Restarting DNS",
@@ -239,7 +239,7 @@ def test_status_update_context_has_verdict_actions_and_queue(services: BotServic
 
 def test_pagerduty_trigger_against_a_local_server() -> None:
     with PagerDutyStub() as stub:
-        answer = page.trigger_pagerduty("KEY", summary="SEV1 API down", dedup_key="I1-control_plane",
+        answer = paging.trigger_pagerduty("KEY", summary="SEV1 API down", dedup_key="I1-control_plane",
                                         source="k8s-incident-bot/prod", details={"rule": "control_plane"},
                                         events_url=stub.url)
     assert answer["status"] == "success" and answer["dedup_key"] == "I1-control_plane"
@@ -251,13 +251,13 @@ def test_pagerduty_trigger_against_a_local_server() -> None:
 
 def test_pagerduty_refusal_and_outage_are_told_apart() -> None:
     with PagerDutyStub(status=400) as stub:
-        with pytest.raises(page.PagerDutyError, match="refused the event"):
-            page.trigger_pagerduty("BAD", summary="s", dedup_key="d", source="x", events_url=stub.url)
+        with pytest.raises(paging.PagerDutyError, match="refused the event"):
+            paging.trigger_pagerduty("BAD", summary="s", dedup_key="d", source="x", events_url=stub.url)
     with PagerDutyStub(status=503) as stub:
-        with pytest.raises(page.PagerDutyUnavailable):
-            page.trigger_pagerduty("KEY", summary="s", dedup_key="d", source="x", events_url=stub.url)
-    with pytest.raises(page.PagerDutyUnavailable, match="could not be reached"):
-        page.trigger_pagerduty("KEY", summary="s", dedup_key="d", source="x",
+        with pytest.raises(paging.PagerDutyUnavailable):
+            paging.trigger_pagerduty("KEY", summary="s", dedup_key="d", source="x", events_url=stub.url)
+    with pytest.raises(paging.PagerDutyUnavailable, match="could not be reached"):
+        paging.trigger_pagerduty("KEY", summary="s", dedup_key="d", source="x",
                                events_url="http://127.0.0.1:9/v2/enqueue", timeout=2)
 
 
@@ -265,10 +265,10 @@ def test_refused_page_is_said_in_the_channel(bot_settings: Settings, slack: Slac
     from pydantic import SecretStr
 
     settings = bot_settings.model_copy(update={"pagerduty_routing_key": SecretStr("BAD")})
-    services = BotServices.from_settings(settings, clock=clock)
+    services = Context.from_settings(settings, clock=clock)
     incident = _incident(services, slack, clock)
     with PagerDutyStub(status=400) as stub:
-        result = page.run_page(settings, services.redis, services.slack, incident.id, "control_plane", "U_ALICE",
+        result = paging.run_page(settings, services.redis, services.slack, incident.id, "control_plane", "U_ALICE",
                                events_url=stub.url)
     assert result["paged"] is False
     [text] = _texts(slack, incident.channel_id)
@@ -285,7 +285,9 @@ def test_page_jobs_queued_under_the_former_path_still_run(monkeypatch: pytest.Mo
         calls.append((args, kwargs))
         return {"paged": True}
 
-    monkeypatch.setattr(page, "page_escalation", recorded)
+    import workers.page
+
+    monkeypatch.setattr(workers.page, "page_escalation", recorded)
     job_function = import_attribute("workers.schedule.page_escalation")  # how RQ resolves a stored job's name
     assert job_function("INC-1", "control_plane", "U_ALICE", events_url="http://pd") == {"paged": True}
     assert calls == [(("INC-1", "control_plane", "U_ALICE"), {"events_url": "http://pd"})]

@@ -30,9 +30,9 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from waitress.server import create_server
 
-from bot import lifecycle
+from service import lifecycle
 from bot.server import build_wsgi_app
-from bot.services import BotServices
+from service.context import Context
 from chat.blocks import ACTION_POST_UPDATE
 from chat.schedule_blocks import ACTION_ESCALATION_DISMISS, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE
 from incident.assessment import PatternMatch, Verdict
@@ -43,7 +43,8 @@ from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET, STAKEHOLDER_CHANNEL
-from workers import schedule
+from service import reminders
+from service.jobs import STATUS_TICK
 
 REPO = Path(__file__).resolve().parents[2]
 ESCALATION_GROUP = "S_ESC"
@@ -161,7 +162,7 @@ class PagerDutyStub:
 class Harness:
     """The emulator, the bot on a manual clock, a worker pool and helpers to drive minutes."""
 
-    def __init__(self, slack: SlackEmulator, settings: Settings, services: BotServices, clock: ManualClock,
+    def __init__(self, slack: SlackEmulator, settings: Settings, services: Context, clock: ManualClock,
                  workers: Workers) -> None:
         self.slack, self.settings, self.services, self.clock, self.workers = slack, settings, services, clock, workers
         self.redis: redis.Redis = services.redis
@@ -188,16 +189,16 @@ class Harness:
         assert self.incident is not None
         return self.services.store.get(self.incident.id)
 
-    def info(self) -> schedule.ScheduleInfo:
-        return schedule.schedule_info(self.settings, self.redis, self.current.id)
+    def info(self) -> reminders.ScheduleInfo:
+        return reminders.schedule_info(self.settings, self.redis, self.current.id)
 
     def pending(self) -> list[str]:
-        registry = ScheduledJobRegistry(queue=schedule.schedule_queue(self.settings, self.redis))
+        registry = ScheduledJobRegistry(queue=reminders.schedule_queue(self.settings, self.redis))
         return [job_id for job_id in registry.get_job_ids() if f"-tick-{self.current.id}-" in job_id.replace("_", "-")]
 
     def tick(self, minute: int, timeout: float = 30.0) -> dict[str, Any]:
         """Queue a tick as of ``minute`` for the workers and wait for its result."""
-        job = schedule.tick_now(self.settings, self.redis, self.current.id, at_epoch=self.epoch(minute))
+        job = reminders.tick_now(self.settings, self.redis, self.current.id, at_epoch=self.epoch(minute))
         return self.wait_job(job.id, timeout)
 
     def wait_job(self, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -281,7 +282,7 @@ def harness(slack: SlackEmulator, bot_settings: Settings, fake_kubeconfig: Path,
                                                "pagerduty_events_url": pagerduty.url})
     start = (SystemClock().now() + timedelta(days=1)).replace(second=0, microsecond=0)
     clock = ManualClock(start)
-    services = BotServices.from_settings(settings, clock=clock)
+    services = Context.from_settings(settings, clock=clock)
     port = free_port()
     server = create_server(build_wsgi_app(settings, services), host="127.0.0.1", port=port, threads=8)
     thread = threading.Thread(target=server.run, name="bot-http", daemon=True)
@@ -487,10 +488,10 @@ def test_two_workers_with_schedulers_send_each_ping_once(harness: Harness) -> No
     harness.tick(0)
     harness.record(0)
     # Both workers race on many copies of the same ticks; every ping still goes out once.
-    queue = schedule.schedule_queue(harness.settings, harness.redis)
+    queue = reminders.schedule_queue(harness.settings, harness.redis)
     generation = harness.info().generation
     for minute in (15, 20, 25, 30):
-        jobs = [queue.enqueue(schedule.TICK_JOB, incident.id, generation, at_epoch=harness.epoch(minute))
+        jobs = [queue.enqueue(STATUS_TICK.path, incident.id, generation, at_epoch=harness.epoch(minute))
                 for _ in range(4)]
         for job in jobs:
             harness.wait_job(job.id)
@@ -542,7 +543,7 @@ def test_bad_input_leaves_the_schedule_alone(harness: Harness) -> None:
     assert "Unknown severity `sev7`" in response.body
     # An empty modal submission is refused in the ack and changes nothing.
     harness.minute(15)
-    job = schedule.tick_now(harness.settings, harness.redis, incident.id, at_epoch=harness.epoch(15))
+    job = reminders.tick_now(harness.settings, harness.redis, incident.id, at_epoch=harness.epoch(15))
     harness.workers.start(burst=True)  # after the tick is queued: a burst worker stops once its queue is empty
     harness.wait_job(job.id)
     prompt = next(m for m in slack.messages(incident.channel_id) if label(m["text"]) == "prompt")

@@ -1,4 +1,4 @@
-"""The incident lifecycle as Slack sees it: open, status, severity, roles, updates, mitigate, resolve.
+"""The incident lifecycle (service layer): open, status, severity, roles, updates, mitigate, resolve.
 
 Each function does the Slack side (channel, topic, header, announcements) around the core's state
 change, and returns the ephemeral reply for the person who asked. The state change is written
@@ -13,13 +13,13 @@ import logging
 from dataclasses import dataclass
 
 from bot.channel_names import incident_channel_name
-from bot.services import BotServices
+from service.context import Context
 from chat.blocks import header_fallback_text, incident_header, text_section
 from chat.escape import escape_mrkdwn
 from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Incident, Status
-from incident.store import PENDING
-from workers import schedule as reminders
+from persistence.store import PENDING
+from service import jobs, reminders
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def open_dedupe_key(user_id: str, severity: str, title: str) -> str:
     return hashlib.sha256(f"{user_id}\x00{severity}\x00{normalized}".encode()).hexdigest()[:32]
 
 
-def open_incident(services: BotServices, *, user_id: str, severity: str, title: str) -> Reply:
+def open_incident(services: Context, *, user_id: str, severity: str, title: str) -> Reply:
     """Create the channel, store the incident, set it up and announce it (idempotent per request)."""
     store = services.store
     dedupe = open_dedupe_key(user_id, severity, title)
@@ -70,7 +70,7 @@ def open_incident(services: BotServices, *, user_id: str, severity: str, title: 
     return Reply(text)
 
 
-def _create_channel(services: BotServices, now: object, title: str) -> tuple[str, str]:
+def _create_channel(services: Context, now: object, title: str) -> tuple[str, str]:
     prefix = services.settings.incident_channel_prefix
     for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
         name = incident_channel_name(prefix, now, title, suffix=attempt if attempt > 1 else None)  # type: ignore[arg-type]
@@ -88,7 +88,7 @@ def _create_channel(services: BotServices, now: object, title: str) -> tuple[str
     )
 
 
-def _set_up_channel(services: BotServices, incident: Incident) -> list[str]:
+def _set_up_channel(services: Context, incident: Incident) -> list[str]:
     """Topic, purpose, invitations, pinned header, stakeholder announcement; returns failures."""
     problems: list[str] = []
     slack, store = services.slack, services.store
@@ -127,7 +127,7 @@ def _set_up_channel(services: BotServices, incident: Incident) -> list[str]:
     return problems
 
 
-def _bot_user_id(services: BotServices) -> str | None:
+def _bot_user_id(services: Context) -> str | None:
     cached = services.redis.get(f"{services.keys.prefix}:bot-user-id")
     if cached:
         return cached.decode()
@@ -139,7 +139,7 @@ def _bot_user_id(services: BotServices) -> str | None:
     return user_id
 
 
-def _responders(services: BotServices, attempt: object) -> set[str]:
+def _responders(services: Context, attempt: object) -> set[str]:
     users = set(services.settings.responder_users)
     group = services.settings.responder_usergroup
     if group:
@@ -149,7 +149,7 @@ def _responders(services: BotServices, attempt: object) -> set[str]:
     return users
 
 
-def _invite(services: BotServices, channel_id: str, users: list[str]) -> None:
+def _invite(services: Context, channel_id: str, users: list[str]) -> None:
     """Invite in batches of 100 (Slack's per-call limit); people already there are fine."""
     for start in range(0, len(users), INVITE_BATCH):
         try:
@@ -160,13 +160,13 @@ def _invite(services: BotServices, channel_id: str, users: list[str]) -> None:
                 raise
 
 
-def incident_status(services: BotServices, incident: Incident) -> Reply:
+def incident_status(services: Context, incident: Incident) -> Reply:
     elapsed = services.clock.now() - incident.opened_at
     entries = len(services.store.timeline(incident.id))
     return Reply(services.templates.render("incident_status.slack.j2", incident=incident, elapsed=elapsed, entries=entries))
 
 
-def change_severity(services: BotServices, incident: Incident, severity: str, user_id: str) -> Reply:
+def change_severity(services: Context, incident: Incident, severity: str, user_id: str) -> Reply:
     if severity == incident.severity:
         return Reply(f"The severity is already {severity.upper()}.")
     updated = services.store.set_severity(incident.id, severity, user_id)
@@ -177,14 +177,14 @@ def change_severity(services: BotServices, incident: Incident, severity: str, us
     return Reply(f"Severity is now {severity.upper()}.")
 
 
-def assign_role(services: BotServices, incident: Incident, role: str, assignee: str, user_id: str) -> Reply:
+def assign_role(services: Context, incident: Incident, role: str, assignee: str, user_id: str) -> Reply:
     updated = services.store.set_role(incident.id, role, assignee, user_id)
     services.slack.post_message(updated.channel_id, f"<@{assignee}> is now the incident {role} (set by <@{user_id}>).")
     _refresh_header(services, updated)
     return Reply(f"<@{assignee}> is now {role}.")
 
 
-def post_status_update(services: BotServices, incident: Incident, text: str, user_id: str) -> Reply:
+def post_status_update(services: Context, incident: Incident, text: str, user_id: str) -> Reply:
     """A human status update: channel + stakeholder thread, recorded on the timeline."""
     elapsed = services.clock.now() - incident.opened_at
     rendered = services.templates.render("status_update.slack.j2", incident=incident, text=text, elapsed=elapsed,
@@ -195,7 +195,7 @@ def post_status_update(services: BotServices, incident: Incident, text: str, use
     return Reply("Status update posted here and to stakeholders.")
 
 
-def change_status(services: BotServices, incident: Incident, target: Status, user_id: str, note: str = "",
+def change_status(services: Context, incident: Incident, target: Status, user_id: str, note: str = "",
                   extra: dict[str, object] | None = None) -> Reply:
     """Mitigate, resolve or reopen, then announce (``extra`` goes into the timeline entry)."""
     data = {**({"note": note} if note else {}), **(extra or {})}
@@ -212,7 +212,7 @@ def change_status(services: BotServices, incident: Incident, target: Status, use
     return Reply(f"The incident is now {target.value}.")
 
 
-def _announce(services: BotServices, incident: Incident, text: str) -> None:
+def _announce(services: Context, incident: Incident, text: str) -> None:
     """Post in the incident channel and in the incident's stakeholder thread."""
     services.slack.post_message(incident.channel_id, text, text_section(text))
     stakeholders = services.settings.stakeholder_channel
@@ -220,7 +220,7 @@ def _announce(services: BotServices, incident: Incident, text: str) -> None:
         services.slack.post_message(stakeholders, text, text_section(text), thread_ts=incident.stakeholder_ts)
 
 
-def _refresh_header(services: BotServices, incident: Incident) -> None:
+def _refresh_header(services: Context, incident: Incident) -> None:
     """Keep the pinned header and the topic in step with the state."""
     if incident.header_ts:
         try:
@@ -235,7 +235,7 @@ def _refresh_header(services: BotServices, incident: Incident) -> None:
         log.warning("incident %s: topic update failed: %s", incident.id, error.code)
 
 
-def escalate(services: BotServices, incident: Incident, user_id: str, reason: str = "") -> Reply:
+def escalate(services: Context, incident: Incident, user_id: str, reason: str = "") -> Reply:
     """Page the escalation group in the channel and record the decision."""
     group = services.settings.escalation_usergroup
     who = f"<!subteam^{group}>" if group else "senior engineers"
@@ -250,25 +250,13 @@ def escalate(services: BotServices, incident: Incident, user_id: str, reason: st
     return Reply("Escalation posted and recorded.")
 
 
-POSTMORTEM_JOB = "workers.postmortem.post_postmortem"
-
-
-def request_postmortem(services: BotServices, incident: Incident, user_id: str) -> None:
+def request_postmortem(services: Context, incident: Incident, user_id: str) -> None:
     """Queue the post-mortem draft (rendering a long timeline takes longer than Slack's 3 s)."""
-    from rq import Queue, Retry
-
-    queue = Queue(services.keys.queue_name("postmortem"), connection=services.redis)
-    # Drafting is read-only apart from its upload, so one retry after a worker crash is safe.
-    queue.enqueue(POSTMORTEM_JOB, incident.id, user_id, job_timeout=300, retry=Retry(max=1),
-                  failure_ttl=7 * 24 * 3600)
+    jobs.enqueue(services.settings, jobs.POSTMORTEM, incident.id, user_id, redis=services.redis)
 
 
-RESOLVE_JOB = "workers.resolve.validate_and_resolve"
-
-
-def request_resolve(services: BotServices, incident: Incident, user_id: str, override_reason: str | None) -> Reply:
+def request_resolve(services: Context, incident: Incident, user_id: str, override_reason: str | None) -> Reply:
     """Queue the recovery-checklist validation that resolves the incident if the cluster passes."""
-    from rq import Queue, Retry
 
     if incident.status == Status.RESOLVED:
         return Reply("The incident is already resolved.")
@@ -277,16 +265,15 @@ def request_resolve(services: BotServices, incident: Incident, user_id: str, ove
 
         raise NotPermitted("Only the incident commander can resolve over a failing checklist.",
                            hint=f"The commander is <@{incident.commander}>; `/k8s role commander @you` changes it.")
-    queue = Queue(services.keys.queue_name("assess"), connection=services.redis)
     budget = int(services.settings.assessment_budget_seconds)
-    queue.enqueue(RESOLVE_JOB, incident.id, user_id, override_reason, job_timeout=budget + 120,
-                  retry=Retry(max=1), failure_ttl=7 * 24 * 3600)
+    jobs.enqueue(services.settings, jobs.RESOLVE, incident.id, user_id, override_reason, redis=services.redis,
+                 timeout=budget + 120)
     services.store.timeline(incident.id).append("resolve_requested", user_id, {"override_reason": override_reason},
                                                 at=services.clock.now())
     return Reply("Checking the cluster against the recovery checklist before resolving…")
 
 
-def change_impact(services: BotServices, incident: Incident, user_id: str, *, customer_facing: bool | None = None,
+def change_impact(services: Context, incident: Incident, user_id: str, *, customer_facing: bool | None = None,
                   business_pressure: bool | None = None) -> Reply:
     """Record customer impact / business pressure, tell the channel, and re-plan escalations."""
     services.store.set_impact(incident.id, user_id, customer_facing=customer_facing,

@@ -25,7 +25,7 @@ from redis import Redis
 from incident.actions import ActionRequest, ActionStatus
 from incident.clock import Clock, SystemClock, to_epoch
 from incident.errors import ConfirmationError, NotPermitted
-from incident.keys import Keys
+from persistence.keys import Keys
 
 _START = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'lost' end

@@ -23,7 +23,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from incident.errors import IncidentBotError
-from incident.keys import Keys
+from persistence.keys import Keys
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from redis.exceptions import WatchError
 
 from incident.clock import Clock, SystemClock, to_epoch
 from incident.errors import IncidentNotFound
-from incident.keys import Keys
+from persistence.keys import Keys
 from incident.model import SEVERITIES, Incident, Status, check_transition
-from incident.timeline import Timeline
+from persistence.timeline import Timeline
 
 OPEN_CLAIM_TTL_SECONDS = 600
 PENDING = "pending"

@@ -1,0 +1,402 @@
+"""Risky actions (service layer): prepare (validate + dry-run), drain the per-cluster queue, expire, positions.
+
+The RQ entry points are in :mod:`workers.actions`; their paths and queue options in :mod:`service.jobs`.
+
+``prepare_action`` runs on the ``assess`` queue (it only reads the cluster and dry-runs) and posts
+the confirmation message. On Confirm the bot pushes the id onto the cluster's FIFO and enqueues
+``drain_action_queue`` on the ``actions`` queue. Any number of drainers may run at once in any
+number of workers; only the one that takes the per-cluster lock works, the others return at once:
+
+    take the lock (new fence) ── held by someone else → make sure a watchdog is scheduled, return
+    loop: head = first id in the FIFO
+          head ``running`` under an older fence → its worker died: ``outcome_unknown``, say so, pop
+          else mark it ``running`` under our fence, run it (the lease renewed by a thread, the lock
+          checked before every mutating call), post the outcome, audit it, pop
+    release; if the FIFO is not empty (a push raced our last look), start over.
+
+When an action starts, a watchdog drain is scheduled ``2 × lease`` later (``enqueue_in``, run by a
+worker started with the scheduler), so a SIGKILLed worker's queue resumes once its lease expired.
+Mutating jobs are never retried by RQ.
+
+What actually touches the cluster and Slack is an :class:`ActionRuntime` (an executor and a
+notifier) built by a factory named by import path (``module:function``), so the queue machinery can
+be driven with a stand-in executor in tests; the default is Kubernetes + Slack.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from redis import Redis
+from redis.exceptions import RedisError
+from slack_sdk.models.blocks import Block
+
+from chat import action_blocks
+from persistence.action_lock import ActionLock, LeaseKeeper, LeaseLost
+from persistence.action_queue import ActionQueue
+from incident.actions import (
+    APPLICATION_KINDS,
+    ActionRequest,
+    ActionStatus,
+    ActionStore,
+    Outcome,
+    latest_assessment_guard,
+)
+from incident.clock import Clock, SystemClock
+from incident.errors import IncidentBotError
+from persistence.keys import Keys
+from incident.settings import Settings, load_settings
+from incident.templates import TemplateRenderer, renderer_for
+from persistence.connection import get_keys, get_redis
+from service import jobs
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUNTIME = "service.actions:kube_slack_runtime"
+"""The production runtime's factory, by import path (it travels with every action job)."""
+PROGRESS_INTERVAL = 3.0
+"""At most one progress reply per this many seconds per action (Slack rate limits)."""
+
+Guard = Callable[[], None]
+"""Raises :class:`LeaseLost` unless the lock is still ours; executors call it before every change."""
+Progress = Callable[[str], None]
+
+
+class Notifier(Protocol):
+    """Where people are told (``chat.client.SlackClient`` fits)."""
+
+    def post_message(self, channel: str, text: str, blocks: Any = None, thread_ts: str | None = None) -> str: ...
+
+    def update_message(self, channel: str, ts: str, text: str, blocks: Any = None) -> None: ...
+
+    def post_ephemeral(self, channel: str, user: str, text: str, blocks: Any = None) -> None: ...
+
+
+class Executor(Protocol):
+    """Talks to the cluster: ``prepare`` validates and dry-runs (read-only), ``execute`` changes it."""
+
+    def prepare(self, request: ActionRequest) -> str:
+        """The human summary of what will change; raises IncidentBotError to reject the request."""
+        ...
+
+    def execute(self, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome: ...
+
+
+@dataclass
+class ActionRuntime:
+    """The cluster side and the chat side of running actions."""
+
+    executor: Executor
+    notifier: Notifier
+    clock: Clock = field(default_factory=SystemClock)
+
+
+RuntimeFactory = Callable[[Settings], ActionRuntime]
+
+
+class LazyExecutor:
+    """Builds the Kubernetes executor on first use, so Slack-only jobs (a confirmation's expiry, queue
+    positions) never load the kubeconfig: a broken one must not stop Confirm buttons from expiring."""
+
+    def __init__(self, build: Callable[[], Executor]) -> None:
+        self._build = build
+        self._executor: Executor | None = None
+
+    def _get(self) -> Executor:
+        if self._executor is None:
+            self._executor = self._build()
+        return self._executor
+
+    def prepare(self, request: ActionRequest) -> str:
+        return self._get().prepare(request)
+
+    def execute(self, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
+        return self._get().execute(request, guard, progress)
+
+
+def kube_slack_runtime(settings: Settings) -> ActionRuntime:
+    """The production runtime: ``kube.mutations`` (as the bot, or as the requester: ``kube.impersonation``), Slack."""
+    from chat.client import SlackClient
+    from kube.impersonation import action_executor
+
+    return ActionRuntime(executor=LazyExecutor(lambda: action_executor(settings)), notifier=SlackClient(settings))
+
+
+def load_runtime(path: str, settings: Settings) -> ActionRuntime:
+    """Build the runtime named ``module:function``."""
+    module_name, _, attribute = path.partition(":")
+    factory: RuntimeFactory = getattr(importlib.import_module(module_name), attribute)
+    return factory(settings)
+
+
+@dataclass
+class ActionContext:
+    """What every action job needs, built once per job."""
+
+    settings: Settings
+    redis: Redis
+    runtime: ActionRuntime
+    runtime_path: str = DEFAULT_RUNTIME
+
+    @property
+    def keys(self) -> Keys:
+        return get_keys(self.settings)
+
+    @property
+    def clock(self) -> Clock:
+        return self.runtime.clock
+
+    @property
+    def store(self) -> ActionStore:
+        return ActionStore(self.redis, self.keys, self.clock)
+
+    @property
+    def templates(self) -> TemplateRenderer:
+        return renderer_for(self.settings.templates_dir)
+
+    def queue(self, cluster: str) -> ActionQueue:
+        return ActionQueue(self.redis, cluster, self.keys, self.clock)
+
+    @classmethod
+    def load(cls, runtime_path: str = DEFAULT_RUNTIME) -> "ActionContext":
+        settings = load_settings("worker")
+        return cls(settings, get_redis(settings), load_runtime(runtime_path, settings), runtime_path)
+
+    # --- telling people; a Slack failure never stops the serialized path ----------------------------
+    def post(self, channel: str, text: str, blocks: list[Block] | None = None, thread_ts: str | None = None) -> str | None:
+        try:
+            return self.runtime.notifier.post_message(channel, text, blocks, thread_ts=thread_ts)
+        except Exception:  # noqa: BLE001 - the action's state is in Redis; the message is best effort
+            log.exception("could not post to %s: %s", channel, text[:200])
+            return None
+
+    def update(self, request: ActionRequest, text: str, blocks: list[Block]) -> None:
+        if not request.message_ts:
+            return
+        try:
+            self.runtime.notifier.update_message(request.channel_id, request.message_ts, text, blocks)
+        except Exception:  # noqa: BLE001
+            log.exception("could not update the message of action %s", request.id)
+
+    def show_state(self, request: ActionRequest, position: int | None = None) -> None:
+        self.update(request, *action_blocks.state(request, self.templates, position))
+
+
+# --- enqueueing (used by the bot and by the drainer itself) ---------------------------------------------
+
+
+DRAIN_PENDING_SECONDS = 300
+"""A queued drain job that never started (its worker died) stops deduplicating after this long."""
+
+
+def enqueue_drain(settings: Settings, cluster: str, runtime_path: str = DEFAULT_RUNTIME, *,
+                  delay: timedelta | None = None, watchdog: bool = False) -> bool:
+    """Queue a drain of ``cluster``'s FIFO on the ``actions`` queue (never retried); false if one is already waiting.
+
+    Call it *after* pushing onto the FIFO. A drain job clears the pending marker before it looks at
+    the FIFO, so a job that has not started yet is bound to see every push made before this call:
+    a burst of confirms costs one or two jobs, not one each (which would starve the other queues).
+    """
+    description = f"drain risky actions of {cluster}"
+    if delay is not None:
+        jobs.enqueue_in(settings, jobs.ACTION_DRAIN, delay, cluster, runtime_path, watchdog=watchdog,
+                        description=description)
+        return True
+    pending = get_keys(settings).action_drain_pending(cluster)
+    if not get_redis(settings).set(pending, "1", nx=True, ex=DRAIN_PENDING_SECONDS):
+        return False
+    jobs.enqueue(settings, jobs.ACTION_DRAIN, cluster, runtime_path, watchdog=watchdog, description=description)
+    return True
+
+
+def enqueue_prepare(settings: Settings, action_id: str, runtime_path: str = DEFAULT_RUNTIME) -> None:
+    """Queue the validation + dry-run of a new request (read-only: one retry after a crash is safe)."""
+    jobs.enqueue(settings, jobs.ACTION_PREPARE, action_id, runtime_path)
+
+
+def _ensure_watchdog(ctx: ActionContext, cluster: str) -> None:
+    """Schedule one delayed drain ``2 × lease`` from now unless one is already pending."""
+    lease = ctx.settings.action_lease_seconds
+    if ctx.redis.set(ctx.keys.action_watchdog(cluster), "1", nx=True, px=int(2 * lease * 1000)):
+        enqueue_drain(ctx.settings, cluster, ctx.runtime_path, delay=timedelta(seconds=2 * lease), watchdog=True)
+
+
+def request_positions_refresh(settings: Settings, redis: Redis, cluster: str,
+                              runtime_path: str = DEFAULT_RUNTIME) -> None:
+    """Update the waiting actions' messages with their new positions, off the serialized path (deduplicated)."""
+    try:
+        if redis.set(get_keys(settings).action_positions_pending(cluster), "1", nx=True, ex=60):
+            jobs.enqueue(settings, jobs.ACTION_POSITIONS, cluster, runtime_path, redis=redis)
+    except RedisError:
+        log.exception("could not queue the position refresh of %s", cluster)
+
+
+# --- the work -------------------------------------------------------------------------------------------
+
+
+def expire(ctx: ActionContext, action_id: str) -> bool:
+    """An unconfirmed request past its deadline expires and its buttons go away (Slack and Redis only)."""
+    if not ctx.store.expire(action_id):
+        return False
+    ctx.show_state(ctx.store.get(action_id))
+    return True
+
+
+def refresh(ctx: ActionContext, cluster: str) -> int:
+    """Rewrite each waiting action's message with its current position; returns how many."""
+    ctx.redis.delete(ctx.keys.action_positions_pending(cluster))
+    updated = 0
+    for position, action_id in enumerate(ctx.queue(cluster).ids(), start=1):
+        request = ctx.store.find(action_id)
+        if request is not None and request.status == ActionStatus.QUEUED:
+            ctx.show_state(request, position)
+            updated += 1
+    return updated
+
+
+
+def prepare(ctx: ActionContext, action_id: str) -> str:
+    """Validation + dry-run → ``awaiting_confirmation`` and the confirmation message (or ``rejected``)."""
+    store = ctx.store
+    request = store.get(action_id)
+    if request.status != ActionStatus.PREPARING:
+        return request.status.value
+    try:
+        summary = ctx.runtime.executor.prepare(request)
+    except IncidentBotError as error:
+        reason = error.user_text()
+        if store.reject(action_id, reason):
+            text, blocks = action_blocks.rejected(request, reason, ctx.templates)
+            try:
+                ctx.runtime.notifier.post_ephemeral(request.channel_id, request.requested_by, text, blocks)
+            except Exception:  # noqa: BLE001
+                log.exception("could not tell %s that action %s was rejected", request.requested_by, action_id)
+        return ActionStatus.REJECTED.value
+    guard = latest_assessment_guard(ctx.redis, ctx.keys, request.incident_id) if request.kind in APPLICATION_KINDS else ""
+    ttl = ctx.settings.confirmation_ttl_seconds
+    request = store.prepared(action_id, dry_run=summary, guard=guard, ttl_seconds=ttl)
+    text, blocks = action_blocks.confirmation(request, ctx.templates, ctx.clock.now())
+    ts = ctx.post(request.channel_id, text, blocks)
+    if ts:
+        store.set_fields(action_id, {"message_ts": ts})
+    try:
+        jobs.enqueue_in(ctx.settings, jobs.ACTION_EXPIRE, timedelta(seconds=ttl + 1), action_id, ctx.runtime_path,
+                        redis=ctx.redis)
+    except RedisError:
+        log.exception("could not schedule the expiry of action %s (a late click is still refused)", action_id)
+    return ActionStatus.AWAITING_CONFIRMATION.value
+
+
+def drain(ctx: ActionContext, cluster: str, *, watchdog: bool = False) -> dict[str, Any]:
+    """Run ``cluster``'s FIFO to the end if we can take its lock; see the module docstring."""
+    queue = ctx.queue(cluster)
+    report: dict[str, Any] = {"ran": [], "unknown": [], "held_by": None}
+    ctx.redis.delete(ctx.keys.action_watchdog(cluster) if watchdog else ctx.keys.action_drain_pending(cluster))
+    while True:
+        lock = ActionLock(ctx.redis, cluster, lease_seconds=ctx.settings.action_lease_seconds, keys=ctx.keys)
+        if lock.acquire() is None:
+            holder = lock.holder()
+            report["held_by"] = f"{holder[0]}:{holder[1]}" if holder else None
+            if len(queue):
+                _ensure_watchdog(ctx, cluster)
+            return report
+        try:
+            with LeaseKeeper(lock) as keeper:
+                _drain_held(ctx, queue, lock, keeper, report)
+        finally:
+            try:
+                lock.release()
+            except RedisError:
+                log.exception("could not release the action lock of %s; it expires with its lease", cluster)
+        if not len(queue):
+            return report
+
+
+def _record_lock_wait(ctx: ActionContext, cluster: str, action_id: str) -> None:
+    """How long the action waited from its confirmation (queued) until it held the lock."""
+    from incident import metrics
+
+    queued_at = ctx.redis.hget(ctx.keys.action(action_id), "queued_at")
+    if queued_at:
+        metrics.record_lock_wait(cluster, time.time() - float(queued_at))
+
+
+def _drain_held(ctx: ActionContext, queue: ActionQueue, lock: ActionLock, keeper: LeaseKeeper,
+                report: dict[str, Any]) -> None:
+    store = ctx.store
+    assert lock.fence is not None
+    while True:
+        try:
+            keeper.check()
+        except LeaseLost:
+            log.warning("lost the action lock of %s; another drainer takes over", queue.cluster)
+            return
+        head = queue.head()
+        if head is None:
+            return
+        request = store.find(head)
+        if request is None:
+            queue.drop(head)
+            continue
+        if request.status == ActionStatus.RUNNING:
+            _outcome_unknown(ctx, queue, lock, request)
+            report["unknown"].append(head)
+            continue
+        if request.status != ActionStatus.QUEUED:
+            queue.drop(head)
+            continue
+        started = queue.start(head, token=lock.token, fence=lock.fence, worker=lock.owner)
+        if started == "lost":
+            return
+        if started != "started":
+            continue
+        request = store.get(head)
+        _record_lock_wait(ctx, queue.cluster, head)
+        _ensure_watchdog(ctx, queue.cluster)
+        ctx.show_state(request)
+        request_positions_refresh(ctx.settings, ctx.redis, queue.cluster, ctx.runtime_path)
+        status, text = _execute(ctx, request, keeper)
+        if queue.finish(request, status, text, fence=lock.fence):
+            request = store.get(head)
+            ctx.show_state(request)
+            ctx.post(request.channel_id, *action_blocks.outcome(request, ctx.templates))
+        report["ran"].append(head)
+
+
+def _execute(ctx: ActionContext, request: ActionRequest, keeper: LeaseKeeper) -> tuple[ActionStatus, str]:
+    last_post = [0.0]
+
+    def progress(text: str) -> None:
+        now = time.monotonic()
+        if now - last_post[0] < PROGRESS_INTERVAL:
+            return
+        last_post[0] = now
+        ctx.post(request.channel_id, action_blocks.progress(request, text, ctx.templates),
+                 thread_ts=request.message_ts or None)
+
+    try:
+        outcome = ctx.runtime.executor.execute(request, keeper.check, progress)
+    except LeaseLost as error:
+        return ActionStatus.OUTCOME_UNKNOWN, f"Stopped mid-way: {error.user_text()}"
+    except IncidentBotError as error:
+        return ActionStatus.FAILED, error.user_text()
+    except Exception as error:  # noqa: BLE001 - we cannot know how far it got
+        log.exception("action %s failed unexpectedly", request.id)
+        return ActionStatus.OUTCOME_UNKNOWN, f"Unexpected error ({type(error).__name__}: {str(error)[:300]})."
+    return (ActionStatus.SUCCEEDED if outcome.succeeded else ActionStatus.FAILED), outcome.text
+
+
+def _outcome_unknown(ctx: ActionContext, queue: ActionQueue, lock: ActionLock, request: ActionRequest) -> None:
+    """The head was left ``running`` by a holder whose lease expired: say so, audit, never re-run."""
+    text = (f"The worker running it ({request.worker or 'unknown'}, fence {request.fence}) stopped before reporting "
+            "an outcome and its lease expired. It was not retried.")
+    if queue.mark_unknown(request, token=lock.token, outcome=text):
+        request = ctx.store.get(request.id)
+        ctx.show_state(request)
+        ctx.post(request.channel_id, *action_blocks.outcome(request, ctx.templates))

@@ -1,0 +1,291 @@
+"""The assessment (service layer): queue it, run the 60-second checks, keep one progress message up to date,
+post the verdict.
+
+:func:`request_assessment` (``/k8s assess``, the header's *Assess*) queues the job
+``workers.assess.run_assessment``, which calls :func:`run_job`. As checks finish it edits the progress message in
+place (``chat.update``, throttled), then replaces it with the compact verdict, posts the details in its
+thread and appends the full JSON snapshot to the incident timeline (kind ``assessment``). Without a
+progress message it posts one in ``channel``; with only a ``response_url`` it answers there.
+
+Each finished check is also written to the RQ job's ``meta``. If the work horse dies mid-assessment, the
+retry (same job) reports which checks the interrupted attempt had not finished, and
+:func:`finalize_interrupted` turns jobs that died for good into a partial verdict that lists the
+missing checks, so an interruption is never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from redis import Redis
+from rq import get_current_job
+from rq.job import Job
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+from chat.assessment_blocks import detail_views, progress_view, verdict_view
+from chat.client import SlackClient
+from incident.assessment import Assessment, CheckResult
+from incident.errors import SlackApiError
+from incident.settings import Settings
+from persistence.store import IncidentStore
+from incident.verdict import decide
+from kube.assessor import Assessor
+from kube.checks import CheckSpec, default_checks
+from kube.client import KubeApi
+from incident.model import Incident
+from persistence.connection import get_keys, get_redis
+from service import jobs
+from service.context import Context
+from service.lifecycle import Reply
+
+log = logging.getLogger(__name__)
+
+META_KEY = "assessment"
+"""Key of the job's ``meta`` holding the progress of the current attempt."""
+PROGRESS_INTERVAL_S = 1.0
+"""At most one ``chat.update`` of the progress message per this many seconds."""
+WORKER_STOPPED = "not finished: the worker running the assessment stopped"
+
+
+@dataclass
+class SlackTarget:
+    """Where the assessment talks: a channel message edited in place, or a ``response_url``."""
+
+    slack: SlackClient
+    channel: str
+    progress_ts: str | None = None
+    response_url: str | None = None
+    responses: int = 0
+    """Posts made to the response_url (Slack accepts five: first progress, verdict, details)."""
+
+    def show(self, text: str, blocks: list[Any], *, final: bool = False) -> None:
+        """Show ``blocks`` in the progress message (created on first use when there is none)."""
+        try:
+            if self.progress_ts:
+                self.slack.update_message(self.channel, self.progress_ts, text, blocks)
+            elif self.response_url:
+                if not final and self.responses:
+                    return  # a response_url takes five posts: no running progress there
+                self.responses += 1
+                self.slack.respond(self.response_url, text, blocks, replace_original=True)
+            else:
+                self.progress_ts = self.slack.post_message(self.channel, text, blocks)
+        except SlackApiError as error:
+            if not final:
+                log.warning("progress update failed: %s", error.code)
+                return
+            # The progress message is gone (deleted, channel archived…): the verdict must still land somewhere.
+            if self.response_url:
+                self.slack.respond(self.response_url, text, blocks, replace_original=False)
+            else:
+                self.progress_ts = self.slack.post_message(self.channel, text, blocks)
+
+    def thread(self, text: str, blocks: list[Any]) -> None:
+        """A reply under the progress message (or a follow-up through the response_url)."""
+        try:
+            if self.progress_ts:
+                self.slack.post_message(self.channel, text, blocks, thread_ts=self.progress_ts)
+            elif self.response_url and self.responses < 5:
+                self.responses += 1
+                self.slack.respond(self.response_url, text, blocks)
+        except SlackApiError as error:
+            log.warning("assessment details not posted: %s", error.code)
+
+
+@dataclass
+class AssessmentJob:
+    """One run of the job, with its collaborators injected (``run_assessment`` wires the real ones)."""
+
+    settings: Settings
+    target: SlackTarget
+    redis: Redis | None = None
+    incident_id: str | None = None
+    job: Job | None = None
+    checks: tuple[CheckSpec, ...] = field(default_factory=default_checks)
+    kube_factory: Callable[[Settings], KubeApi] = KubeApi.from_settings
+    clock: Callable[[], float] = time.monotonic
+
+    def run(self) -> Assessment:
+        interrupted = self._previous_attempt()
+        started = self.clock()
+        done: list[CheckResult] = []
+        last_update = [0.0]
+        titles = [(spec.name, spec.title) for spec in self.checks]
+        note = None
+        if interrupted:
+            from chat.assessment_blocks import interrupted_text
+
+            note = ":warning: " + interrupted_text(interrupted) + " Running again."
+        self.target.show(*progress_view(self.settings.cluster_name, titles, done, 0, self.settings.assessment_budget_seconds, note=note))
+        self._save_progress(done, started_wall=datetime.now(timezone.utc))
+
+        def on_check_done(result: CheckResult) -> None:
+            done.append(result)
+            self._save_progress(done)
+            now = self.clock()
+            if now - last_update[0] >= PROGRESS_INTERVAL_S or len(done) == len(titles):
+                last_update[0] = now
+                self.target.show(*progress_view(self.settings.cluster_name, titles, done, now - started,
+                                                self.settings.assessment_budget_seconds, note=note))
+
+        kube = self.kube_factory(self.settings)
+        try:
+            assessment = Assessor.from_settings(self.settings, kube, self.checks).run(on_check_done)
+        finally:
+            _close_later(kube)
+        assessment.interrupted = interrupted
+        publish(self.settings, self.target, assessment, self.redis, self.incident_id)
+        self._save_progress(done, finished=True)
+        return assessment
+
+    # -- progress in the job's meta ----------------------------------------------------------------
+
+    def _previous_attempt(self) -> dict[str, Any] | None:
+        if self.job is None:
+            return None
+        state = self.job.meta.get(META_KEY)
+        if not isinstance(state, dict) or state.get("finished"):
+            return None
+        if not self.target.progress_ts and state.get("progress_ts"):
+            self.target.progress_ts = state["progress_ts"]
+        return interruption(state)
+
+    def _save_progress(self, done: list[CheckResult], *, finished: bool = False, started_wall: datetime | None = None) -> None:
+        if self.job is None:
+            return
+        state = dict(self.job.meta.get(META_KEY) or {}) if started_wall is None else {}
+        if started_wall is not None:
+            state.update(started_at=started_wall.isoformat(), attempt=int((self.job.meta.get(META_KEY) or {}).get("attempt", 0)) + 1)
+        state.update(
+            channel=self.target.channel, progress_ts=self.target.progress_ts, response_url=self.target.response_url,
+            incident_id=self.incident_id, checks=[[spec.name, spec.title] for spec in self.checks],
+            results=[result.to_json() for result in done], finished=finished,
+        )
+        self.job.meta[META_KEY] = state
+        try:
+            self.job.save_meta()
+        except Exception:  # noqa: BLE001 - progress bookkeeping must not fail the assessment
+            log.exception("could not save assessment progress")
+
+
+def interruption(state: dict[str, Any], reason: str = "the worker stopped mid-assessment") -> dict[str, Any]:
+    """What an interrupted attempt had and had not finished, from its saved progress."""
+    finished = [str(r.get("name")) for r in state.get("results") or []]
+    missing = [str(name) for name, _ in state.get("checks") or [] if name not in finished]
+    return {"reason": reason, "started_at": state.get("started_at"), "attempt": state.get("attempt"),
+            "finished": finished, "missing": missing}
+
+
+def publish(settings: Settings, target: SlackTarget, assessment: Assessment, redis: Redis | None,
+            incident_id: str | None) -> str | None:
+    """Replace the progress message with the verdict, post the details, save the snapshot; returns the entry id."""
+    from incident import metrics
+
+    threaded = bool(target.progress_ts or not target.response_url)
+    target.show(*verdict_view(assessment, details_in_thread=threaded), final=True)
+    for pattern in assessment.verdict.patterns or ():
+        metrics.record_verdict(pattern.key, assessment.verdict.scope)
+    if not assessment.verdict.patterns:
+        metrics.record_verdict("none", assessment.verdict.scope)
+    for text, blocks in detail_views(assessment):
+        target.thread(text, blocks)
+    if redis is None or not incident_id:
+        return None
+    timeline = IncidentStore(redis, get_keys(settings)).timeline(incident_id)
+    return timeline.append("assessment", "bot", {
+        "snapshot": assessment.to_json(), "verdict": assessment.verdict.to_json(),
+        "headline": assessment.verdict.headline, "progress_ts": target.progress_ts, "channel": target.channel,
+    })
+
+
+def _close_later(kube: KubeApi) -> None:
+    import threading
+
+    threading.Thread(target=kube.close, name="kube-close", daemon=True).start()
+
+
+def job_result(assessment: Assessment, target: SlackTarget) -> dict[str, Any]:
+    verdict = assessment.verdict
+    return {
+        "scope": verdict.scope, "headline": verdict.headline, "patterns": [p.key for p in verdict.patterns],
+        "checks": {check.name: check.status for check in assessment.checks},
+        "unchecked": [u.check for u in verdict.unchecked], "duration_s": round(assessment.duration_s, 3),
+        "channel": target.channel, "progress_ts": target.progress_ts, "interrupted": assessment.interrupted,
+    }
+
+
+def request_assessment(services: Context, incident: Incident | None, channel_id: str, user_id: str) -> Reply:
+    """Queue an assessment whose result goes to ``channel_id`` (the incident's, when there is one).
+
+    The bot never talks to the cluster itself: the job edits the progress message posted here.
+    """
+    target = incident.channel_id if incident else channel_id
+    progress_ts = services.slack.post_message(target, services.templates.render(
+        "assessment_requested.slack.j2", user_id=user_id))
+    jobs.enqueue(services.settings, jobs.ASSESSMENT, incident.id if incident else None, target, redis=services.redis,
+                 progress_ts=progress_ts, timeout=int(services.settings.assessment_budget_seconds) + 60,
+                 meta={"requested_by": user_id})
+    if incident is not None:
+        services.store.timeline(incident.id).append("assessment_requested", user_id, {"progress_ts": progress_ts},
+                                                    at=services.clock.now())
+    return Reply("")
+
+
+def run_job(settings: Settings, slack: SlackClient, redis: Redis, incident_id: str | None, channel: str, *,
+            progress_ts: str | None = None, response_url: str | None = None) -> dict[str, Any]:
+    """The body of the assessment job; returns a short summary of the result."""
+    target = SlackTarget(slack, channel, progress_ts, response_url)
+    job = AssessmentJob(settings, target, redis, incident_id, get_current_job())
+    return job_result(job.run(), target)
+
+
+# -- jobs whose work horse died for good -------------------------------------------------------------
+
+
+def partial_assessment(settings: Settings, state: dict[str, Any], reason: str) -> Assessment:
+    """The assessment an interrupted attempt leaves: its finished checks, the rest as not finished."""
+    results = [CheckResult.from_json(r) for r in state.get("results") or []]
+    finished = {r.name for r in results}
+    for name, title in state.get("checks") or []:
+        if name not in finished:
+            results.append(CheckResult(name, "error", WORKER_STOPPED, {}, 0.0, title))
+    order = {name: index for index, (name, _) in enumerate(state.get("checks") or [])}
+    results.sort(key=lambda r: order.get(r.name, len(order)))
+    started = datetime.fromisoformat(state["started_at"]) if state.get("started_at") else datetime.now(timezone.utc)
+    ran_for = max((r.duration_s for r in results), default=0.0)  # until the last check it saw finish
+    assessment = Assessment(settings.cluster_name, started, started + timedelta(seconds=ran_for),
+                            settings.assessment_budget_seconds, results, decide(results))
+    assessment.interrupted = interruption(state, reason)
+    return assessment
+
+
+def finalize_interrupted(settings: Settings, slack: SlackClient | None = None, redis: Redis | None = None) -> list[str]:
+    """Post a partial verdict for every assessment job that died without finishing; returns their job ids.
+
+    Call it from a worker's startup or a periodic schedule. Jobs still to be retried are left alone.
+    """
+    redis = redis or get_redis(settings)
+    queue = jobs.get_queue(settings, jobs.ASSESSMENT.queue, redis)
+    StartedJobRegistry(queue=queue).cleanup()  # moves jobs of dead workers to the failed registry
+    finalized = []
+    for job_id in FailedJobRegistry(queue=queue).get_job_ids():
+        job = Job.fetch(job_id, connection=redis) if Job.exists(job_id, connection=redis) else None
+        if job is None or job.func_name != jobs.ASSESSMENT.path:
+            continue
+        state = job.meta.get(META_KEY)
+        if not isinstance(state, dict) or state.get("finished") or state.get("finalized"):
+            continue
+        slack = slack or SlackClient(settings)
+        assessment = partial_assessment(settings, state, "the worker running it stopped")
+        target = SlackTarget(slack, str(state.get("channel")), state.get("progress_ts"), state.get("response_url"))
+        publish(settings, target, assessment, redis, state.get("incident_id"))
+        state["finalized"] = True
+        job.meta[META_KEY] = state
+        job.save_meta()
+        finalized.append(job_id)
+    return finalized
