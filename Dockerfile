@@ -24,6 +24,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY k8s_incident_bot ./k8s_incident_bot
 COPY incident ./incident
 COPY chat ./chat
+COPY observability ./observability
 COPY persistence ./persistence
 COPY service ./service
 COPY bot ./bot

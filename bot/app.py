@@ -24,7 +24,7 @@ from service import lifecycle
 from service.context import Context
 from chat.blocks import ACTION_ASSESS, ACTION_ESCALATE, ACTION_POST_UPDATE, ACTION_RESOLVE
 from chat.channel_log import record_event
-from incident import metrics
+from observability import metrics
 from incident.errors import CommandError, IncidentBotError
 
 log = logging.getLogger(__name__)

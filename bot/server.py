@@ -23,9 +23,9 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot.app import create_app, post_ack_pool
 from bot.payload_check import form_payload_problem
 from bot.backfill import backfill_active_incidents
-from incident.logging_setup import configure_logging
+from observability.logging_setup import configure_logging
 from service.context import Context
-from incident import metrics
+from observability import metrics
 from incident.settings import Settings
 
 log = logging.getLogger(__name__)

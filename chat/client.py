@@ -22,7 +22,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.models.blocks import Block
 
-from incident import metrics
+from observability import metrics
 from incident.errors import SlackApiError
 from incident.settings import Settings
 

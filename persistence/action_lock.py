@@ -7,7 +7,7 @@ scripts, so a holder whose lease expired can never extend or delete its successo
 that is SIGKILLed simply stops renewing: the lock expires after one lease and the next drainer sees
 the action it left ``running`` under an older fence (→ ``outcome_unknown``, never re-run).
 
-Pure core (Redis only). Used by ``workers.actions`` and the benchmark.
+Persistence (Redis only; the scripts are in :mod:`persistence.lua`). Used by :mod:`service.actions` and the benchmark.
 """
 
 from __future__ import annotations
@@ -23,26 +23,10 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from incident.errors import IncidentBotError
+from persistence import lua
 from persistence.keys import Keys
 
 log = logging.getLogger(__name__)
-
-_ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local fence = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], fence .. ':' .. ARGV[1], 'PX', ARGV[2])
-return fence
-"""
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
-"""
 
 
 class LeaseLost(IncidentBotError):
@@ -65,9 +49,9 @@ class ActionLock:
         self.lease_ms = max(1, int(lease_seconds * 1000))
         self.owner = owner or default_owner()
         self.fence: int | None = None
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
+        self._acquire = redis.register_script(lua.LOCK_ACQUIRE)
+        self._renew = redis.register_script(lua.LOCK_RENEW)
+        self._release = redis.register_script(lua.LOCK_RELEASE)
 
     @property
     def key(self) -> str:

@@ -11,7 +11,7 @@ needs our lock and the action ``running`` under another, older fence. A worker t
 can therefore never overwrite what its successor decided, and vice versa. Each final write appends
 the audit entry to the incident timeline in the same script, so the audit can never miss an outcome.
 
-Pure core (Redis only). Used by ``workers.actions`` and ``bot.action_commands``.
+Persistence (Redis only; the scripts are in :mod:`persistence.lua`). Used by :mod:`service.actions` and the bot's action commands.
 """
 
 from __future__ import annotations
@@ -25,53 +25,8 @@ from redis import Redis
 from incident.actions import ActionRequest, ActionStatus
 from incident.clock import Clock, SystemClock, to_epoch
 from incident.errors import ConfirmationError, NotPermitted
+from persistence import lua
 from persistence.keys import Keys
-
-_START = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'lost' end
-if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return 'moved' end
-local status = redis.call('HGET', KEYS[3], 'status')
-if status ~= 'queued' then return status or 'missing' end
-redis.call('HSET', KEYS[3], 'status', 'running', 'fence', ARGV[3], 'started_at', ARGV[4], 'worker', ARGV[5])
-return 'started'
-"""
-
-# KEYS: action hash, queue, timeline; ARGV: id, fence, final status, outcome, finished_at, audit json, actor, has timeline
-_FINISH = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[3], 'outcome', ARGV[4], 'finished_at', ARGV[5])
-redis.call('LREM', KEYS[2], 1, ARGV[1])
-if ARGV[8] == '1' then
-  redis.call('XADD', KEYS[3], '*', 'kind', 'action', 'actor', ARGV[7], 'at', ARGV[5], 'data', ARGV[6])
-end
-return 1
-"""
-
-# KEYS: lock, action hash, queue, timeline; ARGV: our token, id, stale fence, outcome, now, audit json, actor, has timeline
-_MARK_UNKNOWN = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[2], 'status') ~= 'running' then return 0 end
-if redis.call('HGET', KEYS[2], 'fence') ~= ARGV[3] then return 0 end
-redis.call('HSET', KEYS[2], 'status', 'outcome_unknown', 'outcome', ARGV[4], 'finished_at', ARGV[5])
-redis.call('LREM', KEYS[3], 1, ARGV[2])
-if ARGV[8] == '1' then
-  redis.call('XADD', KEYS[4], '*', 'kind', 'action', 'actor', ARGV[7], 'at', ARGV[5], 'data', ARGV[6])
-end
-return 1
-"""
-
-# KEYS: action hash, queue; ARGV: id, user, now
-_CANCEL = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'queued' then
-  redis.call('LREM', KEYS[2], 0, ARGV[1])
-elseif status ~= 'awaiting_confirmation' and status ~= 'preparing' then
-  return status or 'missing'
-end
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancelled_by', ARGV[2], 'finished_at', ARGV[3])
-return 'cancelled'
-"""
 
 
 class ActionQueue:
@@ -82,10 +37,10 @@ class ActionQueue:
         self.cluster = cluster
         self.keys = keys or Keys()
         self.clock = clock or SystemClock()
-        self._start = redis.register_script(_START)
-        self._finish = redis.register_script(_FINISH)
-        self._unknown = redis.register_script(_MARK_UNKNOWN)
-        self._cancel = redis.register_script(_CANCEL)
+        self._start = redis.register_script(lua.QUEUE_START)
+        self._finish = redis.register_script(lua.QUEUE_FINISH)
+        self._unknown = redis.register_script(lua.QUEUE_MARK_UNKNOWN)
+        self._cancel = redis.register_script(lua.QUEUE_CANCEL)
 
     @property
     def key(self) -> str:

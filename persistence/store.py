@@ -6,7 +6,6 @@ never miss a change nor record one that did not happen.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -18,7 +17,7 @@ from incident.clock import Clock, SystemClock, to_epoch
 from incident.errors import IncidentNotFound
 from persistence.keys import Keys
 from incident.model import SEVERITIES, Incident, Status, check_transition
-from persistence.timeline import Timeline
+from persistence.timeline import Timeline, entry_fields
 
 OPEN_CLAIM_TTL_SECONDS = 600
 PENDING = "pending"
@@ -180,6 +179,4 @@ class IncidentStore:
 
 
 def _queue_entry(pipe: Any, timeline: Timeline, kind: str, actor: str, at: datetime, data: dict[str, Any]) -> None:
-    pipe.xadd(timeline.stream_key, {
-        "kind": kind, "actor": actor, "at": repr(to_epoch(at)), "data": json.dumps(data, default=str),
-    })
+    pipe.xadd(timeline.stream_key, entry_fields(kind, actor, at, data))

@@ -16,15 +16,8 @@ from redis import Redis
 
 from incident.clock import from_epoch, to_epoch
 from incident.timeline import TimelineEntry
+from persistence import lua
 from persistence.keys import Keys
-
-# Append atomically, unless the dedupe identity was already recorded.
-_APPEND_ONCE = """
-if ARGV[1] ~= '' then
-  if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return false end
-end
-return redis.call('XADD', KEYS[1], '*', 'kind', ARGV[2], 'actor', ARGV[3], 'at', ARGV[4], 'data', ARGV[5])
-"""
 
 
 class Timeline:
@@ -34,7 +27,7 @@ class Timeline:
         self._redis = redis
         self._keys = keys or Keys()
         self.incident_id = incident_id
-        self._append = redis.register_script(_APPEND_ONCE)
+        self._append = redis.register_script(lua.TIMELINE_APPEND_ONCE)
 
     @property
     def stream_key(self) -> str:
@@ -50,10 +43,10 @@ class Timeline:
         dedupe: str | None = None,
     ) -> str | None:
         """Append an entry; returns its stream id, or ``None`` if ``dedupe`` was already seen."""
-        moment = to_epoch(at) if at is not None else _redis_now(self._redis)
+        fields = entry_fields(kind, actor, at if at is not None else from_epoch(_redis_now(self._redis)), data)
         result = self._append(
             keys=[self.stream_key, self._keys.timeline_seen(self.incident_id)],
-            args=[dedupe or "", kind, actor, repr(moment), json.dumps(data or {}, default=str)],
+            args=[dedupe or "", fields["kind"], fields["actor"], fields["at"], fields["data"]],
         )
         if result is None:
             return None
@@ -99,6 +92,11 @@ class Timeline:
 
     def __len__(self) -> int:
         return int(self._redis.xlen(self.stream_key))
+
+
+def entry_fields(kind: str, actor: str, at: datetime, data: dict[str, Any] | None) -> dict[str, str]:
+    """The stream fields of one entry (the wire format; the Lua side is :data:`persistence.lua.TIMELINE_APPEND`)."""
+    return {"kind": kind, "actor": actor, "at": repr(to_epoch(at)), "data": json.dumps(data or {}, default=str)}
 
 
 def _redis_now(redis: Redis) -> float:

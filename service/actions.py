@@ -320,7 +320,7 @@ def drain(ctx: ActionContext, cluster: str, *, watchdog: bool = False) -> dict[s
 
 def _record_lock_wait(ctx: ActionContext, cluster: str, action_id: str) -> None:
     """How long the action waited from its confirmation (queued) until it held the lock."""
-    from incident import metrics
+    from observability import metrics
 
     queued_at = ctx.redis.hget(ctx.keys.action(action_id), "queued_at")
     if queued_at:

@@ -184,7 +184,7 @@ def interruption(state: dict[str, Any], reason: str = "the worker stopped mid-as
 def publish(settings: Settings, target: SlackTarget, assessment: Assessment, redis: Redis | None,
             incident_id: str | None) -> str | None:
     """Replace the progress message with the verdict, post the details, save the snapshot; returns the entry id."""
-    from incident import metrics
+    from observability import metrics
 
     threaded = bool(target.progress_ts or not target.response_url)
     target.show(*verdict_view(assessment, details_in_thread=threaded), final=True)

@@ -19,15 +19,15 @@ class MeasuredWorker(Worker):
     """An RQ worker that times every job by kind and tags its log lines with the job id.
 
     ``perform_job`` runs in the forked work horse; its metrics reach the worker's ``/metrics`` through
-    ``prometheus_client``'s multiprocess mode (:func:`incident.metrics.enable_multiprocess`).
+    ``prometheus_client``'s multiprocess mode (:func:`observability.metrics.enable_multiprocess`).
     """
 
     kinds: dict[str, str] = {}
     """RQ queue name → job kind (``assess``, ``actions``, …)."""
 
     def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
-        from incident.logging_setup import log_context
-        from incident import metrics
+        from observability.logging_setup import log_context
+        from observability import metrics
 
         started = time.monotonic()
         incident_id = (job.kwargs or {}).get("incident_id") if isinstance(job.kwargs, dict) else None
@@ -87,11 +87,11 @@ def _finalize_interrupted_assessments(settings: Settings) -> None:
 def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool = False) -> int:
     """Serve every queue of the bot until stopped; returns an exit code.
 
-    Logs are JSON lines (``incident.logging_setup``); metrics of the worker and its forked work horses are
+    Logs are JSON lines (``observability.logging_setup``); metrics of the worker and its forked work horses are
     served on ``HTTP_HOST:HTTP_PORT/metrics`` (the worker has no other HTTP endpoint).
     """
-    from incident.logging_setup import configure_logging
-    from incident import metrics
+    from observability.logging_setup import configure_logging
+    from observability import metrics
 
     metrics.enable_multiprocess()
     configure_logging(settings)

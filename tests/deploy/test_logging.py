@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from incident.logging_setup import REDACTED, configure_logging, log_context
+from observability.logging_setup import REDACTED, configure_logging, log_context
 from incident.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ def test_the_cli_logs_json_without_the_secrets(tmp_path: Path) -> None:
     script = (
         "import logging, sys\n"
         "from incident.settings import load_settings\n"
-        "from incident.logging_setup import configure_logging\n"
+        "from observability.logging_setup import configure_logging\n"
         "settings = load_settings('worker')\n"
         "configure_logging(settings)\n"
         "logging.getLogger('probe').info('configured with %s', settings.slack_bot_token.get_secret_value())\n"

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.server import build_wsgi_app
 from service.context import Context
 from chat.client import SlackClient
-from incident import metrics
+from observability import metrics
 from incident.errors import SlackApiError
 from incident.settings import Settings
 from sandbox.cluster import LocalCluster
@@ -141,7 +141,7 @@ def test_metrics_of_forked_rq_work_horses_reach_the_worker_endpoint(tmp_path: Pa
     """A worker process in multiprocess mode: what a forked child records is served by the parent."""
     script = textwrap.dedent("""
         import os, sys
-        from incident import metrics
+        from observability import metrics
         directory = metrics.enable_multiprocess()
         assert directory is not None
         pid = os.fork()

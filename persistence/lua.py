@@ -1,0 +1,89 @@
+"""Every Lua script the bot runs in Redis, in one place, built on one timeline-append fragment.
+
+Scripts make a check and its write one atomic step (Redis runs a script alone): the fenced action queue
+and lock, and timeline appends that must happen together with a state change (an action's audit line
+with its final status) or only once (a dedupe identity). The timeline's wire format — fields ``kind``,
+``actor``, ``at`` (epoch seconds), ``data`` (JSON) — is written by :data:`TIMELINE_APPEND` in Lua and by
+:func:`persistence.timeline.entry_fields` in Python, and nowhere else.
+"""
+
+from __future__ import annotations
+
+TIMELINE_APPEND = """
+local function timeline_append(stream, kind, actor, at, data)
+  return redis.call('XADD', stream, '*', 'kind', kind, 'actor', actor, 'at', at, 'data', data)
+end
+"""
+"""Lua: ``timeline_append(stream, kind, actor, at, data)`` — the one writer of a timeline entry in scripts."""
+
+# Append atomically, unless the dedupe identity was already recorded.
+# KEYS: stream, seen set; ARGV: dedupe identity (or ""), kind, actor, at, data json
+TIMELINE_APPEND_ONCE = TIMELINE_APPEND + """
+if ARGV[1] ~= '' then
+  if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return false end
+end
+return timeline_append(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+"""
+
+QUEUE_START = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'lost' end
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return 'moved' end
+local status = redis.call('HGET', KEYS[3], 'status')
+if status ~= 'queued' then return status or 'missing' end
+redis.call('HSET', KEYS[3], 'status', 'running', 'fence', ARGV[3], 'started_at', ARGV[4], 'worker', ARGV[5])
+return 'started'
+"""
+
+# KEYS: action hash, queue, timeline; ARGV: id, fence, final status, outcome, finished_at, audit json, actor, has timeline
+QUEUE_FINISH = TIMELINE_APPEND + """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'outcome', ARGV[4], 'finished_at', ARGV[5])
+redis.call('LREM', KEYS[2], 1, ARGV[1])
+if ARGV[8] == '1' then
+  timeline_append(KEYS[3], 'action', ARGV[7], ARGV[5], ARGV[6])
+end
+return 1
+"""
+
+# KEYS: lock, action hash, queue, timeline; ARGV: our token, id, stale fence, outcome, now, audit json, actor, has timeline
+QUEUE_MARK_UNKNOWN = TIMELINE_APPEND + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[2], 'status') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[2], 'fence') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[2], 'status', 'outcome_unknown', 'outcome', ARGV[4], 'finished_at', ARGV[5])
+redis.call('LREM', KEYS[3], 1, ARGV[2])
+if ARGV[8] == '1' then
+  timeline_append(KEYS[4], 'action', ARGV[7], ARGV[5], ARGV[6])
+end
+return 1
+"""
+
+# KEYS: action hash, queue; ARGV: id, user, now
+QUEUE_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' then
+  redis.call('LREM', KEYS[2], 0, ARGV[1])
+elseif status ~= 'awaiting_confirmation' and status ~= 'preparing' then
+  return status or 'missing'
+end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancelled_by', ARGV[2], 'finished_at', ARGV[3])
+return 'cancelled'
+"""
+
+LOCK_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], fence .. ':' .. ARGV[1], 'PX', ARGV[2])
+return fence
+"""
+
+LOCK_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+LOCK_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
