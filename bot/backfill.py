@@ -8,6 +8,7 @@ from service.context import Context
 from chat.channel_log import backfill
 from incident.clock import to_epoch
 from incident.errors import SlackApiError
+from incident.timeline import EntryKind
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ def backfill_active_incidents(services: Context) -> dict[str, int]:
                                           oldest=f"{to_epoch(incident.opened_at) - 1:.6f}")
         except SlackApiError as error:
             log.warning("back-fill of incident %s failed: %s", incident.id, error.code)
-            services.store.timeline(incident.id).append("bot_error", "bot", {"step": "backfill", "error": error.code},
+            services.store.timeline(incident.id).append(EntryKind.BOT_ERROR, "bot", {"step": "backfill", "error": error.code},
                                                         at=services.clock.now())
     if any(added.values()):
         log.info("back-filled the channel log: %s", added)

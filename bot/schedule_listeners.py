@@ -28,6 +28,7 @@ from chat.schedule_blocks import (
 from incident.cadence import CadencePolicy, Decision
 from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Status
+from incident.timeline import EntryKind
 from service import paging, reminders
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def decide(services: Context, body: dict[str, Any], decision: Decision) -> str:
     now = services.clock.now()
     until = now + policy.snooze if decision == Decision.SNOOZED else None
     recorded = store.timeline(incident.id).append(
-        "escalation_decision", user,
+        EntryKind.ESCALATION_DECISION, user,
         {"rule": rule.key, "decision": decision.value, "prompt_due": ref.due_epoch,
          "snoozed_until": until.timestamp() if until else None},
         at=now, dedupe=f"escalation_decision:{rule.key}:{ref.due_epoch}")

@@ -14,6 +14,7 @@ from typing import Any
 from chat.client import SlackClient
 from incident.clock import from_epoch
 from persistence.timeline import Timeline
+from incident.timeline import EntryKind
 
 MESSAGE_KINDS: frozenset[str] = frozenset({
     "message", "message_edited", "message_deleted", "reaction_added", "reaction_removed", "pin_added", "pin_removed",
@@ -46,7 +47,7 @@ def record_message(timeline: Timeline, channel: str, message: dict[str, Any]) ->
     ts = str(message["ts"])
     data = _message_data(channel, message)
     added = 0
-    if timeline.append("message", str(data["user"]), data, at=from_epoch(float(ts)), dedupe=f"message:{ts}"):
+    if timeline.append(EntryKind.MESSAGE, str(data["user"]), data, at=from_epoch(float(ts)), dedupe=f"message:{ts}"):
         added += 1
     edited = message.get("edited")
     if edited and edited.get("ts"):
@@ -63,20 +64,20 @@ def record_edit(timeline: Timeline, channel: str, message: dict[str, Any], edite
     ts = str(message["ts"])
     data = {"channel": channel, "ts": ts, "text": message.get("text", ""), "edited_ts": edited_ts}
     actor = str(message.get("edited", {}).get("user") or message.get("user") or "unknown")
-    return int(bool(timeline.append("message_edited", actor, data, at=from_epoch(float(edited_ts)),
+    return int(bool(timeline.append(EntryKind.MESSAGE_EDITED, actor, data, at=from_epoch(float(edited_ts)),
                                     dedupe=f"edit:{ts}:{edited_ts}")))
 
 
 def record_reaction(timeline: Timeline, channel: str, ts: str, name: str, user: str, *, added: bool,
                     event_ts: str | None = None) -> int:
-    kind = "reaction_added" if added else "reaction_removed"
+    kind = EntryKind.REACTION_ADDED if added else EntryKind.REACTION_REMOVED
     dedupe = f"reaction:{ts}:{name}:{user}" if added else f"unreaction:{ts}:{name}:{user}:{event_ts}"
     at = from_epoch(float(event_ts)) if event_ts else None
     return int(bool(timeline.append(kind, user, {"channel": channel, "ts": ts, "reaction": name}, at=at, dedupe=dedupe)))
 
 
 def record_pin(timeline: Timeline, channel: str, ts: str, user: str, *, added: bool, event_ts: str | None = None) -> int:
-    kind = "pin_added" if added else "pin_removed"
+    kind = EntryKind.PIN_ADDED if added else EntryKind.PIN_REMOVED
     dedupe = f"pin:{ts}" if added else f"unpin:{ts}:{event_ts}"
     at = from_epoch(float(event_ts)) if event_ts else None
     return int(bool(timeline.append(kind, user, {"channel": channel, "ts": ts}, at=at, dedupe=dedupe)))
@@ -95,7 +96,7 @@ def record_event(timeline: Timeline, event: dict[str, Any]) -> int:
         if subtype == "message_deleted":
             ts = str(event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts"))
             at = from_epoch(float(event.get("event_ts") or event.get("ts")))
-            return int(bool(timeline.append("message_deleted", "unknown", {"channel": channel, "ts": ts}, at=at,
+            return int(bool(timeline.append(EntryKind.MESSAGE_DELETED, "unknown", {"channel": channel, "ts": ts}, at=at,
                                             dedupe=f"delete:{ts}")))
         return record_message(timeline, channel, event)
     if kind in ("reaction_added", "reaction_removed"):

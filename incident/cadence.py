@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from incident.assessment import failing_control_plane_layers, pattern_titles, verdict_of_entry
 from incident.clock import parse_moment
+from incident.timeline import EntryKind
 
 if TYPE_CHECKING:
     from incident.model import Incident
@@ -49,10 +50,10 @@ if TYPE_CHECKING:
 class NoticeKind(StrEnum):
     """What the bot sends; also the timeline kind that records the send."""
 
-    STATUS_PROMPT = "status_prompt"
-    STATUS_OVERDUE = "status_overdue"
-    STAKEHOLDER_PING = "stakeholder_ping"
-    ESCALATION_PROMPT = "escalation_prompt"
+    STATUS_PROMPT = EntryKind.STATUS_PROMPT.value
+    STATUS_OVERDUE = EntryKind.STATUS_OVERDUE.value
+    STAKEHOLDER_PING = EntryKind.STAKEHOLDER_PING.value
+    ESCALATION_PROMPT = EntryKind.ESCALATION_PROMPT.value
 
 
 class Decision(StrEnum):
@@ -307,6 +308,11 @@ class Digest:
 
 MAX_ACTIONS = 3
 
+DIGEST_KINDS: frozenset[EntryKind] = frozenset({
+    EntryKind.STATUS_UPDATE, EntryKind.STATUS_CHANGED, EntryKind.ASSESSMENT, EntryKind.ACTION,
+    EntryKind.ESCALATION_DECISION, *(EntryKind(kind.value) for kind in NoticeKind)})
+"""The entry kinds :func:`digest` reads (the store is asked for these only)."""
+
 
 def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
     """Read the timeline entries of ``incident`` (oldest first) into a :class:`Digest`."""
@@ -319,9 +325,9 @@ def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
     for entry in entries:
         data = entry.data
         kind = entry.kind
-        if kind == "status_update":
+        if kind == EntryKind.STATUS_UPDATE:
             last_update_at, update_text, update_by = entry.at, str(data.get("text", "")), entry.actor
-        elif kind == "status_changed" and data.get("from") == "resolved" and data.get("to") == "open":
+        elif kind == EntryKind.STATUS_CHANGED and data.get("from") == "resolved" and data.get("to") == "open":
             last_update_at = entry.at  # a reopened incident starts a fresh cadence
         elif kind == NoticeKind.STATUS_PROMPT:
             last_prompt = entry.at
@@ -333,12 +339,12 @@ def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
             rule = str(data["rule"])
             escalations[rule] = replace(escalations.get(rule, EscalationState()), prompted_at=entry.at)
             prompts[rule] = data
-        elif kind == "escalation_decision" and data.get("rule"):
+        elif kind == EntryKind.ESCALATION_DECISION and data.get("rule"):
             escalations[str(data["rule"])] = _decided(escalations.get(str(data["rule"])), entry)
-        elif kind == "action":
+        elif kind == EntryKind.ACTION:
             description = str(data.get("description") or f"{data.get('kind', 'action')} {data.get('target', '')}".strip())
             actions.append(f"{description}: {data.get('outcome') or data.get('status') or 'in progress'}")
-        elif kind == "assessment":
+        elif kind == EntryKind.ASSESSMENT:
             found = verdict_of_entry(data)
             verdict, assessed_at = _headline(found), entry.at
             layers = failing_control_plane_layers(found)

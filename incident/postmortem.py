@@ -21,7 +21,7 @@ from typing import Any
 from incident.assessment import pattern_titles, verdict_of_entry
 from incident.clock import parse_moment
 from incident.model import Incident
-from incident.timeline import TimelineEntry
+from incident.timeline import EntryKind, TimelineEntry
 
 EXCERPT = 300
 SECTION_HEADINGS: tuple[str, ...] = (
@@ -203,6 +203,35 @@ def _overlaps(actions: list[ActionRecord]) -> list[tuple[ActionRecord, ActionRec
     return pairs
 
 
+USED_KINDS: frozenset[EntryKind] = frozenset({
+    EntryKind.OPENED, EntryKind.STATUS_CHANGED, EntryKind.SEVERITY_CHANGED, EntryKind.ROLE_ASSIGNED,
+    EntryKind.IMPACT_CHANGED, EntryKind.STATUS_UPDATE, EntryKind.ESCALATED, EntryKind.ESCALATION_DECISION,
+    EntryKind.ESCALATION_PROMPT, EntryKind.ASSESSMENT, EntryKind.ACTION, EntryKind.MESSAGE, EntryKind.REACTION_ADDED,
+    EntryKind.PIN_ADDED, EntryKind.DRILL_STARTED,
+})
+"""The entry kinds :func:`build_report` reads."""
+
+IGNORED_KINDS: dict[EntryKind, str] = {
+    EntryKind.MESSAGE_EDITED: "the excerpts quote a message as first posted",
+    EntryKind.MESSAGE_DELETED: "a deleted message stays in the log as it was posted",
+    EntryKind.REACTION_REMOVED: "a marker once set (action item, important) stays in the report",
+    EntryKind.PIN_REMOVED: "as for reactions: once marked important, kept",
+    EntryKind.STATUS_PROMPT: "the bot's reminder; the status updates it asked for are counted",
+    EntryKind.STATUS_OVERDUE: "the bot's reminder; the cadence is judged from the updates",
+    EntryKind.STAKEHOLDER_PING: "the bot's reminder to stakeholders",
+    EntryKind.ESCALATION_PAGED: "the escalation itself is counted from the decision",
+    EntryKind.ASSESSMENT_REQUESTED: "the assessment's result is what the report shows",
+    EntryKind.RESOLVE_REQUESTED: "the status change to resolved is the event",
+    EntryKind.RESOLVE_CHECK: "its validation assessment is an assessment entry; an override is on the status change",
+    EntryKind.ACTION_REQUESTED: "the action's audit line (kind action) carries who asked and confirmed",
+    EntryKind.ACTION_CONFIRMED: "as above",
+    EntryKind.ACTION_CANCELLED: "a cancelled action changed nothing in the cluster",
+    EntryKind.BOT_ERROR: "the bot's own trouble (logged and on the timeline for operators), not the incident's",
+    EntryKind.POSTMORTEM_DRAFTED: "the report's own record",
+}
+"""Entry kinds the post-mortem deliberately leaves out, and why (a test checks every kind is in one of the two)."""
+
+
 def build_report(incident: Incident, entries: Iterable[TimelineEntry], *, now: datetime,
                  important_reaction: str = "pushpin", action_item_reaction: str = "action-item",
                  permalink_base: str | None = None) -> PostmortemReport:
@@ -226,59 +255,59 @@ def build_report(incident: Incident, entries: Iterable[TimelineEntry], *, now: d
     for entry in entries:
         data = entry.data
         kind = entry.kind
-        if kind == "message":
+        if kind == EntryKind.MESSAGE:
             report.message_count += 1
             if not data.get("bot"):
                 speakers[entry.actor] += 1
             excerpts[str(data.get("ts"))] = (entry.actor, str(data.get("text", ""))[:EXCERPT])
-        elif kind in ("reaction_added", "pin_added"):
+        elif kind in (EntryKind.REACTION_ADDED, EntryKind.PIN_ADDED):
             ts = str(data.get("ts"))
             author, text = excerpts.get(ts, ("unknown", ""))
-            if kind == "reaction_added" and data.get("reaction") == action_item_reaction and ts not in marked_items:
+            if kind == EntryKind.REACTION_ADDED and data.get("reaction") == action_item_reaction and ts not in marked_items:
                 marked_items.add(ts)
                 report.action_items.append(ActionItem(entry.at, author, text, link(data)))
-            elif (kind == "pin_added" or data.get("reaction") == important_reaction) and ts not in marked_important:
+            elif (kind == EntryKind.PIN_ADDED or data.get("reaction") == important_reaction) and ts not in marked_important:
                 marked_important.add(ts)
                 if text:
                     item = KeyEvent(entry.at, "important_message", author, text, link(data))
                     report.important_messages.append(item)
                     report.key_events.append(item)
-        elif kind == "opened":
+        elif kind == EntryKind.OPENED:
             event(entry, f"Incident opened ({str(data.get('severity', '')).upper()}): {data.get('title', '')}")
-        elif kind == "status_changed":
+        elif kind == EntryKind.STATUS_CHANGED:
             event(entry, f"Status {data.get('from')} → {data.get('to')}" + (f" ({data['note']})" if data.get("note") else ""))
             if data.get("override_reason"):
                 report.resolve_override = str(data["override_reason"])
-        elif kind == "severity_changed":
+        elif kind == EntryKind.SEVERITY_CHANGED:
             to = str(data.get("to"))
             if severities.get(to, 9) < severities.get(report.max_severity, 9):
                 report.max_severity = to
             event(entry, f"Severity {str(data.get('from')).upper()} → {to.upper()}")
-        elif kind == "drill_started":
+        elif kind == EntryKind.DRILL_STARTED:
             report.drill = dict(data)
             event(entry, f"Drill started: {data.get('description') or data.get('scenario')}")
-        elif kind == "impact_changed":
+        elif kind == EntryKind.IMPACT_CHANGED:
             parts = []
             if "customer_facing" in data:
                 parts.append("customer-facing" if data["customer_facing"] else "internal only")
             if "business_pressure" in data:
                 parts.append("business pressure " + ("on" if data["business_pressure"] else "off"))
             event(entry, "Impact: " + ", ".join(parts))
-        elif kind == "role_assigned":
+        elif kind == EntryKind.ROLE_ASSIGNED:
             event(entry, f"{data.get('role')} → {data.get('user')}")
-        elif kind == "status_update":
+        elif kind == EntryKind.STATUS_UPDATE:
             report.status_updates += 1
             event(entry, f"Status update: {str(data.get('text', ''))[:EXCERPT]}")
-        elif kind == "assessment":
+        elif kind == EntryKind.ASSESSMENT:
             point = assessment_point(entry)
             report.assessments.append(point)
             event(entry, f"Assessment: {point.headline}")
-        elif kind == "action":
+        elif kind == EntryKind.ACTION:
             record = action_record(entry)
             report.actions.append(record)
             event(entry, f"Action {record.description}: {record.outcome}")
-        elif kind in ("escalated", "escalation_decision", "escalation_prompt"):
-            if kind != "escalation_prompt":
+        elif kind in (EntryKind.ESCALATED, EntryKind.ESCALATION_DECISION, EntryKind.ESCALATION_PROMPT):
+            if kind != EntryKind.ESCALATION_PROMPT:
                 report.escalations += 1
             event(entry, f"{kind.replace('_', ' ').capitalize()}: " + ", ".join(f"{k}={v}" for k, v in data.items() if v))
     report.key_events.sort(key=lambda e: e.at)

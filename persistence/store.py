@@ -18,6 +18,7 @@ from incident.errors import IncidentNotFound
 from persistence.keys import Keys
 from incident.model import SEVERITIES, Incident, Status, check_transition
 from persistence.timeline import Timeline, entry_fields
+from incident.timeline import EntryKind
 
 OPEN_CLAIM_TTL_SECONDS = 600
 PENDING = "pending"
@@ -58,7 +59,7 @@ class IncidentStore:
             pipe.hset(self.keys.incident(incident.id), mapping=incident.to_hash())
             pipe.zadd(self.keys.incident_ids(), {incident.id: to_epoch(incident.opened_at)})
             pipe.hset(self.keys.incident_by_channel(), incident.channel_id, incident.id)
-            _queue_entry(pipe, timeline, "opened", incident.opened_by, incident.opened_at, {
+            _queue_entry(pipe, timeline, EntryKind.OPENED, incident.opened_by, incident.opened_at, {
                 "title": incident.title, "severity": incident.severity, "channel_id": incident.channel_id,
                 "channel_name": incident.channel_name,
             })
@@ -110,7 +111,7 @@ class IncidentStore:
                 fields["resolved_at"] = repr(to_epoch(now))
             return fields, {"from": incident.status.value, "to": target.value, **(data or {})}
 
-        return self._change(incident_id, "status_changed", actor, change)
+        return self._change(incident_id, EntryKind.STATUS_CHANGED, actor, change)
 
     def set_severity(self, incident_id: str, severity: str, actor: str) -> Incident:
         """Change the severity; records ``severity_changed``."""
@@ -120,7 +121,7 @@ class IncidentStore:
         def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
             return {"severity": severity}, {"from": incident.severity, "to": severity}
 
-        return self._change(incident_id, "severity_changed", actor, change)
+        return self._change(incident_id, EntryKind.SEVERITY_CHANGED, actor, change)
 
     def set_role(self, incident_id: str, role: str, user_id: str, actor: str) -> Incident:
         """Assign ``commander`` or ``comms``; records ``role_assigned``."""
@@ -130,7 +131,7 @@ class IncidentStore:
         def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
             return {role: user_id}, {"role": role, "user": user_id, "previous": getattr(incident, role)}
 
-        return self._change(incident_id, "role_assigned", actor, change)
+        return self._change(incident_id, EntryKind.ROLE_ASSIGNED, actor, change)
 
     def set_impact(self, incident_id: str, actor: str, *, customer_facing: bool | None = None,
                    business_pressure: bool | None = None) -> Incident:
@@ -150,7 +151,7 @@ class IncidentStore:
                 data["business_pressure"] = business_pressure
             return fields, data
 
-        return self._change(incident_id, "impact_changed", actor, change)
+        return self._change(incident_id, EntryKind.IMPACT_CHANGED, actor, change)
 
     def set_fields(self, incident_id: str, fields: dict[str, str]) -> None:
         """Bookkeeping fields with no timeline meaning (message timestamps of the header etc.)."""

@@ -15,7 +15,7 @@ from typing import Any
 from redis import Redis
 
 from incident.clock import from_epoch, to_epoch
-from incident.timeline import TimelineEntry
+from incident.timeline import EntryKind, TimelineEntry
 from persistence import lua
 from persistence.keys import Keys
 
@@ -95,7 +95,15 @@ class Timeline:
 
 
 def entry_fields(kind: str, actor: str, at: datetime, data: dict[str, Any] | None) -> dict[str, str]:
-    """The stream fields of one entry (the wire format; the Lua side is :data:`persistence.lua.TIMELINE_APPEND`)."""
+    """The stream fields of one entry (the wire format; the Lua side is :data:`persistence.lua.TIMELINE_APPEND`).
+
+    ``kind`` must be an :class:`~incident.timeline.EntryKind` (or its value): an unnamed kind is refused here,
+    so nothing is written that the post-mortem has not said it uses or ignores.
+    """
+    try:
+        kind = EntryKind(kind).value
+    except ValueError:
+        raise ValueError(f"unknown timeline entry kind {kind!r}: add it to incident.timeline.EntryKind") from None
     return {"kind": kind, "actor": actor, "at": repr(to_epoch(at)), "data": json.dumps(data or {}, default=str)}
 
 

@@ -38,6 +38,7 @@ from kube.assessor import Assessor
 from kube.checks import CheckSpec, default_checks
 from kube.client import KubeApi
 from incident.model import Incident
+from incident.timeline import EntryKind, assessment_payload
 from persistence.connection import get_keys, get_redis
 from service import jobs
 from service.context import Context
@@ -197,10 +198,8 @@ def publish(settings: Settings, target: SlackTarget, assessment: Assessment, red
     if redis is None or not incident_id:
         return None
     timeline = IncidentStore(redis, get_keys(settings)).timeline(incident_id)
-    return timeline.append("assessment", "bot", {
-        "snapshot": assessment.to_json(), "verdict": assessment.verdict.to_json(),
-        "headline": assessment.verdict.headline, "progress_ts": target.progress_ts, "channel": target.channel,
-    })
+    return timeline.append(EntryKind.ASSESSMENT, "bot", assessment_payload(
+        assessment, progress_ts=target.progress_ts, channel=target.channel))
 
 
 def _close_later(kube: KubeApi) -> None:
@@ -231,7 +230,7 @@ def request_assessment(services: Context, incident: Incident | None, channel_id:
                  progress_ts=progress_ts, timeout=int(services.settings.assessment_budget_seconds) + 60,
                  meta={"requested_by": user_id})
     if incident is not None:
-        services.store.timeline(incident.id).append("assessment_requested", user_id, {"progress_ts": progress_ts},
+        services.store.timeline(incident.id).append(EntryKind.ASSESSMENT_REQUESTED, user_id, {"progress_ts": progress_ts},
                                                     at=services.clock.now())
     return Reply("")
 

@@ -19,6 +19,7 @@ from chat.escape import escape_mrkdwn
 from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Incident, Status
 from persistence.store import PENDING
+from incident.timeline import EntryKind
 from service import jobs, reminders
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def _set_up_channel(services: Context, incident: Incident) -> list[str]:
             return action()  # type: ignore[operator]
         except SlackApiError as error:
             problems.append(f"{step}: {error.code}")
-            timeline.append("bot_error", "bot", {"step": step, "error": error.code}, at=services.clock.now())
+            timeline.append(EntryKind.BOT_ERROR, "bot", {"step": step, "error": error.code}, at=services.clock.now())
             log.warning("incident %s: %s failed: %s", incident.id, step, error.code)
             return None
 
@@ -189,7 +190,7 @@ def post_status_update(services: Context, incident: Incident, text: str, user_id
     elapsed = services.clock.now() - incident.opened_at
     rendered = services.templates.render("status_update.slack.j2", incident=incident, text=text, elapsed=elapsed,
                                          author=user_id, **reminders.update_context(services.settings, services.redis, incident))
-    services.store.timeline(incident.id).append("status_update", user_id, {"text": text}, at=services.clock.now())
+    services.store.timeline(incident.id).append(EntryKind.STATUS_UPDATE, user_id, {"text": text}, at=services.clock.now())
     _announce(services, incident, rendered)
     reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
     return Reply("Status update posted here and to stakeholders.")
@@ -242,7 +243,7 @@ def escalate(services: Context, incident: Incident, user_id: str, reason: str = 
     text = (f":sos: <@{user_id}> escalated *{incident.severity.upper()}* incident `{incident.id}` to {who}."
             + (f"\nReason: {escape_mrkdwn(reason)}" if reason else ""))
     services.slack.post_message(incident.channel_id, text, text_section(text))
-    services.store.timeline(incident.id).append("escalated", user_id, {"reason": reason, "group": group},
+    services.store.timeline(incident.id).append(EntryKind.ESCALATED, user_id, {"reason": reason, "group": group},
                                                 at=services.clock.now())
     if group is None:
         return Reply("Escalation recorded. No ESCALATION_USERGROUP is configured, so nobody was paged; "
@@ -268,7 +269,7 @@ def request_resolve(services: Context, incident: Incident, user_id: str, overrid
     budget = int(services.settings.assessment_budget_seconds)
     jobs.enqueue(services.settings, jobs.RESOLVE, incident.id, user_id, override_reason, redis=services.redis,
                  timeout=budget + 120)
-    services.store.timeline(incident.id).append("resolve_requested", user_id, {"override_reason": override_reason},
+    services.store.timeline(incident.id).append(EntryKind.RESOLVE_REQUESTED, user_id, {"override_reason": override_reason},
                                                 at=services.clock.now())
     return Reply("Checking the cluster against the recovery checklist before resolving…")
 

@@ -24,6 +24,7 @@ from incident.settings import Settings
 from persistence.store import IncidentStore
 from incident.templates import renderer_for
 from persistence.connection import get_keys
+from incident.timeline import EntryKind
 from service import jobs
 from service.reminders import schedule_job_id
 
@@ -101,12 +102,12 @@ def run_page(settings: Settings, redis: Redis, slack: SlackClient, incident_id: 
                      "channel": incident.channel_name, "severity": incident.severity},
             events_url=events_url)
     except PagerDutyError as error:
-        timeline.append("bot_error", "bot", {"step": "pagerduty", "rule": rule.key, "error": error.message})
+        timeline.append(EntryKind.BOT_ERROR, "bot", {"step": "pagerduty", "rule": rule.key, "error": error.message})
         text = templates.render("escalation_prompt.slack.j2", mode="page_failed", rule=rule, incident=incident,
                                 error=error.message)
         slack.post_message(incident.channel_id, text, text_blocks(text))
         return {"paged": False, "error": error.message}
-    timeline.append("escalation_paged", requested_by, {"rule": rule.key, "dedup_key": answer.get("dedup_key", dedup_key)},
+    timeline.append(EntryKind.ESCALATION_PAGED, requested_by, {"rule": rule.key, "dedup_key": answer.get("dedup_key", dedup_key)},
                     dedupe=f"escalation_paged:{dedup_key}")
     text = templates.render("escalation_prompt.slack.j2", mode="paged", rule=rule, incident=incident,
                             dedup_key=answer.get("dedup_key", dedup_key))

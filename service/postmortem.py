@@ -38,6 +38,7 @@ from incident.settings import Settings
 from persistence.store import IncidentStore
 from incident.templates import renderer_for
 from persistence.connection import get_keys
+from incident.timeline import EntryKind
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def publish_postmortem(settings: Settings, redis: Redis, slack: SlackClient, inc
                                   on_ticket=lambda new_id: record.started(new_id, size))
         record.finished()
         state = UploadState(file_id, True, size)
-    store.timeline(incident_id).append("postmortem_drafted", requested_by, {"file_id": state.file_id,
+    store.timeline(incident_id).append(EntryKind.POSTMORTEM_DRAFTED, requested_by, {"file_id": state.file_id,
                                                                             "bytes": state.size},
                                        dedupe=f"postmortem:{request_id}")
     return {"file_id": state.file_id, "bytes": state.size}

@@ -44,7 +44,7 @@ from rq.registry import ScheduledJobRegistry
 
 from chat.client import SlackClient
 from chat.schedule_blocks import PromptRef, escalation_prompt_blocks, status_prompt_blocks, text_blocks
-from incident.cadence import CadencePolicy, Digest, Notice, NoticeKind, digest, plan, record_sent
+from incident.cadence import DIGEST_KINDS, CadencePolicy, Digest, Notice, NoticeKind, digest, plan, record_sent
 from incident.clock import Clock, SystemClock, from_epoch
 from incident.errors import IncidentBotError, IncidentNotFound, SlackApiError
 from persistence.keys import Keys
@@ -53,6 +53,7 @@ from incident.settings import Settings
 from persistence.store import IncidentStore
 from incident.templates import TemplateRenderer, renderer_for
 from persistence.connection import get_keys
+from incident.timeline import EntryKind
 from service import jobs
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,6 @@ CLAIM_LEASE_SECONDS = 300
 SENT_TTL_SECONDS = 30 * 24 * 3600
 LOCK_LEASE_SECONDS = 120
 LOCK_WAIT_SECONDS = 20
-TIMELINE_KINDS = {"status_update", "status_changed", "assessment", "action", "escalation_decision",
-                  *(kind.value for kind in NoticeKind)}
 TRANSIENT_SLACK_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
                           "timeout", "connection_error", "unknown_error"}
 """Slack failures after which the tick job fails and RQ retries it; any other error is recorded and skipped."""
@@ -264,7 +263,7 @@ def _cancel_locked(settings: Settings, redis: Redis, keys: Keys, incident_id: st
 
 
 def _digest(store: IncidentStore, incident: Incident) -> Digest:
-    return digest(incident, store.timeline(incident.id).iter_entries(TIMELINE_KINDS))
+    return digest(incident, store.timeline(incident.id).iter_entries(set(DIGEST_KINDS)))
 
 
 # --- one tick (the body of the workers.schedule.status_tick job) ------------------------------------------------------------------------------
@@ -333,12 +332,12 @@ class _Sender:
                 raise
             log.warning("incident %s: %s not delivered: %s", self.incident.id, notice.kind.value, error.code)
             record["error"] = error.code
-            self.store.timeline(self.incident.id).append("bot_error", "bot", {"step": notice.kind.value, "error": error.code},
+            self.store.timeline(self.incident.id).append(EntryKind.BOT_ERROR, "bot", {"step": notice.kind.value, "error": error.code},
                                                          at=self.now)
         except Exception:
             self.redis.delete(marker)
             raise
-        self.store.timeline(self.incident.id).append(notice.kind.value, "bot", record, at=self.now, dedupe=token)
+        self.store.timeline(self.incident.id).append(EntryKind(notice.kind.value), "bot", record, at=self.now, dedupe=token)
         self.redis.set(marker, "sent", ex=SENT_TTL_SECONDS)
         return True
 

@@ -15,6 +15,7 @@ from service.lifecycle import change_status
 from service.context import Context
 from incident.errors import InvalidTransition
 from incident.model import Status
+from incident.timeline import EntryKind, assessment_payload
 from incident.resolve_check import checklist_passed, resolve_checklist
 from kube.assessor import assess
 from kube.checks import resolve_validation_checks
@@ -35,11 +36,9 @@ def validate_and_resolve(services: Context, incident_id: str, user_id: str,
     items = resolve_checklist(assessment)
     passed = checklist_passed(items)
     timeline = services.store.timeline(incident_id)
-    timeline.append("assessment", "bot", {
-        "snapshot": assessment.to_json(), "verdict": assessment.verdict.to_json(),
-        "headline": assessment.verdict.headline, "purpose": "resolve-validation",
-    }, at=services.clock.now())
-    timeline.append("resolve_check", user_id, {
+    timeline.append(EntryKind.ASSESSMENT, "bot", assessment_payload(assessment, purpose="resolve-validation"),
+                    at=services.clock.now())
+    timeline.append(EntryKind.RESOLVE_CHECK, user_id, {
         "passed": passed, "override_reason": override_reason,
         "items": [{"name": i.name, "passed": i.passed, "detail": i.detail} for i in items],
     }, at=services.clock.now())
