@@ -20,10 +20,10 @@ from slack_bolt.response import BoltResponse
 
 from bot.commands import Invocation, run_command
 from bot.grammar import CommandRegistry, build_registry
-from service import lifecycle
+from service import escalation, lifecycle
 from service.context import Context
 from chat.blocks import ACTION_ASSESS, ACTION_ESCALATE, ACTION_POST_UPDATE, ACTION_RESOLVE
-from chat.channel_log import record_event
+from service.channel_log import record_event
 from observability import metrics
 from incident.errors import CommandError, IncidentBotError
 
@@ -127,7 +127,7 @@ def create_app(services: Context, registry: CommandRegistry | None = None, *,
     @app.action(ACTION_ESCALATE)
     def on_escalate(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        guarded(respond, lambda: lifecycle.escalate(services, services.store.get(_action_value(body)), _user(body)).text)
+        guarded(respond, lambda: escalation.escalate_by_hand(services, services.store.get(_action_value(body)), _user(body)))
 
     for event_type in CHANNEL_LOG_EVENTS:
         app.event(event_type)(_channel_log_listener(services))

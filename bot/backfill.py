@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from service.context import Context
-from chat.channel_log import backfill
+from service.channel_log import backfill
 from incident.clock import to_epoch
 from incident.errors import SlackApiError
 from incident.timeline import EntryKind

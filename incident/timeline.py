@@ -49,7 +49,7 @@ class EntryKind(StrEnum):
     ACTION_CANCELLED = "action_cancelled"
     ACTION = "action"
     """The audit line of a finished risky action (written by the action queue's script with its final status)."""
-    # the channel log (chat.channel_log)
+    # the channel log (service.channel_log)
     MESSAGE = "message"
     MESSAGE_EDITED = "message_edited"
     MESSAGE_DELETED = "message_deleted"

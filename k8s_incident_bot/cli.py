@@ -55,7 +55,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_assess(args: argparse.Namespace) -> int:
-    from workers.assess_cli import assess_command
+    from k8s_incident_bot.assess import assess_command
 
     overrides: dict[str, object] = {}
     if args.kubeconfig:
@@ -65,11 +65,11 @@ def _cmd_assess(args: argparse.Namespace) -> int:
 
 
 def _cmd_postmortem(args: argparse.Namespace) -> int:
-    from persistence.connection import get_redis
+    from service.context import Context
     from service.postmortem import draft_postmortem
 
-    settings = load_settings("worker")
-    _, markdown = draft_postmortem(settings, get_redis(settings), args.incident)
+    context = Context.load("worker")
+    _, markdown = draft_postmortem(context.settings, context.redis, args.incident)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(markdown + "\n")

@@ -34,7 +34,7 @@ from incident.errors import SlackApiError
 from incident.settings import Settings
 from persistence.store import IncidentStore
 from incident.verdict import decide
-from kube.assessor import Assessor
+from kube.assessor import Assessor, assess
 from kube.checks import CheckSpec, default_checks
 from kube.client import KubeApi
 from incident.model import Incident
@@ -233,6 +233,11 @@ def request_assessment(services: Context, incident: Incident | None, channel_id:
         services.store.timeline(incident.id).append(EntryKind.ASSESSMENT_REQUESTED, user_id, {"progress_ts": progress_ts},
                                                     at=services.clock.now())
     return Reply("")
+
+
+def assess_now(settings: Settings, on_check_done: Callable[[CheckResult], None] | None = None) -> Assessment:
+    """Run the assessment in this process, nothing posted (``k8s-incident-bot assess``)."""
+    return assess(settings, on_check_done=on_check_done)
 
 
 def run_job(settings: Settings, slack: SlackClient, redis: Redis, incident_id: str | None, channel: str, *,

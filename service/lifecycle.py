@@ -12,10 +12,9 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from bot.channel_names import incident_channel_name
+from chat.channel_names import incident_channel_name
 from service.context import Context
 from chat.blocks import header_fallback_text, incident_header, text_section
-from chat.escape import escape_mrkdwn
 from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Incident, Status
 from persistence.store import PENDING
@@ -234,21 +233,6 @@ def _refresh_header(services: Context, incident: Incident) -> None:
                             topic=services.templates.render("incident_topic.slack.j2", incident=incident)[:250])
     except SlackApiError as error:
         log.warning("incident %s: topic update failed: %s", incident.id, error.code)
-
-
-def escalate(services: Context, incident: Incident, user_id: str, reason: str = "") -> Reply:
-    """Page the escalation group in the channel and record the decision."""
-    group = services.settings.escalation_usergroup
-    who = f"<!subteam^{group}>" if group else "senior engineers"
-    text = (f":sos: <@{user_id}> escalated *{incident.severity.upper()}* incident `{incident.id}` to {who}."
-            + (f"\nReason: {escape_mrkdwn(reason)}" if reason else ""))
-    services.slack.post_message(incident.channel_id, text, text_section(text))
-    services.store.timeline(incident.id).append(EntryKind.ESCALATED, user_id, {"reason": reason, "group": group},
-                                                at=services.clock.now())
-    if group is None:
-        return Reply("Escalation recorded. No ESCALATION_USERGROUP is configured, so nobody was paged; "
-                     "set it to mention the on-call seniors.")
-    return Reply("Escalation posted and recorded.")
 
 
 def request_postmortem(services: Context, incident: Incident, user_id: str) -> None:

@@ -1,6 +1,6 @@
 """PagerDuty pages of accepted escalations: the Events API v2 trigger and its RQ job.
 
-When someone clicks *Escalate* on an escalation prompt and ``PAGERDUTY_ROUTING_KEY`` is set, the bot
+When someone escalates (:mod:`service.escalation`) and ``PAGERDUTY_ROUTING_KEY`` is set, the bot
 calls :func:`request_page`, which queues the page job (``workers.page.page_escalation`` → :func:`run_page`; retried).
 The job sends one ``trigger`` event with ``dedup_key`` ``<incident>-<rule>``, records the outcome
 on the timeline and says it in the incident channel. A refused event (:class:`PagerDutyError`) is
@@ -29,6 +29,8 @@ from service import jobs
 from service.reminders import schedule_job_id
 
 DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+BY_HAND = "by_hand"
+"""The rule key of an escalation a person started from the incident header (no runbook threshold)."""
 """PagerDuty Events API v2 endpoint (to become a setting; callers may pass another URL)."""
 
 
@@ -90,24 +92,25 @@ def run_page(settings: Settings, redis: Redis, slack: SlackClient, incident_id: 
     """The body of the page job (``workers.page.page_escalation``)."""
     store = IncidentStore(redis, get_keys(settings))
     incident = store.get(incident_id)
-    rule = CadencePolicy.from_settings(settings).rule(rule_key)
+    rule = None if rule_key == BY_HAND else CadencePolicy.from_settings(settings).rule(rule_key)
+    label = rule.label if rule else "escalated by hand"
     templates = renderer_for(settings.templates_dir)
-    dedup_key = f"{incident.id}-{rule.key}"
+    dedup_key = f"{incident.id}-{rule_key}"
     timeline = store.timeline(incident.id)
     try:
         answer = trigger_pagerduty(
             settings.secret("pagerduty_routing_key"), dedup_key=dedup_key, source=f"k8s-incident-bot/{settings.cluster_name}",
-            summary=f"{incident.severity.upper()} {incident.title}: {rule.label} (incident {incident.id})",
-            details={"incident": incident.id, "rule": rule.key, "escalated_by": requested_by,
+            summary=f"{incident.severity.upper()} {incident.title}: {label} (incident {incident.id})",
+            details={"incident": incident.id, "rule": rule_key, "escalated_by": requested_by,
                      "channel": incident.channel_name, "severity": incident.severity},
             events_url=events_url)
     except PagerDutyError as error:
-        timeline.append(EntryKind.BOT_ERROR, "bot", {"step": "pagerduty", "rule": rule.key, "error": error.message})
+        timeline.append(EntryKind.BOT_ERROR, "bot", {"step": "pagerduty", "rule": rule_key, "error": error.message})
         text = templates.render("escalation_prompt.slack.j2", mode="page_failed", rule=rule, incident=incident,
                                 error=error.message)
         slack.post_message(incident.channel_id, text, text_blocks(text))
         return {"paged": False, "error": error.message}
-    timeline.append(EntryKind.ESCALATION_PAGED, requested_by, {"rule": rule.key, "dedup_key": answer.get("dedup_key", dedup_key)},
+    timeline.append(EntryKind.ESCALATION_PAGED, requested_by, {"rule": rule_key, "dedup_key": answer.get("dedup_key", dedup_key)},
                     dedupe=f"escalation_paged:{dedup_key}")
     text = templates.render("escalation_prompt.slack.j2", mode="paged", rule=rule, incident=incident,
                             dedup_key=answer.get("dedup_key", dedup_key))

@@ -9,7 +9,7 @@ from typing import Any
 from rq import Worker
 
 from incident.settings import Settings
-from persistence.connection import get_keys, get_redis
+from service.context import Context
 from service.jobs import CATALOGUE, QUEUE_KINDS, all_queues
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def _heal_schedules(settings: Settings) -> None:
     from service.reminders import ensure_schedules
 
     try:
-        healed = ensure_schedules(settings, get_redis(settings))
+        healed = ensure_schedules(settings, Context.from_settings(settings).redis)
     except Exception:  # noqa: BLE001 - a worker must start even if healing fails; the next start retries
         log.exception("could not check the reminder schedules at start")
         return
@@ -105,9 +105,10 @@ def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool =
     if not burst:
         _heal_schedules(settings)
         _finalize_interrupted_assessments(settings)
-    keys = get_keys(settings)
+    context = Context.from_settings(settings)
+    keys = context.keys
     MeasuredWorker.kinds = {keys.queue_name(kind): kind for kind in QUEUE_KINDS}
-    worker = MeasuredWorker(all_queues(settings), connection=get_redis(settings),
+    worker = MeasuredWorker(all_queues(settings), connection=context.redis,
                             maintenance_interval=MAINTENANCE_INTERVAL_SECONDS, worker_ttl=WORKER_TTL_SECONDS)
     worker.work(with_scheduler=with_scheduler, burst=burst, logging_level=settings.log_level)
     return 0

@@ -36,7 +36,7 @@ from sandbox.scenarios import (
     SlowApiserver,
 )
 from tests.fixtures.cluster import ScenarioRunner
-from workers.assess_cli import assess_command
+from k8s_incident_bot.assess import assess_command
 
 pytestmark = pytest.mark.cluster
 

@@ -46,7 +46,7 @@ def test_channel_names_are_always_valid_for_slack(title: str, suffix: int) -> No
     import re
     from datetime import UTC, datetime
 
-    from bot.channel_names import incident_channel_name
+    from chat.channel_names import incident_channel_name
 
     name = incident_channel_name("inc", datetime(2026, 11, 23, tzinfo=UTC), title, suffix=suffix or None)
     assert re.fullmatch(r"[a-z0-9_-]{1,80}", name), name

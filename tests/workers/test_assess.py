@@ -23,7 +23,7 @@ from kube.checks import CheckSpec, Finding
 from kube.client import KubeApi
 from sandbox.slack import SlackEmulator
 from service.assessment import WORKER_STOPPED, AssessmentJob, SlackTarget, finalize_interrupted, job_result, partial_assessment
-from workers.assess_cli import format_table
+from k8s_incident_bot.assess import format_table
 from persistence.connection import get_keys
 
 CHANNEL = "C_INC"

@@ -291,3 +291,46 @@ def test_page_jobs_queued_under_the_former_path_still_run(monkeypatch: pytest.Mo
     job_function = import_attribute("workers.schedule.page_escalation")  # how RQ resolves a stored job's name
     assert job_function("INC-1", "control_plane", "U_ALICE", events_url="http://pd") == {"paged": True}
     assert calls == [(("INC-1", "control_plane", "U_ALICE"), {"events_url": "http://pd"})]
+
+
+def test_the_headers_escalate_takes_the_same_path_as_a_prompts(bot_settings: Settings, slack: SlackEmulator,
+                                                                clock: ManualClock) -> None:
+    """One escalation path: the header's *Escalate* announces with the prompt's template, mentions the group
+    and pages PagerDuty too (rule ``by_hand``), and says so to the person."""
+    from pydantic import SecretStr
+    from rq import Queue
+
+    from service import escalation
+
+    settings = bot_settings.model_copy(update={"pagerduty_routing_key": SecretStr("KEY"),
+                                               "escalation_usergroup": "S_ESC"})
+    services = Context.from_settings(settings, clock=clock)
+    incident = _incident(services, slack, clock)
+    reply = escalation.escalate_by_hand(services, incident, "U_BOB", reason="etcd <!channel> & co")
+    assert reply == "Escalation posted and recorded. PagerDuty is being triggered."
+    [text] = _texts(slack, incident.channel_id)
+    assert text.startswith(":sos: <@U_BOB> escalated *SEV1 API down*: Escalated by hand")
+    assert "Reason: etcd &lt;!channel&gt; &amp; co" in text and "<!subteam^S_ESC>" in text
+    [entry] = services.store.timeline(incident.id).entries({"escalated"})
+    assert entry.actor == "U_BOB" and entry.data["reason"] == "etcd <!channel> & co"
+    queue: Queue = reminders.schedule_queue(settings, services.redis)
+    [job] = queue.get_jobs()
+    assert job.func_name == "workers.page.page_escalation" and job.args[:3] == (incident.id, "by_hand", "U_BOB")
+    with PagerDutyStub() as stub:
+        result = paging.run_page(settings, services.redis, services.slack, incident.id, "by_hand", "U_BOB",
+                                 events_url=stub.url)
+    assert result == {"paged": True, "dedup_key": f"{incident.id}-by_hand"}
+    assert stub.events[0]["payload"]["summary"] == f"SEV1 API down: escalated by hand (incident {incident.id})"
+    assert _texts(slack, incident.channel_id)[-1].startswith(":pager: PagerDuty triggered for Escalated by hand")
+
+
+def test_a_resolved_incident_cannot_be_escalated(services: Context, slack: SlackEmulator, clock: ManualClock) -> None:
+    from incident.errors import IncidentBotError
+    from service import escalation
+
+    incident = _incident(services, slack, clock)
+    resolved = services.store.transition(incident.id, Status.RESOLVED, "U_ALICE")
+    with pytest.raises(IncidentBotError, match="resolved; there is nothing to escalate"):
+        escalation.escalate_by_hand(services, resolved, "U_BOB")
+    assert services.store.timeline(incident.id).entries({"escalated"}) == []
+    assert _texts(slack, incident.channel_id) == []

@@ -71,13 +71,13 @@ def _progress(stream: TextIO) -> Callable[[CheckResult], None]:
 
 def assess_command(settings: Settings, as_json: bool, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the assessment now and print it; returns the exit code (0 healthy, 1 component, 2 cluster-wide)."""
-    from kube.assessor import assess
+    from service.assessment import assess_now
 
     out = out or sys.stdout
     err = err or sys.stderr
     print(f"Assessing cluster {settings.cluster_name} (budget {settings.assessment_budget_seconds:.0f} s)…", file=err, flush=True)
     try:
-        assessment = assess(settings, on_check_done=_progress(err))
+        assessment = assess_now(settings, on_check_done=_progress(err))
     except ClusterError as error:
         print(error.user_text(), file=err)
         return 3
