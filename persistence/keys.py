@@ -23,6 +23,14 @@ class Keys:
         """Sorted set of every incident id, scored by opening time."""
         return f"{self.prefix}:incidents"
 
+    def incident_sequence(self, day: str) -> str:
+        """Counter of the incidents opened on one day (``YYYYMMDD``), for readable ids."""
+        return f"{self.prefix}:incident-seq:{day}"
+
+    def bot_user_id(self) -> str:
+        """The bot's own Slack user id, cached from ``auth.test`` (it is not invited to its own channels)."""
+        return f"{self.prefix}:bot-user-id"
+
     def incident_by_channel(self) -> str:
         """Hash channel id → incident id."""
         return f"{self.prefix}:incident-by-channel"

@@ -49,7 +49,7 @@ class IncidentStore:
     def next_id(self, now: datetime | None = None) -> str:
         """A new incident id such as ``20261123-003`` (sequence per day)."""
         day = (now or self.clock.now()).strftime("%Y%m%d")
-        sequence = self.redis.incr(f"{self.keys.prefix}:incident-seq:{day}")
+        sequence = self.redis.incr(self.keys.incident_sequence(day))
         return f"{day}-{sequence:03d}"
 
     def create(self, incident: Incident, *, dedupe_key: str | None = None) -> Incident:

@@ -24,12 +24,23 @@ from persistence.store import IncidentStore
 
 @dataclass
 class Context:
-    """Dependencies of the service layer; tests build their own."""
+    """Dependencies of the service layer; tests build their own.
+
+    The Slack client is built on first use, so a process without a bot token (a worker serving only the
+    assessment queue, the CLI's ``postmortem``) can still hold a context.
+    """
 
     settings: Settings
     redis: Redis
-    slack: SlackClient
+    slack_client: SlackClient | None = field(default=None, repr=False)
     clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def slack(self) -> SlackClient:
+        """The Slack Web API client (raises ``ConfigError`` naming ``SLACK_BOT_TOKEN`` when it is not set)."""
+        if self.slack_client is None:
+            self.slack_client = SlackClient(self.settings)
+        return self.slack_client
 
     @property
     def keys(self) -> Keys:
@@ -45,7 +56,7 @@ class Context:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> "Context":
-        return cls(settings=settings, redis=get_redis(settings), slack=SlackClient(settings), clock=clock or SystemClock())
+        return cls(settings=settings, redis=get_redis(settings), clock=clock or SystemClock())
 
     @classmethod
     def load(cls, mode: RunMode = "worker", **overrides: object) -> "Context":

@@ -46,10 +46,10 @@ def open_incident(services: Context, *, user_id: str, severity: str, title: str)
     dedupe = open_dedupe_key(user_id, severity, title)
     earlier = store.claim_open(dedupe)
     if earlier == PENDING:
-        return Reply("This incident is already being opened; its channel will appear in a moment.")
+        return Reply(services.templates.render("lifecycle_reply.slack.j2", what="opening"))
     if earlier is not None:
         existing = store.get(earlier)
-        return Reply(f"This incident is already open: <#{existing.channel_id}> (incident `{existing.id}`).")
+        return Reply(services.templates.render("lifecycle_reply.slack.j2", what="already_open", incident=existing))
     try:
         now = services.clock.now()
         incident_id = store.next_id(now)
@@ -64,10 +64,7 @@ def open_incident(services: Context, *, user_id: str, severity: str, title: str)
         raise
     reminders.start_schedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
     problems = _set_up_channel(services, incident)
-    text = f"Opened incident `{incident.id}`: <#{incident.channel_id}>."
-    if problems:
-        text += "\nSome set-up steps failed (recorded on the timeline): " + "; ".join(problems)
-    return Reply(text)
+    return Reply(services.templates.render("lifecycle_reply.slack.j2", what="opened", incident=incident, problems=problems))
 
 
 def _create_channel(services: Context, now: object, title: str) -> tuple[str, str]:
@@ -128,14 +125,14 @@ def _set_up_channel(services: Context, incident: Incident) -> list[str]:
 
 
 def _bot_user_id(services: Context) -> str | None:
-    cached = services.redis.get(f"{services.keys.prefix}:bot-user-id")
+    cached = services.redis.get(services.keys.bot_user_id())
     if cached:
         return cached.decode()
     try:
         user_id = str(services.slack.call("auth.test")["user_id"])
     except SlackApiError:
         return None
-    services.redis.set(f"{services.keys.prefix}:bot-user-id", user_id, ex=3600)
+    services.redis.set(services.keys.bot_user_id(), user_id, ex=3600)
     return user_id
 
 
@@ -168,20 +165,21 @@ def incident_status(services: Context, incident: Incident) -> Reply:
 
 def change_severity(services: Context, incident: Incident, severity: str, user_id: str) -> Reply:
     if severity == incident.severity:
-        return Reply(f"The severity is already {severity.upper()}.")
+        return Reply(services.templates.render("lifecycle_reply.slack.j2", what="same_severity", severity=severity))
     updated = services.store.set_severity(incident.id, severity, user_id)
     text = services.templates.render("severity_changed.slack.j2", incident=updated, previous=incident.severity, actor=user_id)
     _announce(services, updated, text)
     _refresh_header(services, updated)
     reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
-    return Reply(f"Severity is now {severity.upper()}.")
+    return Reply(services.templates.render("lifecycle_reply.slack.j2", what="severity", severity=severity))
 
 
 def assign_role(services: Context, incident: Incident, role: str, assignee: str, user_id: str) -> Reply:
     updated = services.store.set_role(incident.id, role, assignee, user_id)
-    services.slack.post_message(updated.channel_id, f"<@{assignee}> is now the incident {role} (set by <@{user_id}>).")
+    services.slack.post_message(updated.channel_id, services.templates.render(
+        "role_assigned.slack.j2", assignee=assignee, role=role, actor=user_id))
     _refresh_header(services, updated)
-    return Reply(f"<@{assignee}> is now {role}.")
+    return Reply(services.templates.render("lifecycle_reply.slack.j2", what="role", assignee=assignee, role=role))
 
 
 def post_status_update(services: Context, incident: Incident, text: str, user_id: str) -> Reply:
@@ -192,7 +190,7 @@ def post_status_update(services: Context, incident: Incident, text: str, user_id
     services.store.timeline(incident.id).append(EntryKind.STATUS_UPDATE, user_id, {"text": text}, at=services.clock.now())
     _announce(services, incident, rendered)
     reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
-    return Reply("Status update posted here and to stakeholders.")
+    return Reply(services.templates.render("lifecycle_reply.slack.j2", what="update"))
 
 
 def change_status(services: Context, incident: Incident, target: Status, user_id: str, note: str = "",
@@ -207,9 +205,9 @@ def change_status(services: Context, incident: Incident, target: Status, user_id
     if target == Status.RESOLVED:
         reminders.cancel_schedule(services.settings, services.redis, incident.id, quiet=True)
         request_postmortem(services, updated, user_id)
-        return Reply("The incident is now resolved; the post-mortem draft will be posted here.")
+        return Reply(services.templates.render("lifecycle_reply.slack.j2", what="resolved"))
     reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
-    return Reply(f"The incident is now {target.value}.")
+    return Reply(services.templates.render("lifecycle_reply.slack.j2", what="status", status=target.value))
 
 
 def _announce(services: Context, incident: Incident, text: str) -> None:
@@ -244,7 +242,7 @@ def request_resolve(services: Context, incident: Incident, user_id: str, overrid
     """Queue the recovery-checklist validation that resolves the incident if the cluster passes."""
 
     if incident.status == Status.RESOLVED:
-        return Reply("The incident is already resolved.")
+        return Reply(services.templates.render("lifecycle_reply.slack.j2", what="already_resolved"))
     if override_reason and user_id != incident.commander:
         from incident.errors import NotPermitted
 
@@ -255,7 +253,7 @@ def request_resolve(services: Context, incident: Incident, user_id: str, overrid
                  timeout=budget + 120)
     services.store.timeline(incident.id).append(EntryKind.RESOLVE_REQUESTED, user_id, {"override_reason": override_reason},
                                                 at=services.clock.now())
-    return Reply("Checking the cluster against the recovery checklist before resolving…")
+    return Reply(services.templates.render("lifecycle_reply.slack.j2", what="resolving"))
 
 
 def change_impact(services: Context, incident: Incident, user_id: str, *, customer_facing: bool | None = None,
@@ -267,6 +265,7 @@ def change_impact(services: Context, incident: Incident, user_id: str, *, custom
         what = "customer-facing" if customer_facing else "internal only (not customer-facing)"
     else:
         what = "under business pressure" if business_pressure else "no longer under business pressure"
-    services.slack.post_message(incident.channel_id, f"<@{user_id}> marked the incident {what}.")
+    services.slack.post_message(incident.channel_id, services.templates.render(
+        "impact_changed.slack.j2", actor=user_id, impact=what))
     reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
-    return Reply(f"Marked {what}.")
+    return Reply(services.templates.render("lifecycle_reply.slack.j2", what="impact", impact=what))
