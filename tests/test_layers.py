@@ -131,3 +131,13 @@ def test_no_import_cycle_inside_a_package() -> None:
 def test_the_rules_cover_every_package() -> None:
     packages = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"tests", "bench", "sandbox"}
     assert packages == set(ALLOWED), f"give these packages a layer: {sorted(packages ^ set(ALLOWED))}"
+
+
+def test_the_architecture_doc_states_exactly_these_rules() -> None:
+    text = (REPO / "docs" / "architecture.md").read_text()
+    block = text.split("```text layers\n", 1)[1].split("```", 1)[0]
+    documented = {}
+    for line in block.strip().splitlines():
+        package, _, allowed = line.partition(":")
+        documented[package.strip()] = {name.strip() for name in allowed.split(",") if name.strip()}
+    assert documented == ALLOWED, "docs/architecture.md and tests/test_layers.py disagree on the layer rules"

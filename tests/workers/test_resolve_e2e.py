@@ -43,6 +43,22 @@ def _texts(slack: SlackEmulator, channel: str) -> list[str]:
     return out
 
 
+def forget_earlier_warnings(core: k8s.CoreV1Api) -> int:
+    """Delete the Warning events earlier tests left in the shared session cluster; returns how many.
+
+    The resolve checklist rightly refuses while any Warning of the last 10 minutes is about an object that
+    still exists — and earlier tests leave real ones behind (the endpoints controller's
+    ``FailedToCreateEndpoint`` on ``kube-dns`` after a test restarted the apiserver, seen in a CI run).
+    This test asserts what *its* incident leaves, so it starts from an empty event history, as a fresh
+    cluster would.
+    """
+    warnings = core.list_event_for_all_namespaces(field_selector="type=Warning").items
+    for namespace in sorted({event.metadata.namespace for event in warnings}):
+        core.delete_collection_namespaced_event(namespace, field_selector="type=Warning")
+    wait_until(lambda: not core.list_event_for_all_namespaces(field_selector="type=Warning", limit=1).items, 30)
+    return len(warnings)
+
+
 def test_whole_incident_resolve_needs_evidence_and_drafts_the_postmortem(
         slack: SlackEmulator, bot_server: RunningBot, workers: WorkerProcesses, scenarios: ScenarioRunner,
         k8s_api: k8s.ApiClient, k8s_cluster: LocalCluster) -> None:
@@ -50,6 +66,8 @@ def test_whole_incident_resolve_needs_evidence_and_drafts_the_postmortem(
     core = k8s.CoreV1Api(k8s_api)
     (node,) = k8s_cluster.create_nodes(k8s_api, 1)
     wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
+    wait_for_settled_kube_system(k8s_api)  # this test's node's DaemonSet pods up before the history is cleared
+    forget_earlier_warnings(core)
     handle = scenarios.apply(DnsOutage())
 
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev1 Checkout cannot resolve hosts")
