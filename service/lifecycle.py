@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from chat.channel_names import incident_channel_name
 from service.context import Context
+from chat.escape import truncate
 from chat.blocks import header_fallback_text, incident_header, text_section
 from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Incident, Status
@@ -102,9 +103,9 @@ def _set_up_channel(services: Context, incident: Incident) -> list[str]:
 
     templates = services.templates
     attempt("set topic", lambda: slack.call("conversations.setTopic", channel=incident.channel_id,
-                                            topic=templates.render("incident_topic.slack.j2", incident=incident)[:250]))
+                                            topic=truncate(templates.render("incident_topic.slack.j2", incident=incident), 250)))
     attempt("set purpose", lambda: slack.call("conversations.setPurpose", channel=incident.channel_id,
-                                              purpose=templates.render("incident_purpose.slack.j2", incident=incident)[:250]))
+                                              purpose=truncate(templates.render("incident_purpose.slack.j2", incident=incident), 250)))
     invitees = _responders(services, attempt) | {incident.opened_by}
     invitees.discard(_bot_user_id(services))
     if invitees:
@@ -228,7 +229,7 @@ def _refresh_header(services: Context, incident: Incident) -> None:
             log.warning("incident %s: header update failed: %s", incident.id, error.code)
     try:
         services.slack.call("conversations.setTopic", channel=incident.channel_id,
-                            topic=services.templates.render("incident_topic.slack.j2", incident=incident)[:250])
+                            topic=truncate(services.templates.render("incident_topic.slack.j2", incident=incident), 250))
     except SlackApiError as error:
         log.warning("incident %s: topic update failed: %s", incident.id, error.code)
 

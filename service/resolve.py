@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chat.escape import truncate
 from service.lifecycle import change_status
 from service.context import Context
 from incident.errors import InvalidTransition
@@ -45,11 +46,11 @@ def validate_and_resolve(services: Context, incident_id: str, user_id: str,
     if not passed and not override_reason:
         text = services.templates.render("resolve_refused.slack.j2", items=items, commander=incident.commander)
         services.slack.post_message(incident.channel_id, "Not resolving yet: the recovery checklist fails.",
-                                    [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}])
+                                    [{"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}])
         return {"resolved": False, "failed": [i.name for i in items if not i.passed]}
     text = services.templates.render("resolve_passed.slack.j2", items=items, override=override_reason, actor=user_id)
     services.slack.post_message(incident.channel_id, "Recovery checklist", [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}])
+        {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}])
     try:
         change_status(services, incident, Status.RESOLVED, user_id,
                       note=f"override: {override_reason}" if override_reason and not passed else "",
