@@ -109,6 +109,15 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="redis://localhost:6379/0", description="Redis URL for incident state, timeline and the RQ queues."
     )
+    redis_sentinels: CommaList = Field(
+        default_factory=list,
+        description="Redis Sentinel addresses, host:port,host:port (instead of REDIS_URL): every client follows "
+                    "the master they name, across a failover.")
+    redis_sentinel_master: str = Field(default="mymaster", description="The master name the sentinels monitor.")
+    redis_password: SecretStr | None = Field(
+        default=None, description="Password of the Redis master and replicas (with REDIS_SENTINELS; put it in REDIS_URL otherwise).")
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None, description="Password of the sentinels themselves, when they require one.")
     queue_prefix: str = Field(default="k8sbot", description="Prefix of the bot's RQ queue names and Redis keys.")
 
     # --- Kubernetes ----------------------------------------------------------------------
@@ -181,7 +190,8 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
 
-    @field_validator("responder_users", "action_allowed_users", "action_allowed_usergroups", "etcd_endpoints", mode="before")
+    @field_validator("responder_users", "action_allowed_users", "action_allowed_usergroups", "etcd_endpoints",
+                     "redis_sentinels", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -197,6 +207,18 @@ class Settings(BaseSettings):
                 return json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as error:
                 raise ValueError(f"not valid JSON: {error}") from None
+        return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: list[str]) -> list[str]:
+        bad = []
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                bad.append(repr(address))
+        if bad:
+            raise ValueError(f"{', '.join(bad)} not host:port (e.g. redis-sentinel-0:26379)")
         return value
 
     @field_validator("slack_api_url")
@@ -219,6 +241,13 @@ class Settings(BaseSettings):
         if self.kubeconfig is not None and not self.kubeconfig.expanduser().exists():
             raise ValueError(f"KUBECONFIG file {self.kubeconfig} does not exist")
         return self
+
+    def redis_target(self) -> str:
+        """Where the bot's Redis is, for ``check-config`` and logs (never a password)."""
+        if self.redis_sentinels:
+            return f"Sentinel master {self.redis_sentinel_master!r} via {', '.join(self.redis_sentinels)}"
+        scheme, sep, rest = self.redis_url.partition("://")
+        return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else self.redis_url
 
     def status_cadence_minutes(self, severity: str) -> int:
         """Minutes between status updates for a severity (``sev1``…``sev3``)."""

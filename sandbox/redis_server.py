@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -25,8 +26,11 @@ class RedisServerError(RuntimeError):
 class RedisServer:
     """One redis-server process owned by this object."""
 
-    def __init__(self, *, port: int | None = None, data_dir: Path | None = None, appendonly: bool = True) -> None:
+    def __init__(self, *, port: int | None = None, data_dir: Path | None = None, appendonly: bool = True,
+                 extra_args: Sequence[str] = ()) -> None:
         self.port = port or free_port()
+        self.extra_args = tuple(extra_args)
+        """More ``redis-server`` options, e.g. ``("--replicaof", "127.0.0.1", "6379")``."""
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="k8sbot-redis-"))
         self.appendonly = appendonly
@@ -56,6 +60,7 @@ class RedisServer:
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.log_path),
+            *self.extra_args,
         ]
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
