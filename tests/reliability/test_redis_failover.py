@@ -76,6 +76,8 @@ def test_the_bot_rides_out_a_sentinel_failover_mid_incident(slack: SlackEmulator
     assert services.store.get(incident.id).title == "Checkout down"
 
     # The worker lost its connection under its blocking dequeue; it must run the next tick on the new master.
+    # The second update's reschedule (generation 3) comes after its channel post: a tick queued before it is stale.
+    wait_until(lambda: reminders.schedule_info(services.settings, services.redis, incident.id).generation == 3, 20)
     due = incident.opened_at.timestamp() + 16 * 60  # past the SEV1 15-minute cadence: a status prompt is due
     job = reminders.tick_now(services.settings, services.redis, incident.id, at_epoch=due)
     wait_until(lambda: Job.fetch(job.id, connection=services.redis).get_status() == "finished", 60)
