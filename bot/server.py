@@ -25,6 +25,7 @@ from bot.payload_check import form_payload_problem
 from bot.backfill import backfill_active_incidents
 from observability.logging_setup import configure_logging
 from service.context import Context
+from service.outbox import Drainer
 from observability import metrics
 from incident.settings import Settings
 
@@ -42,11 +43,13 @@ DRAIN_SECONDS = 25.0
 class BotWsgiApp:
     """WSGI entry: Slack requests to Bolt, health endpoints answered here."""
 
-    def __init__(self, app: App, services: Context, work: ThreadPoolExecutor | None = None) -> None:
+    def __init__(self, app: App, services: Context, work: ThreadPoolExecutor | None = None,
+                 drainer: Drainer | None = None) -> None:
         self._slack = SlackRequestHandler(app)
         self._services = services
         self._kube_api: Any = None
         self._work = work
+        self._drainer = drainer
 
     def drain(self, timeout: float | None = DRAIN_SECONDS) -> bool:
         """Finish the work already acknowledged to Slack (call after the server stopped taking requests).
@@ -55,16 +58,20 @@ class BotWsgiApp:
         so: an orchestrator kills the process after its grace period anyway, and a bounded wait lets the
         log tell what was lost.
         """
-        if self._work is None:
+        try:
+            if self._work is None:
+                return True
+            waiter = threading.Thread(target=self._work.shutdown, kwargs={"wait": True}, name="drain", daemon=True)
+            waiter.start()
+            waiter.join(timeout)
+            if waiter.is_alive():
+                self._work.shutdown(wait=False, cancel_futures=True)
+                log.error("acknowledged work still running after %s s; work not yet started was dropped", timeout)
+                return False
             return True
-        waiter = threading.Thread(target=self._work.shutdown, kwargs={"wait": True}, name="drain", daemon=True)
-        waiter.start()
-        waiter.join(timeout)
-        if waiter.is_alive():
-            self._work.shutdown(wait=False, cancel_futures=True)
-            log.error("acknowledged work still running after %s s; work not yet started was dropped", timeout)
-            return False
-        return True
+        finally:
+            if self._drainer is not None:  # its queued posts stay in Redis for the other replicas
+                self._drainer.stop()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -152,7 +159,7 @@ def _json(start_response: StartResponse, status: int, body: dict[str, Any]) -> I
 def build_wsgi_app(settings: Settings, services: Context | None = None) -> BotWsgiApp:
     services = services or Context.from_settings(settings)
     work = post_ack_pool()
-    return BotWsgiApp(create_app(services, work=work), services, work)
+    return BotWsgiApp(create_app(services, work=work), services, work, Drainer.start_for(settings))
 
 
 def _start_backfill(services: Context) -> None:
@@ -191,7 +198,7 @@ def serve_socket_mode(settings: Settings) -> None:
     services = Context.from_settings(settings)
     work = post_ack_pool()
     app = create_app(services, work=work)
-    wsgi = BotWsgiApp(app, services, work)
+    wsgi = BotWsgiApp(app, services, work, Drainer.start_for(settings))
     probes = create_server(wsgi, host=settings.http_host, port=settings.http_port, threads=4, ident="k8s-incident-bot")
     threading.Thread(target=probes.run, name="probes-http", daemon=True).start()
     log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", settings.http_host, settings.http_port)

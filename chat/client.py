@@ -71,13 +71,16 @@ class SlackClient:
     """Web API access for the bot, raising :class:`SlackApiError` on ``ok: false``."""
 
     def __init__(self, settings: Settings, *, max_rate_limit_retries: int = 8, timeout: int = 15) -> None:
+        """``max_rate_limit_retries=0``: a 429 is not slept on but raised (code ``ratelimited``, with
+        ``retry_after``), so a caller with other work — the outbox's drainer — can do that meanwhile."""
         token = settings.secret("slack_bot_token")
         self.rate_limited: RateLimitErrorRetryHandler = CountingRateLimitHandler(
             max_retry_count=max_rate_limit_retries)
-        self._web = WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout,
-                              retry_handlers=[self.rate_limited])
+        handlers = [self.rate_limited] if max_rate_limit_retries else []
+        self._count_429_here = not handlers  # else the retry handler counts each 429
+        self._web = WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout, retry_handlers=handlers)
         self._safe_web = WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout,
-                                   retry_handlers=[self.rate_limited, ServerErrorRetryHandler(max_retry_count=3)])
+                                   retry_handlers=[*handlers, ServerErrorRetryHandler(max_retry_count=3)])
 
     @property
     def web(self) -> WebClient:
@@ -100,24 +103,38 @@ class SlackClient:
             raise SlackApiError(method, code) from error
         except SdkSlackApiError as error:
             code = str(error.response.get("error", "unknown_error")) if error.response is not None else "unknown_error"
+            retry_after = None
             if error.response is not None and error.response.status_code == 429:
                 code = "ratelimited"
+                if self._count_429_here:
+                    metrics.record_slack_rate_limited(method)
+                headers = {k.lower(): v for k, v in (error.response.headers or {}).items()}
+                value = headers.get("retry-after")
+                value = value[0] if isinstance(value, list) else value
+                retry_after = float(value) if value and str(value).replace(".", "", 1).isdigit() else 1.0
             log.warning("slack %s failed: %s", method, code)
             metrics.record_slack_error(method, code)
-            raise SlackApiError(method, code) from error
+            raise SlackApiError(method, code, retry_after=retry_after) from error
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     # --- conveniences used across the bot ---------------------------------------------------
     def post_message(self, channel: str, text: str, blocks: BlocksArg = None, thread_ts: str | None = None,
-                     **extra: Any) -> str:
+                     *, post_id: str | None = None, look_first: bool = False, **extra: Any) -> str:
         """Post a message (``text`` is the notification/fallback text); returns its ``ts``.
 
         Exactly once: each post carries a unique id in its message metadata; after a 5xx or a
         timeout the channel is searched for that id before trying again, so a post that Slack
         made but whose answer was lost is not made twice. When the bot was removed from a public
         channel (``not_in_channel``) it rejoins once and posts; otherwise the error says what to do.
+
+        ``post_id`` makes the identity stable across processes (the outbox stores it with the intent);
+        with ``look_first`` the channel is searched for it before the first attempt (a re-delivery after
+        a crash, when the earlier attempt may have landed).
         """
-        post_id = uuid.uuid4().hex
+        post_id = post_id or uuid.uuid4().hex
+        if look_first and (posted := self._find_post(channel, thread_ts, post_id)) is not None:
+            log.info("slack chat.postMessage: already posted by an earlier attempt (%s); not reposting", posted)
+            return posted
         metadata = {"event_type": POST_EVENT_TYPE, "event_payload": {"post_id": post_id}}
         backoff = 1.0
         rejoined = False

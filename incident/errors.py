@@ -72,7 +72,9 @@ class ObjectNotFound(ClusterError):
 class SlackApiError(IncidentBotError):
     """A Slack Web API call answered ``ok: false``; ``code`` is Slack's error code."""
 
-    def __init__(self, method: str, code: str, *, hint: str | None = None) -> None:
+    def __init__(self, method: str, code: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
         self.method = method
         self.code = code
+        self.retry_after = retry_after
+        """Seconds Slack asked to wait (``Retry-After`` of a 429), when it said."""
         super().__init__(f"Slack refused {method}: {code}", hint=hint)

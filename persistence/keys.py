@@ -111,6 +111,26 @@ class Keys:
         """Hash recording one post-mortem request's upload (``file_id``, ``done``), so a retry never re-uploads."""
         return f"{self.prefix}:postmortem-upload:{incident_id}:{request_id}"
 
+    def outbox(self, channel: str) -> str:
+        """List of the Slack writes waiting for one channel, oldest first (the durable outbox)."""
+        return f"{self.prefix}:outbox:{channel}"
+
+    def outbox_ready(self) -> str:
+        """Sorted set channel → when (epoch ms) its next write may be sent (later after a 429's Retry-After)."""
+        return f"{self.prefix}:outbox-ready"
+
+    def outbox_lease(self, channel: str) -> str:
+        """Lease of the one drainer sending a channel's writes (keeps them in order across replicas)."""
+        return f"{self.prefix}:outbox-lease:{channel}"
+
+    def outbox_attempts(self) -> str:
+        """Hash channel → delivery attempts of its current head (above 1: look before re-posting)."""
+        return f"{self.prefix}:outbox-attempts"
+
+    def outbox_late_notice(self, incident_id: str) -> str:
+        """Marker that the commander was told stakeholders are updated late (once per window)."""
+        return f"{self.prefix}:outbox-late:{incident_id}"
+
     def queue_name(self, kind: str) -> str:
         """RQ queue name for a kind of job (``assess``, ``actions``, ``schedule``, ``postmortem``)."""
         return f"{self.prefix}-{kind}"

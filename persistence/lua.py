@@ -87,3 +87,47 @@ LOCK_RELEASE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 """
+
+
+# The outbox (persistence/outbox.py). KEYS: channel list, ready zset; ARGV: channel, intent json, now ms
+OUTBOX_PUSH = """
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
+return redis.call('LLEN', KEYS[1])
+"""
+
+# KEYS: lease, channel list, ready zset, attempts hash; ARGV: channel, owner, lease ms, now ms
+OUTBOX_CLAIM = """
+local due = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[4]) then return false end
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return false end
+local head = redis.call('LINDEX', KEYS[2], 0)
+if not head then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('DEL', KEYS[1])
+  return false
+end
+return {head, redis.call('HINCRBY', KEYS[4], ARGV[1], 1)}
+"""
+
+# KEYS: lease, channel list, ready zset, attempts hash; ARGV: channel, owner, head json, next ready ms
+OUTBOX_DONE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+if redis.call('LINDEX', KEYS[2], 0) == ARGV[3] then redis.call('LPOP', KEYS[2]) end
+redis.call('HDEL', KEYS[4], ARGV[1])
+if redis.call('LLEN', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+else
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# KEYS: lease, ready zset; ARGV: channel, owner, ready again at (ms)
+OUTBOX_DEFER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+"""

@@ -10,6 +10,7 @@ kubeconfig is broken.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from redis import Redis
 
@@ -20,6 +21,9 @@ from incident.templates import TemplateRenderer, renderer_for
 from persistence.connection import get_keys, get_redis
 from persistence.keys import Keys
 from persistence.store import IncidentStore
+
+if TYPE_CHECKING:
+    from service.outbox import Outbox
 
 
 @dataclass
@@ -49,6 +53,13 @@ class Context:
     @property
     def store(self) -> IncidentStore:
         return IncidentStore(self.redis, self.keys, self.clock)
+
+    @property
+    def outbox(self) -> "Outbox":
+        """The durable Slack outbox (:mod:`service.outbox`): posts that must not be lost or wait for each other."""
+        from service.outbox import Outbox
+
+        return Outbox(self)
 
     @property
     def templates(self) -> TemplateRenderer:

@@ -177,8 +177,8 @@ def change_severity(services: Context, incident: Incident, severity: str, user_i
 
 def assign_role(services: Context, incident: Incident, role: str, assignee: str, user_id: str) -> Reply:
     updated = services.store.set_role(incident.id, role, assignee, user_id)
-    services.slack.post_message(updated.channel_id, services.templates.render(
-        "role_assigned.slack.j2", assignee=assignee, role=role, actor=user_id))
+    services.outbox.post(updated.channel_id, services.templates.render(
+        "role_assigned.slack.j2", assignee=assignee, role=role, actor=user_id), incident_id=updated.id)
     _refresh_header(services, updated)
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="role", assignee=assignee, role=role))
 
@@ -212,11 +212,13 @@ def change_status(services: Context, incident: Incident, target: Status, user_id
 
 
 def _announce(services: Context, incident: Incident, text: str) -> None:
-    """Post in the incident channel and in the incident's stakeholder thread."""
-    services.slack.post_message(incident.channel_id, text, text_section(text))
+    """Post in the incident channel and in the incident's stakeholder thread, through the outbox: the
+    stakeholder channel (Slack's ~1 post a second, shared by every incident) never holds up the incident's."""
+    outbox = services.outbox
+    outbox.post(incident.channel_id, text, text_section(text), incident_id=incident.id)
     stakeholders = services.settings.stakeholder_channel
     if stakeholders:
-        services.slack.post_message(stakeholders, text, text_section(text), thread_ts=incident.stakeholder_ts)
+        outbox.post(stakeholders, text, text_section(text), thread_ts=incident.stakeholder_ts, incident_id=incident.id)
 
 
 def _refresh_header(services: Context, incident: Incident) -> None:
@@ -266,7 +268,7 @@ def change_impact(services: Context, incident: Incident, user_id: str, *, custom
         what = "customer-facing" if customer_facing else "internal only (not customer-facing)"
     else:
         what = "under business pressure" if business_pressure else "no longer under business pressure"
-    services.slack.post_message(incident.channel_id, services.templates.render(
-        "impact_changed.slack.j2", actor=user_id, impact=what))
+    services.outbox.post(incident.channel_id, services.templates.render(
+        "impact_changed.slack.j2", actor=user_id, impact=what), incident_id=incident.id)
     reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="impact", impact=what))

@@ -1,0 +1,180 @@
+"""Slack writes that must not be lost and must not wait for each other: queue them, drain them anywhere.
+
+:class:`Outbox` appends a write (today: a channel or thread post) to the channel's durable FIFO in
+Redis (:mod:`persistence.outbox`) and returns at once. The post-ack work that queued it is then done,
+and nothing of it lives only in a process's memory: a SIGTERM, an OOM kill or a rolling deploy leaves
+the write in Redis for the next drainer. :class:`Drainer` threads run in every bot process (and can run
+in workers); each takes one channel at a time, sends its head, pops it once Slack accepted it, and
+moves on. A channel that Slack holds back (HTTP 429, ``Retry-After``) is deferred alone: the other
+channels never queue behind it. That is the head-of-line blocking this replaces, where every post-ack
+thread slept on the stakeholder channel's ``Retry-After``.
+
+Exactly once: each write carries a post id (message metadata). A re-delivery — the previous drainer
+died after Slack took the post but before the pop — searches the channel for that id first.
+
+Ordering: per channel, strictly (one lease holder, FIFO). Between channels there is no order, which
+Slack does not give either.
+
+When the stakeholder channel falls behind, the incident's commander is told once per
+:data:`LATE_NOTICE_SECONDS` in the incident channel (which is not behind), with how many updates wait.
+
+What answers within Slack's 3 s (the ack, ``views.open`` with its trigger) and what needs the answer of
+its call (a new channel's id, the pinned header's ``ts``) stays synchronous.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from redis.exceptions import RedisError
+from slack_sdk.models.blocks import Block
+
+from chat.client import TRANSIENT_CODES, SlackClient
+from incident.errors import SlackApiError
+from incident.settings import Settings
+from incident.timeline import EntryKind
+from persistence.connection import get_keys, get_redis
+from persistence.outbox import Claimed, OutboxStore
+from persistence.store import IncidentStore
+from service.context import Context
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT_SECONDS = 0.05
+"""How long an idle drainer thread waits before looking for due channels again."""
+MAX_ATTEMPTS = 8
+"""Transient failures (5xx, timeouts) of one write before it is given up on (logged, on the timeline)."""
+LATE_BACKLOG = 3
+"""Stakeholder posts waiting (incl. the new one) from which the commander is told they go out late."""
+LATE_WAIT_SECONDS = 5.0
+"""Or: the stakeholder channel may not send for this long (a 429's Retry-After)."""
+LATE_NOTICE_SECONDS = 120
+DRAINER_THREADS = 4
+
+
+def _blocks(blocks: list[Block] | list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    if blocks is None:
+        return None
+    return [b.to_dict() if isinstance(b, Block) else b for b in blocks]
+
+
+class Outbox:
+    """Queue Slack writes for the drainers (``services.outbox`` in the service layer)."""
+
+    def __init__(self, services: Context) -> None:
+        self.services = services
+        self.store = OutboxStore(services.redis, services.keys)
+
+    def post(self, channel: str, text: str, blocks: list[Block] | list[dict[str, Any]] | None = None,
+             thread_ts: str | None = None, *, incident_id: str | None = None) -> str:
+        """Queue a post; returns its post id (the message's metadata carries it once it is sent)."""
+        post_id = uuid.uuid4().hex
+        waiting = self.store.push(channel, {
+            "kind": "post", "channel": channel, "text": text, "blocks": _blocks(blocks), "thread_ts": thread_ts,
+            "post_id": post_id, "incident_id": incident_id, "queued_at": time.time()})
+        if incident_id and channel == self.services.settings.stakeholder_channel and channel:
+            self._tell_if_late(channel, waiting, incident_id)
+        return post_id
+
+    def _tell_if_late(self, channel: str, waiting: int, incident_id: str) -> None:
+        until = self.store.waits_until(channel)
+        wait_s = max(0.0, (until or 0) - time.time())
+        if waiting < LATE_BACKLOG and wait_s < LATE_WAIT_SECONDS:
+            return
+        if not self.services.redis.set(self.services.keys.outbox_late_notice(incident_id), "1", nx=True,
+                                       ex=LATE_NOTICE_SECONDS):
+            return
+        incident = self.services.store.get(incident_id)
+        text = self.services.templates.render("stakeholders_late.slack.j2", incident=incident, waiting=waiting,
+                                              wait_s=wait_s, channel=channel)
+        self.post(incident.channel_id, text, incident_id=None)
+
+
+class Drainer:
+    """Threads that send the outbox's writes, one channel each at a time; any number of processes may run one."""
+
+    def __init__(self, settings: Settings, *, threads: int = DRAINER_THREADS, slack: SlackClient | None = None) -> None:
+        self.settings = settings
+        self.store = OutboxStore(get_redis(settings), get_keys(settings))
+        self.slack = slack or SlackClient(settings, max_rate_limit_retries=0)
+        self.incidents = IncidentStore(get_redis(settings), get_keys(settings))
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(index,), name=f"outbox-{index}", daemon=True)
+                         for index in range(threads)]
+        self.sent = 0
+
+    @classmethod
+    def start_for(cls, settings: Settings, **kwargs: Any) -> "Drainer":
+        drainer = cls(settings, **kwargs)
+        for thread in drainer._threads:
+            thread.start()
+        return drainer
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the writes being sent now (what waits stays in Redis for the next drainer)."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self, index: int) -> None:
+        owner = f"{socket.gethostname()}:{os.getpid()}:{index}:{uuid.uuid4().hex[:6]}"
+        while not self._stop.is_set():
+            try:
+                sent = self.drain_once(owner)
+            except RedisError:
+                log.warning("outbox: Redis unavailable; the drainer retries", exc_info=True)
+                sent = False
+                self._stop.wait(1.0)
+            except Exception:  # noqa: BLE001 - a drainer thread must survive anything one write does
+                log.exception("outbox: unexpected error; the drainer carries on")
+                sent = False
+            if not sent:
+                self._stop.wait(IDLE_WAIT_SECONDS)
+
+    def drain_once(self, owner: str) -> bool:
+        """Send the head of the first due channel nobody else is sending; whether one was handled."""
+        for channel in self.store.due_channels():
+            claimed = self.store.claim(channel, owner)
+            if claimed is not None:
+                self._deliver(claimed, owner)
+                return True
+        return False
+
+    def _deliver(self, claimed: Claimed, owner: str) -> None:
+        intent = claimed.intent
+        try:
+            self.slack.post_message(intent["channel"], intent["text"], intent.get("blocks"),
+                                    thread_ts=intent.get("thread_ts"), post_id=intent["post_id"],
+                                    look_first=claimed.attempt > 1)
+        except SlackApiError as error:
+            if error.code == "ratelimited":
+                self.store.defer(claimed, owner, error.retry_after or 1.0)
+                return
+            if error.code in TRANSIENT_CODES and claimed.attempt < MAX_ATTEMPTS:
+                self.store.defer(claimed, owner, min(30.0, 2.0 ** claimed.attempt))
+                return
+            self._give_up(claimed, owner, error.code)
+            return
+        self.store.done(claimed, owner)
+        self.sent += 1
+
+    def _give_up(self, claimed: Claimed, owner: str, code: str) -> None:
+        """A write Slack refuses for good (``channel_not_found``, ``is_archived``…): never silently."""
+        intent = claimed.intent
+        log.error("outbox: Slack refused a post to %s for good (%s) after %d attempt(s): %s", claimed.channel, code,
+                  claimed.attempt, str(intent.get("text"))[:200])
+        if intent.get("incident_id"):
+            try:
+                self.incidents.timeline(str(intent["incident_id"])).append(
+                    EntryKind.BOT_ERROR, "bot", {"step": "outbox post", "channel": claimed.channel, "error": code})
+            except RedisError:
+                log.exception("outbox: could not record the refused post on the timeline")
+        self.store.done(claimed, owner)

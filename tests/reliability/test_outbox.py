@@ -1,0 +1,103 @@
+"""The durable Slack outbox against the emulator's per-channel ``chat.postMessage`` limit and a real Redis.
+
+- The stakeholder channel, which every incident's updates reach, is held to Slack's per-channel
+  allowance; the incident channels' posts must not wait behind it (head-of-line blocking), every
+  stakeholder post still lands once, in order, and the commander is told stakeholders are late.
+- A drainer that dies after Slack took a post but before the pop: the next drainer finds the post by
+  its id and does not post it again.
+- A write Slack refuses for good is given up on visibly (log and timeline), and the channel moves on.
+"""
+
+from __future__ import annotations
+
+import time
+
+from incident.model import Incident
+from incident.settings import Settings
+from persistence.outbox import OutboxStore
+from sandbox.slack import SlackEmulator
+from service.context import Context
+from service.outbox import Drainer, Outbox
+from tests.bot.helpers import open_incident, wait_until
+from tests.fixtures.slack import STAKEHOLDER_CHANNEL, RunningBot
+
+
+def _bot_texts(slack: SlackEmulator, channel: str) -> list[str]:
+    return [str(m.get("text", "")) for m in slack.messages(channel) if m.get("bot_id")]
+
+
+def _stakeholder_replies(slack: SlackEmulator, incident: Incident) -> list[str]:
+    assert incident.stakeholder_ts
+    return [str(m.get("text", "")) for m in slack.replies(STAKEHOLDER_CHANNEL, incident.stakeholder_ts)
+            if m.get("bot_id") and m.get("ts") != incident.stakeholder_ts]
+
+
+def test_a_saturated_stakeholder_channel_holds_up_no_incident_channel(slack: SlackEmulator,
+                                                                       bot_server: RunningBot) -> None:
+    incidents = []
+    for title in ("API down", "DNS flapping", "Nodes lost", "Payments slow"):
+        slack.slash_command("U_ALICE", "C_GENERAL", f"incident open sev1 {title}")
+        wait_until(lambda: len(list(bot_server.services.store.iter_all())) == len(incidents) + 1, 20)
+        incidents.append(open_incident(slack, bot_server, timeout=20))
+    # Slack's per-channel allowance, scaled down: 3 posts per 4 s in each channel.
+    slack.rate_limiter.window_seconds = 4.0
+    slack.rate_limiter.reset()
+    slack.set_rate_limit("chat.postMessage", 3)
+
+    for round_ in range(3):
+        for incident in incidents:
+            slack.slash_command("U_BOB", incident.channel_id, f"update round {round_} for {incident.title}")
+
+    def incident_posts_landed() -> bool:
+        return all(sum("round" in t for t in _bot_texts(slack, i.channel_id)) == 3 for i in incidents)
+
+    wait_until(incident_posts_landed, 30)
+    behind = sum(sum("round" in t for t in _stakeholder_replies(slack, i)) for i in incidents)
+    assert behind < 12, "the stakeholder channel kept up; the test did not saturate it"
+    # … and every stakeholder post lands, once, in order, in its incident's thread.
+    wait_until(lambda: all(sum("round" in t for t in _stakeholder_replies(slack, i)) == 3 for i in incidents), 90)
+    for incident in incidents:
+        rounds = [t for t in _stakeholder_replies(slack, incident) if "round" in t]
+        assert [f"round {n} for {incident.title}" in t for n, t in enumerate(rounds)] == [True] * 3, rounds
+        assert sum("round" in t for t in _bot_texts(slack, incident.channel_id)) == 3
+    late = [t for i in incidents for t in _bot_texts(slack, i.channel_id) if "being updated late" in t]
+    assert late, "no commander was told the stakeholders are updated late"
+    assert OutboxStore(bot_server.services.redis, bot_server.services.keys).pending() == 0
+
+
+def test_a_redelivery_after_a_dead_drainer_does_not_post_twice(slack: SlackEmulator, bot_settings: Settings) -> None:
+    services = Context.from_settings(bot_settings)
+    slack.add_channel("C_OUT", name="out", members=[slack.bot_user_id])
+    post_id = Outbox(services).post("C_OUT", "exactly once, please")
+    store = OutboxStore(services.redis, services.keys, lease_ms=300)
+    claimed = store.claim("C_OUT", "dead-drainer")
+    assert claimed is not None and claimed.attempt == 1
+    # The dead drainer's send reached Slack; it died before popping the head.
+    services.slack.post_message("C_OUT", "exactly once, please", post_id=post_id)
+    time.sleep(0.4)  # its lease runs out (300 ms here, 60 s in production)
+    drainer = Drainer.start_for(bot_settings, threads=1)
+    try:
+        wait_until(lambda: store.backlog("C_OUT") == 0, 10)
+    finally:
+        drainer.stop()
+    assert _bot_texts(slack, "C_OUT") == ["exactly once, please"]
+
+
+def test_a_post_slack_refuses_for_good_is_recorded_and_the_channel_moves_on(slack: SlackEmulator,
+                                                                           bot_settings: Settings) -> None:
+    services = Context.from_settings(bot_settings)
+    slack.add_channel("C_OUT", name="out", members=[slack.bot_user_id])
+    incident = Incident(id="20261201-001", title="t", severity="sev2", channel_id="C_OUT", channel_name="out",
+                        opened_by="U_ALICE", opened_at=services.clock.now(), commander="U_ALICE")
+    services.store.create(incident)
+    outbox = Outbox(services)
+    outbox.post("C_GONE", "to an archived channel", incident_id=incident.id)
+    outbox.post("C_OUT", "still delivered", incident_id=incident.id)
+    drainer = Drainer.start_for(bot_settings, threads=2)
+    try:
+        wait_until(lambda: _bot_texts(slack, "C_OUT") == ["still delivered"], 10)
+        wait_until(lambda: services.store.timeline(incident.id).entries({"bot_error"}), 10)
+    finally:
+        drainer.stop()
+    [error] = services.store.timeline(incident.id).entries({"bot_error"})
+    assert error.data == {"step": "outbox post", "channel": "C_GONE", "error": "channel_not_found"}
