@@ -1,0 +1,161 @@
+"""Benchmark: incident-channel post lag while the stakeholder channel is saturated (target p99 < 2 s).
+
+The production bot (``k8s-incident-bot serve``) runs as its own process against a real Redis and the
+Slack emulator. The emulator answers every write 150 ms late (what real Slack answers in) and holds
+each channel to Slack's ``chat.postMessage`` allowance (about one a second, short bursts: 5 per 5 s
+here). 20 incidents are open; ``/k8s update`` arrives at 5 per second in total, round-robin, for 30 s.
+Every update is posted in its incident channel and in the one stakeholder channel, which can take only
+a fifth of them as they come.
+
+Measured per update: lag from the command to its incident-channel message, and to its stakeholder thread
+reply; whether every post landed, and none twice. Side by side, in the same run, the same load with the
+per-channel limit lifted: the floor that the design adds nothing to.
+
+Run: ``python -m bench.bench_outbox [--incidents 20] [--rate 5] [--seconds 30]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from sandbox.ports import free_port
+from sandbox.redis_server import RedisServer
+from sandbox.slack import SlackEmulator
+
+SECRET = "bench-secret"
+TOKEN = "xoxb-bench"
+STAKE = "C_STAKE"
+WRITE_LATENCY_S = 0.15
+WRITES = ("chat.postMessage", "chat.update", "chat.postEphemeral", "conversations.setTopic", "pins.add")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def _bot(slack: SlackEmulator, redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    kubeconfig = Path(tempfile.mkdtemp()) / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
+           "STAKEHOLDER_CHANNEL": STAKE, "REDIS_URL": redis_url, "KUBECONFIG": str(kubeconfig),
+           "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING"}
+    bot = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "serve"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return bot, port
+        except OSError:
+            time.sleep(0.2)
+    bot.kill()
+    raise RuntimeError("the bot did not start")
+
+
+def _first_ts(messages: list[dict[str, Any]], marker: str) -> tuple[float | None, int]:
+    found = [float(m["ts"]) for m in messages if marker in str(m.get("text", "")) and m.get("bot_id")]
+    return (min(found) if found else None), len(found)
+
+
+def scenario(incidents: int, rate: float, seconds: float, limited: bool) -> dict[str, Any]:
+    with RedisServer() as redis_server, SlackEmulator(signing_secret=SECRET, bot_token=TOKEN) as slack:
+        slack.add_user("U_BENCH", name="bench")
+        slack.add_channel(STAKE, name="stakeholders", members=[slack.bot_user_id])
+        for method in ("chat.postEphemeral", "conversations.create", "conversations.setTopic",
+                       "conversations.setPurpose", "conversations.invite", "pins.add"):
+            slack.set_rate_limit(method, 10_000)
+        bot, port = _bot(slack, redis_server.url)
+        try:
+            slack.request_url = f"http://127.0.0.1:{port}/slack/events"
+            for n in range(incidents):
+                slack.slash_command("U_BENCH", "C_GENERAL", f"incident open sev2 bench incident {n}")
+            deadline = time.monotonic() + 120
+            while len([c for c in slack.channels.values() if c.name.startswith("inc-")]) < incidents:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("incidents did not open")
+                time.sleep(0.2)
+            channels = sorted(c.id for c in slack.channels.values() if c.name.startswith("inc-"))
+            time.sleep(3)  # set-up posts done
+            for method in WRITES:
+                slack.faults.set_delay(method, WRITE_LATENCY_S)
+            slack.rate_limiter.reset()
+            if limited:
+                slack.rate_limiter.window_seconds = 5.0
+                slack.set_rate_limit("chat.postMessage", 5)
+            else:
+                slack.set_rate_limit("chat.postMessage", 100_000)
+            sent: list[tuple[str, str, float]] = []
+            total = int(rate * seconds)
+            started = time.monotonic()
+            for i in range(total):
+                target = started + i / rate
+                time.sleep(max(0.0, target - time.monotonic()))
+                marker = f"bench-update-{i:05d}"
+                channel = channels[i % len(channels)]
+                at = time.time()
+                slack.slash_command("U_BENCH", channel, f"update {marker}")
+                sent.append((marker, channel, at))
+            load_ended = time.time()
+            incident_lags: list[float] = []
+            stake_lags: list[float] = []
+            doubled = 0
+            settle_deadline = time.monotonic() + 600
+            while time.monotonic() < settle_deadline:
+                stake_messages = slack.messages(STAKE)
+                landed = sum(1 for marker, _, _ in sent if _first_ts(stake_messages, marker)[0] is not None)
+                if landed == total:
+                    break
+                time.sleep(1.0)
+            all_landed_after = time.time() - load_ended
+            stake_messages = slack.messages(STAKE)
+            missing = 0
+            for marker, channel, at in sent:
+                first, count = _first_ts(slack.messages(channel), marker)
+                s_first, s_count = _first_ts(stake_messages, marker)
+                doubled += max(0, count - 1) + max(0, s_count - 1)
+                if first is None or s_first is None:
+                    missing += 1
+                    continue
+                incident_lags.append(first - at)
+                stake_lags.append(s_first - at)
+        finally:
+            bot.terminate()
+            bot.wait(timeout=30)
+    return {"incident_lags": incident_lags, "stake_lags": stake_lags, "missing": missing, "doubled": doubled,
+            "total": total, "settled_after": all_landed_after}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--incidents", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    limited = scenario(args.incidents, args.rate, args.seconds, limited=True)
+    floor = scenario(args.incidents, args.rate, args.seconds, limited=False)
+    print(f"{args.incidents} incidents, /k8s update at {args.rate}/s for {args.seconds:.0f} s "
+          f"({limited['total']} updates), Slack writes +{WRITE_LATENCY_S * 1000:.0f} ms, bot in its own process")
+    for name, run in (("stakeholders limited (1/s/channel)", limited), ("no per-channel limit (floor)", floor)):
+        i50, i99 = percentile(run["incident_lags"], 50), percentile(run["incident_lags"], 99)
+        s50, s99 = percentile(run["stake_lags"], 50), percentile(run["stake_lags"], 99)
+        print(f"{name:36s} incident channel lag p50 {i50:6.2f} s p99 {i99:6.2f} s | stakeholder thread lag "
+              f"p50 {s50:6.1f} s p99 {s99:6.1f} s | all landed {run['settled_after']:.0f} s after the load | "
+              f"missing {run['missing']} doubled {run['doubled']}")
+    ratio = percentile(limited["incident_lags"], 99) / max(1e-9, percentile(floor["incident_lags"], 99))
+    print(f"incident-channel p99 with the stakeholder channel saturated / without: {ratio:.2f}x   target p99 < 2 s")
+    ok = percentile(limited["incident_lags"], 99) < 2.0 and not limited["missing"] and not limited["doubled"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
