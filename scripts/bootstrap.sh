@@ -14,7 +14,7 @@ as_root() {
 }
 
 # chromium: the demo page's browser test (Playwright drives Debian's build, no download).
-APT_PACKAGES=(redis-server redis-sentinel chromium)
+APT_PACKAGES=(redis-server redis-sentinel haproxy chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -25,7 +25,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     as_root apt-get update -qq >/dev/null
     as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # The Debian package starts a system redis on 6379; tests and the demo start their own.
-    as_root systemctl disable --now redis-server redis-sentinel >/dev/null 2>&1 || true
+    as_root systemctl disable --now redis-server redis-sentinel haproxy >/dev/null 2>&1 || true
 fi
 
 PYTHON="${PYTHON:-python3}"
