@@ -117,11 +117,12 @@ def _set_up_channel(services: Context, incident: Incident) -> list[str]:
         attempt("pin header", lambda: slack.call("pins.add", channel=incident.channel_id, timestamp=header_ts))
     stakeholders = services.settings.stakeholder_channel
     if stakeholders:
+        # Through the outbox: in an alert storm the stakeholder channel takes about one post a second, and
+        # the incident's own set-up must not wait for it. The post's ts becomes the incident's stakeholder
+        # thread when it is sent; later replies, queued behind it in the same channel, read it then.
         text = templates.render("incident_announcement.slack.j2", incident=incident)
-        announcement_ts = attempt("announce to stakeholders", lambda: slack.post_message(
-            stakeholders, text, text_section(text)))
-        if isinstance(announcement_ts, str):
-            store.set_fields(incident.id, {"stakeholder_ts": announcement_ts})
+        services.outbox.post(stakeholders, text, text_section(text), incident_id=incident.id,
+                             record_ts_as="stakeholder_ts")
     return problems
 
 
@@ -218,7 +219,7 @@ def _announce(services: Context, incident: Incident, text: str) -> None:
     outbox.post(incident.channel_id, text, text_section(text), incident_id=incident.id)
     stakeholders = services.settings.stakeholder_channel
     if stakeholders:
-        outbox.post(stakeholders, text, text_section(text), thread_ts=incident.stakeholder_ts, incident_id=incident.id)
+        outbox.post(stakeholders, text, text_section(text), incident_id=incident.id, in_stakeholder_thread=True)
 
 
 def _refresh_header(services: Context, incident: Incident) -> None:

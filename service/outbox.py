@@ -72,12 +72,20 @@ class Outbox:
         self.store = OutboxStore(services.redis, services.keys)
 
     def post(self, channel: str, text: str, blocks: list[Block] | list[dict[str, Any]] | None = None,
-             thread_ts: str | None = None, *, incident_id: str | None = None) -> str:
-        """Queue a post; returns its post id (the message's metadata carries it once it is sent)."""
+             thread_ts: str | None = None, *, incident_id: str | None = None, record_ts_as: str | None = None,
+             in_stakeholder_thread: bool = False) -> str:
+        """Queue a post; returns its post id (the message's metadata carries it once it is sent).
+
+        ``record_ts_as``: once sent, the post's ``ts`` is stored in this field of the incident (the stakeholder
+        announcement becomes ``stakeholder_ts``). ``in_stakeholder_thread``: the thread is the incident's
+        ``stakeholder_ts`` as it is *when the post is sent* — the announcement that sets it was queued
+        earlier in the same channel, so it has been sent by then.
+        """
         post_id = uuid.uuid4().hex
         waiting = self.store.push(channel, {
             "kind": "post", "channel": channel, "text": text, "blocks": _blocks(blocks), "thread_ts": thread_ts,
-            "post_id": post_id, "incident_id": incident_id, "queued_at": time.time()})
+            "post_id": post_id, "incident_id": incident_id, "queued_at": time.time(), "record_ts_as": record_ts_as,
+            "in_stakeholder_thread": in_stakeholder_thread})
         if incident_id and channel == self.services.settings.stakeholder_channel and channel:
             self._tell_if_late(channel, waiting, incident_id)
         return post_id
@@ -150,10 +158,13 @@ class Drainer:
 
     def _deliver(self, claimed: Claimed, owner: str) -> None:
         intent = claimed.intent
+        incident_id = intent.get("incident_id")
+        thread_ts = intent.get("thread_ts")
+        if intent.get("in_stakeholder_thread") and incident_id:
+            thread_ts = self.incidents.get(str(incident_id)).stakeholder_ts
         try:
-            self.slack.post_message(intent["channel"], intent["text"], intent.get("blocks"),
-                                    thread_ts=intent.get("thread_ts"), post_id=intent["post_id"],
-                                    look_first=claimed.attempt > 1)
+            ts = self.slack.post_message(intent["channel"], intent["text"], intent.get("blocks"), thread_ts=thread_ts,
+                                         post_id=intent["post_id"], look_first=claimed.attempt > 1)
         except SlackApiError as error:
             if error.code == "ratelimited":
                 self.store.defer(claimed, owner, error.retry_after or 1.0)
@@ -163,6 +174,8 @@ class Drainer:
                 return
             self._give_up(claimed, owner, error.code)
             return
+        if intent.get("record_ts_as") and incident_id:
+            self.incidents.set_fields(str(incident_id), {str(intent["record_ts_as"]): ts})
         self.store.done(claimed, owner)
         self.sent += 1
 

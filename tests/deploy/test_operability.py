@@ -67,8 +67,11 @@ def test_readyz_fails_when_redis_is_down(bot_settings: Settings) -> None:
     services = Context.from_settings(settings)
     app = build_wsgi_app(settings, services)
     statuses: list[str] = []
-    body = b"".join(app({"PATH_INFO": "/readyz", "QUERY_STRING": "exclude=kubernetes", "REQUEST_METHOD": "GET"},
-                        lambda status, headers: statuses.append(status)))
+    try:
+        body = b"".join(app({"PATH_INFO": "/readyz", "QUERY_STRING": "exclude=kubernetes", "REQUEST_METHOD": "GET"},
+                            lambda status, headers: statuses.append(status)))
+    finally:
+        app.drain()
     assert statuses == ["503 Service Unavailable"] and b"ConnectionError" in body
 
 
@@ -77,7 +80,11 @@ def test_readyz_is_ready_against_the_real_cluster(bot_settings: Settings, k8s_cl
     settings = bot_settings.model_copy(update={"kubeconfig": k8s_cluster.kubeconfig})
     app = build_wsgi_app(settings, Context.from_settings(settings))
     statuses: list[str] = []
-    body = b"".join(app({"PATH_INFO": "/readyz", "REQUEST_METHOD": "GET"}, lambda status, headers: statuses.append(status)))
+    try:
+        body = b"".join(app({"PATH_INFO": "/readyz", "REQUEST_METHOD": "GET"},
+                            lambda status, headers: statuses.append(status)))
+    finally:
+        app.drain()
     assert statuses == ["200 OK"], body
     assert b'"kubernetes": "ok"' in body and b'"redis": "ok"' in body
 

@@ -44,6 +44,7 @@ from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET, STAKEHOLDER_CHANNEL
 from service import reminders
+from persistence.outbox import OutboxStore
 from service.jobs import STATUS_TICK
 
 REPO = Path(__file__).resolve().parents[2]
@@ -226,7 +227,10 @@ class Harness:
         return sorted(out, key=lambda pair: float(pair[1]["ts"]))
 
     def record(self, minute: int) -> None:
-        """Label the bot messages that appeared since the last call, under ``minute``."""
+        """Label the bot messages that appeared since the last call, under ``minute`` (once every queued
+        post went out: announcements are sent by the outbox's drainers, after the change that queued them)."""
+        outbox = OutboxStore(self.redis, self.services.keys)
+        wait_for(lambda: outbox.pending() == 0, what="the outbox sent what this minute queued")
         for where, message in self.bot_messages():
             if (where, message["ts"]) not in self.seen:
                 self.seen.add((where, message["ts"]))
@@ -284,7 +288,8 @@ def harness(slack: SlackEmulator, bot_settings: Settings, fake_kubeconfig: Path,
     clock = ManualClock(start)
     services = Context.from_settings(settings, clock=clock)
     port = free_port()
-    server = create_server(build_wsgi_app(settings, services), host="127.0.0.1", port=port, threads=8)
+    app = build_wsgi_app(settings, services)
+    server = create_server(app, host="127.0.0.1", port=port, threads=8)
     thread = threading.Thread(target=server.run, name="bot-http", daemon=True)
     thread.start()
     slack.request_url = f"http://127.0.0.1:{port}/slack/events"
@@ -301,6 +306,7 @@ def harness(slack: SlackEmulator, bot_settings: Settings, fake_kubeconfig: Path,
         workers.stop_all()
         server.close()
         thread.join(timeout=5)
+        app.drain(timeout=None)  # acknowledged work and the outbox's drainers stop here, not in the next test
 
 
 def assessment(harness: Harness, minute: int, headline: str, root_cause: str) -> None:
