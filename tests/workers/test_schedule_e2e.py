@@ -231,10 +231,12 @@ class Harness:
         post went out: announcements are sent by the outbox's drainers, after the change that queued them)."""
         outbox = OutboxStore(self.redis, self.services.keys)
         wait_for(lambda: outbox.pending() == 0, what="the outbox sent what this minute queued")
-        for where, message in self.bot_messages():
-            if (where, message["ts"]) not in self.seen:
-                self.seen.add((where, message["ts"]))
-                self.log.append((minute, where, label(message["text"])))
+        new = [(where, message) for where, message in self.bot_messages() if (where, message["ts"]) not in self.seen]
+        # Within a minute: the incident channel's posts, then the stakeholder thread's, each in posting order.
+        # The outbox keeps each channel's order; between two channels there is none (Slack gives none either).
+        for where, message in sorted(new, key=lambda pair: (pair[0] != "inc", float(pair[1]["ts"]))):
+            self.seen.add((where, message["ts"]))
+            self.log.append((minute, where, label(message["text"])))
 
     def prompt_ts(self, rule: str) -> str:
         incident = self.current
