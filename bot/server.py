@@ -4,6 +4,15 @@ The HTTP app routes ``/slack/events`` (slash commands, interactivity and Events 
 as the Slack app manifest declares) to Bolt, and answers ``/healthz`` (process up), ``/readyz`` (Redis
 and the Kubernetes API reachable) and ``/metrics`` (Prometheus) itself.
 On start the channel log is back-filled for every active incident, in the background.
+
+In Socket Mode (:class:`SocketModeLink`) the same Bolt app is fed envelopes from the WebSocket the
+SDK's client keeps open, and the same WSGI app serves only the probes: ``/readyz`` is ready only
+while a connection is up and greeted (``hello``), ``/healthz`` fails once the process has been
+without one for :data:`SOCKET_UNHEALTHY_AFTER_SECONDS` (a liveness restart is the cure then).
+Every envelope is acknowledged, even one that is dropped (another app's, an unknown type, a payload
+Bolt cannot read) — dropped with a log line, never handled, so Slack does not redeliver it and
+nothing changes; ``link_disabled`` (Socket Mode switched off for the app) stops reconnecting, as
+Slack asks.
 """
 
 from __future__ import annotations
@@ -13,15 +22,21 @@ import json
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import App
+from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.socket_mode.builtin import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.app import create_app, post_ack_pool
-from bot.payload_check import form_payload_problem
+from bot.payload_check import form_payload_problem, malformed_reason
 from bot.backfill import backfill_active_incidents
 from observability.logging_setup import configure_logging
 from service.context import Context
@@ -38,18 +53,23 @@ StartResponse = Callable[..., Any]
 
 DRAIN_SECONDS = 25.0
 """How long a stopping bot finishes acknowledged work: inside Kubernetes' default 30 s grace period."""
+SOCKET_UNHEALTHY_AFTER_SECONDS = 60.0
+"""A Socket Mode process without a connection this long fails ``/healthz`` (reconnects take seconds)."""
+ENVELOPE_TYPES = frozenset({"slash_commands", "interactive", "events_api"})
 
 
 class BotWsgiApp:
     """WSGI entry: Slack requests to Bolt, health endpoints answered here."""
 
     def __init__(self, app: App, services: Context, work: ThreadPoolExecutor | None = None,
-                 drainer: Drainer | None = None) -> None:
+                 drainer: Drainer | None = None, link: SocketModeLink | None = None) -> None:
         self._slack = SlackRequestHandler(app)
         self._services = services
         self._kube_api: Any = None
         self._work = work
         self._drainer = drainer
+        self._link = link
+        """Set in Socket Mode: Slack's requests come over it, so ``/slack/events`` is not served."""
 
     def drain(self, timeout: float | None = DRAIN_SECONDS) -> bool:
         """Finish the work already acknowledged to Slack (call after the server stopped taking requests).
@@ -75,10 +95,10 @@ class BotWsgiApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == SLACK_PATH:
+        if path == SLACK_PATH and self._link is None:
             return self._slack_or_400(environ, start_response)
         if path == "/healthz":
-            return _json(start_response, 200, {"status": "ok"})
+            return self._healthz(start_response)
         if path == "/readyz":
             return self._readyz(start_response, _excluded(environ.get("QUERY_STRING", "")))
         if path == "/metrics":
@@ -105,9 +125,22 @@ class BotWsgiApp:
             log.warning("refused a Slack request Bolt could not process", exc_info=True)
             return _json(start_response, 400, {"error": "malformed Slack payload"})
 
+    def _healthz(self, start_response: StartResponse) -> Iterable[bytes]:
+        """Process up; in Socket Mode also whether it is connected, unhealthy after a long time without."""
+        if self._link is None:
+            return _json(start_response, 200, {"status": "ok"})
+        state = self._link.state()
+        healthy = state.connected or state.seconds < SOCKET_UNHEALTHY_AFTER_SECONDS
+        return _json(start_response, 200 if healthy else 503,
+                     {"status": "ok" if healthy else "unhealthy", "socket_mode": state.to_json()})
+
     def _readyz(self, start_response: StartResponse, excluded: frozenset[str] = frozenset()) -> Iterable[bytes]:
-        """Redis and the Kubernetes API; ``?exclude=kubernetes`` (like the apiserver's) leaves a check out."""
-        probes = {"redis": self._services.redis.ping, "kubernetes": self._kube_version}
+        """Redis and the Kubernetes API (and the Socket Mode connection in Socket Mode);
+        ``?exclude=kubernetes`` (like the apiserver's) leaves a check out."""
+        probes: dict[str, Callable[[], object]] = {"redis": self._services.redis.ping,
+                                                   "kubernetes": self._kube_version}
+        if self._link is not None:
+            probes["slack"] = self._link.require_connected
         checks = {name: self._check(probe) for name, probe in probes.items() if name not in excluded}
         ready = all(result == "ok" for result in checks.values())
         return _json(start_response, 200 if ready else 503, {"status": "ready" if ready else "not ready", **checks})
@@ -189,26 +222,182 @@ def _stop_serving(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+@dataclass(frozen=True)
+class LinkState:
+    """What the probes say about the Socket Mode connection."""
+
+    connected: bool
+    seconds: float
+    """How long it has been connected, or without a connection."""
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"connected": self.connected, "seconds": round(self.seconds, 1), "detail": self.detail}
+
+
+class _Client(SocketModeClient):
+    """The SDK's Socket Mode client, except that ``link_disabled`` ends reconnecting.
+
+    The SDK reconnects on every ``disconnect``; Slack's ``link_disabled`` means Socket Mode was
+    switched off for the app, and reconnecting is what Slack asks apps not to do.
+    """
+
+    link_disabled = False
+
+    def enqueue_message(self, message: str) -> None:
+        if '"link_disabled"' in message and _is_link_disabled(message):
+            self.link_disabled = True
+            self.auto_reconnect_enabled = False
+            log.error("Slack switched Socket Mode off for this app (link_disabled); not reconnecting")
+            threading.Thread(target=self.disconnect, name="link-disabled", daemon=True).start()
+            return
+        super().enqueue_message(message)
+
+
+def _is_link_disabled(message: str) -> bool:
+    try:
+        parsed = json.loads(message)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("type") == "disconnect" and parsed.get("reason") == "link_disabled"
+
+
+class SocketModeLink:
+    """Bolt fed from Slack's Socket Mode WebSocket, with the state the probes report.
+
+    Envelopes are checked before Bolt sees them (:meth:`envelope_problem`) and every one is
+    acknowledged, so a bad one is dropped once instead of being redelivered.
+    """
+
+    def __init__(self, app: App, app_token: str) -> None:
+        self.app = app
+        self.client = _Client(app_token=app_token, logger=logging.getLogger("bot.socket_mode"),
+                              web_client=app.client, ping_interval=10)
+        self.client.socket_mode_request_listeners.append(self._handle)  # type: ignore[arg-type]
+        self.client.message_listeners.append(self._on_message)  # type: ignore[arg-type]
+        self.client.on_close_listeners.append(self._on_close)
+        self.app_id: str | None = None
+        """From ``hello``'s ``connection_info``: envelopes for any other app are dropped."""
+        self._lock = threading.Lock()
+        self._greeted: str | None = None
+        self._since = time.monotonic()
+
+    def connect(self) -> None:
+        """Open the first connection (``apps.connections.open`` with the app-level token)."""
+        self.client.connect()
+
+    def close(self) -> None:
+        """Stop reconnecting, close the connection, wait for envelopes being handled."""
+        self.client.close()
+
+    def state(self) -> LinkState:
+        """Connected (a live connection that has had its ``hello``) or not, and for how long."""
+        with self._lock:
+            session, greeted, since = self.client.session_id(), self._greeted, self._since
+        connected = self.client.is_connected() and greeted is not None and greeted == session
+        if connected:
+            detail = f"connected (session {session})"
+        elif self.client.link_disabled:
+            detail = "link_disabled: Socket Mode is switched off for this app in Slack"
+        else:
+            detail = "connecting" if greeted is None else "reconnecting"
+        return LinkState(connected, time.monotonic() - since, detail)
+
+    def require_connected(self) -> None:
+        """Raise unless connected (the ``slack`` check of ``/readyz``)."""
+        state = self.state()
+        if not state.connected:
+            raise ConnectionError(f"Socket Mode not connected: {state.detail}")
+
+    def _on_message(self, client: SocketModeClient, message: dict[str, Any], raw: str | None) -> None:
+        if message.get("type") != "hello":
+            return
+        app_id = (message.get("connection_info") or {}).get("app_id")
+        with self._lock:
+            if app_id:
+                self.app_id = str(app_id)
+            if self._greeted is None or self._greeted != client.session_id():
+                self._since = time.monotonic()
+            self._greeted = client.session_id()
+        log.info("Socket Mode connected (%s connection(s) open for the app)", message.get("num_connections"))
+
+    def _on_close(self, code: int, reason: str | None = None) -> None:
+        with self._lock:
+            self._since = time.monotonic()
+
+    def envelope_problem(self, req: SocketModeRequest) -> str | None:
+        """Why an envelope must be dropped unhandled, ``None`` when Bolt may have it."""
+        if req.type not in ENVELOPE_TYPES:
+            return f"unknown envelope type {req.type!r}"
+        app_id = req.payload.get("api_app_id")
+        if self.app_id and app_id and app_id != self.app_id:
+            return f"envelope for app {app_id}, this is {self.app_id}"
+        if req.type == "interactive":
+            return malformed_reason(req.payload)
+        if req.type == "events_api" and not isinstance(req.payload.get("event"), dict):
+            return "events_api envelope without an event object"
+        return None
+
+    def _handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:
+        started = time.time()
+        problem = self.envelope_problem(req)
+        if problem is not None:
+            log.warning("dropped Socket Mode envelope %s: %s", req.envelope_id, problem)
+            _ack(client, req)
+            return
+        try:
+            response = run_bolt_app(self.app, req)
+        except Exception:  # noqa: BLE001 - nothing ran; acknowledged so it is not redelivered
+            log.warning("dropped Socket Mode envelope %s that Bolt could not process", req.envelope_id, exc_info=True)
+            _ack(client, req)
+            return
+        if response.status == 200:
+            send_response(client, req, response, started)
+        else:
+            log.info("Socket Mode envelope %s got no listener (Bolt status %s)", req.envelope_id, response.status)
+            _ack(client, req)
+
+
+def _ack(client: SocketModeClient, req: SocketModeRequest) -> None:
+    try:
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+    except Exception:  # noqa: BLE001 - the connection went; Slack redelivers what it did not hear about
+        log.warning("could not acknowledge Socket Mode envelope %s", req.envelope_id, exc_info=True)
+
+
+def build_socket_mode(settings: Settings, services: Context | None = None) -> tuple[SocketModeLink, BotWsgiApp]:
+    """The Bolt app behind a :class:`SocketModeLink`, and the probes' WSGI app that reports on it."""
+    services = services or Context.from_settings(settings)
+    work = post_ack_pool()
+    app = create_app(services, work=work)
+    link = SocketModeLink(app, settings.secret("slack_app_token"))
+    return link, BotWsgiApp(app, services, work, Drainer.start_for(settings), link)
+
+
 def serve_socket_mode(settings: Settings) -> None:
-    """Connect to Slack over Socket Mode until interrupted; health and metrics stay on HTTP_PORT."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    """Connect to Slack over Socket Mode until interrupted; health and metrics stay on HTTP_PORT.
+
+    SIGTERM (or Ctrl-C): stop reconnecting and close the connection — Slack sends what comes next
+    to the app's other connections — then finish the work already acknowledged, as ``serve`` does.
+    """
     from waitress.server import create_server
 
     configure_logging(settings)
     services = Context.from_settings(settings)
-    work = post_ack_pool()
-    app = create_app(services, work=work)
-    wsgi = BotWsgiApp(app, services, work, Drainer.start_for(settings))
+    link, wsgi = build_socket_mode(settings, services)
     probes = create_server(wsgi, host=settings.http_host, port=settings.http_port, threads=4, ident="k8s-incident-bot")
     threading.Thread(target=probes.run, name="probes-http", daemon=True).start()
     log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", settings.http_host, settings.http_port)
     _start_backfill(services)
     signal.signal(signal.SIGTERM, _stop_serving)
-    handler = SocketModeHandler(app, settings.secret("slack_app_token"))
     try:
-        handler.start()
+        link.connect()
+        threading.Event().wait()
     except KeyboardInterrupt:
-        handler.close()
+        pass
     finally:
-        log.info("disconnected from Slack; finishing the work already acknowledged")
+        log.info("disconnecting from Slack; finishing the work already acknowledged")
+        link.close()
         wsgi.drain()
+        probes.close()
+        log.info("stopped")
