@@ -56,6 +56,9 @@ DRAIN_SECONDS = 25.0
 SOCKET_UNHEALTHY_AFTER_SECONDS = 60.0
 """A Socket Mode process without a connection this long fails ``/healthz`` (reconnects take seconds)."""
 ENVELOPE_TYPES = frozenset({"slash_commands", "interactive", "events_api"})
+PING_INTERVAL_SECONDS = 3.0
+"""slack_sdk's client notices a connection lost without a close only by its pings (4 unanswered, or 5
+failed sends): every 3 s that is a reconnect within about 15 s (Bolt's default of 10 s: about a minute)."""
 
 
 class BotWsgiApp:
@@ -272,7 +275,7 @@ class SocketModeLink:
     def __init__(self, app: App, app_token: str) -> None:
         self.app = app
         self.client = _Client(app_token=app_token, logger=logging.getLogger("bot.socket_mode"),
-                              web_client=app.client, ping_interval=10)
+                              web_client=app.client, ping_interval=PING_INTERVAL_SECONDS)
         self.client.socket_mode_request_listeners.append(self._handle)  # type: ignore[arg-type]
         self.client.message_listeners.append(self._on_message)  # type: ignore[arg-type]
         self.client.on_close_listeners.append(self._on_close)
