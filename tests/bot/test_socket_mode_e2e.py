@@ -104,7 +104,7 @@ def test_probes_follow_the_connection_and_link_disabled_stops_reconnecting(
     assert requests.post(f"{bot_server.url}/slack/events", data=b"{}", timeout=5).status_code == 404
 
     slack.socket_mode = False  # switched off in the app's settings: link_disabled on every connection
-    slack.link.wait_for_connections(0)
+    wait_until(lambda: slack.socket_connections == [])
     assert bot_server.link is not None
     wait_until(lambda: not bot_server.link.state().connected)  # type: ignore[union-attr]
     not_ready = requests.get(f"{bot_server.url}/readyz?exclude=kubernetes", timeout=5)
