@@ -239,30 +239,44 @@ class LinkState:
 
 
 class _Client(SocketModeClient):
-    """The SDK's Socket Mode client, except that ``link_disabled`` ends reconnecting.
+    """The SDK's Socket Mode client, with frames screened before its queue.
 
     The SDK reconnects on every ``disconnect``; Slack's ``link_disabled`` means Socket Mode was
-    switched off for the app, and reconnecting is what Slack asks apps not to do.
+    switched off for the app, and reconnecting is what Slack asks apps not to do. Frames that are not
+    JSON objects, and envelopes whose payload is not an object, would make the SDK log a traceback
+    and leave the envelope unacknowledged (so Slack redelivers it); they are logged and dropped here,
+    the envelope acknowledged.
     """
 
     link_disabled = False
 
     def enqueue_message(self, message: str) -> None:
-        if '"link_disabled"' in message and _is_link_disabled(message):
+        try:
+            parsed = json.loads(message)
+        except ValueError:
+            log.warning("dropped a Socket Mode frame that is not JSON: %.200s", message)
+            return
+        if not isinstance(parsed, dict):
+            log.warning("dropped a Socket Mode frame that is not an object: %.200s", message)
+            return
+        if parsed.get("type") == "disconnect" and parsed.get("reason") == "link_disabled":
             self.link_disabled = True
             self.auto_reconnect_enabled = False
             log.error("Slack switched Socket Mode off for this app (link_disabled); not reconnecting")
             threading.Thread(target=self.disconnect, name="link-disabled", daemon=True).start()
             return
+        envelope_id = parsed.get("envelope_id")
+        if envelope_id is not None and not isinstance(parsed.get("payload"), dict):
+            log.warning("dropped Socket Mode envelope %s: its payload is not an object", envelope_id)
+            self.message_workers.submit(self._ack_quietly, envelope_id)
+            return
         super().enqueue_message(message)
 
-
-def _is_link_disabled(message: str) -> bool:
-    try:
-        parsed = json.loads(message)
-    except ValueError:
-        return False
-    return isinstance(parsed, dict) and parsed.get("type") == "disconnect" and parsed.get("reason") == "link_disabled"
+    def _ack_quietly(self, envelope_id: object) -> None:
+        try:
+            self.send_socket_mode_response({"envelope_id": envelope_id})
+        except Exception:  # noqa: BLE001 - the connection went; Slack redelivers
+            log.warning("could not acknowledge Socket Mode envelope %s", envelope_id, exc_info=True)
 
 
 class SocketModeLink:
