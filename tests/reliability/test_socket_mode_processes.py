@@ -17,12 +17,12 @@ import redis
 import requests
 
 from incident.settings import Settings
-from incident.store import IncidentStore
+from persistence.store import IncidentStore
 from sandbox.ports import free_port
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import ephemeral_texts, wait_until
 from tests.fixtures.workers import settings_environment
-from workers.connection import get_keys
+from persistence.connection import get_keys
 
 INCIDENTS = 6
 COMMANDS = 12
