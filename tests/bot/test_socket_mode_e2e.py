@@ -1,6 +1,6 @@
 """What only Socket Mode has: connections that Slack refreshes or loses, envelopes to check, probes to answer.
 
-The production :class:`bot.server.SocketModeLink` (Bolt on slack_sdk's Socket Mode client) runs in
+The production :class:`bot.socket_mode.SocketModeLink` (Bolt on slack_sdk's Socket Mode client) runs in
 this process against the emulator's real WebSocket endpoint. Slack asks apps to reconnect when told
 (``refresh_requested``), survive a connection that vanishes, never to reconnect after
 ``link_disabled``, and to acknowledge every envelope; the bot's readiness follows the connection.
@@ -17,6 +17,8 @@ import uuid
 
 import pytest
 import requests
+
+import bot.server
 
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
@@ -96,7 +98,7 @@ def test_connection_dropped_mid_work_reconnects_and_the_acknowledged_work_finish
 
 @socket_mode
 def test_probes_follow_the_connection_and_link_disabled_stops_reconnecting(
-        slack: SlackEmulator, bot_server: RunningBot) -> None:
+        slack: SlackEmulator, bot_server: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
     ready = requests.get(f"{bot_server.url}/readyz?exclude=kubernetes", timeout=5)
     assert ready.status_code == 200 and ready.json()["slack"] == "ok"
     health = requests.get(f"{bot_server.url}/healthz", timeout=5).json()
@@ -111,6 +113,9 @@ def test_probes_follow_the_connection_and_link_disabled_stops_reconnecting(
     assert not_ready.status_code == 503 and "link_disabled" in not_ready.json()["slack"]
     health = requests.get(f"{bot_server.url}/healthz", timeout=5).json()
     assert health["status"] == "ok" and health["socket_mode"]["connected"] is False  # not yet a minute
+    monkeypatch.setattr(bot.server, "SOCKET_UNHEALTHY_AFTER_SECONDS", 0.0)  # as if the minute had passed
+    unhealthy = requests.get(f"{bot_server.url}/healthz", timeout=5)
+    assert unhealthy.status_code == 503 and unhealthy.json()["status"] == "unhealthy"
     assert bot_server.link.client.auto_reconnect_enabled is False
     assert slack.socket_connections == [] and len(slack.calls_to("apps.connections.open")) == 1
 
@@ -135,7 +140,7 @@ def test_bad_envelopes_are_logged_acknowledged_and_dropped(slack: SlackEmulator,
         "payload is not an object": {"type": "interactive", "payload": [1, 2]},
     }
     ids = {}
-    with caplog.at_level(logging.WARNING, logger="bot.server"):
+    with caplog.at_level(logging.WARNING, logger="bot.socket_mode"):
         assert slack.socket_send_raw("{this is not json", connection)
         assert slack.socket_send_raw(json.dumps(["a", "list"]), connection)
         for problem, envelope in bad.items():
