@@ -33,7 +33,7 @@ import pytest
 from kubernetes import client as k8s
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
-from sandbox.demo import SCENARIOS, DemoStack
+from sandbox.demo import MODE_VARIABLE, SCENARIOS, DemoStack, run_demo
 from sandbox.demo.page import attach_page
 from sandbox.slack import SlackEmulator
 from sandbox.slack.model import File
@@ -333,3 +333,12 @@ def test_commands_buttons_and_modals_reach_the_real_bot(slack: SlackEmulator, bo
         time.sleep(0.1)
     else:
         pytest.fail("the status update from the modal never reached the channel")
+
+
+def test_the_demo_mode_setting_is_checked_before_anything_starts(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(MODE_VARIABLE, "carrier-pigeon")
+    assert run_demo() == 2
+    assert "DEMO_SLACK_MODE must be one of http, socket" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        DemoStack(slack_mode="carrier-pigeon")
