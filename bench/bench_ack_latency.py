@@ -165,7 +165,8 @@ def run(requests: int, concurrency: int) -> int:
         slow = sum(1 for a in ack.samples if a > 3000)
         print(f"{ack.label:<24} ratio to bare p50 {ack.p50 / bare.p50:.2f}x  p99 {ack.p99 / bare.p99:.2f}x;  "
               f"mean {statistics.mean(ack.samples):.1f} ms; slower than 3 s: {slow}")
-    print(f"Socket Mode / HTTP ack      p50 {socket_ack.p50 / http_ack.p50:.2f}x  p99 {socket_ack.p99 / http_ack.p99:.2f}x")
+    print(f"Socket Mode / HTTP ack      p50 {socket_ack.p50 / http_ack.p50:.2f}x  "
+          f"p99 {socket_ack.p99 / http_ack.p99:.2f}x")
     return 0 if http_ack.p99 < TARGET_P99_MS and socket_ack.p99 < TARGET_P99_MS else 1
 
 

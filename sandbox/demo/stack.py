@@ -149,7 +149,8 @@ class DemoStack:
             except OSError:
                 time.sleep(0.2)
         else:
-            raise RuntimeError(f"the bot did not come up within {BOT_START_SECONDS:.0f} s:\n{self._processes[-1].tail()}")
+            raise RuntimeError(f"the bot did not come up within {BOT_START_SECONDS:.0f} s:\n"
+                               f"{self._processes[-1].tail()}")
         if self.slack_mode == "socket":  # up is not enough: it must have opened its WebSocket
             try:
                 self.slack.wait_for_socket_connections(1, max(1.0, deadline - time.monotonic()))

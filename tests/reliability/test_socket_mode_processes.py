@@ -29,7 +29,8 @@ COMMANDS = 12
 
 
 @pytest.fixture()
-def two_socket_bots(slack: SlackEmulator, bot_settings: Settings, tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+def two_socket_bots(slack: SlackEmulator, bot_settings: Settings,
+                    tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Two production ``socket`` processes, both connected to the emulator."""
     slack.socket_mode = True
     procs: list[subprocess.Popen[bytes]] = []

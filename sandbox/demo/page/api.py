@@ -1,12 +1,11 @@
 """The demo page's server side: static files under ``/ui/`` and a small JSON API under ``/ui/api/``.
 
 Mounted on the emulator's HTTP server by :func:`sandbox.demo.page.attach_page` (the demo stack does
-it at start). The page polls
-``GET /ui/api/state`` about once a second and acts through POSTs that call the emulator's
-:class:`~sandbox.slack.interactions.Interactions` — typing a slash command, clicking a button,
-submitting a modal, posting a message — which send the bot what Slack sends (signed requests, or envelopes in Socket Mode).
-The page never writes the bot's side: channels, messages, ephemeral replies, modals and files all
-appear because the bot made the Web API calls.
+it at start). The page polls ``GET /ui/api/state`` about once a second and acts through POSTs that
+call the emulator's :class:`~sandbox.slack.interactions.Interactions` — typing a slash command,
+clicking a button, submitting a modal, posting a message — which send the bot what Slack sends
+(signed requests, or envelopes in Socket Mode). The page never writes the bot's side: channels,
+messages, ephemeral replies, modals and files all appear because the bot made the Web API calls.
 
 Routes (JSON bodies; every answer is ``{"ok": true, …}`` or ``{"ok": false, "error": …}``):
 
