@@ -62,6 +62,7 @@ class SlackEmulator(Interactions):
                               limiter=self.rate_limiter, faults=self.faults, calls=self._calls,
                               app_token=self.app_token)
         self.client = BotClient(signing_secret, lambda: self.request_url)
+        self.events_sent = []
         self.link = SocketLink(app_id)
         self.socket = SocketModeTransport(self.link, self.client)
         self._socket_mode = socket_mode

@@ -33,6 +33,8 @@ class Interactions:
     workspace: Workspace
     client: BotClient
     verification_token: str
+    events_sent: list[tuple[str, dict[str, Any]]]
+    """Every event delivered (``event_id``, event), first deliveries and retries, in order."""
 
     @property
     def transport(self) -> Transport:
@@ -131,6 +133,7 @@ class Interactions:
         reason defaults to the transport's own: ``http_timeout`` over HTTP, ``timeout`` over Socket Mode)."""
         event_id = event_id or self.workspace.new_id("Ev")
         envelope = payloads.event_callback(self.workspace, self.verification_token, event, event_id)
+        self.events_sent.append((event_id, event))
         return self.transport.event(envelope, event_id=event_id, retry_num=retry_num,
                                     retry_reason=retry_reason if retry_num is not None else None)
 
