@@ -1,10 +1,16 @@
-"""Benchmark: acknowledgement latency of ``/k8s`` commands at 50 concurrent requests (target p99 < 100 ms).
+"""Benchmark: acknowledgement latency of ``/k8s`` commands at 50 concurrent requests, over HTTP and Socket Mode
+(target p99 < 100 ms for both).
 
-The production bot (``k8s-incident-bot serve``, Bolt under waitress) runs as its own process against a
-real Redis and the Slack emulator; the emulator signs and sends slash commands like Slack, 50 at a
-time, and measures how long the bot takes to answer each HTTP request (the ack). Side by side, the
-same load against the bot's ``/healthz`` shows what the HTTP server alone costs, so the ratio is the
-price of signature checking, parsing and Bolt's dispatch.
+The production bot runs as its own process against a real Redis and the Slack emulator, first as
+``k8s-incident-bot serve`` (Bolt under waitress; the emulator signs and POSTs slash commands like
+Slack), then as ``k8s-incident-bot socket`` (slack_sdk's Socket Mode client; the emulator sends the same
+commands as ``slash_commands`` envelopes over the WebSocket and waits for the acknowledgement). The
+load is the same: the same commands, the same number, 50 at a time, in the same run.
+
+Beside each, what the transport alone costs: the same load against the bot's ``/healthz`` (HTTP
+server, no Slack), and against a bare WebSocket client that acknowledges every envelope at once (the
+emulator's Socket Mode side, no Bolt). The ratio to those is the price of signature checking (HTTP),
+parsing and Bolt's dispatch.
 
 Run: ``python -m bench.bench_ack_latency [--requests 1000] [--concurrency 50]``.
 """
@@ -12,15 +18,24 @@ Run: ``python -m bench.bench_ack_latency [--requests 1000] [--concurrency 50]``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+from slack_sdk import WebClient
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
@@ -29,11 +44,83 @@ from sandbox.slack import SlackEmulator
 SECRET = "bench-secret"
 TOKEN = "xoxb-bench"
 COMMANDS = ("help", "incident status", "frobnicate", "severity sev9", "update all good")
+TARGET_P99_MS = 100.0
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+@dataclass(frozen=True)
+class Figures:
+    label: str
+    samples: list[float]
+    wall_seconds: float
+
+    def line(self, target: bool = False) -> str:
+        p50, p99 = percentile(self.samples, 50), percentile(self.samples, 99)
+        goal = f"   target p99 < {TARGET_P99_MS:.0f} ms" if target else ""
+        return (f"{self.label:<24} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {max(self.samples):7.1f} ms  "
+                f"{len(self.samples) / self.wall_seconds:6.0f} req/s{goal}")
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.samples, 99)
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.samples, 50)
+
+
+def measure(label: str, call: Callable[[int], float], requests: int, concurrency: int) -> Figures:
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(call, range(concurrency)))  # warm-up
+        started = time.perf_counter()
+        samples = list(pool.map(call, range(requests)))
+        return Figures(label, samples, time.perf_counter() - started)
+
+
+def _wait_ready(port: int, path: str = "/healthz", timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the bot did not answer {path} within {timeout} s")
+
+
+@contextmanager
+def bot_process(command: str, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    bot = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", command], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield bot
+    finally:
+        bot.terminate()
+        bot.wait(timeout=30)
+
+
+@contextmanager
+def bare_socket_app(slack: SlackEmulator) -> Iterator[None]:
+    """A WebSocket client that acknowledges every envelope at once: Socket Mode's own cost."""
+    url = WebClient(base_url=slack.api_url).apps_connections_open(app_token=slack.app_token)["url"]
+    with connect(str(url)) as ws:
+        ws.recv()  # hello
+
+        def answer() -> None:
+            try:
+                for text in ws:
+                    ws.send(json.dumps({"envelope_id": json.loads(text)["envelope_id"]}))
+            except ConnectionClosed:
+                pass
+
+        threading.Thread(target=answer, daemon=True).start()
+        slack.wait_for_socket_connections(1)
+        yield
 
 
 def run(requests: int, concurrency: int) -> int:
@@ -45,50 +132,42 @@ def run(requests: int, concurrency: int) -> int:
         kubeconfig = Path(tempfile.mkdtemp()) / "kubeconfig"
         kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
         env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
-               "STAKEHOLDER_CHANNEL": "C_STAKE", "REDIS_URL": redis_server.url, "KUBECONFIG": str(kubeconfig),
-               "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING"}
-        bot = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "serve"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-                    break
-                except OSError:
-                    time.sleep(0.2)
+               "SLACK_APP_TOKEN": slack.app_token, "STAKEHOLDER_CHANNEL": "C_STAKE", "REDIS_URL": redis_server.url,
+               "KUBECONFIG": str(kubeconfig), "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING"}
+
+        def command(i: int) -> float:
+            response = slack.slash_command("U_BENCH", "C_GENERAL", COMMANDS[i % len(COMMANDS)])
+            assert response.status == 200, response
+            return response.elapsed_seconds * 1000
+
+        def health(i: int) -> float:
+            started = time.perf_counter()
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read()
+            return (time.perf_counter() - started) * 1000
+
+        with bot_process("serve", env):
+            _wait_ready(port)
             slack.request_url = f"http://127.0.0.1:{port}/slack/events"
+            http_ack = measure("HTTP /k8s ack", command, requests, concurrency)
+            http_bare = measure("HTTP /healthz (bare)", health, requests, concurrency)
 
-            def command(i: int) -> float:
-                response = slack.slash_command("U_BENCH", "C_GENERAL", COMMANDS[i % len(COMMANDS)])
-                assert response.status == 200, response
-                return response.elapsed_seconds * 1000
+        slack.socket_mode = True
+        with bot_process("socket", env):
+            _wait_ready(port, "/readyz?exclude=kubernetes")  # ready = connected over Socket Mode
+            socket_ack = measure("Socket Mode /k8s ack", command, requests, concurrency)
+        with bare_socket_app(slack):
+            socket_bare = measure("Socket Mode bare ack", command, requests, concurrency)
 
-            def health(i: int) -> float:
-                started = time.perf_counter()
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read()
-                return (time.perf_counter() - started) * 1000
-
-            with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                list(pool.map(command, range(concurrency)))  # warm-up
-                started = time.perf_counter()
-                acks = list(pool.map(command, range(requests)))
-                ack_wall = time.perf_counter() - started
-                started = time.perf_counter()
-                bare = list(pool.map(health, range(requests)))
-                bare_wall = time.perf_counter() - started
-        finally:
-            bot.terminate()
-            bot.wait(timeout=10)
-    p50, p99 = percentile(acks, 50), percentile(acks, 99)
-    b50, b99 = percentile(bare, 50), percentile(bare, 99)
-    print(f"{requests} requests, {concurrency} concurrent, bot in its own process")
-    print(f"/k8s ack      p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {max(acks):7.1f} ms  "
-          f"{requests / ack_wall:6.0f} req/s   target p99 < 100 ms")
-    print(f"/healthz      p50 {b50:7.1f} ms  p99 {b99:7.1f} ms  max {max(bare):7.1f} ms  {requests / bare_wall:6.0f} req/s")
-    print(f"ratio ack/healthz  p50 {p50 / b50:.2f}x  p99 {p99 / b99:.2f}x;  mean ack {statistics.mean(acks):.1f} ms; "
-          f"slowest > 3 s: {sum(1 for a in acks if a > 3000)}")
-    return 0 if p99 < 100 else 1
+    print(f"{requests} requests, {concurrency} concurrent, bot in its own process, same load over both transports")
+    for figures, target in ((http_ack, True), (http_bare, False), (socket_ack, True), (socket_bare, False)):
+        print(figures.line(target))
+    for ack, bare in ((http_ack, http_bare), (socket_ack, socket_bare)):
+        slow = sum(1 for a in ack.samples if a > 3000)
+        print(f"{ack.label:<24} ratio to bare p50 {ack.p50 / bare.p50:.2f}x  p99 {ack.p99 / bare.p99:.2f}x;  "
+              f"mean {statistics.mean(ack.samples):.1f} ms; slower than 3 s: {slow}")
+    print(f"Socket Mode / HTTP ack      p50 {socket_ack.p50 / http_ack.p50:.2f}x  "
+          f"p99 {socket_ack.p99 / http_ack.p99:.2f}x")
+    return 0 if http_ack.p99 < TARGET_P99_MS and socket_ack.p99 < TARGET_P99_MS else 1
 
 
 def main(argv: list[str]) -> int:

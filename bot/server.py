@@ -4,6 +4,12 @@ The HTTP app routes ``/slack/events`` (slash commands, interactivity and Events 
 as the Slack app manifest declares) to Bolt, and answers ``/healthz`` (process up), ``/readyz`` (Redis
 and the Kubernetes API reachable) and ``/metrics`` (Prometheus) itself.
 On start the channel log is back-filled for every active incident, in the background.
+
+In Socket Mode the same Bolt app is fed envelopes by a :class:`~bot.socket_mode.SocketModeLink`,
+and the same WSGI app serves only the probes: ``/readyz`` is ready only while the link is connected
+and greeted (``hello``), ``/healthz`` fails once the process has been without a connection for
+:data:`SOCKET_UNHEALTHY_AFTER_SECONDS` (a liveness restart is the cure then), ``/slack/events`` is
+not served.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.app import create_app, post_ack_pool
 from bot.payload_check import form_payload_problem
+from bot.socket_mode import SocketModeLink
 from bot.backfill import backfill_active_incidents
 from observability.logging_setup import configure_logging
 from service.context import Context
@@ -38,18 +45,22 @@ StartResponse = Callable[..., Any]
 
 DRAIN_SECONDS = 25.0
 """How long a stopping bot finishes acknowledged work: inside Kubernetes' default 30 s grace period."""
+SOCKET_UNHEALTHY_AFTER_SECONDS = 60.0
+"""A Socket Mode process without a connection this long fails ``/healthz`` (reconnects take seconds)."""
 
 
 class BotWsgiApp:
     """WSGI entry: Slack requests to Bolt, health endpoints answered here."""
 
     def __init__(self, app: App, services: Context, work: ThreadPoolExecutor | None = None,
-                 drainer: Drainer | None = None) -> None:
+                 drainer: Drainer | None = None, link: SocketModeLink | None = None) -> None:
         self._slack = SlackRequestHandler(app)
         self._services = services
         self._kube_api: Any = None
         self._work = work
         self._drainer = drainer
+        self._link = link
+        """Set in Socket Mode: Slack's requests come over it, so ``/slack/events`` is not served."""
 
     def drain(self, timeout: float | None = DRAIN_SECONDS) -> bool:
         """Finish the work already acknowledged to Slack (call after the server stopped taking requests).
@@ -75,10 +86,10 @@ class BotWsgiApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == SLACK_PATH:
+        if path == SLACK_PATH and self._link is None:
             return self._slack_or_400(environ, start_response)
         if path == "/healthz":
-            return _json(start_response, 200, {"status": "ok"})
+            return self._healthz(start_response)
         if path == "/readyz":
             return self._readyz(start_response, _excluded(environ.get("QUERY_STRING", "")))
         if path == "/metrics":
@@ -105,9 +116,22 @@ class BotWsgiApp:
             log.warning("refused a Slack request Bolt could not process", exc_info=True)
             return _json(start_response, 400, {"error": "malformed Slack payload"})
 
+    def _healthz(self, start_response: StartResponse) -> Iterable[bytes]:
+        """Process up; in Socket Mode also whether it is connected, unhealthy after a long time without."""
+        if self._link is None:
+            return _json(start_response, 200, {"status": "ok"})
+        state = self._link.state()
+        healthy = state.connected or state.seconds < SOCKET_UNHEALTHY_AFTER_SECONDS
+        return _json(start_response, 200 if healthy else 503,
+                     {"status": "ok" if healthy else "unhealthy", "socket_mode": state.to_json()})
+
     def _readyz(self, start_response: StartResponse, excluded: frozenset[str] = frozenset()) -> Iterable[bytes]:
-        """Redis and the Kubernetes API; ``?exclude=kubernetes`` (like the apiserver's) leaves a check out."""
-        probes = {"redis": self._services.redis.ping, "kubernetes": self._kube_version}
+        """Redis and the Kubernetes API (and the Socket Mode connection in Socket Mode);
+        ``?exclude=kubernetes`` (like the apiserver's) leaves a check out."""
+        probes: dict[str, Callable[[], object]] = {"redis": self._services.redis.ping,
+                                                   "kubernetes": self._kube_version}
+        if self._link is not None:
+            probes["slack"] = self._link.require_connected
         checks = {name: self._check(probe) for name, probe in probes.items() if name not in excluded}
         ready = all(result == "ok" for result in checks.values())
         return _json(start_response, 200 if ready else 503, {"status": "ready" if ready else "not ready", **checks})
@@ -189,26 +213,39 @@ def _stop_serving(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def build_socket_mode(settings: Settings, services: Context | None = None) -> tuple[SocketModeLink, BotWsgiApp]:
+    """The Bolt app behind a :class:`SocketModeLink`, and the probes' WSGI app that reports on it."""
+    services = services or Context.from_settings(settings)
+    work = post_ack_pool()
+    app = create_app(services, work=work)
+    link = SocketModeLink(app, settings.secret("slack_app_token"))
+    return link, BotWsgiApp(app, services, work, Drainer.start_for(settings), link)
+
+
 def serve_socket_mode(settings: Settings) -> None:
-    """Connect to Slack over Socket Mode until interrupted; health and metrics stay on HTTP_PORT."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    """Connect to Slack over Socket Mode until interrupted; health and metrics stay on HTTP_PORT.
+
+    SIGTERM (or Ctrl-C): stop reconnecting and close the connection — Slack sends what comes next
+    to the app's other connections — then finish the work already acknowledged, as ``serve`` does.
+    """
     from waitress.server import create_server
 
     configure_logging(settings)
     services = Context.from_settings(settings)
-    work = post_ack_pool()
-    app = create_app(services, work=work)
-    wsgi = BotWsgiApp(app, services, work, Drainer.start_for(settings))
+    link, wsgi = build_socket_mode(settings, services)
     probes = create_server(wsgi, host=settings.http_host, port=settings.http_port, threads=4, ident="k8s-incident-bot")
     threading.Thread(target=probes.run, name="probes-http", daemon=True).start()
     log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", settings.http_host, settings.http_port)
     _start_backfill(services)
     signal.signal(signal.SIGTERM, _stop_serving)
-    handler = SocketModeHandler(app, settings.secret("slack_app_token"))
     try:
-        handler.start()
+        link.connect()
+        threading.Event().wait()
     except KeyboardInterrupt:
-        handler.close()
+        pass
     finally:
-        log.info("disconnected from Slack; finishing the work already acknowledged")
+        log.info("disconnecting from Slack; finishing the work already acknowledged")
+        link.close()
         wsgi.drain()
+        probes.close()
+        log.info("stopped")

@@ -20,7 +20,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from sandbox.slack.errors import NotDeliverableError
 from sandbox.slack.signing import RETRY_NUM_HEADER, RETRY_REASON_HEADER, signed_headers
@@ -67,11 +68,33 @@ class Delivery:
     event_id: str | None = None
     error: str | None = None
     deadline_seconds: float = ACK_DEADLINE_SECONDS
+    transport: str = "http"
+    """``http`` (a signed request to the Request URL) or ``socket`` (an envelope over Socket Mode)."""
+    envelope_id: str | None = None
+    connection: str | None = None
+    """The Socket Mode connection the envelope went to (its ``debug_info.host``)."""
 
     @property
     def slow(self) -> bool:
         """Whether the bot missed Slack's acknowledgement deadline."""
         return self.elapsed_seconds > self.deadline_seconds
+
+
+class Transport(Protocol):
+    """How Slack's requests reach the bot: HTTP to the Request URL, or envelopes over Socket Mode."""
+
+    ack_deadline_seconds: float
+
+    def reachable(self) -> bool: ...
+
+    def command(self, form: dict[str, str], *, timestamp: int | None = None,
+                bad_signature: bool = False) -> Response: ...
+
+    def interaction(self, kind: str, payload: dict[str, Any], *, timestamp: int | None = None,
+                    bad_signature: bool = False) -> Response: ...
+
+    def event(self, envelope: dict[str, Any], *, event_id: str, retry_num: int | None = None,
+              retry_reason: str | None = None) -> Response: ...
 
 
 @dataclass
@@ -98,6 +121,35 @@ class BotClient:
         """Deliveries the bot acknowledged later than Slack allows."""
         return [d for d in self.deliveries if d.slow]
 
+    def record(self, delivery: Delivery) -> None:
+        """Add a delivery made by another transport (Socket Mode) to the same log."""
+        with self._lock:
+            self._deliveries.append(delivery)
+
+    # --- the transport interface (shared with the Socket Mode transport) -----------------------
+    def reachable(self) -> bool:
+        """Whether a Request URL is set."""
+        return bool(self.request_url())
+
+    def command(self, form: dict[str, str], *, timestamp: int | None = None,
+                bad_signature: bool = False) -> Response:
+        """POST a slash command form."""
+        return self.send("slash_command", urlencode(form).encode(), "application/x-www-form-urlencoded",
+                         timestamp=timestamp, bad_signature=bad_signature)
+
+    def interaction(self, kind: str, payload: dict[str, Any], *, timestamp: int | None = None,
+                    bad_signature: bool = False) -> Response:
+        """POST an interactivity payload as ``payload=<json>``."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return self.send(kind, body, "application/x-www-form-urlencoded", timestamp=timestamp,
+                         bad_signature=bad_signature)
+
+    def event(self, envelope: dict[str, Any], *, event_id: str, retry_num: int | None = None,
+              retry_reason: str | None = None) -> Response:
+        """POST an Events API callback (and schedule Slack's retries if enabled)."""
+        return self.send_event(json.dumps(envelope).encode(), event_id=event_id, retry_num=retry_num,
+                               retry_reason=retry_reason)
+
     def send(self, kind: str, body: bytes, content_type: str, *, timestamp: int | None = None,
              bad_signature: bool = False, retry_num: int | None = None, retry_reason: str | None = None,
              event_id: str | None = None) -> Response:
@@ -108,8 +160,9 @@ class BotClient:
         headers = {"Content-Type": content_type, "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
                    **signed_headers(self.signing_secret, body, timestamp=timestamp, bad_signature=bad_signature)}
         if retry_num is not None:
+            retry_reason = retry_reason or "http_timeout"
             headers[RETRY_NUM_HEADER] = str(retry_num)
-            headers[RETRY_REASON_HEADER] = retry_reason or "http_timeout"
+            headers[RETRY_REASON_HEADER] = retry_reason
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         started = time.monotonic()
         try:

@@ -4,6 +4,12 @@ One :class:`SlackEmulator` is one workspace with one installed app (bot user ``U
 under test talks to :attr:`SlackEmulator.api_url` as its ``SLACK_API_URL``; tests arrange users
 and channels, act as people (:class:`~sandbox.slack.interactions.Interactions`) and read back
 what the bot did (:attr:`calls`, :meth:`messages`, :attr:`ephemeral`, :attr:`files`).
+
+Requests reach the bot the way the app is configured in Slack: signed HTTP to its Request URL, or,
+with :attr:`SlackEmulator.socket_mode` on, envelopes over the WebSocket the bot opened with
+``apps.connections.open`` (:mod:`sandbox.slack.socket_mode`). The same interactions work either way.
+Other servers (the demo page) mount their routes on :attr:`SlackEmulator.server`; the emulator
+imports nothing of them.
 """
 
 from __future__ import annotations
@@ -12,9 +18,9 @@ import copy
 import threading
 from collections import Counter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sandbox.slack.client import BotClient, Delivery
+from sandbox.slack.client import BotClient, Delivery, Transport
 from sandbox.slack.errors import UnknownObjectError
 from sandbox.slack.faults import Fault, FaultInjector
 from sandbox.slack.interactions import Interactions
@@ -24,11 +30,10 @@ from sandbox.slack.model import SYSTEM_SUBTYPES, Channel, File, View
 from sandbox.slack.ratelimit import RateLimiter
 from sandbox.slack.responses import receive_response_url
 from sandbox.slack.server import HttpRequest, SlackHttpServer
+from sandbox.slack.socket_link import LinkConnection, SocketLink
+from sandbox.slack.socket_mode import ClientMessage, SocketModeTransport
 from sandbox.slack.state import Workspace
 from sandbox.slack.webapi import ApiCall, CallLog, HttpReply, MethodRegistry, WebApi
-
-if TYPE_CHECKING:
-    from sandbox.slack.ui.api import DemoPage, DemoStackLike
 
 
 class SlackEmulator(Interactions):
@@ -37,7 +42,8 @@ class SlackEmulator(Interactions):
     def __init__(self, signing_secret: str, bot_token: str = "xoxb-test", request_url: str | None = None, *,
                  team_id: str = "T_EMU", team_name: str = "emulated", bot_user_id: str = "U_BOT",
                  bot_id: str = "B_EMU", app_id: str = "A_EMU", verification_token: str = "emu-verification-token",
-                 registry: MethodRegistry | None = None, port: int = 0) -> None:
+                 registry: MethodRegistry | None = None, port: int = 0, app_token: str | None = None,
+                 socket_mode: bool = False) -> None:
         self.signing_secret = signing_secret
         self.bot_token = bot_token
         self.request_url = request_url
@@ -50,9 +56,17 @@ class SlackEmulator(Interactions):
         self.rate_limiter = RateLimiter()
         self.faults = FaultInjector()
         self._calls = CallLog()
+        self.app_token = app_token or f"xapp-1-{app_id}-1-emulated"
+        """The app-level token (``connections:write``) that opens Socket Mode connections."""
         self.web_api = WebApi(self.workspace, registry or build_registry(), bot_token=bot_token,
-                              limiter=self.rate_limiter, faults=self.faults, calls=self._calls)
+                              limiter=self.rate_limiter, faults=self.faults, calls=self._calls,
+                              app_token=self.app_token)
         self.client = BotClient(signing_secret, lambda: self.request_url)
+        self.events_sent = []
+        self.link = SocketLink(app_id)
+        self.socket = SocketModeTransport(self.link, self.client)
+        self._socket_mode = socket_mode
+        self.workspace.socket_mode_url = self.link.issue_url
         self.server = SlackHttpServer(port=port)
         self._in_flight: Counter[str] = Counter()
         self._in_flight_lock = threading.Lock()
@@ -64,11 +78,13 @@ class SlackEmulator(Interactions):
     def start(self) -> SlackEmulator:
         """Serve on a free loopback port (returns ``self``)."""
         self.server.start()
+        self.link.start()
         self.workspace.base_url = self.server.base_url
         return self
 
     def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving (HTTP and the Socket Mode endpoint)."""
+        self.link.stop()
         self.server.stop()
 
     def __enter__(self) -> SlackEmulator:
@@ -100,22 +116,60 @@ class SlackEmulator(Interactions):
     def _upload(self, request: HttpRequest) -> HttpReply:
         return receive_upload(self.workspace, request.tail("/upload/v1/"), request.headers, request.body)
 
-    def attach_demo(self, stack: DemoStackLike | None = None) -> DemoPage:
-        """Serve the Slack-like demo page under ``/ui/`` (and its scenario panel when ``stack`` is given).
+    # --- Socket Mode ----------------------------------------------------------------------------
+    @property
+    def socket_mode(self) -> bool:
+        """Whether the app is in Socket Mode: requests go over its WebSocket, not to ``request_url``."""
+        return self._socket_mode
 
-        ``sandbox.demo.DemoStack`` calls this after :meth:`start`; the page acts only through
-        :class:`~sandbox.slack.interactions.Interactions`, so the bot sees what Slack would send.
-        """
-        from sandbox.slack.ui.api import DemoPage  # the page is optional; tests of the API never load it
+    @socket_mode.setter
+    def socket_mode(self, enabled: bool) -> None:
+        was, self._socket_mode = self._socket_mode, enabled
+        if was and not enabled:  # switched off in the app's settings: Slack tells every connection
+            self.link.disconnect("link_disabled", close_after=1.0)
 
-        scenarios = None
-        if stack is not None:
-            from sandbox.demo import SCENARIOS  # the demo owns the scenario library; imported only when attached
+    @property
+    def transport(self) -> Transport:
+        """How requests reach the bot right now."""
+        return self.socket if self._socket_mode else self.client
 
-            scenarios = SCENARIOS
-        page = DemoPage(self, stack, scenarios)
-        page.mount(self.server)
-        return page
+    @property
+    def socket_connections(self) -> list[LinkConnection]:
+        """The app's open Socket Mode connections, oldest first."""
+        return self.link.connections()
+
+    def wait_for_socket_connections(self, count: int = 1, timeout: float = 10.0, *,
+                                    other_than: tuple[str, ...] = ()) -> list[LinkConnection]:
+        """Block until ``count`` connections (besides ``other_than`` ids) are open."""
+        return self.link.wait_for_connections(count, timeout, other_than=other_than)
+
+    def socket_disconnect(self, reason: str = "refresh_requested", connection: LinkConnection | None = None, *,
+                          close_after: float | None = 10.0) -> list[LinkConnection]:
+        """Send Slack's ``disconnect`` (``warning``, ``refresh_requested``, ``link_disabled``) and close
+        the connection ``close_after`` seconds later unless the app has closed it by then."""
+        return self.link.disconnect(reason, connection, close_after=close_after)
+
+    def socket_drop(self, connection: LinkConnection | None = None) -> LinkConnection:
+        """Cut one connection (the oldest by default) without a close frame: a network failure."""
+        target = connection or next(iter(self.link.connections()), None)
+        if target is None:
+            raise UnknownObjectError("no Socket Mode connection is open")
+        target.drop()
+        return target
+
+    def socket_send_raw(self, text: str, connection: LinkConnection | None = None) -> bool:
+        """Send any frame (bad JSON, an unknown envelope type, another app's envelope) to the bot."""
+        return self.socket.send_raw(text, connection)
+
+    @property
+    def socket_acks(self) -> list[dict[str, Any]]:
+        """Every acknowledgement the bot sent, in order (``envelope_id``, ``payload``, ``connection``)."""
+        return list(self.socket.acks)
+
+    @property
+    def socket_unexpected(self) -> list[ClientMessage]:
+        """Frames from the bot that acknowledged nothing (duplicates, unknown ids, junk)."""
+        return list(self.socket.unexpected)
 
     # --- workspace fixtures --------------------------------------------------------------------
     def add_user(self, user_id: str, name: str, is_bot: bool = False, real_name: str = "") -> None:
@@ -232,8 +286,10 @@ class SlackEmulator(Interactions):
         self.workspace.trigger_ttl_seconds = seconds
 
     def retry_events(self, delays: tuple[float, ...] | None = (0.0, 60.0, 300.0)) -> None:
-        """Re-send failed or slow event deliveries after ``delays`` like Slack (``None`` turns it off)."""
+        """Re-send failed or slow event deliveries after ``delays`` like Slack (``None`` turns it off);
+        over Socket Mode an envelope not acknowledged within three seconds is redelivered the same way."""
         self.client.retry_delays = delays
+        self.socket.retry_delays = delays
 
     def set_rate_limit(self, method: str, per_minute: int | None) -> None:
         """Lower (or restore with ``None``) a method's tier allowance per minute."""

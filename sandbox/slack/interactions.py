@@ -14,10 +14,9 @@ import secrets
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlencode
 
 from sandbox.slack import payloads
-from sandbox.slack.client import BotClient, Response
+from sandbox.slack.client import BotClient, Response, Transport
 from sandbox.slack.errors import EmulatorError, UnknownObjectError
 from sandbox.slack.model import Channel, ts_key
 from sandbox.slack.responses import apply_command_ack, apply_view_ack
@@ -25,11 +24,22 @@ from sandbox.slack.state import Workspace
 
 
 class Interactions:
-    """Slack-side actions; needs ``workspace``, ``client`` and ``verification_token``."""
+    """Slack-side actions; needs ``workspace``, ``client``, ``transport`` and ``verification_token``.
+
+    ``client`` is the HTTP side (Request URL, signing); ``transport`` is whichever way requests reach
+    the bot now: ``client`` itself, or the Socket Mode transport while Socket Mode is on.
+    """
 
     workspace: Workspace
     client: BotClient
     verification_token: str
+    events_sent: list[tuple[str, dict[str, Any]]]
+    """Every event delivered (``event_id``, event), first deliveries and retries, in order."""
+
+    @property
+    def transport(self) -> Transport:
+        """How requests reach the bot right now (HTTP unless Socket Mode is on)."""
+        return self.client
 
     # --- interactivity -------------------------------------------------------------------------
     def slash_command(self, user_id: str, channel_id: str, text: str, command: str = "/k8s", *,
@@ -41,9 +51,9 @@ class Interactions:
         response_url = ws.issue_response_url("commands", channel=channel.id, user=user_id)
         form = payloads.slash_command(ws, self.verification_token, user, channel, text, command, response_url,
                                       ws.issue_trigger(user_id))
-        response = self.client.send("slash_command", urlencode(form).encode(), "application/x-www-form-urlencoded",
-                                    timestamp=timestamp, bad_signature=bad_signature)
-        apply_command_ack(ws, response, channel=channel.id, user=user_id, deadline=self.client.ack_deadline_seconds)
+        transport = self.transport
+        response = transport.command(form, timestamp=timestamp, bad_signature=bad_signature)
+        apply_command_ack(ws, response, channel=channel.id, user=user_id, deadline=transport.ack_deadline_seconds)
         return response
 
     def click_button(self, user_id: str, channel_id: str, message_ts: str, action_id: str, value: str | None = None,
@@ -101,9 +111,7 @@ class Interactions:
 
     def _send_interaction(self, kind: str, payload: dict[str, Any], timestamp: int | None,
                           bad_signature: bool) -> Response:
-        body = urlencode({"payload": json.dumps(payload)}).encode()
-        return self.client.send(kind, body, "application/x-www-form-urlencoded", timestamp=timestamp,
-                                bad_signature=bad_signature)
+        return self.transport.interaction(kind, payload, timestamp=timestamp, bad_signature=bad_signature)
 
     def _clicked_message(self, channel: Channel, user_id: str, ts: str) -> tuple[dict[str, Any], bool]:
         ws = self.workspace
@@ -120,12 +128,14 @@ class Interactions:
 
     # --- Events API ----------------------------------------------------------------------------
     def send_event(self, event: dict[str, Any], retry_num: int | None = None, event_id: str | None = None,
-                   retry_reason: str = "http_timeout") -> Response:
-        """Deliver ``event`` in an ``event_callback`` envelope (a retry when ``retry_num`` is set)."""
+                   retry_reason: str | None = None) -> Response:
+        """Deliver ``event`` in an ``event_callback`` envelope (a retry when ``retry_num`` is set; the
+        reason defaults to the transport's own: ``http_timeout`` over HTTP, ``timeout`` over Socket Mode)."""
         event_id = event_id or self.workspace.new_id("Ev")
         envelope = payloads.event_callback(self.workspace, self.verification_token, event, event_id)
-        return self.client.send_event(json.dumps(envelope).encode(), event_id=event_id, retry_num=retry_num,
-                                      retry_reason=retry_reason if retry_num is not None else None)
+        self.events_sent.append((event_id, event))
+        return self.transport.event(envelope, event_id=event_id, retry_num=retry_num,
+                                    retry_reason=retry_reason if retry_num is not None else None)
 
     def url_verification(self) -> Response:
         """Send the Request URL handshake; a correct bot echoes ``challenge``."""
@@ -133,7 +143,7 @@ class Interactions:
         return self.client.send("url_verification", json.dumps(body).encode(), "application/json")
 
     def _deliver(self, channel: Channel, event: dict[str, Any], deliver: bool) -> Response | None:
-        if not deliver or self.workspace.bot_user_id not in channel.members or not self.client.request_url():
+        if not deliver or self.workspace.bot_user_id not in channel.members or not self.transport.reachable():
             return None
         return self.send_event(event)
 

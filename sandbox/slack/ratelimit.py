@@ -34,6 +34,7 @@ SPECIAL_PER_MINUTE: dict[str, int] = {
 
 METHOD_TIERS: dict[str, str] = {
     "auth.test": "special",
+    "apps.connections.open": "tier3",  # Slack's method spec; the Python SDK's comment says Tier 1
     "conversations.create": "tier2",
     "conversations.invite": "tier3",
     "conversations.setTopic": "tier2",

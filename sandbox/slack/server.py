@@ -1,8 +1,8 @@
 """HTTP plumbing: a stdlib ``ThreadingHTTPServer`` on loopback with a small prefix router.
 
 The emulator mounts its endpoints here (``/api/`` for the Web API, ``/upload/`` for file
-bytes, ``/hooks/`` for response URLs); a later demo page mounts under ``/ui/`` the same way,
-with :meth:`SlackHttpServer.route`. Handlers receive an :class:`HttpRequest` and return an
+bytes, ``/hooks/`` for response URLs); the demo page (``sandbox.demo.page``) mounts under
+``/ui/`` the same way, with :meth:`SlackHttpServer.route`. Handlers receive an :class:`HttpRequest` and return an
 :class:`~sandbox.slack.webapi.HttpReply`; nothing here knows Slack.
 """
 

@@ -13,6 +13,7 @@ import itertools
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,8 @@ class Workspace:
         self.app_id = app_id
         self.base_url = ""
         """``http://127.0.0.1:PORT/`` once the server runs; prefix of every URL Slack hands out."""
+        self.socket_mode_url: Callable[[], str] | None = None
+        """Issues a one-time Socket Mode URL (``apps.connections.open``); set by the emulator."""
         self.trigger_ttl_seconds = TRIGGER_TTL_SECONDS
         self.clock = TsClock()
         self.users: dict[str, User] = {}

@@ -42,6 +42,8 @@ class MethodSpec:
     handler: Handler
     required: tuple[str, ...]
     json_input: bool
+    token_type: str = "bot"
+    """``bot`` (``xoxb-``) or ``app`` (the app-level ``xapp-`` token, in the Authorization header only)."""
 
 
 class MethodRegistry:
@@ -50,11 +52,11 @@ class MethodRegistry:
     def __init__(self) -> None:
         self._methods: dict[str, MethodSpec] = {}
 
-    def method(self, name: str, *, required: tuple[str, ...] = (),
-               json_input: bool = True) -> Callable[[Handler], Handler]:
+    def method(self, name: str, *, required: tuple[str, ...] = (), json_input: bool = True,
+               token_type: str = "bot") -> Callable[[Handler], Handler]:
         """Register the decorated handler as ``name``."""
         def decorate(handler: Handler) -> Handler:
-            self._methods[name] = MethodSpec(name, handler, required, json_input)
+            self._methods[name] = MethodSpec(name, handler, required, json_input, token_type)
             return handler
         return decorate
 
@@ -221,6 +223,7 @@ class ParsedInput:
     ignored: dict[str, Any]
     warnings: tuple[str, ...]
     malformed: bool = False
+    token_in_header: bool = False
 
 
 def parse_input(spec: MethodSpec | None, query: str, headers: dict[str, str], body: bytes) -> ParsedInput:
@@ -258,7 +261,7 @@ def parse_input(spec: MethodSpec | None, query: str, headers: dict[str, str], bo
         params.update({k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()})
     form_token = params.pop("token", None)
     token = header_token or (str(form_token) if form_token else None)
-    return ParsedInput(params, token, ignored, tuple(warnings), malformed)
+    return ParsedInput(params, token, ignored, tuple(warnings), malformed, header_token is not None)
 
 
 def multipart_fields(content_type: str, body: bytes) -> dict[str, Any]:
@@ -279,10 +282,11 @@ class WebApi:
     """Runs Web API calls through Slack's contract and records them."""
 
     def __init__(self, workspace: Workspace, registry: MethodRegistry, *, bot_token: str, limiter: RateLimiter,
-                 faults: FaultInjector, calls: CallLog) -> None:
+                 faults: FaultInjector, calls: CallLog, app_token: str | None = None) -> None:
         self.workspace = workspace
         self.registry = registry
         self.bot_token = bot_token
+        self.app_token = app_token
         self.limiter = limiter
         self.faults = faults
         self.calls = calls
@@ -305,10 +309,9 @@ class WebApi:
             return 200, {"ok": False, "error": "unknown_method", "req_method": method}, {}
         if parsed.malformed:
             return 200, {"ok": False, "error": "invalid_json"}, {}
-        if not parsed.token:
-            return 200, {"ok": False, "error": "not_authed"}, {}
-        if parsed.token != self.bot_token:
-            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        refused = self._refuse_token(spec, parsed)
+        if refused:
+            return 200, {"ok": False, "error": refused}, {}
         delay = self.faults.delay(method)
         if delay:
             time.sleep(delay)
@@ -337,3 +340,21 @@ class WebApi:
         if fault is not None and fault.kind == "server_error_after":
             return fault.status, {"ok": False, "error": "internal_error"}, {}
         return 200, {"ok": True, **result}, {}
+
+    def _refuse_token(self, spec: MethodSpec, parsed: ParsedInput) -> str | None:
+        """Slack's answer to a missing, unknown or wrong kind of token, ``None`` when it may call ``spec``.
+
+        Bot methods refuse the app-level token and app-level methods the bot token
+        (``not_allowed_token_type``); ``apps.connections.open`` reads its token from the
+        Authorization header only.
+        """
+        if not parsed.token:
+            return "not_authed"
+        kind = {self.bot_token: "bot", self.app_token: "app"}.get(parsed.token) if parsed.token else None
+        if kind is None:
+            return "invalid_auth"
+        if kind != spec.token_type:
+            return "not_allowed_token_type"
+        if kind == "app" and not parsed.token_in_header:
+            return "not_authed"
+        return None

@@ -20,8 +20,13 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0, interval:
     raise AssertionError(f"condition not met within {timeout} s")
 
 
+TRANSPORT_METHODS = frozenset({"apps.connections.open"})
+"""Web API calls a transport makes for itself (Socket Mode's connection URL), not the bot's work."""
+
+
 def method_sequence(slack: SlackEmulator) -> list[str]:
-    return [call.method for call in slack.calls]
+    """The bot's Web API calls in order, without the transport's own."""
+    return [call.method for call in slack.calls if call.method not in TRANSPORT_METHODS]
 
 
 def ephemeral_texts(slack: SlackEmulator) -> list[str]:

@@ -1,5 +1,6 @@
-"""Risky actions end to end: the emulator plays Slack, the production Bolt app answers over HTTP, real RQ
-workers (the production CLI) validate, dry-run and run the actions against the real local control plane.
+"""Risky actions end to end: the emulator plays Slack, the production Bolt app answers (over HTTP, and for the
+bad-input and confirm-button cases over Socket Mode too), real RQ workers (the production CLI) validate,
+dry-run and run the actions against the real local control plane.
 
 Bad input, unauthorized users, expired and repeated confirms change nothing and say why; the
 recovery-order guard asks for *Proceed anyway*; a destructive action needs a second person.
@@ -25,7 +26,9 @@ from sandbox.cluster import LocalCluster
 from sandbox.objects import container, deployment, pod_template
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
-from tests.fixtures.slack import BOT_TOKEN, RESPONDER_GROUP, SIGNING_SECRET, STAKEHOLDER_CHANNEL, RunningBot
+from tests.fixtures.slack import (
+    BOT_TOKEN, RESPONDER_GROUP, SIGNING_SECRET, STAKEHOLDER_CHANNEL, RunningBot, both_transports,
+)
 
 if "tests.fixtures.cluster" not in getattr(_root, "pytest_plugins", []):
     from tests.fixtures.cluster import k8s_api, k8s_cluster, kubeconfig, namespace  # noqa: F401
@@ -50,7 +53,7 @@ def bot_settings(request: pytest.FixtureRequest, slack: SlackEmulator, redis_url
         stakeholder_channel=STAKEHOLDER_CHANNEL, responder_usergroup=RESPONDER_GROUP, redis_url=redis_url,
         kubeconfig=kubeconfig, action_allowed_users=["U_ALICE"], action_allowed_usergroups=[ALLOWED_GROUP],
         cluster_name="local", confirmation_ttl_seconds=ttl, action_lease_seconds=5,
-        second_confirmer_for_destructive=True,
+        second_confirmer_for_destructive=True, slack_app_token=slack.app_token,
     )
 
 
@@ -84,6 +87,7 @@ def ephemeral_after(slack: SlackEmulator, count: int, timeout: float = 10) -> st
     return ephemeral_texts(slack)[-1]
 
 
+@both_transports
 def test_bad_input_and_unauthorized_requests_change_nothing(slack: SlackEmulator, bot_server: RunningBot,
                                                             incident: Incident, redis_client: redis.Redis) -> None:
     channel = incident.channel_id
@@ -115,6 +119,7 @@ def test_bad_input_and_unauthorized_requests_change_nothing(slack: SlackEmulator
 
 
 @pytest.mark.cluster
+@both_transports
 def test_cordon_from_slack_confirm_by_allowed_person(slack: SlackEmulator, bot_server: RunningBot, workers: Any,
                                                      incident: Incident, k8s_api: k8s.ApiClient,
                                                      k8s_cluster: LocalCluster) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
-from tests.fixtures.slack import RunningBot
+from tests.fixtures.slack import RunningBot, both_transports
 
 
 def _no_side_effects(slack: SlackEmulator, bot: RunningBot) -> None:
@@ -25,6 +25,7 @@ def _no_side_effects(slack: SlackEmulator, bot: RunningBot) -> None:
         ("severity sev0", "Unknown severity `sev0`"),
     ],
 )
+@both_transports
 def test_malformed_commands_answer_in_the_ack(slack: SlackEmulator, bot_server: RunningBot, text: str,
                                                expected: str) -> None:
     response = slack.slash_command("U_ALICE", "C_GENERAL", text)
@@ -35,6 +36,7 @@ def test_malformed_commands_answer_in_the_ack(slack: SlackEmulator, bot_server: 
     _no_side_effects(slack, bot_server)
 
 
+@both_transports
 def test_command_outside_an_incident_says_so(slack: SlackEmulator, bot_server: RunningBot) -> None:
     slack.slash_command("U_ALICE", "C_GENERAL", "update all good")
     wait_until(lambda: ephemeral_texts(slack))
@@ -42,6 +44,7 @@ def test_command_outside_an_incident_says_so(slack: SlackEmulator, bot_server: R
     _no_side_effects(slack, bot_server)
 
 
+@both_transports
 def test_help_is_generated_from_the_registry(slack: SlackEmulator, bot_server: RunningBot) -> None:
     slack.slash_command("U_ALICE", "C_GENERAL", "help")
     wait_until(lambda: ephemeral_texts(slack))
@@ -63,6 +66,7 @@ def test_replayed_old_request_is_rejected(slack: SlackEmulator, bot_server: Runn
     _no_side_effects(slack, bot_server)
 
 
+@both_transports
 def test_invalid_state_change_is_refused(slack: SlackEmulator, bot_server: RunningBot) -> None:
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev3 flaky cron")
     incident = open_incident(slack, bot_server)
@@ -84,6 +88,7 @@ def test_rate_limit_storm_is_ridden_out(slack: SlackEmulator, bot_server: Runnin
     assert len(headers) == 1  # retried after Retry-After, posted exactly once
 
 
+@both_transports
 def test_override_by_non_commander_is_refused(slack: SlackEmulator, bot_server: RunningBot) -> None:
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev2 disk pressure")
     incident = open_incident(slack, bot_server)

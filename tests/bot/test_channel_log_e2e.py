@@ -5,13 +5,14 @@ from __future__ import annotations
 from bot.backfill import backfill_active_incidents
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import open_incident, wait_until
-from tests.fixtures.slack import RunningBot
+from tests.fixtures.slack import RunningBot, both_transports
 
 
 def _messages(bot: RunningBot, incident_id: str) -> list[str]:
     return [e.data["ts"] for e in bot.services.store.timeline(incident_id).entries({"message"})]
 
 
+@both_transports
 def test_events_and_their_retries_are_recorded_once(slack: SlackEmulator, bot_server: RunningBot) -> None:
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev1 etcd slow")
     incident = open_incident(slack, bot_server)

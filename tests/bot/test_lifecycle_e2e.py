@@ -1,4 +1,4 @@
-"""End to end through real HTTP: the emulator plays Slack, the production Bolt app answers.
+"""End to end over real HTTP and over Socket Mode: the emulator plays Slack, the production Bolt app answers.
 
 open → update → severity change → mitigate (resolve needs the cluster: tests/workers/test_resolve_e2e.py), asserting the exact Slack calls and the Redis state.
 """
@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 
 from incident.model import Status
 from sandbox.slack import SlackEmulator
-from tests.fixtures.slack import STAKEHOLDER_CHANNEL, RunningBot
+from tests.fixtures.slack import STAKEHOLDER_CHANNEL, RunningBot, both_transports
 
 from tests.bot.helpers import ephemeral_texts, method_sequence, open_incident, wait_until
 
 
+@both_transports
 def test_open_update_severity_mitigate(slack: SlackEmulator, bot_server: RunningBot) -> None:
     response = slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev1 API down")
     assert response.status == 200
@@ -64,6 +65,7 @@ def test_open_update_severity_mitigate(slack: SlackEmulator, bot_server: Running
     assert [(e.actor, e.data["to"]) for e in changes] == [("U_BOB", "sev2"), ("U_ALICE", "mitigated")]
 
 
+@both_transports
 def test_open_twice_makes_one_channel(slack: SlackEmulator, bot_server: RunningBot) -> None:
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev1 Payments failing")
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev1 payments  FAILING")

@@ -8,8 +8,12 @@ the verdict, post a status update through the modal, cordon a node through the c
 undo the scenario, resolve, and open the post-mortem file. Nothing on the bot's side is faked: every
 step waits for what the bot did through the Web API, and the cordon is checked on the cluster.
 
-Screenshots of every step go to ``test-artifacts/demo/`` (gitignored). The page's JSON API is also
-tested without a cluster or a browser, against the real bot app served over HTTP (``bot_server``).
+The walk-through runs once per Slack transport of the bot (``serve`` over HTTP, ``socket`` in Socket
+Mode, as ``DEMO_SLACK_MODE`` picks for ``make demo``): the page is the same, but what reaches the bot,
+how it acknowledges and how the modal's ``response_action`` comes back differ, and a demo mode nobody
+has clicked through is a guess. Screenshots of every step go to ``test-artifacts/demo/<mode>/``
+(gitignored). The page's JSON API is also tested without a cluster or a browser, against the real bot
+app (``bot_server``) over both transports.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ import pytest
 from kubernetes import client as k8s
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
-from sandbox.demo import SCENARIOS, DemoStack
+from sandbox.demo import MODE_VARIABLE, SCENARIOS, DemoStack, run_demo
+from sandbox.demo.page import attach_page
 from sandbox.slack import SlackEmulator
 from sandbox.slack.model import File
-from tests.fixtures.slack import RunningBot
+from tests.fixtures.slack import RunningBot, both_transports
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -45,10 +50,10 @@ BOT_SECONDS = 60_000
 """How long (ms) to wait for the bot's work: the assessment budget is 30 s, jobs run on a real worker."""
 
 
-@pytest.fixture(scope="module")
-def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
-    """The whole demo stack, started once for the module and stopped at the end."""
-    stack = DemoStack(tmp_path_factory.mktemp("demo"))
+@pytest.fixture(scope="module", params=["http", "socket"])
+def demo_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
+    """The whole demo stack with the bot over HTTP or in Socket Mode, started once per mode."""
+    stack = DemoStack(tmp_path_factory.mktemp(f"demo-{request.param}"), slack_mode=request.param)
     stack.start()
     try:
         yield stack
@@ -79,15 +84,16 @@ def page(demo_stack: DemoStack) -> Iterator[Page]:
 
 
 @pytest.fixture()
-def shot(page: Page) -> Iterator[Callable[[str], Path]]:
-    """``shot(name)`` saves a full-window screenshot as a test artefact."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):
+def shot(page: Page, demo_stack: DemoStack) -> Iterator[Callable[[str], Path]]:
+    """``shot(name)`` saves a full-window screenshot as a test artefact (one folder per mode)."""
+    folder = ARTIFACTS / demo_stack.slack_mode
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
         old.unlink()
     counter = iter(range(1, 100))
 
     def take(name: str) -> Path:
-        path = ARTIFACTS / f"{next(counter):02d}-{name}.png"
+        path = folder / f"{next(counter):02d}-{name}.png"
         page.screenshot(path=str(path))
         return path
 
@@ -254,7 +260,7 @@ def _state(slack: SlackEmulator, user: str, channel: str = "") -> dict[str, obje
 
 
 def test_page_and_static_files_are_served_and_nothing_outside_them(slack: SlackEmulator) -> None:
-    slack.attach_demo()
+    attach_page(slack)
     status, page = _get(f"{slack.base_url}ui/")
     assert status == 200 and b'data-testid="composer"' in page
     assert _get(f"{slack.base_url}ui/app.js")[0] == 200
@@ -268,7 +274,7 @@ def test_page_and_static_files_are_served_and_nothing_outside_them(slack: SlackE
 
 
 def test_bad_requests_say_what_is_missing(slack: SlackEmulator) -> None:
-    slack.attach_demo()
+    attach_page(slack)
     status, body = _post(slack, "command", {"channel": "C_STAKE", "text": "help"})
     assert (status, body["error"]) == (400, "user is required")
     status, body = _post(slack, "scenario", {"op": "inject", "key": "dns-cascade"})
@@ -278,7 +284,7 @@ def test_bad_requests_say_what_is_missing(slack: SlackEmulator) -> None:
 
 
 def test_uploaded_files_are_readable_from_the_page(slack: SlackEmulator) -> None:
-    slack.attach_demo()
+    attach_page(slack)
     with slack.workspace.lock:
         slack.workspace.files["F_PM"] = File("F_PM", "postmortem.md", 12, "U_BOT", 0, "key", content=b"# Post-mortem",
                                              completed=True, channel="C_STAKE")
@@ -286,8 +292,9 @@ def test_uploaded_files_are_readable_from_the_page(slack: SlackEmulator) -> None
     assert _get(f"{slack.base_url}ui/api/files/F_NONE")[0] == 404
 
 
-def test_commands_buttons_and_modals_reach_the_real_bot_signed(slack: SlackEmulator, bot_server: RunningBot) -> None:
-    slack.attach_demo()
+@both_transports
+def test_commands_buttons_and_modals_reach_the_real_bot(slack: SlackEmulator, bot_server: RunningBot) -> None:
+    attach_page(slack)
     status, body = _post(slack, "command", {"user": "U_ALICE", "channel": "C_STAKE", "text": "incident open sev2 Disk full"})
     assert status == 200 and body["status"] == 200 and body["problem"] is None
     # The channel is listed as soon as the bot created it; the bot posts the header several calls later.
@@ -326,3 +333,12 @@ def test_commands_buttons_and_modals_reach_the_real_bot_signed(slack: SlackEmula
         time.sleep(0.1)
     else:
         pytest.fail("the status update from the modal never reached the channel")
+
+
+def test_the_demo_mode_setting_is_checked_before_anything_starts(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(MODE_VARIABLE, "carrier-pigeon")
+    assert run_demo() == 2
+    assert "DEMO_SLACK_MODE must be one of http, socket" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        DemoStack(slack_mode="carrier-pigeon")

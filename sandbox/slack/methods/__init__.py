@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-from sandbox.slack.methods import chat, conversations, files, identity, views
+from sandbox.slack.methods import apps, chat, conversations, files, identity, views
 from sandbox.slack.webapi import MethodRegistry
 
-FAMILIES = (identity, conversations, chat, files, views)
+FAMILIES = (identity, conversations, chat, files, views, apps)
 
 
 def build_registry() -> MethodRegistry:

@@ -1,11 +1,11 @@
 """The demo page's server side: static files under ``/ui/`` and a small JSON API under ``/ui/api/``.
 
-Mounted on the emulator's HTTP server by :meth:`SlackEmulator.attach_demo`. The page polls
-``GET /ui/api/state`` about once a second and acts through POSTs that call the emulator's
-:class:`~sandbox.slack.interactions.Interactions` — typing a slash command, clicking a button,
-submitting a modal, posting a message — which send the bot the same signed requests Slack sends.
-The page never writes the bot's side: channels, messages, ephemeral replies, modals and files all
-appear because the bot made the Web API calls.
+Mounted on the emulator's HTTP server by :func:`sandbox.demo.page.attach_page` (the demo stack does
+it at start). The page polls ``GET /ui/api/state`` about once a second and acts through POSTs that
+call the emulator's :class:`~sandbox.slack.interactions.Interactions` — typing a slash command,
+clicking a button, submitting a modal, posting a message — which send the bot what Slack sends
+(signed requests, or envelopes in Socket Mode). The page never writes the bot's side: channels,
+messages, ephemeral replies, modals and files all appear because the bot made the Web API calls.
 
 Routes (JSON bodies; every answer is ``{"ok": true, …}`` or ``{"ok": false, "error": …}``):
 
@@ -34,7 +34,7 @@ from urllib.parse import parse_qs
 from sandbox.slack.errors import EmulatorError
 from sandbox.slack.model import SYSTEM_SUBTYPES, Message
 from sandbox.slack.server import HttpRequest, SlackHttpServer
-from sandbox.slack.ui.jobs import JobRunner
+from sandbox.demo.page.jobs import JobRunner
 from sandbox.slack.webapi import HttpReply
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ API_PREFIX = "/ui/api/"
 
 
 class ScenarioLike(Protocol):
-    """What the panel shows of a scenario (``sandbox.demo.ScenarioSpec``)."""
+    """What the panel shows of a scenario (``sandbox.demo.catalogue.ScenarioSpec``)."""
 
     @property
     def label(self) -> str: ...
@@ -58,7 +58,7 @@ class ScenarioLike(Protocol):
 
 
 class PanelLike(Protocol):
-    """The scenario panel of the demo stack (``sandbox.demo.ScenarioPanel``)."""
+    """The scenario panel of the demo stack (``sandbox.demo.catalogue.ScenarioPanel``)."""
 
     @property
     def active(self) -> Mapping[str, object]: ...
@@ -69,7 +69,7 @@ class PanelLike(Protocol):
 
 
 class DemoStackLike(Protocol):
-    """What the page needs of ``sandbox.demo.DemoStack``."""
+    """What the page needs of ``sandbox.demo.stack.DemoStack``."""
 
     @property
     def panel(self) -> PanelLike: ...

@@ -2,10 +2,13 @@
 
 :class:`DemoStack` starts a real Redis (AOF), the local control plane with kwok nodes and a healthy
 kube-system baseline, a fault proxy in front of the apiserver (so "control plane slow/unreachable"
-can be injected), the Slack emulator with a small workspace, an RQ worker with the scheduler and the
-production bot over HTTP — the last two as separate processes running the real console script.
-:class:`ScenarioPanel` injects and undoes the runbook's failure scenarios; :meth:`DemoStack.start_drill`
-breaks the cluster and opens a drill incident whose post-mortem carries a drill score.
+can be injected), the Slack emulator with a small workspace and the demo page mounted on it, an RQ
+worker with the scheduler and the production bot — the last two as separate processes running the
+real console script. The bot runs over HTTP (``serve``) or, with ``slack_mode="socket"``
+(``DEMO_SLACK_MODE=socket make demo``), in Socket Mode (``socket``): the emulator then sends
+everything over the WebSocket the bot opens, as Slack does for an app behind a firewall.
+:meth:`DemoStack.start_drill` breaks the cluster and opens a drill incident whose post-mortem
+carries a drill score.
 
 Used by ``k8s-incident-bot demo`` / ``drill`` and by the browser test.
 """
@@ -19,19 +22,18 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubernetes import client as k8s
 
 from sandbox.baseline import install_baseline
 from sandbox.cluster import LocalCluster
-from sandbox.objects import Handle
 from sandbox.ports import free_port
 from sandbox.processes import ManagedProcess
 from sandbox.proxy import FaultProxy
 from sandbox.redis_server import RedisServer
-from sandbox.scenarios import ApiserverDown, ApiserverUnreachable, CrashLoop, DnsOutage, NodeFailure, PodIpExhaustion, SlowApiserver
+from sandbox.demo.catalogue import SCENARIOS, ScenarioPanel
+from sandbox.demo.page import DemoPage
 from sandbox.slack import SlackEmulator
 
 SIGNING_SECRET = "demo-signing-secret"
@@ -40,75 +42,20 @@ STAKEHOLDER_CHANNEL = "C_STAKEHOLDERS"
 RESPONDERS = "S_RESPONDERS"
 DEMO_USER = "U_ONCALL"
 DEMO_PEOPLE = {"U_ONCALL": "oncall", "U_SRE": "sre-lead", "U_MANAGER": "eng-manager"}
-
-
-@dataclass(frozen=True)
-class ScenarioSpec:
-    """A scenario offered by the panel: a label, the pattern the assessment should name, and a factory."""
-
-    key: str
-    label: str
-    expected_pattern: str
-    build: Callable[["DemoStack"], object]
-
-
-SCENARIOS: dict[str, ScenarioSpec] = {spec.key: spec for spec in (
-    ScenarioSpec("node-failure", "Node failure (1 node NotReady, pods stuck Terminating)", "Node failure",
-                 lambda stack: NodeFailure(count=1)),
-    ScenarioSpec("pod-ip-exhaustion", "Pod IP exhaustion (aws-node, FailedCreatePodSandBox)", "Pod IP exhaustion",
-                 lambda stack: PodIpExhaustion()),
-    ScenarioSpec("dns-cascade", "DNS cascade (CoreDNS unavailable, no kube-dns endpoints)", "DNS cascade",
-                 lambda stack: DnsOutage()),
-    ScenarioSpec("crashloop", "kube-system component crash-looping", "crash",
-                 lambda stack: CrashLoop()),
-    ScenarioSpec("control-plane-slow", "Control plane slow (2 s per request)", "Control plane",
-                 lambda stack: SlowApiserver(stack.proxy, latency=2.0)),
-    ScenarioSpec("control-plane-unreachable", "Control plane unreachable (connections refused)", "Control plane",
-                 lambda stack: ApiserverUnreachable(stack.proxy, mode="refuse")),
-    ScenarioSpec("control-plane-down", "kube-apiserver stopped", "Control plane",
-                 lambda stack: ApiserverDown(stack.cluster)),
-)}
-
-
-@dataclass
-class ScenarioPanel:
-    """Injects and undoes scenarios on the demo cluster, one handle per active scenario."""
-
-    stack: "DemoStack"
-    active: dict[str, Handle] = field(default_factory=dict)
-
-    def inject(self, key: str) -> str:
-        """Break the cluster; returns what was done. Raises KeyError for unknown keys."""
-        spec = SCENARIOS[key]
-        if key in self.active:
-            return f"{spec.label} is already active"
-        api = self.stack.cluster.api_client()
-        try:
-            handle = spec.build(self.stack).apply(api)  # type: ignore[attr-defined]
-        finally:
-            api.close()
-        self.active[key] = handle
-        return str(handle.description)
-
-    def undo(self, key: str) -> str:
-        handle = self.active.pop(key, None)
-        if handle is None:
-            return f"{SCENARIOS[key].label} is not active"
-        handle.undo()
-        return f"undone: {SCENARIOS[key].label}"
-
-    def undo_all(self) -> None:
-        for key in list(self.active):
-            try:
-                self.undo(key)
-            except Exception:  # noqa: BLE001 - best effort on shutdown
-                pass
+SLACK_MODES = ("http", "socket")
+MODE_VARIABLE = "DEMO_SLACK_MODE"
+"""``make demo`` / ``k8s-incident-bot demo`` read the bot's Slack transport from here (``http`` default)."""
+BOT_START_SECONDS = 30.0
 
 
 class DemoStack:
     """Redis + control plane + proxy + Slack emulator + worker + bot, started and stopped together."""
 
-    def __init__(self, workdir: Path | None = None, *, nodes: int = 3, ui_port: int = 0) -> None:
+    def __init__(self, workdir: Path | None = None, *, nodes: int = 3, ui_port: int = 0,
+                 slack_mode: str = "http") -> None:
+        if slack_mode not in SLACK_MODES:
+            raise ValueError(f"slack_mode must be one of {SLACK_MODES}, not {slack_mode!r}")
+        self.slack_mode = slack_mode
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="k8sbot-demo-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.nodes = nodes
@@ -118,6 +65,7 @@ class DemoStack:
         self.proxy: FaultProxy | None = None
         self.slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, port=ui_port)
         self.panel = ScenarioPanel(self)
+        self.page: DemoPage | None = None
         self.bot_port = free_port()
         self._processes: list[ManagedProcess] = []
         self.timings: dict[str, float] = {}
@@ -159,11 +107,13 @@ class DemoStack:
         self.slack.add_channel(STAKEHOLDER_CHANNEL, name="stakeholders", members=[self.slack.bot_user_id, *DEMO_PEOPLE])
         self.slack.add_channel("C_GENERAL", name="general", members=list(DEMO_PEOPLE))
         self.slack.add_usergroup(RESPONDERS, handle="responders", users=["U_SRE"])
-        self.slack.request_url = f"http://127.0.0.1:{self.bot_port}/slack/events"
+        if self.slack_mode == "socket":
+            self.slack.socket_mode = True
+        else:
+            self.slack.request_url = f"http://127.0.0.1:{self.bot_port}/slack/events"
         self.slack.start()
-        attach = getattr(self.slack, "attach_demo", None)
-        if callable(attach):  # the Slack-like page and its scenario panel
-            attach(self)
+        self.page = DemoPage(self.slack, self, SCENARIOS)  # the Slack-like page and its scenario panel
+        self.page.mount(self.slack.server)
 
     def bot_environment(self) -> dict[str, str]:
         """Settings of the bot and worker processes (the production code, configured for the sandbox)."""
@@ -172,6 +122,7 @@ class DemoStack:
         return {
             **os.environ,
             "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": self.slack.api_url,
+            "SLACK_APP_TOKEN": self.slack.app_token,
             "STAKEHOLDER_CHANNEL": STAKEHOLDER_CHANNEL, "RESPONDER_USERGROUP": RESPONDERS,
             "ACTION_ALLOWED_USERS": ",".join(DEMO_PEOPLE), "REDIS_URL": self.redis.url, "KUBECONFIG": str(kubeconfig),
             "CLUSTER_NAME": "sandbox", "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(self.bot_port),
@@ -185,18 +136,26 @@ class DemoStack:
         command = [sys.executable, "-m", "k8s_incident_bot"]
         # The worker serves its /metrics on HTTP_PORT too: give it its own port, or it takes the bot's.
         worker_env = {**env, "HTTP_PORT": str(free_port())}
-        for name, args, process_env in (("worker", ["worker"], worker_env), ("bot", ["serve"], env)):
+        bot_command = "socket" if self.slack_mode == "socket" else "serve"
+        for name, args, process_env in (("worker", ["worker"], worker_env), ("bot", [bot_command], env)):
             process = ManagedProcess(name, command + args, logs / f"{name}.log", env=process_env).start()
             self._processes.append(process)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + BOT_START_SECONDS
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.bot_port}/healthz", timeout=1) as response:
                     if response.status == 200:
-                        return
+                        break
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError(f"the bot did not come up within 30 s:\n{self._processes[-1].tail()}")
+        else:
+            raise RuntimeError(f"the bot did not come up within {BOT_START_SECONDS:.0f} s:\n"
+                               f"{self._processes[-1].tail()}")
+        if self.slack_mode == "socket":  # up is not enough: it must have opened its WebSocket
+            try:
+                self.slack.wait_for_socket_connections(1, max(1.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise RuntimeError(f"the bot did not connect over Socket Mode:\n{self._processes[-1].tail()}") from None
 
     def api(self) -> k8s.ApiClient:
         return self.cluster.api_client()
@@ -235,17 +194,26 @@ class DemoStack:
         self.redis.cleanup()
 
 
-def run_demo(drill: str | None = None) -> int:
-    """``k8s-incident-bot demo``: start, print the URL, wait for Ctrl-C, stop cleanly."""
+def run_demo(drill: str | None = None, slack_mode: str | None = None) -> int:
+    """``k8s-incident-bot demo``: start, print the URL, wait for Ctrl-C, stop cleanly.
+
+    The bot's Slack transport is ``slack_mode``, else ``$DEMO_SLACK_MODE``, else HTTP.
+    """
     import signal
+
+    mode = slack_mode or os.environ.get(MODE_VARIABLE, "").strip().lower() or "http"
+    if mode not in SLACK_MODES:
+        print(f"{MODE_VARIABLE} must be one of {', '.join(SLACK_MODES)} (got {mode!r})", file=sys.stderr)
+        return 2
 
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM (or SIGINT ignored by a shell's `&`) stops as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
-    stack = DemoStack()
-    print("Starting the sandbox: Redis, control plane, Slack emulator, worker, bot …", flush=True)
+    stack = DemoStack(slack_mode=mode)
+    how = "in Socket Mode" if mode == "socket" else "over HTTP"
+    print(f"Starting the sandbox: Redis, control plane, Slack emulator, worker, bot ({how}) …", flush=True)
     try:
         url = stack.start()
         if drill:
