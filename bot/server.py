@@ -19,6 +19,7 @@ import json
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -43,6 +44,8 @@ KUBE_READY_TIMEOUT_SECONDS = 3.0
 StartResponse = Callable[..., Any]
 
 
+FLUSH_SECONDS = 30.0
+"""Without a deadline (tests), how long a stopping bot keeps sending queued posts at most."""
 DRAIN_SECONDS = 25.0
 """How long a stopping bot finishes acknowledged work: inside Kubernetes' default 30 s grace period."""
 SOCKET_UNHEALTHY_AFTER_SECONDS = 60.0
@@ -67,8 +70,10 @@ class BotWsgiApp:
 
         Waits at most ``timeout`` seconds (``None``: until done), then drops what has not started and says
         so: an orchestrator kills the process after its grace period anyway, and a bounded wait lets the
-        log tell what was lost.
+        log tell what was lost. The rest of the time goes to sending the outbox's queued posts; what is
+        still queued then stays in Redis for the other replicas (or this one's successor).
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             if self._work is None:
                 return True
@@ -81,8 +86,8 @@ class BotWsgiApp:
                 return False
             return True
         finally:
-            if self._drainer is not None:  # its queued posts stay in Redis for the other replicas
-                self._drainer.stop()
+            if self._drainer is not None:
+                self._drainer.stop(flush_until=deadline if deadline is not None else time.monotonic() + FLUSH_SECONDS)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

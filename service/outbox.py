@@ -124,8 +124,20 @@ class Drainer:
             thread.start()
         return drainer
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the writes being sent now (what waits stays in Redis for the next drainer)."""
+    def stop(self, timeout: float = 10.0, *, flush_until: float | None = None) -> None:
+        """Stop after the writes being sent now (what waits stays in Redis for the next drainer).
+
+        ``flush_until`` (a ``time.monotonic()`` deadline): first keep sending until nothing is queued or
+        the deadline passes — a stopping replica sends what it can within its grace period.
+        """
+        if flush_until is not None:
+            while time.monotonic() < flush_until and any(t.is_alive() for t in self._threads):
+                try:
+                    if self.store.pending() == 0:
+                        break
+                except RedisError:
+                    break
+                time.sleep(IDLE_WAIT_SECONDS)
         self._stop.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
