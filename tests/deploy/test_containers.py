@@ -1,9 +1,9 @@
 """The Dockerfile, .dockerignore, docker-compose.yml and the env file example.
 
-No Docker engine runs here (`docker compose` is not installed), so docker-compose.yml is validated
-against the Compose Specification's JSON schema (tests/deploy/compose-spec.json, from
-compose-spec/compose-spec, Apache-2.0) plus the structure this project relies on; `docker compose config`
-is also run when a compose client happens to be available.
+docker-compose.yml is validated against the Compose Specification's JSON schema
+(tests/deploy/compose-spec.json, from compose-spec/compose-spec, Apache-2.0) plus the structure this
+project relies on, and `config` of the first compose client found (docker compose, podman-compose)
+must accept it; tests/deploy/test_compose_run.py runs it with podman-compose.
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ def test_compose_file_satisfies_the_compose_specification_schema(compose: dict[s
 
 
 def test_compose_config_when_a_compose_client_exists(tmp_path: Path) -> None:
-    candidates = [["docker", "compose"], ["docker-compose"]]
+    import sys
+
+    venv_compose = Path(sys.executable).parent / "podman-compose"
+    candidates = [["docker", "compose"], ["docker-compose"], [str(venv_compose)], ["podman-compose"]]
     for command in candidates:
         if shutil.which(command[0]) is None:
             continue
