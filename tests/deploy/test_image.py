@@ -35,8 +35,8 @@ from tests.fixtures.slack import BOT_TOKEN, RESPONDER_GROUP, SIGNING_SECRET, STA
 pytestmark = [pytest.mark.cluster, pytest.mark.image]
 
 SIZE_AIM_MB = 200
-SIZE_LIMIT_MB = 260
-"""Fails above this; the aim (printed beside the size) is 200 MB — see deploy/README.md for what is in it."""
+SIZE_LIMIT_MB = 210
+"""Fails above this (Debian updates move the base by a few MB); the aim, printed beside the size, is 200 MB."""
 
 GRACE_SECONDS = 30
 """Kubernetes' default terminationGracePeriodSeconds (the bot's Deployment keeps it)."""
