@@ -227,3 +227,15 @@ def test_podman_reports_the_containers_as_gone_after_stop(stack: Stack) -> None:
     for container in (stack.bot, stack.worker):
         state = json.loads(podman("inspect", "--format", "{{json .State}}", container.name).stdout)
         assert state["Status"] == "exited" and state["OOMKilled"] is False
+
+
+def test_the_hosts_ca_bundle_used_by_the_build_is_not_in_the_image(bot_image: BuiltImage) -> None:
+    """pip in the build trusts this machine's CA bundle through a read-only build mount; the image must
+    keep the base's own bundle (Debian's ca-certificates), byte for byte."""
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    in_image = run_once(bot_image.tag, bundle, entrypoint="cat").stdout
+    in_base = run_once(bot_image.base, bundle, entrypoint="cat").stdout
+    assert in_image and in_image == in_base
+    host = Path(bundle).read_text()
+    if host != in_base:  # on a machine whose bundle is Debian's own there is nothing to tell apart
+        assert in_image != host
