@@ -36,8 +36,8 @@ import pytest
 import redis as redis_lib
 import yaml
 
-from incident.keys import Keys
-from incident.store import IncidentStore
+from persistence.keys import Keys
+from persistence.store import IncidentStore
 from sandbox.ports import free_port
 from sandbox.slack import SlackEmulator
 from tests.fixtures.image import RLIMITS, BuiltImage, ensure_redis_image, podman

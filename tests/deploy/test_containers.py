@@ -148,7 +148,7 @@ def test_dockerfile_copies_every_package_and_the_templates_and_dockerignore_keep
     assert {".git", ".venv", ".env", "tests"} <= ignored
 
 
-RUNTIME_PACKAGES = ("k8s_incident_bot", "bot", "chat", "incident", "kube", "workers")
+RUNTIME_PACKAGES = ("k8s_incident_bot", "bot", "chat", "incident", "kube", "observability", "persistence", "service", "workers")
 """Every package the image copies (test_dockerfile_copies_every_package… keeps the two in step)."""
 
 SANDBOX_ALLOWED = {("k8s_incident_bot/cli.py", "_cmd_demo")}

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from incident.keys import Keys
-from incident.store import IncidentStore
+from persistence.keys import Keys
+from persistence.store import IncidentStore
 from sandbox.cluster import LocalCluster
 from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
