@@ -106,6 +106,21 @@ def test_impersonation_grants_exactly_the_mapped_identities(helm: Helm) -> None:
     assert set(by_kind(objects, "PodDisruptionBudget")) == {f"{NS}/bot-k8s-incident-bot-worker"}
 
 
+def test_sentinel_gives_the_bot_the_sentinels_the_master_and_the_passwords(helm: Helm) -> None:
+    objects = helm.template("-f", str(_values("sentinel")))
+    config = by_kind(objects, "ConfigMap")[f"{NS}/bot-k8s-incident-bot"]["data"]
+    assert config["REDIS_SENTINELS"].split(",") == [f"redis-sentinel-{i}.redis:26379" for i in range(3)]
+    assert config["REDIS_SENTINEL_MASTER"] == "incidents" and "REDIS_URL" not in config
+    assert not by_kind(objects, "StatefulSet")
+    (worker,) = _containers(objects, "bot-k8s-incident-bot-worker")
+    passwords = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in worker["env"]}
+    assert passwords == {key: {"name": "k8s-incident-bot-redis", "key": key, "optional": True}
+                         for key in ("REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD")}
+    policy = by_kind(objects, "NetworkPolicy")[f"{NS}/bot-k8s-incident-bot-worker"]
+    ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
+    assert {26379, 6379} <= ports
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--set", "cluster.accessMode=admin", *EXISTING), "at '/cluster/accessMode': value must be one of 'read-only', 'actions', 'impersonation'"),
     (("--set", "slack.stakeholderChannel=C0123ABCD"), "slack.botToken is empty"),
@@ -115,7 +130,10 @@ def test_impersonation_grants_exactly_the_mapped_identities(helm: Helm) -> None:
       "slack.stakeholderChannel=C1"), "slack.mode=socket needs slack.appToken"),
     (("--set", "slack.mode=websocket", *EXISTING), "at '/slack/mode'"),
     (("--set", "cluster.accessMode=impersonation", *EXISTING), "cluster.accessMode=impersonation needs cluster.impersonate"),
-    (("--set", "redis.mode=sentinel", *EXISTING), "at '/redis/mode': value must be one of 'bundled', 'external'"),
+    (("--set", "redis.mode=cluster", *EXISTING), "at '/redis/mode': value must be one of 'bundled', 'external', 'sentinel'"),
+    (("--set", "redis.mode=sentinel", *EXISTING), "redis.mode=sentinel needs redis.sentinel.addresses"),
+    (("--set", "redis.mode=sentinel", "--set", "redis.sentinel.addresses={sentinel-0}", *EXISTING),
+     "at '/redis/sentinel/addresses/0'"),
     (("--set", "redis.mode=external", *EXISTING), "redis.mode=external needs redis.external.url"),
     (("--set", "redis.external.url=http://x", *EXISTING), "at '/redis/external/url'"),
     (("--set", "slack.botToken=xoxp-user-token", "--set", "slack.signingSecret=x", "--set", "slack.stakeholderChannel=C1"),

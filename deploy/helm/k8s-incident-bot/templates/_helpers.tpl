@@ -73,6 +73,9 @@ every install renders. They fail `helm install`/`template` naming the value to s
 {{- if and (eq .Values.cluster.accessMode "impersonation") (empty .Values.cluster.impersonate) -}}
 {{- fail "cluster.accessMode=impersonation needs cluster.impersonate: map each Slack user ID to a Kubernetes user (or {user, groups})" -}}
 {{- end -}}
+{{- if and (eq .Values.redis.mode "sentinel") (empty .Values.redis.sentinel.addresses) -}}
+{{- fail "redis.mode=sentinel needs redis.sentinel.addresses (host:port of each sentinel)" -}}
+{{- end -}}
 {{- if and (eq .Values.redis.mode "external") (not .Values.redis.external.url) (not .Values.redis.external.existingSecret) -}}
 {{- fail "redis.mode=external needs redis.external.url or redis.external.existingSecret" -}}
 {{- end -}}
@@ -105,14 +108,26 @@ envFrom:
   {{- with .Values.extraEnvFrom }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- if or (and (eq .Values.redis.mode "external") .Values.redis.external.existingSecret) .Values.extraEnv }}
+{{- $urlSecret := and (eq .Values.redis.mode "external") .Values.redis.external.existingSecret -}}
+{{- $sentinelSecret := and (eq .Values.redis.mode "sentinel") .Values.redis.sentinel.existingSecret -}}
+{{- if or $urlSecret $sentinelSecret .Values.extraEnv }}
 env:
-  {{- if and (eq .Values.redis.mode "external") .Values.redis.external.existingSecret }}
+  {{- if $urlSecret }}
   - name: REDIS_URL
     valueFrom:
       secretKeyRef:
         name: {{ .Values.redis.external.existingSecret }}
         key: {{ .Values.redis.external.existingSecretKey }}
+  {{- end }}
+  {{- if $sentinelSecret }}
+  {{- range $key := list "REDIS_PASSWORD" "REDIS_SENTINEL_PASSWORD" }}
+  - name: {{ $key }}
+    valueFrom:
+      secretKeyRef:
+        name: {{ $sentinelSecret }}
+        key: {{ $key }}
+        optional: true
+  {{- end }}
   {{- end }}
   {{- with .Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
