@@ -17,6 +17,10 @@ import yaml
 
 from tests.deploy.conftest import CHART, CHART_CI_VALUES, DEPLOY, Helm, by_kind, kustomize
 
+# No apiserver here, but helm and kubectl (for kustomize) are built from source with the test bed, which
+# `make test-fast` promises not to do: these run with the cluster tier.
+pytestmark = pytest.mark.cluster
+
 NS = "k8s-incident-bot"
 RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 EXISTING = ("--set", "slack.existingSecret=k8s-incident-bot", "--set", "slack.stakeholderChannel=C0123ABCD")
