@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
 from incident.actions import ActionKind
@@ -48,9 +47,11 @@ SERVICE_MONITOR_CRD: dict[str, Any] = {
 
 
 def _namespace(kubeconfig: Path, kubectl: Path, name: str) -> None:
+    """Create a namespace and wait for its ``default`` ServiceAccount (pods are refused before it exists)."""
     run_kubectl(kubectl, "create", "namespace", name, kubeconfig=kubeconfig)
-    run_kubectl(kubectl, "wait", "--for=jsonpath={.metadata.name}=default", f"serviceaccount/default", "-n", name,
-                "--timeout=60s", kubeconfig=kubeconfig, check=False)
+    wait_for(f"ServiceAccount default in {name}", lambda: run_kubectl(
+        kubectl, "get", "serviceaccount", "default", "-n", name, kubeconfig=kubeconfig, check=False).returncode == 0,
+        timeout=60)
 
 
 @pytest.fixture()
