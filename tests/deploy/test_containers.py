@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / "deploy" / "env.example"
 DOCKERFILE = REPO / "Dockerfile"
-SECRET_SETTINGS = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "PAGERDUTY_ROUTING_KEY"}
+SECRET_SETTINGS = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "PAGERDUTY_ROUTING_KEY",
+                   "REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"}
 
 
 @pytest.fixture(scope="module")

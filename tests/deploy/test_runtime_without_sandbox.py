@@ -93,6 +93,23 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
     raise AssertionError(f"{url} did not answer within {timeout} s:\n{log.read_text()}")
 
 
+def _wait_idle_worker(redis_url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    """Until RQ reports the worker idle: RQ installs its SIGTERM handler only after it has logged
+    "Listening on …" and started the scheduler, so a SIGTERM sent earlier kills the process (exit -15)."""
+    import redis
+    from rq import Worker
+
+    connection = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited {proc.returncode}:\n{log.read_text()}")
+        if any(w.get_state() == "idle" for w in Worker.all(connection=connection)):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no idle RQ worker within {timeout} s:\n{log.read_text()}")
+
+
 def _terminate(proc: subprocess.Popen[bytes], log: Path) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -143,6 +160,7 @@ def test_serve_and_worker_run_from_the_image_files(image_files: Path, redis_url:
         try:
             _wait_http(f"http://127.0.0.1:{bot_port}/healthz", bot, tmp_path / "serve.log")
             _wait_http(f"http://127.0.0.1:{worker_port}/metrics", worker, tmp_path / "worker.log")
+            _wait_idle_worker(redis_url, worker, tmp_path / "worker.log")
         finally:
             for proc, log in ((bot, tmp_path / "serve.log"), (worker, tmp_path / "worker.log")):
                 if proc.poll() is None:
