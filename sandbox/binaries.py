@@ -1,4 +1,4 @@
-"""Build-or-reuse the local control plane's programs from source (etcd, Kubernetes, kwok, kubectl).
+"""Build-or-reuse the Go programs of the test bed from source: the control plane and helm.
 
 The wrapper Go module in ``sandbox/testbed/`` pins Kubernetes v1.36.3, etcd v3.6.8 and kwok v0.8.0;
 this module runs ``go build`` on each of their main packages once and keeps the binaries under
@@ -7,8 +7,12 @@ built from which ``go.mod``/``go.sum``, so a warm call only reads that file and 
 second. kwok's default Stage manifests (node heartbeats, pod lifecycle) are copied out of the kwok
 module next to the binaries, since kwok itself only embeds them for ``kwokctl``.
 
-``python -m sandbox.binaries`` is what ``scripts/bootstrap.sh`` calls; used by ``sandbox.cluster`` and
-the pytest fixture through :func:`ensure_binaries`.
+The same recipe builds ``helm`` (:func:`ensure_helm`) from its own wrapper module in
+``sandbox/gotools/helm/`` into ``<cache>/helm-v4.3.1/bin/``: a separate module because helm v4.3.1 needs
+the ``k8s.io`` v0.37 libraries while the control plane is v0.36.3, and one graph cannot hold both.
+
+``python -m sandbox.binaries`` is what ``scripts/bootstrap.sh`` calls (``--helm`` adds helm); used by
+``sandbox.cluster`` and the pytest fixtures through :func:`ensure_binaries` and :func:`ensure_helm`.
 """
 
 from __future__ import annotations
@@ -68,6 +72,19 @@ KWOK_STAGE_FILES: tuple[str, ...] = (
 )
 """The Stages ``kwokctl`` gives kwok by default (node init + lease heartbeat, fast pod lifecycle)."""
 
+HELM_VERSION = "v4.3.1"
+"""helm release the deployment tests use (``go.mod`` of ``sandbox/gotools/helm`` pins the same)."""
+
+HELM_DIR = Path(__file__).resolve().parent / "gotools" / "helm"
+"""The wrapper Go module of helm (go.mod, go.sum, tools.go)."""
+
+HELM_PROGRAMS: tuple[Program, ...] = (
+    Program("helm", "helm.sh/helm/v4/cmd/helm", (
+        f"-X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",
+        "-X helm.sh/helm/v4/internal/version.gitTreeState=clean",
+    )),
+)
+
 KWOK_STAGES_NAME = "kwok-stages.yaml"
 STAMP_NAME = ".stamp.json"
 
@@ -94,26 +111,59 @@ def kwok_stages_path(directory: Path | None = None) -> Path:
     return (directory or bin_dir()) / KWOK_STAGES_NAME
 
 
+@dataclass(frozen=True)
+class GoBuild:
+    """One wrapper module and the programs built from it into ``<cache>/<key>/bin``.
+
+    ``extra`` names a step run after the programs (kwok's Stage files); it is part of the stamp so a
+    change of it rebuilds. The control plane's stamp keeps the exact shape it always had, so caches
+    made before helm joined stay valid.
+    """
+
+    key: str
+    module_dir: Path
+    programs: tuple[Program, ...]
+    extra: str | None = None
+
+    def bin_dir(self) -> Path:
+        return cache_root() / self.key / "bin"
+
+    def recipe(self) -> dict[str, object]:
+        """Everything that decides the build output; a change in any of it forces a rebuild."""
+        files = {name: hashlib.sha256((self.module_dir / name).read_bytes()).hexdigest() for name in ("go.mod", "go.sum")}
+        recipe: dict[str, object] = {
+            "version": self.key,
+            "files": files,
+            "programs": [[p.name, p.package, list(p.ldflags)] for p in self.programs],
+        }
+        if self.extra == "kwok-stages":
+            recipe["stages"] = list(KWOK_STAGE_FILES)
+        return recipe
+
+    def outputs(self, directory: Path) -> list[Path]:
+        wanted = [directory / p.name for p in self.programs]
+        if self.extra == "kwok-stages":
+            wanted.append(kwok_stages_path(directory))
+        return wanted
+
+
+CONTROL_PLANE = GoBuild(KUBERNETES_VERSION, TESTBED_DIR, PROGRAMS, extra="kwok-stages")
+HELM = GoBuild(f"helm-{HELM_VERSION}", HELM_DIR, HELM_PROGRAMS)
+
+
 def _recipe() -> dict[str, object]:
-    """Everything that decides the build output; a change in any of it forces a rebuild."""
-    files = {name: hashlib.sha256((TESTBED_DIR / name).read_bytes()).hexdigest() for name in ("go.mod", "go.sum")}
-    return {
-        "version": KUBERNETES_VERSION,
-        "files": files,
-        "programs": [[p.name, p.package, list(p.ldflags)] for p in PROGRAMS],
-        "stages": list(KWOK_STAGE_FILES),
-    }
+    """The control plane's build recipe (see :meth:`GoBuild.recipe`)."""
+    return CONTROL_PLANE.recipe()
 
 
-def _is_current(directory: Path, recipe: dict[str, object]) -> bool:
+def _is_current(directory: Path, recipe: dict[str, object], build: GoBuild = CONTROL_PLANE) -> bool:
     try:
         stamp = json.loads((directory / STAMP_NAME).read_text())
     except (OSError, ValueError):
         return False
     if stamp != recipe:
         return False
-    wanted = [directory / p.name for p in PROGRAMS] + [kwok_stages_path(directory)]
-    return all(path.is_file() for path in wanted)
+    return all(path.is_file() for path in build.outputs(directory))
 
 
 def _go_env() -> dict[str, str]:
@@ -135,25 +185,26 @@ def _go_binary() -> str:
     return go
 
 
-def _run_go(args: list[str], what: str) -> str:
+def _run_go(args: list[str], what: str, module_dir: Path = TESTBED_DIR) -> str:
     result = subprocess.run(
-        [_go_binary(), *args], cwd=TESTBED_DIR, env=_go_env(), capture_output=True, text=True, check=False
+        [_go_binary(), *args], cwd=module_dir, env=_go_env(), capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         output = (result.stderr or result.stdout).strip()
         tail = "\n".join(output.splitlines()[-40:])
         raise BinaryBuildError(
-            f"{what} failed (exit {result.returncode}) in {TESTBED_DIR}:\n  go {' '.join(args)}\n{tail}\n"
+            f"{what} failed (exit {result.returncode}) in {module_dir}:\n  go {' '.join(args)}\n{tail}\n"
             "Hint: a network error means the Go module proxy was unreachable; a `go.sum` or `updates to go.mod"
-            " needed` error means sandbox/testbed/go.mod was edited without `go mod tidy`."
+            f" needed` error means {module_dir.name}/go.mod was edited without `go mod tidy`."
         )
     return result.stdout
 
 
-def _build_program(program: Program, out_dir: Path) -> None:
+def _build_program(program: Program, out_dir: Path, module_dir: Path = TESTBED_DIR) -> None:
     ldflags = " ".join(("-s", "-w", *program.ldflags))
     target = out_dir / f".{program.name}.partial"
-    _run_go(["build", "-trimpath", f"-ldflags={ldflags}", "-o", str(target), program.package], f"building {program.name}")
+    _run_go(["build", "-trimpath", f"-ldflags={ldflags}", "-o", str(target), program.package], f"building {program.name}",
+            module_dir)
     target.replace(out_dir / program.name)
 
 
@@ -183,6 +234,31 @@ def _build_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _ensure(build: GoBuild, report: Reporter | None, what: str) -> Path:
+    directory = build.bin_dir()
+    recipe = build.recipe()
+    if _is_current(directory, recipe, build):
+        return directory
+    say: Reporter = report or (lambda message: None)
+    # One lock for every build: two `go build`s at once would only fight over the same cores.
+    with _build_lock(CONTROL_PLANE.bin_dir()):
+        if _is_current(directory, recipe, build):  # another process finished the build while we waited
+            return directory
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / STAMP_NAME).unlink(missing_ok=True)
+        started = time.monotonic()
+        for index, program in enumerate(build.programs, start=1):
+            say(f"building {program.name} ({index}/{len(build.programs)}) from {program.package}")
+            step = time.monotonic()
+            _build_program(program, directory, build.module_dir)
+            say(f"built {program.name} in {time.monotonic() - step:.0f} s")
+        if build.extra == "kwok-stages":
+            _write_kwok_stages(directory)
+        (directory / STAMP_NAME).write_text(json.dumps(recipe, indent=2, sort_keys=True))
+        say(f"{what} ready in {directory} after {time.monotonic() - started:.0f} s")
+    return directory
+
+
 def ensure_binaries(report: Reporter | None = None) -> Path:
     """Return the directory holding every test-bed binary, building what is missing or outdated.
 
@@ -190,36 +266,33 @@ def ensure_binaries(report: Reporter | None = None) -> Path:
     ``go build`` once per program with Go's default module and build caches, which takes a long time
     on a small machine. Raises :class:`BinaryBuildError` carrying Go's error output on failure.
     """
-    directory = bin_dir()
-    recipe = _recipe()
-    if _is_current(directory, recipe):
-        return directory
-    say: Reporter = report or (lambda message: None)
-    with _build_lock(directory):
-        if _is_current(directory, recipe):  # another process finished the build while we waited
-            return directory
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / STAMP_NAME).unlink(missing_ok=True)
-        started = time.monotonic()
-        for index, program in enumerate(PROGRAMS, start=1):
-            say(f"building {program.name} ({index}/{len(PROGRAMS)}) from {program.package}")
-            step = time.monotonic()
-            _build_program(program, directory)
-            say(f"built {program.name} in {time.monotonic() - step:.0f} s")
-        _write_kwok_stages(directory)
-        (directory / STAMP_NAME).write_text(json.dumps(recipe, indent=2, sort_keys=True))
-        say(f"control-plane binaries ready in {directory} after {time.monotonic() - started:.0f} s")
-    return directory
+    return _ensure(CONTROL_PLANE, report, "control-plane binaries")
 
 
-def main() -> int:
-    """CLI: build or reuse the binaries; print progress to stderr, nothing when already built."""
+def ensure_helm(report: Reporter | None = None) -> Path:
+    """Return the path of the pinned ``helm`` binary, building it first if needed (≈ 2–3 min cold on two
+    cores, mostly compiling the ``k8s.io`` v0.37 libraries; a stamp check when warm). Same caches, lock
+    and errors as :func:`ensure_binaries`."""
+    return _ensure(HELM, report, f"helm {HELM_VERSION}") / "helm"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: build or reuse the binaries (``--helm``: helm too, ``--only-helm``: helm alone); progress goes
+    to stderr, nothing is printed when everything is already built."""
+    args = sys.argv[1:] if argv is None else argv
+    unknown = [a for a in args if a not in ("--helm", "--only-helm")]
+    if unknown:
+        print(f"usage: python -m sandbox.binaries [--helm | --only-helm] (unknown: {' '.join(unknown)})", file=sys.stderr)
+        return 2
 
     def report(message: str) -> None:
         print(f"[sandbox.binaries] {message}", file=sys.stderr, flush=True)
 
     try:
-        ensure_binaries(report)
+        if "--only-helm" not in args:
+            ensure_binaries(report)
+        if "--helm" in args or "--only-helm" in args:
+            ensure_helm(report)
     except BinaryBuildError as error:
         print(f"[sandbox.binaries] {error}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the bot and its tests need on a fresh Debian machine, idempotently:
-# Debian packages (redis-server), the virtualenv with the project, and the local Kubernetes
-# control plane built from source (cached under ~/.cache/k8s-incident-bot/<version>/).
+# Debian packages (redis-server, the container tools), the virtualenv with the project, the local
+# Kubernetes control plane and helm built from source (cached under ~/.cache/k8s-incident-bot/).
 # A second run does nothing visible and takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,11 @@ as_root() {
 }
 
 # chromium: the demo page's browser test (Playwright drives Debian's build, no download).
-APT_PACKAGES=(redis-server redis-sentinel haproxy chromium)
+# podman, runc, mmdebstrap: tests/deploy/test_image.py builds the real Dockerfile on a Debian base made
+# from Debian's packages (no Docker daemon, no Docker Hub here); runc because podman's default crun fails
+# on this kind of machine ("cgroups in hybrid mode not supported"); uidmap and fuse-overlayfs are
+# podman's helpers for its storage.
+APT_PACKAGES=(redis-server redis-sentinel haproxy chromium podman runc mmdebstrap uidmap fuse-overlayfs)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -44,6 +48,17 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
+# podman-compose runs docker-compose.yml in tests/deploy/test_compose_run.py. From PyPI: Debian's 1.0.3
+# cannot read the file (no `config`, no long-form env_file); 1.6.0 can. Kept out of pyproject's test
+# extra because only that test uses it.
+PODMAN_COMPOSE=podman-compose==1.6.0
+if [ ! -x .venv/bin/podman-compose ] || \
+   ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('podman-compose') != '1.6.0')"; then
+    log "installing $PODMAN_COMPOSE into .venv"
+    .venv/bin/pip install -q "$PODMAN_COMPOSE" >/dev/null
+fi
+
 if [ "${SKIP_CLUSTER_BUILD:-0}" != "1" ]; then
-    .venv/bin/python -m sandbox.binaries
+    # --helm: helm v4.3.1 for the chart tests, from its own wrapper module (sandbox/gotools/helm).
+    .venv/bin/python -m sandbox.binaries --helm
 fi

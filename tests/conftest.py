@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.slack", "tests.fixtures.cluster", "tests.fixtures.workers"]
+pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.slack", "tests.fixtures.cluster", "tests.fixtures.workers",
+                  "tests.fixtures.image"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures of the deployment tests: kubectl (built from source with the test bed), rendered manifests.
+"""Fixtures of the deployment tests: kubectl and helm (built from source with the test bed), rendered manifests.
 
 The real-cluster fixtures (``k8s_cluster``, ``k8s_api``, …) come from ``tests.fixtures.cluster``; it is
 registered here unless the root conftest already loads it, so a session has one cluster either way.
@@ -84,3 +84,44 @@ def bot_namespace(kubectl: Path, k8s_cluster: Any) -> Iterator[str]:
         yield BOT_NAMESPACE
     finally:
         run_kubectl(kubectl, "delete", "namespace", BOT_NAMESPACE, "--wait=false", "--ignore-not-found", kubeconfig=kubeconfig)
+
+
+CHART = DEPLOY / "helm" / "k8s-incident-bot"
+CHART_CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+"""The documented values combinations (deploy/README.md, "Helm values"): each is linted, rendered,
+dry-run on the server and RBAC-checked."""
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> "Helm":
+    """The pinned helm (built from the Go module proxy on first use, like the test bed) with its own
+    config/cache/data directories, so the tests neither read nor write the user's helm set-up."""
+    from sandbox.binaries import ensure_helm
+
+    binary = ensure_helm(lambda message: print(f"[helm] {message}", file=sys.stderr, flush=True))
+    return Helm(binary, tmp_path_factory.mktemp("helm-home"))
+
+
+class Helm:
+    """Runs the helm binary; ``check=True`` turns a failure into an assertion carrying helm's output."""
+
+    def __init__(self, binary: Path, home: Path) -> None:
+        self.binary = binary
+        self.env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "HELM_CACHE_HOME": str(home / "cache"),
+                    "HELM_CONFIG_HOME": str(home / "config"), "HELM_DATA_HOME": str(home / "data")}
+
+    def __call__(self, *args: str, kubeconfig: Path | None = None, check: bool = True,
+                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        env = dict(self.env)
+        if kubeconfig is not None:
+            env["KUBECONFIG"] = str(kubeconfig)
+        result = subprocess.run([str(self.binary), *args], capture_output=True, text=True, timeout=timeout, env=env,
+                                check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}\n{result.stdout}")
+        return result
+
+    def template(self, *args: str, release: str = "bot", namespace: str = BOT_NAMESPACE) -> list[dict[str, Any]]:
+        """``helm template`` → the rendered objects."""
+        output = self("template", release, str(CHART), "--namespace", namespace, *args).stdout
+        return [doc for doc in yaml.safe_load_all(output) if doc]
