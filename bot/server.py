@@ -33,6 +33,7 @@ from bot.socket_mode import SocketModeLink
 from bot.backfill import backfill_active_incidents
 from observability.logging_setup import configure_logging
 from service.context import Context
+from service.health import KubeProbe
 from service.outbox import Drainer
 from observability import metrics
 from incident.settings import Settings
@@ -40,7 +41,6 @@ from incident.settings import Settings
 log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
-KUBE_READY_TIMEOUT_SECONDS = 3.0
 StartResponse = Callable[..., Any]
 
 
@@ -59,7 +59,7 @@ class BotWsgiApp:
                  drainer: Drainer | None = None, link: SocketModeLink | None = None) -> None:
         self._slack = SlackRequestHandler(app)
         self._services = services
-        self._kube_api: Any = None
+        self._kube_probe = KubeProbe(services)
         self._work = work
         self._drainer = drainer
         self._link = link
@@ -134,7 +134,7 @@ class BotWsgiApp:
         """Redis and the Kubernetes API (and the Socket Mode connection in Socket Mode);
         ``?exclude=kubernetes`` (like the apiserver's) leaves a check out."""
         probes: dict[str, Callable[[], object]] = {"redis": self._services.redis.ping,
-                                                   "kubernetes": self._kube_version}
+                                                   "kubernetes": self._kube_probe}
         if self._link is not None:
             probes["slack"] = self._link.require_connected
         checks = {name: self._check(probe) for name, probe in probes.items() if name not in excluded}
@@ -148,16 +148,6 @@ class BotWsgiApp:
         except Exception as error:  # noqa: BLE001 - any failure means not ready
             return f"{type(error).__name__}: {error}"[:300]
         return "ok"
-
-    def _kube_version(self) -> None:
-        """A cheap ``GET /version`` with a short timeout, through the configured kubeconfig or in-cluster."""
-        from kubernetes import client as k8s
-
-        from kube.client import build_api_client
-
-        if self._kube_api is None:
-            self._kube_api = build_api_client(self._services.settings)
-        k8s.VersionApi(self._kube_api).get_code(_request_timeout=KUBE_READY_TIMEOUT_SECONDS)
 
     def _metrics(self, start_response: StartResponse) -> Iterable[bytes]:
         from service.jobs import QUEUE_KINDS, get_queue
