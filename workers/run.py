@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from typing import Any
 
@@ -84,6 +85,10 @@ def _finalize_interrupted_assessments(settings: Settings) -> None:
         log.info("posted partial verdicts for interrupted assessments %s", ", ".join(finalized))
 
 
+def _stop_before_the_loop(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool = False) -> int:
     """Serve every queue of the bot until stopped; returns an exit code.
 
@@ -93,6 +98,9 @@ def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool =
     from observability.logging_setup import configure_logging
     from observability import metrics
 
+    # Until RQ's loop installs its own SIGTERM handler (it does so only once it starts working), a SIGTERM
+    # — a pod replaced right after it started — is a clean stop: nothing is being worked on yet.
+    signal.signal(signal.SIGTERM, _stop_before_the_loop)
     metrics.enable_multiprocess()
     configure_logging(settings)
     if not burst:
