@@ -78,3 +78,14 @@ class SlackApiError(IncidentBotError):
         self.retry_after = retry_after
         """Seconds Slack asked to wait (``Retry-After`` of a 429), when it said."""
         super().__init__(f"Slack refused {method}: {code}", hint=hint)
+
+
+class StoreUnavailable(IncidentBotError):
+    """Redis (incident state, timeline, queues) cannot be reached; whether the request took effect is not known."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            "The incident state store (Redis) is unavailable right now, so this request may not have been carried "
+            "out." + (f" ({detail})" if detail else ""),
+            hint="The bot keeps retrying on its own; check with `/k8s incident status` in a minute before "
+                 "repeating a change. Operators: `/readyz` says what is wrong.")
