@@ -9,12 +9,13 @@ validation), ``cancelled``, ``expired``.
 
 Confirmation is one Lua script, so a click after expiry, a second click by the same person or a
 click on a request that is no longer waiting changes nothing and says why (:class:`ConfirmationError`).
-Pure core: imports neither Slack nor Kubernetes. Used by ``bot.action_commands`` and ``workers.actions``.
+What a kind *is* (words, description, destructive, guarded, …) lives in its spec
+(:mod:`incident.action_kinds`); a request only names its kind. Pure core: imports neither Slack nor
+Kubernetes. Used by ``bot.action_commands`` and ``workers.actions``.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,34 +23,15 @@ from typing import Any
 
 from redis import Redis
 
+from incident.action_kinds import ActionSpec, action_specs
 from incident.assessment import control_plane_evidence, failing_control_plane_layers, verdict_of_entry
 from incident.clock import Clock, SystemClock, from_epoch, to_epoch
-from incident.errors import CommandError, ConfirmationError
+from incident.errors import ConfirmationError
 from persistence.keys import Keys
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-WORKLOAD_KINDS: tuple[str, ...] = ("deployment", "daemonset", "statefulset")
-MAX_REPLICAS = 1000
-DEFAULT_DRAIN_TIMEOUT = 120
-MAX_DRAIN_TIMEOUT = 3600
-
-
-class ActionKind(StrEnum):
-    """What a request does to the cluster."""
-
-    CORDON = "cordon"
-    UNCORDON = "uncordon"
-    DRAIN = "drain"
-    DELETE_NODE = "delete-node"
-    RESTART = "restart"
-    SCALE = "scale"
-    DELETE_POD = "delete-pod"
-
-
-NODE_KINDS = frozenset({ActionKind.CORDON, ActionKind.UNCORDON, ActionKind.DRAIN, ActionKind.DELETE_NODE})
-APPLICATION_KINDS = frozenset({ActionKind.RESTART, ActionKind.SCALE})
-"""Kinds the recovery-order guard holds back while the control plane is failing."""
+APPLICATION_KINDS = frozenset(spec.kind for spec in action_specs() if spec.guarded)
+"""Kinds the recovery-order guard holds back while the control plane is failing (the specs' ``guarded``;
+``ActionRequest.guarded`` says the same for one request)."""
 
 
 class ActionStatus(StrEnum):
@@ -71,41 +53,6 @@ FINAL_STATUSES = frozenset({ActionStatus.REJECTED, ActionStatus.SUCCEEDED, Actio
                             ActionStatus.EXPIRED, ActionStatus.OUTCOME_UNKNOWN})
 
 
-# --- targets (pure validation, used by the grammar) ---------------------------------------------------
-
-
-def check_name(value: str, what: str) -> str:
-    """A DNS-1123 subdomain (node, pod, deployment names): lowercase alphanumerics, ``-`` and ``.``, ≤ 253."""
-    if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
-        shown = value if len(value) <= 60 else value[:59] + "…"
-        raise CommandError(f"`{shown}` is not a valid {what} name: Kubernetes names are lowercase letters, digits, "
-                           "'-' and '.', start and end with a letter or digit, at most 253 characters.")
-    return value
-
-
-def check_namespace(value: str) -> str:
-    """A DNS-1123 label: lowercase alphanumerics and ``-``, ≤ 63."""
-    if len(value) > 63 or not DNS1123_LABEL.match(value):
-        shown = value if len(value) <= 60 else value[:59] + "…"
-        raise CommandError(f"`{shown}` is not a valid namespace: lowercase letters, digits and '-', "
-                           "starting and ending with a letter or digit, at most 63 characters.")
-    return value
-
-
-def parse_namespaced(token: str, what: str) -> str:
-    """``<namespace>/<name>`` → the same string, validated."""
-    namespace, slash, name = token.partition("/")
-    if not slash or not namespace or not name:
-        raise CommandError(f"Give the {what} as `<namespace>/<name>` (got `{token[:60]}`).")
-    return f"{check_namespace(namespace)}/{check_name(name, what)}"
-
-
-def split_target(target: str) -> tuple[str | None, str]:
-    """``ns/name`` → ``("ns", "name")``; a node name → ``(None, name)``."""
-    namespace, slash, name = target.partition("/")
-    return (namespace, name) if slash else (None, target)
-
-
 @dataclass(frozen=True)
 class Outcome:
     """What running an action did, in words for the channel and the audit."""
@@ -123,7 +70,8 @@ class ActionRequest:
 
     id: str
     cluster: str
-    kind: ActionKind
+    kind: str
+    """A kind of :mod:`incident.action_kinds` (``cordon``, ``delete-node``, …)."""
     target: str
     requested_by: str
     channel_id: str
@@ -150,26 +98,24 @@ class ActionRequest:
     """Queue order of the cluster's confirmed actions (1, 2, …): the request order the FIFO keeps."""
 
     @property
+    def spec(self) -> ActionSpec:
+        """Everything about this request's kind (:mod:`incident.action_kinds`)."""
+        return action_specs().get(self.kind)
+
+    @property
     def description(self) -> str:
         """What a person would type, e.g. ``drain node kwok-node-1``, ``scale deployment shop/web to 0``."""
-        kind = self.kind
-        if kind in NODE_KINDS:
-            verb = "delete" if kind == ActionKind.DELETE_NODE else kind.value
-            extra = ""
-            if kind == ActionKind.DRAIN:
-                extra = "".join(f" --{name} {self.params[name]}" for name in ("grace", "timeout")
-                                if self.params.get(name) is not None)
-            return f"{verb} node {self.target}{extra}"
-        if kind == ActionKind.RESTART:
-            return f"restart {self.params.get('workload', 'deployment')} {self.target}"
-        if kind == ActionKind.SCALE:
-            return f"scale deployment {self.target} to {self.params.get('replicas')}"
-        return f"delete pod {self.target}"
+        return self.spec.describe(self.target, self.params)
 
     @property
     def destructive(self) -> bool:
-        """Delete node and scale to zero: the ones that may need a second confirmer."""
-        return self.kind == ActionKind.DELETE_NODE or (self.kind == ActionKind.SCALE and self.params.get("replicas") == 0)
+        """Cannot be undone (delete node, scale to zero): the ones that may need a second confirmer."""
+        return self.spec.destructive(self.params)
+
+    @property
+    def guarded(self) -> bool:
+        """Held back by the recovery-order guard while the control plane is failing."""
+        return self.spec.guarded
 
     @property
     def is_final(self) -> bool:
@@ -181,7 +127,7 @@ class ActionRequest:
     def audit(self) -> dict[str, Any]:
         """The audit entry of the incident timeline (kind ``action``)."""
         return {
-            "action_id": self.id, "cluster": self.cluster, "description": self.description, "kind": self.kind.value,
+            "action_id": self.id, "cluster": self.cluster, "description": self.description, "kind": self.kind,
             "target": self.target, "params": self.params, "requested_by": self.requested_by,
             "requested_at": to_epoch(self.requested_at), "confirmed_by": self.confirmed_by,
             "guard": self.guard, "guard_ack_by": self.guard_ack_by, "dry_run": self.dry_run,
@@ -195,7 +141,7 @@ class ActionRequest:
         import json
 
         out = {
-            "id": self.id, "cluster": self.cluster, "kind": self.kind.value, "target": self.target,
+            "id": self.id, "cluster": self.cluster, "kind": self.kind, "target": self.target,
             "requested_by": self.requested_by, "channel_id": self.channel_id,
             "requested_at": repr(to_epoch(self.requested_at)), "incident_id": self.incident_id or "",
             "params": json.dumps(self.params, sort_keys=True), "status": self.status.value,
@@ -224,7 +170,7 @@ class ActionRequest:
         requested_at = moment("requested_at")
         assert requested_at is not None, "stored action without requested_at"
         return cls(
-            id=text["id"], cluster=text["cluster"], kind=ActionKind(text["kind"]), target=text["target"],
+            id=text["id"], cluster=text["cluster"], kind=action_specs().get(text["kind"]).kind, target=text["target"],
             requested_by=text["requested_by"], channel_id=text["channel_id"], requested_at=requested_at,
             incident_id=text.get("incident_id") or None, params=json.loads(text.get("params") or "{}"),
             status=ActionStatus(text.get("status", "preparing")),
@@ -333,7 +279,7 @@ class ActionStore:
         self._expire = redis.register_script(_EXPIRE)
         self._set_if = redis.register_script(_SET_IF_STATUS)
 
-    def new(self, *, cluster: str, kind: ActionKind, target: str, requested_by: str, channel_id: str,
+    def new(self, *, cluster: str, kind: str, target: str, requested_by: str, channel_id: str,
             incident_id: str | None, params: dict[str, Any] | None = None,
             second_confirmer_for_destructive: bool = False) -> ActionRequest:
         """Store a new request in ``preparing`` and return it (ids ``A1``, ``A2``, …)."""
