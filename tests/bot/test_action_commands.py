@@ -93,7 +93,7 @@ def test_bad_input_and_unauthorized_requests_change_nothing(slack: SlackEmulator
     channel = incident.channel_id
     cases = {
         "cordon node Bad_Node": "not a valid node name",
-        "restart deployment coredns": "<namespace>/<name>",
+        "restart deployment coredns": "&lt;namespace&gt;/&lt;name&gt;",
         "restart pod kube-system/x": "deployment, daemonset or statefulset",
         "scale deployment shop/web many": "whole number",
         "drain node n1 --force": "Unknown option",

@@ -1,11 +1,16 @@
-"""The /k8s grammar: every command parses, bad input gets the right usage, help comes from the registry."""
+"""The /k8s grammar: every command parses, bad input gets the right usage, help comes from the registry.
+
+Usage lines and echoed input are mrkdwn-escaped (``<title>`` is sent as ``&lt;title&gt;``), so the
+expected texts below are compared escaped."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.grammar import build_registry
+from bot.commands import build_registry
 from incident.errors import CommandError
+from incident.kube_syntax import escape
+from incident.templates import TemplateRenderer
 
 registry = build_registry()
 
@@ -58,14 +63,14 @@ def test_valid_commands(text: str, name: str, args: dict[str, object]) -> None:
 def test_bad_input_names_the_problem_and_shows_usage(text: str, message: str, usage: str) -> None:
     with pytest.raises(CommandError) as caught:
         registry.parse(text)
-    assert message in caught.value.message
-    assert caught.value.hint is not None and usage in caught.value.hint
+    assert escape(message) in caught.value.message
+    assert caught.value.hint is not None and escape(usage) in caught.value.hint
 
 
 def test_help_lists_every_registered_command() -> None:
-    text = registry.help_text()
+    text = registry.help_text(TemplateRenderer())
     for spec in registry.specs:
-        assert f"/k8s {spec.usage}" in text
+        assert escape(f"/k8s {spec.usage}") in text
 
 
 def test_unknown_command_suggests_close_ones() -> None:
