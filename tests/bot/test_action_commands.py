@@ -98,6 +98,9 @@ def test_bad_input_and_unauthorized_requests_change_nothing(slack: SlackEmulator
         "scale deployment shop/web many": "whole number",
         "drain node n1 --force": "Unknown option",
         "cancel 12": "action id",
+        "label node kwok-node-0 -zone=a": "is not a valid label key",
+        "label node kwok-node-0 zone=eu 1a": "one label as `key=value`",
+        "unlabel node kwok-node-0 zone=a": "only the label key",
     }
     for text, expected in cases.items():
         response = slack.slash_command("U_ALICE", channel, text)

@@ -257,3 +257,45 @@ def test_delete_node(context: ActionContext, incident: Incident, worker: Workers
     with pytest.raises(ApiException) as raised:
         k8s.CoreV1Api(k8s_api).read_node(spare_node)
     assert raised.value.status == 404
+
+
+def test_label_then_unlabel_a_node(context: ActionContext, incident: Incident, worker: Workers, k8s_api: k8s.ApiClient,
+                                   spare_node: str, redis_client: redis.Redis) -> None:
+    """The runbook's restore step: re-apply a replaced node's labels (dry-run first, confirmed, serialized, audited)."""
+    core = k8s.CoreV1Api(k8s_api)
+    key = "incident.example.com/restored"
+    before = dict(core.read_node(spare_node).metadata.labels)
+    store = context.store
+    action = store.new(cluster="local", kind="label", target=spare_node, requested_by="U_ALICE",
+                       channel_id=incident.channel_id, incident_id=incident.id, params={"key": key, "value": "yes"})
+    enqueue_prepare(context.settings, action.id, standin.KUBE_RUNTIME)
+    wait_for(lambda: store.get(action.id).status != ActionStatus.PREPARING, 60, "label prepared")
+    prepared = store.get(action.id)
+    assert prepared.status == ActionStatus.AWAITING_CONFIRMATION, prepared.outcome
+    assert f"label `{key}`: unset → `yes`" in prepared.dry_run
+    assert key not in (core.read_node(spare_node).metadata.labels or {}), "the dry-run changed the node"
+    assert store.confirm(action.id, "U_BOB").queued
+    enqueue_drain(context.settings, "local", standin.KUBE_RUNTIME)
+    wait_for(lambda: store.get(action.id).status in FINAL, 120, "label finished")
+    labelled = store.get(action.id)
+    assert labelled.status == ActionStatus.SUCCEEDED, labelled.outcome
+    assert core.read_node(spare_node).metadata.labels == {**before, key: "yes"}
+
+    again = run(context, incident, "label", spare_node, key=key, value="yes")
+    assert again.status == ActionStatus.REJECTED and f"already has label `{key}=yes`" in again.outcome
+    changed = run(context, incident, "label", spare_node, key=key, value="no")
+    assert changed.status == ActionStatus.SUCCEEDED and f"label `{key}`: `yes` → `no`" in changed.dry_run
+
+    removed = run(context, incident, "unlabel", spare_node, key=key)
+    assert removed.status == ActionStatus.SUCCEEDED, removed.outcome
+    assert f"label `{key}` (now `no`) is removed" in removed.dry_run
+    assert core.read_node(spare_node).metadata.labels == before, "only the one label may change"
+    gone = run(context, incident, "unlabel", spare_node, key=key)
+    assert gone.status == ActionStatus.REJECTED and f"has no label `{key}`" in gone.outcome
+
+    audit = Timeline(redis_client, incident.id).entries({"action"})
+    assert [(e.data["description"], e.data["status"], e.data["confirmed_by"]) for e in audit] == [
+        (f"label node {spare_node} {key}=yes", "succeeded", ["U_BOB"]),
+        (f"label node {spare_node} {key}=no", "succeeded", ["U_BOB"]),
+        (f"unlabel node {spare_node} {key}", "succeeded", ["U_BOB"])]
+    assert [e.data["fence"] for e in audit] == sorted(e.data["fence"] for e in audit)  # one at a time, in order
