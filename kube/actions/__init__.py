@@ -19,10 +19,9 @@ from kubernetes import client as k8s
 from incident.actions import ActionRequest, Outcome
 from incident.settings import Settings
 from kube.actions import nodes, workloads
-from kube.actions.api import BOT_IDENTITY, ClusterApi, Guard, KindExecutor, Progress, api_error
+from kube.actions.api import BOT_IDENTITY, ClusterApi, Guard, KindExecutor, Progress
 
-__all__ = ["BOT_IDENTITY", "ClusterApi", "Guard", "KindExecutor", "KubeExecutor", "Progress", "api_client_for",
-           "api_error", "default_executors"]
+__all__ = ["Guard", "KindExecutor", "KubeExecutor", "Progress", "api_client_for", "default_executors"]
 
 
 def default_executors() -> tuple[KindExecutor, ...]:

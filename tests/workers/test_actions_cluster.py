@@ -279,7 +279,9 @@ def test_label_then_unlabel_a_node(context: ActionContext, incident: Incident, w
     wait_for(lambda: store.get(action.id).status in FINAL, 120, "label finished")
     labelled = store.get(action.id)
     assert labelled.status == ActionStatus.SUCCEEDED, labelled.outcome
-    assert core.read_node(spare_node).metadata.labels == {**before, key: "yes"}
+    labels = core.read_node(spare_node).metadata.labels
+    # kwok may still be adding its own labels (beta.kubernetes.io/*): compare what was there before.
+    assert labels[key] == "yes" and before.items() <= labels.items()
 
     again = run(context, incident, "label", spare_node, key=key, value="yes")
     assert again.status == ActionStatus.REJECTED and f"already has label `{key}=yes`" in again.outcome
@@ -289,7 +291,8 @@ def test_label_then_unlabel_a_node(context: ActionContext, incident: Incident, w
     removed = run(context, incident, "unlabel", spare_node, key=key)
     assert removed.status == ActionStatus.SUCCEEDED, removed.outcome
     assert f"label `{key}` (now `no`) is removed" in removed.dry_run
-    assert core.read_node(spare_node).metadata.labels == before, "only the one label may change"
+    labels = core.read_node(spare_node).metadata.labels
+    assert key not in labels and before.items() <= labels.items(), "only the one label may change"
     gone = run(context, incident, "unlabel", spare_node, key=key)
     assert gone.status == ActionStatus.REJECTED and f"has no label `{key}`" in gone.outcome
 
