@@ -28,7 +28,8 @@ from typing import Any
 import redis
 
 from persistence.action_lock import ActionLock
-from incident.actions import ActionStatus, ActionStore, Outcome
+from incident.actions import ActionStatus, Outcome
+from persistence.action_store import ActionStore
 from incident.model import Incident
 from incident.settings import Settings
 from persistence.store import IncidentStore

@@ -23,11 +23,11 @@ from bot.after_ack import AfterAck, ButtonSpec, clicked_by, log_reply
 from bot.commands import UPDATE_MODAL_CALLBACK, build_registry, incident_buttons, run_command, submit_status_update
 from bot.grammar import CommandRegistry, Invocation
 from bot.schedule_listeners import register_schedule_listeners
-from service.context import Context
-from service.channel_log import record_event
 from chat.views import read_status_update
-from observability import metrics
 from incident.errors import CommandError
+from observability import metrics
+from service.channel_log import record_event
+from service.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ them into Block Kit's limits without cutting an ``&amp;`` or a ``<@U…>`` in ha
 confirmation message carries Confirm (or *Proceed anyway* when the recovery-order guard holds the
 action back) and Cancel, each with the action id as value; the same message is later replaced by
 its queued / running / final state without buttons. Action ids are constants here so listeners and
-views cannot disagree. Used by ``workers.actions`` and ``bot.action_commands``.
+views cannot disagree. Used by ``service.actions`` and ``service.action_requests``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The risky actions against the Kubernetes API: one executor per kind, one module per family.
 
-:class:`KubeExecutor` is the production executor of ``workers.actions`` (its ``Executor`` protocol:
+:class:`KubeExecutor` is the production executor of ``service.actions`` (its ``Executor`` protocol:
 ``prepare(request)`` validates against the live cluster and dry-runs with ``dryRun=All``, saying in words
 what will change; ``execute(request, guard, progress)`` makes the change). It looks the request's kind
 up in :func:`default_executors` — ``nodes.EXECUTORS`` (cordon, uncordon, drain, delete node, label,

@@ -19,7 +19,8 @@ from kubernetes.client.rest import ApiException
 
 import tests.conftest as _root
 from chat.action_blocks import ACTION_CANCEL, ACTION_CONFIRM, ACTION_PROCEED_ANYWAY
-from incident.actions import ActionStatus, ActionStore
+from incident.actions import ActionStatus
+from persistence.action_store import ActionStore
 from incident.model import Incident
 from incident.settings import Settings
 from sandbox.cluster import LocalCluster

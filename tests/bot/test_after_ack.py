@@ -12,8 +12,8 @@ import pytest
 
 from bot.after_ack import AfterAck, ButtonSpec
 from bot.app import buttons, create_app
-from bot.lifecycle import Reply
-from bot.services import BotServices
+from service.lifecycle import Reply
+from service.context import Context
 from chat.action_blocks import ACTION_CANCEL, ACTION_CONFIRM, ACTION_PROCEED_ANYWAY
 from chat.blocks import ACTION_ASSESS, ACTION_ESCALATE, ACTION_POST_UPDATE, ACTION_RESOLVE
 from incident.errors import NotPermitted
@@ -70,7 +70,7 @@ def test_every_button_of_the_app_goes_through_the_wrapper(monkeypatch: pytest.Mo
     wired: list[str] = []
     original = AfterAck.button
 
-    def spy(self: AfterAck, services: BotServices, spec: ButtonSpec) -> Any:
+    def spy(self: AfterAck, services: Context, spec: ButtonSpec) -> Any:
         wired.append(spec.action_id)
         return original(self, services, spec)
 
@@ -81,7 +81,7 @@ def test_every_button_of_the_app_goes_through_the_wrapper(monkeypatch: pytest.Mo
                         redis_url=redis_url, kubeconfig=kubeconfig)
     pool = ThreadPoolExecutor(max_workers=1)
     try:
-        create_app(BotServices.from_settings(settings), work=pool)
+        create_app(Context.from_settings(settings), work=pool)
     finally:
         pool.shutdown(wait=True)
     assert wired == [spec.action_id for spec in buttons()]

@@ -165,3 +165,10 @@ def test_a_long_ampersand_is_cut_before_it_is_escaped() -> None:
     message = caught.value.message
     assert message.startswith("Unknown command `") and message.count("&amp;") == 29
     assert "&am`" not in message and "&a`" not in message and "&`" not in message
+
+
+def test_the_grammar_imports_no_command_module() -> None:
+    """Commands import the grammar, never the reverse (no cycle inside bot/ is tests/test_layers.py's check)."""
+    from tests.test_layers import _module_graph
+
+    assert not _module_graph("bot")["bot.grammar"] & {"bot.commands", "bot.action_commands", "bot.app"}

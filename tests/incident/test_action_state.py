@@ -14,12 +14,12 @@ from persistence.action_queue import ActionQueue
 from incident.actions import (
     ActionRequest,
     ActionStatus,
-    ActionStore,
     control_plane_failure,
 )
 from incident.kube_syntax import check_name, check_namespace, parse_namespaced
 from incident.assessment import CheckResult, PatternMatch, Verdict
 from incident.errors import CommandError, ConfirmationError, NotPermitted
+from persistence.action_store import ActionStore
 from persistence.keys import Keys
 from incident.verdict import decide
 

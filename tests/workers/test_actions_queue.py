@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from incident.actions import ActionRequest, ActionStatus, ActionStore
+from incident.actions import ActionRequest, ActionStatus
+from persistence.action_store import ActionStore
 from incident.clock import from_epoch
 from persistence.keys import Keys
 from incident.model import Incident
