@@ -172,3 +172,16 @@ def test_the_grammar_imports_no_command_module() -> None:
     from tests.test_layers import _module_graph
 
     assert not _module_graph("bot")["bot.grammar"] & {"bot.commands", "bot.action_commands", "bot.app"}
+
+
+def test_a_new_kind_becomes_a_command_from_its_spec_alone() -> None:
+    from incident.action_kinds import ActionSpec, ActionSpecs, action_specs, node_specs
+
+    reboot = ActionSpec("reboot", ("reboot", "node"), "reboot node <name>", "reboot a node (confirm first)",
+                        node_specs()[0].parse, lambda target, params: f"reboot node {target}", "nodes", "infrastructure")
+    grown = build_registry(ActionSpecs([*action_specs(), reboot]))
+    parsed = grown.parse("reboot node kwok-node-1")
+    assert parsed.args == {"target": "kwok-node-1", "params": {}}
+    assert parsed.spec.risky and parsed.spec.needs_incident
+    assert escape("/k8s reboot node <name>") in grown.help_text(TemplateRenderer())
+    assert len(grown.specs) == len(registry.specs) + 1
