@@ -92,7 +92,8 @@ def create_app(services: Context, registry: CommandRegistry | None = None, *,
     def on_update_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         text = read_status_update(view)
         if not text.strip():
-            ack(response_action="errors", errors={"update": services.templates.render("status_update_missing.slack.j2")})
+            missing = services.templates.render("status_update_missing.slack.j2")
+            ack(response_action="errors", errors={"update": missing})
             return
         ack()
         incident_id, user_id = str(view.get("private_metadata")), clicked_by(body)

@@ -1,7 +1,7 @@
 """Block Kit views of risky actions: the confirmation message and what it becomes as the action moves.
 
 Texts come from ``templates/action_*.slack.j2`` (escaped); this module only arranges them and fits
-them into Block Kit's limits without cutting an ``&amp;`` or a ``<@U…>`` in half (:func:`fit`). The
+them into Block Kit's limits without cutting an ``&amp;`` or a ``<@U…>`` in half (:func:`chat.escape.truncate`). The
 confirmation message carries Confirm (or *Proceed anyway* when the recovery-order guard holds the
 action back) and Cancel, each with the action id as value; the same message is later replaced by
 its queued / running / final state without buttons. Action ids are constants here so listeners and
@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from chat.escape import truncate
 from incident.actions import ActionRequest
 from incident.templates import TemplateRenderer
 
@@ -33,31 +34,14 @@ ACTION_CANCEL = "risky_action_cancel"
 SECTION_LIMIT = 3000
 CONTEXT_LIMIT = 2000
 DIALOG_LIMIT = 300
-_ENTITY_TAIL = 5
-"""The longest escape Slack needs (``&amp;``) minus one: an ``&`` this close to a cut may be a torn entity."""
-
-
-def fit(text: str, limit: int) -> str:
-    """Cut rendered mrkdwn to ``limit`` characters, marking the cut with an ellipsis, never inside an
-    entity (``&amp;``, ``&lt;``, ``&gt;``) or a ``<…>`` mention or link (which would then show raw)."""
-    if len(text) <= limit:
-        return text
-    cut = text[: max(0, limit - 1)]
-    amp = cut.rfind("&", max(0, len(cut) - _ENTITY_TAIL))
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    opened = cut.rfind("<")
-    if opened != -1 and ">" not in cut[opened:]:
-        cut = cut[:opened]
-    return cut + "…"
 
 
 def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=fit(text, SECTION_LIMIT)))
+    return SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION_LIMIT)))
 
 
 def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=fit(text, CONTEXT_LIMIT))])
+    return ContextBlock(elements=[MarkdownTextObject(text=truncate(text, CONTEXT_LIMIT))])
 
 
 def confirmation(action: ActionRequest, templates: TemplateRenderer, now: datetime) -> tuple[str, list[Block]]:
@@ -67,13 +51,14 @@ def confirmation(action: ActionRequest, templates: TemplateRenderer, now: dateti
     if action.guard and not action.guard_ack_by:
         dialog_text = templates.render("action_dialog.slack.j2", action=action, which="proceed_anyway")
         go = ButtonElement(text="Proceed anyway", action_id=ACTION_PROCEED_ANYWAY, value=action.id, style="danger",
-                           confirm=ConfirmObject(title="Proceed anyway?", text=fit(dialog_text, DIALOG_LIMIT),
+                           confirm=ConfirmObject(title="Proceed anyway?", text=truncate(dialog_text, DIALOG_LIMIT),
                                                  confirm="Proceed", deny="Back"))
     else:
         dialog = None
         if action.destructive:
             dialog_text = templates.render("action_dialog.slack.j2", action=action, which="destructive")
-            dialog = ConfirmObject(title="Really?", text=fit(dialog_text, DIALOG_LIMIT), confirm="Confirm", deny="Back")
+            dialog = ConfirmObject(title="Really?", text=truncate(dialog_text, DIALOG_LIMIT), confirm="Confirm",
+                                   deny="Back")
         go = ButtonElement(text="Confirm", action_id=ACTION_CONFIRM, value=action.id,
                            style="danger" if action.destructive else "primary", confirm=dialog)
     blocks: list[Block] = [

@@ -75,7 +75,8 @@ def check_label_key(key: str) -> str:
 
 
 def check_label_value(value: str, key: str) -> str:
-    """A label value: empty, or ≤ 63 characters of alphanumerics, ``-``, ``_``, ``.``, starting and ending alphanumeric."""
+    """A label value: empty, or ≤ 63 characters of alphanumerics, ``-``, ``_``, ``.``, starting and ending
+    alphanumeric."""
     if value and (len(value) > 63 or not QUALIFIED_NAME.match(value)):
         raise CommandError(f"`{shown(value)}` is not a valid value for label `{shown(key)}`: at most 63 characters "
                            "of letters, digits, '-', '_' and '.', starting and ending with a letter or digit "

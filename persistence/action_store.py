@@ -20,6 +20,7 @@ from redis import Redis
 from incident.actions import ActionRequest, ActionStatus, control_plane_failure
 from incident.clock import Clock, SystemClock, to_epoch
 from incident.errors import ConfirmationError
+from incident.kube_syntax import escape
 from persistence import lua
 from persistence.keys import Keys
 from persistence.timeline import Timeline
@@ -137,7 +138,8 @@ def _confirm_refusal(action_id: str, user_id: str, result: list[str]) -> Confirm
                                  hint="It needs a second, different person to confirm.")
     if verdict == "guard":
         return ConfirmationError(
-            f"Action `{action_id}` is held back: the latest assessment says the control plane is failing ({result[1]}).",
+            f"Action `{action_id}` is held back: the latest assessment says the control plane is failing "
+            f"({escape(result[1])}).",
             hint="The runbook recovers infrastructure first. Use *Proceed anyway* if you are sure.")
     status = result[1] if len(result) > 1 else "unknown"
     who = ", ".join(f"<@{u}>" for u in (result[2] if len(result) > 2 else "").split(",") if u)

@@ -140,7 +140,8 @@ def prepare_drain(api: ClusterApi, request: ActionRequest) -> str:
     else:
         api.patch_node(name, {"spec": {"unschedulable": True}}, dry_run=True)
         lines.append(f"• cordon node `{name}` (spec.unschedulable false → true)")
-    blocked = [_ref(pod) for pod in pods.evict if _evict(api, pod, request.params.get("grace"), dry_run=True) == "blocked"]
+    grace = request.params.get("grace")
+    blocked = [_ref(pod) for pod in pods.evict if _evict(api, pod, grace, dry_run=True) == "blocked"]
     names = [_ref(p) for p in pods.evict]
     lines.append(f"• evict {len(names)} pod(s)" + (f": {listing(names)}" if names else " (none to evict)"))
     if blocked:

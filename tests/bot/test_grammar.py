@@ -178,7 +178,8 @@ def test_a_new_kind_becomes_a_command_from_its_spec_alone() -> None:
     from incident.action_kinds import ActionSpec, ActionSpecs, action_specs, node_specs
 
     reboot = ActionSpec("reboot", ("reboot", "node"), "reboot node <name>", "reboot a node (confirm first)",
-                        node_specs()[0].parse, lambda target, params: f"reboot node {target}", "nodes", "infrastructure")
+                        node_specs()[0].parse, lambda target, params: f"reboot node {target}", "nodes",
+                        "infrastructure")
     grown = build_registry(ActionSpecs([*action_specs(), reboot]))
     parsed = grown.parse("reboot node kwok-node-1")
     assert parsed.args == {"target": "kwok-node-1", "params": {}}
