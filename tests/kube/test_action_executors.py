@@ -33,3 +33,13 @@ def test_an_executor_refuses_a_kind_it_does_not_know() -> None:
         executor.prepare(request)
     with pytest.raises(ValueError, match="two executors"):
         KubeExecutor(k8s.ApiClient(k8s.Configuration()), executors=[*nodes.EXECUTORS, nodes.EXECUTORS[0]])
+
+
+def test_no_import_cycle_inside_kube_actions() -> None:
+    """``kube/`` as a whole is left out of tests/test_layers.py's cycle check (kube/checks); kube/actions is not."""
+    from tests.test_layers import _cycle, _module_graph
+
+    graph = {name: {m for m in deps if m.startswith("kube.actions")} for name, deps in _module_graph("kube").items()
+             if name.startswith("kube.actions")}
+    assert set(graph) == {"kube.actions", "kube.actions.api", "kube.actions.nodes", "kube.actions.workloads"}
+    assert _cycle(graph) is None
