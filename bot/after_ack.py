@@ -5,7 +5,8 @@ a small pool of its own threads, so work done there — Redis, the Slack Web API
 acknowledgement. :class:`AfterAck` is the single wrapper every listener of the bot uses: the listener
 acks, then hands a job to :meth:`AfterAck.run`, which runs it on the post-ack pool
 (``bot.app.post_ack_pool``) and turns its result into a reply: its text, an :class:`IncidentBotError`'s
-``user_text()`` with a warning sign, or, for anything else, a reference to the log. Buttons are
+``user_text()`` with a warning sign, Redis being unreachable as :class:`StoreUnavailable`, or, for anything
+else, a reference to the log. Buttons are
 :class:`ButtonSpec` s (action id + handler), registered through :meth:`AfterAck.button`.
 """
 
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
+from redis.exceptions import RedisError
 from slack_bolt import Ack, Respond
 
-from incident.errors import IncidentBotError
+from incident.errors import IncidentBotError, StoreUnavailable
 from incident.templates import TemplateRenderer
 
 if TYPE_CHECKING:
@@ -70,6 +72,10 @@ class AfterAck:
             text = work()
         except IncidentBotError as error:
             self._reply_error(reply_to, error.user_text())
+            return
+        except RedisError as error:  # the store is down: say so, never a false "done" nor a traceback
+            log.warning("the incident state store is unavailable: %s", error)
+            self._reply_error(reply_to, StoreUnavailable(type(error).__name__).user_text())
             return
         except Exception:  # noqa: BLE001 - a person is waiting for an answer
             reference = uuid.uuid4().hex[:8]

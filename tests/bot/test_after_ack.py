@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot.after_ack import AfterAck, ButtonSpec
 from bot.app import buttons, create_app
@@ -55,6 +56,11 @@ def test_errors_become_ephemeral_replies() -> None:
 
     _, replies = _click(ButtonSpec("x", refused))
     assert replies[0]["text"] == ":warning: <@U1> may not confirm risky actions; nothing was changed.\nAsk an SRE."
+    def store_down(services: Any, body: dict[str, Any]) -> Reply:
+        raise RedisConnectionError("Error 111 connecting to localhost:6379. Connection refused.")
+
+    _, replies = _click(ButtonSpec("x", store_down))
+    assert "state store (Redis) is unavailable" in replies[0]["text"] and "ConnectionError" in replies[0]["text"]
     _, replies = _click(ButtonSpec("x", broken))
     assert replies[0]["text"].startswith(":warning: Something went wrong on the bot's side (reference `")
     assert "boom" not in replies[0]["text"]
