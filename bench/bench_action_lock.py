@@ -28,7 +28,8 @@ from typing import Any
 import redis
 
 from persistence.action_lock import ActionLock
-from incident.actions import ActionKind, ActionStatus, ActionStore, Outcome
+from incident.actions import ActionStatus, Outcome
+from persistence.action_store import ActionStore
 from incident.model import Incident
 from incident.settings import Settings
 from persistence.store import IncidentStore
@@ -78,7 +79,7 @@ def confirmed_actions(ctx: ActionContext, incident: Incident, count: int, *, enq
     store = ActionStore(ctx.redis, ctx.keys)
     ids = []
     for index in range(count):
-        action = store.new(cluster=CLUSTER, kind=ActionKind.CORDON, target=f"node-{index}", requested_by="U_BENCH",
+        action = store.new(cluster=CLUSTER, kind="cordon", target=f"node-{index}", requested_by="U_BENCH",
                            channel_id=incident.channel_id, incident_id=incident.id)
         store.prepared(action.id, dry_run="no-op", guard="", ttl_seconds=600)
         store.confirm(action.id, "U_OTHER")

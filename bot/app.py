@@ -1,37 +1,38 @@
 """The Bolt app: thin listeners that parse, ``ack()`` within Slack's 3 seconds, then work.
 
-Every listener acknowledges first and does its Slack/Redis work afterwards (Bolt runs the rest
-of the listener after the HTTP response has gone), and every :class:`IncidentBotError` becomes an
-ephemeral reply in one place (:func:`_reply_error`). Events API deliveries are de-duplicated by
-``event_id`` so Slack's retries never record anything twice.
+Every listener acknowledges first and hands the rest to the one after-ack wrapper
+(:class:`bot.after_ack.AfterAck`), which runs it on the post-ack pool — never on Bolt's listener
+threads — and turns its text or its :class:`IncidentBotError` into an ephemeral reply. The listeners
+come from explicit lists: the command registry (``bot.commands.build_registry``), the incident
+header's buttons and the risky actions' buttons (:class:`bot.after_ack.ButtonSpec` s). Events API
+deliveries are de-duplicated by ``event_id`` so Slack's retries never record anything twice.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext, Respond
-from slack_bolt.request import BoltRequest
+from slack_bolt import Ack, App, Respond
 from slack_bolt.response import BoltResponse
 
-from bot.commands import Invocation, run_command
-from bot.grammar import CommandRegistry, build_registry
-from service import escalation, lifecycle
-from service.context import Context
-from chat.blocks import ACTION_ASSESS, ACTION_ESCALATE, ACTION_POST_UPDATE, ACTION_RESOLVE
-from service.channel_log import record_event
+from bot.action_commands import action_buttons
+from bot.after_ack import AfterAck, ButtonSpec, clicked_by, log_reply
+from bot.commands import UPDATE_MODAL_CALLBACK, build_registry, incident_buttons, run_command, submit_status_update
+from bot.grammar import CommandRegistry, Invocation
+from bot.schedule_listeners import register_schedule_listeners
+from chat.views import read_status_update
+from incident.errors import CommandError
 from observability import metrics
-from incident.errors import CommandError, IncidentBotError
+from service.channel_log import record_event
+from service.context import Context
 
 log = logging.getLogger(__name__)
 
 EVENT_DEDUPE_SECONDS = 24 * 3600
 WORK_THREADS = 16
-UPDATE_MODAL_CALLBACK = "status_update_modal"
 CHANNEL_LOG_EVENTS = ("message", "reaction_added", "reaction_removed", "pin_added", "pin_removed")
 
 
@@ -42,15 +43,17 @@ def post_ack_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="bot-work")
 
 
+def buttons() -> tuple[ButtonSpec, ...]:
+    """Every button the app answers (the escalation prompt's are wired by ``bot.schedule_listeners``)."""
+    return (*incident_buttons(), *action_buttons())
+
+
 def create_app(services: Context, registry: CommandRegistry | None = None, *,
                work: ThreadPoolExecutor | None = None) -> App:
     """Build the Bolt app wired to ``services``; acknowledged work runs on ``work`` (:func:`post_ack_pool`)."""
     registry = registry or build_registry()
     settings = services.settings
-    work = work or post_ack_pool()
-
-    def guarded(respond: Respond, job: Callable[[], str]) -> None:
-        work.submit(_guarded, respond, job)
+    after_ack = AfterAck(work or post_ack_pool(), services.templates)
 
     app = App(
         client=services.slack.web,
@@ -79,55 +82,27 @@ def create_app(services: Context, registry: CommandRegistry | None = None, *,
         ack()
         invocation = Invocation(parsed, str(command["user_id"]), str(command["channel_id"]),
                                 command.get("response_url"), command.get("trigger_id"))
-        guarded(respond, metrics.counted_command(parsed.name, lambda: run_command(services, registry, invocation).text))
+        after_ack.run(respond, metrics.counted_command(parsed.name,
+                                                       lambda: run_command(services, registry, invocation).text))
 
-    @app.action(ACTION_RESOLVE)
-    def on_resolve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        guarded(respond, lambda: lifecycle.request_resolve(
-            services, services.store.get(_action_value(body)), _user(body), None).text)
-
-    @app.action(ACTION_POST_UPDATE)
-    def on_post_update(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        from chat.views import status_update_modal
-
-        def open_modal() -> str:
-            services.slack.call("views.open", trigger_id=body["trigger_id"],
-                                view=status_update_modal(UPDATE_MODAL_CALLBACK, _action_value(body)).to_dict())
-            return ""
-
-        guarded(respond, open_modal)
+    for spec in buttons():
+        app.action(spec.action_id)(after_ack.button(services, spec))
 
     @app.view(UPDATE_MODAL_CALLBACK)
     def on_update_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        from chat.views import read_status_update
-
         text = read_status_update(view)
         if not text.strip():
-            ack(response_action="errors", errors={"update": "Write what changed, what is next."})
+            missing = services.templates.render("status_update_missing.slack.j2")
+            ack(response_action="errors", errors={"update": missing})
             return
         ack()
+        incident_id, user_id = str(view.get("private_metadata")), clicked_by(body)
 
         def post() -> str:
-            incident = services.store.get(str(view.get("private_metadata")))
-            lifecycle.post_status_update(services, incident, text, _user(body))
-            return ""
+            submit_status_update(services, incident_id, text, user_id)
+            return ""  # a modal has no response_url: only a failure is worth a line (in the log)
 
-        work.submit(_guarded, _log_reply, post)
-
-    @app.action(ACTION_ASSESS)
-    def on_assess(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        from service.assessment import request_assessment
-
-        guarded(respond, lambda: request_assessment(
-            services, services.store.get(_action_value(body)), body["channel"]["id"], _user(body)).text)
-
-    @app.action(ACTION_ESCALATE)
-    def on_escalate(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        guarded(respond, lambda: escalation.escalate_by_hand(services, services.store.get(_action_value(body)), _user(body)))
+        after_ack.run(log_reply, post)
 
     for event_type in CHANNEL_LOG_EVENTS:
         app.event(event_type)(_channel_log_listener(services))
@@ -136,10 +111,7 @@ def create_app(services: Context, registry: CommandRegistry | None = None, *,
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.exception("unhandled error in a listener: %s", error)
 
-    from bot.schedule_listeners import register_schedule_listeners
     register_schedule_listeners(app, services)
-    from bot.action_commands import register_action_listeners
-    register_action_listeners(app, services)
     return app
 
 
@@ -153,43 +125,3 @@ def _channel_log_listener(services: Context) -> Callable[..., None]:
             record_event(services.store.timeline(incident.id), event)
 
     return listener
-
-
-def _guarded(respond: Respond, work: Callable[[], str]) -> None:
-    """Run ``work`` and send its text ephemerally; errors become actionable ephemeral replies."""
-    try:
-        text = work()
-    except IncidentBotError as error:
-        _reply_error(respond, error.user_text())
-        return
-    except Exception:  # noqa: BLE001 - a person is waiting for an answer
-        reference = uuid.uuid4().hex[:8]
-        log.exception("command failed (reference %s)", reference)
-        _reply_error(respond, f"Something went wrong on the bot's side (reference `{reference}`). "
-                              "Nothing was lost; try again, and report the reference if it persists.")
-        return
-    if text:
-        respond(text=text, response_type="ephemeral", replace_original=False)
-
-
-def _log_reply(text: str = "", **_: Any) -> None:
-    """The reply channel of a modal submission, which has no ``response_url``: the log."""
-    log.warning("modal submission could not be completed: %s", text)
-
-
-def _reply_error(respond: Respond, text: str) -> None:
-    try:
-        respond(text=f":warning: {text}", response_type="ephemeral", replace_original=False)
-    except Exception:  # noqa: BLE001 - the response_url may have expired; the log keeps it
-        log.exception("could not deliver an error reply: %s", text)
-
-
-def _action_value(body: dict[str, Any]) -> str:
-    actions = body.get("actions") or []
-    if not actions or not actions[0].get("value"):
-        raise IncidentBotError("This button carries no incident; it may come from an old message.")
-    return str(actions[0]["value"])
-
-
-def _user(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id", "unknown"))

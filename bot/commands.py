@@ -1,116 +1,247 @@
-"""Runs a parsed ``/k8s`` command: finds the incident it applies to and calls the lifecycle.
+"""The bot's ``/k8s`` commands, each a :class:`bot.grammar.CommandSpec` carrying its parser and its handler.
 
-Handlers are looked up by command name in :data:`HANDLERS`; a command registered in the grammar
-without a handler is caught by a test, so help never lists something that does not work.
+:func:`build_registry` assembles the registry the app serves: ``help`` (generated from the registry
+itself), the incident commands below, and the risky-action commands of ``bot.action_commands`` (one per
+kind of :mod:`incident.action_kinds`, plus ``queue`` and ``cancel``). A test checks that every spec has a
+handler and every handler a spec, so help never lists something that does not work.
+
+The incident header's buttons (:func:`incident_buttons`) and the status-update modal live here too. The
+handlers are this module's only calls into the service layer (``service.lifecycle``, ``service.escalation``,
+``service.assessment``): the ``_run_*`` and ``_on_*`` functions and :func:`submit_status_update`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from typing import Any
 
-from service import lifecycle
-from bot.grammar import CommandRegistry, ParsedCommand
-from service.lifecycle import Reply
+from bot.action_commands import action_commands
+from bot.after_ack import ButtonSpec, button_value, clicked_by
+from bot.grammar import (
+    MAX_TEXT_LENGTH,
+    MAX_TITLE_LENGTH,
+    CommandRegistry,
+    CommandSpec,
+    Invocation,
+    no_arguments,
+    parse_severity,
+    parse_user,
+    require_text,
+    rest_after,
+)
+from chat.blocks import ACTION_ASSESS, ACTION_ESCALATE, ACTION_POST_UPDATE, ACTION_RESOLVE
+from chat.views import status_update_modal
+from incident.action_kinds import ActionSpecs, action_specs
+from incident.errors import CommandError, NotInIncidentChannel
+from incident.kube_syntax import shown
+from incident.model import DEFAULT_SEVERITY, SEVERITIES, Incident, Status
+from service import escalation, lifecycle
+from service.assessment import request_assessment
 from service.context import Context
-from incident.errors import NotInIncidentChannel
-from incident.model import Incident, Status
+from service.lifecycle import Reply
 
 
-@dataclass(frozen=True)
-class Invocation:
-    """Who ran a command where, and what they asked for."""
+def build_registry(kinds: ActionSpecs | None = None) -> CommandRegistry:
+    """The bot's grammar: help, the incident commands, the risky-action commands (from ``kinds``)."""
+    registry: CommandRegistry
 
-    command: ParsedCommand
-    user_id: str
-    channel_id: str
-    response_url: str | None = None
-    trigger_id: str | None = None
+    def run_help(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+        return Reply(registry.help_text(services.templates))
 
-
-Handler = Callable[[Context, Invocation, Incident | None], Reply]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handles(name: str) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        HANDLERS[name] = handler
-        return handler
-
-    return register
+    help_spec = CommandSpec("help", "help", "this list", _no_args_at_all, run_help)
+    registry = CommandRegistry([help_spec, *incident_commands(), *action_commands(kinds or action_specs())])
+    return registry
 
 
 def run_command(services: Context, registry: CommandRegistry, invocation: Invocation) -> Reply:
-    """Resolve the incident (when the command needs one) and run its handler."""
+    """Resolve the incident (when the command needs one) and run the spec's handler."""
     spec = invocation.command.spec
     incident = services.store.find_by_channel(invocation.channel_id)
     if spec.needs_incident and incident is None:
         raise NotInIncidentChannel(
             f"`{registry.slash} {spec.name}` works inside an incident channel.",
-            hint=f"Run it in the incident's channel, or open one with `{registry.slash} incident open <title>`.",
+            hint=f"Run it in the incident's channel, or open one with `{registry.slash} incident open &lt;title&gt;`.",
         )
-    if spec.name == "help":
-        return Reply(registry.help_text())
-    return HANDLERS[spec.name](services, invocation, incident)
+    return spec.handle(services, invocation, incident)
 
 
-@handles("incident open")
-def _open(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+# --- parsers ----------------------------------------------------------------------------------------
+
+
+def _no_args_at_all(tokens: list[str], rest: str) -> dict[str, Any]:
+    return {}
+
+
+def _parse_open(tokens: list[str], rest: str) -> dict[str, Any]:
+    severity = DEFAULT_SEVERITY
+    if tokens and tokens[0].lower() in SEVERITIES:
+        severity = tokens[0].lower()
+        rest = rest_after(rest, 1)
+    elif tokens and re.fullmatch(r"(?i)sev\d+", tokens[0]):
+        parse_severity(tokens[0])
+    return {"severity": severity, "title": require_text(rest, "title", MAX_TITLE_LENGTH)}
+
+
+def _parse_severity(tokens: list[str], rest: str) -> dict[str, Any]:
+    if len(tokens) != 1:
+        raise CommandError("Give exactly one severity.")
+    return {"severity": parse_severity(tokens[0])}
+
+
+def _parse_role(tokens: list[str], rest: str) -> dict[str, Any]:
+    if len(tokens) != 2:
+        raise CommandError("Give a role and a person.")
+    role = tokens[0].lower()
+    if role not in ("commander", "comms"):
+        raise CommandError(f"Unknown role `{shown(tokens[0], 30)}`; use commander or comms.")
+    return {"role": role, "user": parse_user(tokens[1])}
+
+
+def _parse_update(tokens: list[str], rest: str) -> dict[str, Any]:
+    return {"text": require_text(rest, "update text")}
+
+
+IMPACTS: dict[str, dict[str, bool]] = {
+    "customer-facing": {"customer_facing": True}, "internal": {"customer_facing": False},
+    "pressure-on": {"business_pressure": True}, "pressure-off": {"business_pressure": False},
+}
+
+
+def _parse_impact(tokens: list[str], rest: str) -> dict[str, Any]:
+    if len(tokens) != 1 or tokens[0].lower() not in IMPACTS:
+        raise CommandError("Say which impact: customer-facing, internal, pressure-on or pressure-off.")
+    return dict(IMPACTS[tokens[0].lower()])
+
+
+def _parse_mitigate(tokens: list[str], rest: str) -> dict[str, Any]:
+    return {"note": rest[:MAX_TEXT_LENGTH]}
+
+
+def _parse_resolve(tokens: list[str], rest: str) -> dict[str, Any]:
+    if not tokens:
+        return {"override": None}
+    if tokens[0] != "--override":
+        raise CommandError(f"Unexpected `{shown(rest, 30)}`; resolve takes only `--override &lt;reason&gt;`.")
+    return {"override": require_text(rest_after(rest, 1), "override reason", 500)}
+
+
+# --- the commands -----------------------------------------------------------------------------------
+
+
+def incident_commands() -> tuple[CommandSpec, ...]:
+    """The incident's own commands, in help order."""
+    return (
+        CommandSpec("incident open", "incident open [sev1|sev2|sev3] <title>",
+                    f"open an incident channel (default {DEFAULT_SEVERITY})", _parse_open, _run_open),
+        CommandSpec("incident status", "incident status", "show this incident's state", no_arguments, _run_status,
+                    needs_incident=True),
+        CommandSpec("severity", "severity <sev1|sev2|sev3>", "change the severity", _parse_severity, _run_severity,
+                    needs_incident=True),
+        CommandSpec("role", "role <commander|comms> <@user>", "assign the incident commander or comms lead",
+                    _parse_role, _run_role, needs_incident=True),
+        CommandSpec("update", "update <text>", "post a status update here and to stakeholders", _parse_update,
+                    _run_update, needs_incident=True),
+        CommandSpec("impact", "impact <customer-facing|internal|pressure-on|pressure-off>",
+                    "mark customer impact or business pressure (drives escalations and the post-mortem)",
+                    _parse_impact, _run_impact, needs_incident=True),
+        CommandSpec("mitigate", "mitigate [note]", "mark the impact as stopped (cause not yet fixed)", _parse_mitigate,
+                    _run_mitigate, needs_incident=True),
+        CommandSpec("resolve", "resolve [--override <reason>]",
+                    "validate recovery against the runbook's checklist, then resolve (commander may override)",
+                    _parse_resolve, _run_resolve, needs_incident=True),
+        CommandSpec("postmortem", "postmortem", "draft the post-mortem now and post it as a file", no_arguments,
+                    _run_postmortem, needs_incident=True),
+        CommandSpec("assess", "assess", "run the 60-second cluster assessment and post the verdict", no_arguments,
+                    _run_assess),
+    )
+
+
+# --- handlers: the calls into the lifecycle -----------------------------------------------------------
+
+
+def _run_open(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     args = inv.command.args
     return lifecycle.open_incident(services, user_id=inv.user_id, severity=args["severity"], title=args["title"])
 
 
-@handles("incident status")
-def _status(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+def _run_status(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.incident_status(services, incident)
 
 
-@handles("severity")
-def _severity(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+def _run_severity(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.change_severity(services, incident, inv.command.args["severity"], inv.user_id)
 
 
-@handles("role")
-def _role(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+def _run_role(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.assign_role(services, incident, inv.command.args["role"], inv.command.args["user"], inv.user_id)
 
 
-@handles("update")
-def _update(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+def _run_update(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.post_status_update(services, incident, inv.command.args["text"], inv.user_id)
 
 
-@handles("mitigate")
-def _mitigate(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+def _run_mitigate(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.change_status(services, incident, Status.MITIGATED, inv.user_id, inv.command.args["note"])
 
 
-@handles("resolve")
-def _resolve(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+def _run_resolve(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.request_resolve(services, incident, inv.user_id, inv.command.args["override"])
 
 
-@handles("assess")
-def _assess(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
-    from service.assessment import request_assessment
-
+def _run_assess(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     return request_assessment(services, incident, inv.channel_id, inv.user_id)
 
 
-@handles("postmortem")
-def _postmortem(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+def _run_postmortem(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     lifecycle.request_postmortem(services, incident, inv.user_id)
-    return Reply("Drafting the post-mortem; it will be posted here as a file.")
+    return Reply(services.templates.render("postmortem_requested.slack.j2"))
 
 
-@handles("impact")
-def _impact(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+def _run_impact(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     assert incident is not None
     return lifecycle.change_impact(services, incident, inv.user_id, **inv.command.args)
+
+
+# --- the incident header's buttons and the status-update modal ------------------------------------------
+
+UPDATE_MODAL_CALLBACK = "status_update_modal"
+NO_INCIDENT = "This button carries no incident; it may come from an old message."
+
+
+def _on_resolve(services: Context, body: dict[str, Any]) -> Reply:
+    incident = services.store.get(button_value(body, NO_INCIDENT))
+    return lifecycle.request_resolve(services, incident, clicked_by(body), None)
+
+
+def _on_post_update(services: Context, body: dict[str, Any]) -> Reply:
+    services.slack.call("views.open", trigger_id=body["trigger_id"],
+                        view=status_update_modal(UPDATE_MODAL_CALLBACK, button_value(body, NO_INCIDENT)).to_dict())
+    return Reply("")
+
+
+def _on_assess(services: Context, body: dict[str, Any]) -> Reply:
+    incident = services.store.get(button_value(body, NO_INCIDENT))
+    return request_assessment(services, incident, body["channel"]["id"], clicked_by(body))
+
+
+def _on_escalate(services: Context, body: dict[str, Any]) -> Reply:
+    incident = services.store.get(button_value(body, NO_INCIDENT))
+    return Reply(escalation.escalate_by_hand(services, incident, clicked_by(body)))
+
+
+def incident_buttons() -> tuple[ButtonSpec, ...]:
+    """The buttons of the pinned incident header."""
+    return (ButtonSpec(ACTION_RESOLVE, _on_resolve), ButtonSpec(ACTION_POST_UPDATE, _on_post_update),
+            ButtonSpec(ACTION_ASSESS, _on_assess), ButtonSpec(ACTION_ESCALATE, _on_escalate))
+
+
+def submit_status_update(services: Context, incident_id: str, text: str, user_id: str) -> Reply:
+    """The status-update modal was submitted with ``text``."""
+    return lifecycle.post_status_update(services, services.store.get(incident_id), text, user_id)

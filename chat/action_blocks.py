@@ -1,10 +1,11 @@
 """Block Kit views of risky actions: the confirmation message and what it becomes as the action moves.
 
-Texts come from ``templates/action_*.slack.j2`` (escaped); this module only arranges them. The
+Texts come from ``templates/action_*.slack.j2`` (escaped); this module only arranges them and fits
+them into Block Kit's limits without cutting an ``&amp;`` or a ``<@U…>`` in half (:func:`chat.escape.truncate`). The
 confirmation message carries Confirm (or *Proceed anyway* when the recovery-order guard holds the
 action back) and Cancel, each with the action id as value; the same message is later replaced by
 its queued / running / final state without buttons. Action ids are constants here so listeners and
-views cannot disagree. Used by ``workers.actions`` and ``bot.action_commands``.
+views cannot disagree. Used by ``service.actions`` and ``service.action_requests``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from slack_sdk.models.blocks import (
 )
 
 from chat.escape import truncate
-from incident.actions import ActionRequest, ActionStatus
+from incident.actions import ActionRequest
 from incident.templates import TemplateRenderer
 
 ACTION_CONFIRM = "risky_action_confirm"
@@ -30,8 +31,17 @@ ACTION_PROCEED_ANYWAY = "risky_action_proceed_anyway"
 ACTION_CANCEL = "risky_action_cancel"
 
 
+SECTION_LIMIT = 3000
+CONTEXT_LIMIT = 2000
+DIALOG_LIMIT = 300
+
+
 def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=truncate(text, 3000)))
+    return SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION_LIMIT)))
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=truncate(text, CONTEXT_LIMIT))])
 
 
 def confirmation(action: ActionRequest, templates: TemplateRenderer, now: datetime) -> tuple[str, list[Block]]:
@@ -39,43 +49,40 @@ def confirmation(action: ActionRequest, templates: TemplateRenderer, now: dateti
     body = templates.render("action_confirmation.slack.j2", action=action)
     state = templates.render("action_state.slack.j2", action=action, position=None)
     if action.guard and not action.guard_ack_by:
+        dialog_text = templates.render("action_dialog.slack.j2", action=action, which="proceed_anyway")
         go = ButtonElement(text="Proceed anyway", action_id=ACTION_PROCEED_ANYWAY, value=action.id, style="danger",
-                           confirm=ConfirmObject(title="Proceed anyway?", text=truncate(
-                               f"The control plane is failing ({action.guard}). Run {action.description} anyway?", 300),
-                               confirm="Proceed", deny="Back"))
+                           confirm=ConfirmObject(title="Proceed anyway?", text=truncate(dialog_text, DIALOG_LIMIT),
+                                                 confirm="Proceed", deny="Back"))
     else:
         dialog = None
         if action.destructive:
-            dialog = ConfirmObject(title="Really?", text=truncate(f"{action.description} cannot be undone.", 300),
-                                   confirm="Confirm", deny="Back")
+            dialog_text = templates.render("action_dialog.slack.j2", action=action, which="destructive")
+            dialog = ConfirmObject(title="Really?", text=truncate(dialog_text, DIALOG_LIMIT), confirm="Confirm",
+                                   deny="Back")
         go = ButtonElement(text="Confirm", action_id=ACTION_CONFIRM, value=action.id,
                            style="danger" if action.destructive else "primary", confirm=dialog)
     blocks: list[Block] = [
         _section(body),
-        ContextBlock(elements=[MarkdownTextObject(text=truncate(state, 2000))]),
+        _context(state),
         ActionsBlock(block_id=f"risky_action:{action.id}", elements=[
             go, ButtonElement(text="Cancel", action_id=ACTION_CANCEL, value=action.id),
         ]),
     ]
-    return f"Confirm {action.description} on {action.cluster} (action {action.id})", blocks
+    return templates.render("action_fallback.slack.j2", action=action, which="confirm"), blocks
 
 
 def state(action: ActionRequest, templates: TemplateRenderer, position: int | None = None) -> tuple[str, list[Block]]:
     """The confirmation message after confirmation: the request and its current state, no buttons."""
     body = templates.render("action_confirmation.slack.j2", action=action)
     line = templates.render("action_state.slack.j2", action=action, position=position)
-    blocks: list[Block] = [_section(body), ContextBlock(elements=[MarkdownTextObject(text=truncate(line, 2000))])]
-    return f"{action.description} (action {action.id}): {action.status.value.replace('_', ' ')}", blocks
+    blocks: list[Block] = [_section(body), _context(line)]
+    return templates.render("action_fallback.slack.j2", action=action, which="state"), blocks
 
 
 def outcome(action: ActionRequest, templates: TemplateRenderer) -> tuple[str, list[Block]]:
     """The channel message when an action ended (succeeded, failed or outcome unknown)."""
     text = templates.render("action_outcome.slack.j2", action=action)
-    if action.status == ActionStatus.OUTCOME_UNKNOWN:
-        fallback = f"Action {action.id} {action.description}: outcome unknown — verify in the cluster"
-    else:
-        fallback = f"Action {action.id} {action.description}: {action.status.value}"
-    return fallback, [_section(text)]
+    return templates.render("action_fallback.slack.j2", action=action, which="outcome"), [_section(text)]
 
 
 def rejected(action: ActionRequest, reason: str, templates: TemplateRenderer) -> tuple[str, list[Block]]:

@@ -1,4 +1,4 @@
-"""Risky action requests: what was asked, by whom, and where it stands — stored as a Redis hash.
+"""Risky action requests: what was asked, by whom, and where it stands (pure; stored as a Redis hash of strings).
 
 An :class:`ActionRequest` moves through ``preparing`` (validation and server-side dry-run in a
 worker) → ``awaiting_confirmation`` (Confirm/Cancel buttons, until ``confirm_deadline``) →
@@ -7,49 +7,22 @@ per-cluster lock, see :mod:`persistence.action_lock`) → ``succeeded`` / ``fail
 ``outcome_unknown`` (its worker died mid-way). Side exits: ``rejected`` (the cluster said no at
 validation), ``cancelled``, ``expired``.
 
-Confirmation is one Lua script, so a click after expiry, a second click by the same person or a
-click on a request that is no longer waiting changes nothing and says why (:class:`ConfirmationError`).
-Pure core: imports neither Slack nor Kubernetes. Used by ``bot.action_commands`` and ``workers.actions``.
+What a kind *is* (words, description, destructive, guarded, …) lives in its spec
+(:mod:`incident.action_kinds`); a request only names its kind. The requests are stored and moved by
+:class:`persistence.action_store.ActionStore` (confirmation is one atomic script). Pure domain: imports
+neither Redis, Slack nor Kubernetes. Used by ``persistence``, ``service``, ``kube.actions`` and ``chat``.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from redis import Redis
-
+from incident.action_kinds import ActionSpec, action_specs
 from incident.assessment import control_plane_evidence, failing_control_plane_layers, verdict_of_entry
-from incident.clock import Clock, SystemClock, from_epoch, to_epoch
-from incident.errors import CommandError, ConfirmationError
-from persistence.keys import Keys
-
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-WORKLOAD_KINDS: tuple[str, ...] = ("deployment", "daemonset", "statefulset")
-MAX_REPLICAS = 1000
-DEFAULT_DRAIN_TIMEOUT = 120
-MAX_DRAIN_TIMEOUT = 3600
-
-
-class ActionKind(StrEnum):
-    """What a request does to the cluster."""
-
-    CORDON = "cordon"
-    UNCORDON = "uncordon"
-    DRAIN = "drain"
-    DELETE_NODE = "delete-node"
-    RESTART = "restart"
-    SCALE = "scale"
-    DELETE_POD = "delete-pod"
-
-
-NODE_KINDS = frozenset({ActionKind.CORDON, ActionKind.UNCORDON, ActionKind.DRAIN, ActionKind.DELETE_NODE})
-APPLICATION_KINDS = frozenset({ActionKind.RESTART, ActionKind.SCALE})
-"""Kinds the recovery-order guard holds back while the control plane is failing."""
+from incident.clock import from_epoch, to_epoch
 
 
 class ActionStatus(StrEnum):
@@ -71,41 +44,6 @@ FINAL_STATUSES = frozenset({ActionStatus.REJECTED, ActionStatus.SUCCEEDED, Actio
                             ActionStatus.EXPIRED, ActionStatus.OUTCOME_UNKNOWN})
 
 
-# --- targets (pure validation, used by the grammar) ---------------------------------------------------
-
-
-def check_name(value: str, what: str) -> str:
-    """A DNS-1123 subdomain (node, pod, deployment names): lowercase alphanumerics, ``-`` and ``.``, ≤ 253."""
-    if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
-        shown = value if len(value) <= 60 else value[:59] + "…"
-        raise CommandError(f"`{shown}` is not a valid {what} name: Kubernetes names are lowercase letters, digits, "
-                           "'-' and '.', start and end with a letter or digit, at most 253 characters.")
-    return value
-
-
-def check_namespace(value: str) -> str:
-    """A DNS-1123 label: lowercase alphanumerics and ``-``, ≤ 63."""
-    if len(value) > 63 or not DNS1123_LABEL.match(value):
-        shown = value if len(value) <= 60 else value[:59] + "…"
-        raise CommandError(f"`{shown}` is not a valid namespace: lowercase letters, digits and '-', "
-                           "starting and ending with a letter or digit, at most 63 characters.")
-    return value
-
-
-def parse_namespaced(token: str, what: str) -> str:
-    """``<namespace>/<name>`` → the same string, validated."""
-    namespace, slash, name = token.partition("/")
-    if not slash or not namespace or not name:
-        raise CommandError(f"Give the {what} as `<namespace>/<name>` (got `{token[:60]}`).")
-    return f"{check_namespace(namespace)}/{check_name(name, what)}"
-
-
-def split_target(target: str) -> tuple[str | None, str]:
-    """``ns/name`` → ``("ns", "name")``; a node name → ``(None, name)``."""
-    namespace, slash, name = target.partition("/")
-    return (namespace, name) if slash else (None, target)
-
-
 @dataclass(frozen=True)
 class Outcome:
     """What running an action did, in words for the channel and the audit."""
@@ -123,7 +61,8 @@ class ActionRequest:
 
     id: str
     cluster: str
-    kind: ActionKind
+    kind: str
+    """A kind of :mod:`incident.action_kinds` (``cordon``, ``delete-node``, …)."""
     target: str
     requested_by: str
     channel_id: str
@@ -150,26 +89,24 @@ class ActionRequest:
     """Queue order of the cluster's confirmed actions (1, 2, …): the request order the FIFO keeps."""
 
     @property
+    def spec(self) -> ActionSpec:
+        """Everything about this request's kind (:mod:`incident.action_kinds`)."""
+        return action_specs().get(self.kind)
+
+    @property
     def description(self) -> str:
         """What a person would type, e.g. ``drain node kwok-node-1``, ``scale deployment shop/web to 0``."""
-        kind = self.kind
-        if kind in NODE_KINDS:
-            verb = "delete" if kind == ActionKind.DELETE_NODE else kind.value
-            extra = ""
-            if kind == ActionKind.DRAIN:
-                extra = "".join(f" --{name} {self.params[name]}" for name in ("grace", "timeout")
-                                if self.params.get(name) is not None)
-            return f"{verb} node {self.target}{extra}"
-        if kind == ActionKind.RESTART:
-            return f"restart {self.params.get('workload', 'deployment')} {self.target}"
-        if kind == ActionKind.SCALE:
-            return f"scale deployment {self.target} to {self.params.get('replicas')}"
-        return f"delete pod {self.target}"
+        return self.spec.describe(self.target, self.params)
 
     @property
     def destructive(self) -> bool:
-        """Delete node and scale to zero: the ones that may need a second confirmer."""
-        return self.kind == ActionKind.DELETE_NODE or (self.kind == ActionKind.SCALE and self.params.get("replicas") == 0)
+        """Cannot be undone (delete node, scale to zero): the ones that may need a second confirmer."""
+        return self.spec.destructive(self.params)
+
+    @property
+    def guarded(self) -> bool:
+        """Held back by the recovery-order guard while the control plane is failing."""
+        return self.spec.guarded
 
     @property
     def is_final(self) -> bool:
@@ -181,7 +118,7 @@ class ActionRequest:
     def audit(self) -> dict[str, Any]:
         """The audit entry of the incident timeline (kind ``action``)."""
         return {
-            "action_id": self.id, "cluster": self.cluster, "description": self.description, "kind": self.kind.value,
+            "action_id": self.id, "cluster": self.cluster, "description": self.description, "kind": self.kind,
             "target": self.target, "params": self.params, "requested_by": self.requested_by,
             "requested_at": to_epoch(self.requested_at), "confirmed_by": self.confirmed_by,
             "guard": self.guard, "guard_ack_by": self.guard_ack_by, "dry_run": self.dry_run,
@@ -195,7 +132,7 @@ class ActionRequest:
         import json
 
         out = {
-            "id": self.id, "cluster": self.cluster, "kind": self.kind.value, "target": self.target,
+            "id": self.id, "cluster": self.cluster, "kind": self.kind, "target": self.target,
             "requested_by": self.requested_by, "channel_id": self.channel_id,
             "requested_at": repr(to_epoch(self.requested_at)), "incident_id": self.incident_id or "",
             "params": json.dumps(self.params, sort_keys=True), "status": self.status.value,
@@ -224,7 +161,7 @@ class ActionRequest:
         requested_at = moment("requested_at")
         assert requested_at is not None, "stored action without requested_at"
         return cls(
-            id=text["id"], cluster=text["cluster"], kind=ActionKind(text["kind"]), target=text["target"],
+            id=text["id"], cluster=text["cluster"], kind=action_specs().get(text["kind"]).kind, target=text["target"],
             requested_by=text["requested_by"], channel_id=text["channel_id"], requested_at=requested_at,
             incident_id=text.get("incident_id") or None, params=json.loads(text.get("params") or "{}"),
             status=ActionStatus(text.get("status", "preparing")),
@@ -264,186 +201,3 @@ def control_plane_failure(assessment: dict[str, Any] | None) -> str:
         if isinstance(check, dict) and check.get("name") in GUARDED_CHECKS and check.get("status") in FAILED_CHECK_STATUSES:
             reasons.append(f"{check['name']} check: {check['status']}")
     return "; ".join(dict.fromkeys(r for r in reasons if r))[:500]
-
-
-# --- storage ------------------------------------------------------------------------------------------
-
-_CONFIRM = """
-local h = KEYS[1]
-if redis.call('EXISTS', h) == 0 then return {'missing'} end
-local status = redis.call('HGET', h, 'status')
-local confirmed = redis.call('HGET', h, 'confirmed_by') or ''
-if status ~= 'awaiting_confirmation' then return {'status', status, confirmed} end
-local deadline = tonumber(redis.call('HGET', h, 'confirm_deadline'))
-if tonumber(ARGV[2]) > deadline then
-  redis.call('HSET', h, 'status', 'expired', 'finished_at', ARGV[2])
-  return {'expired'}
-end
-for who in string.gmatch(confirmed, '[^,]+') do
-  if who == ARGV[1] then return {'twice', confirmed} end
-end
-local guard = redis.call('HGET', h, 'guard') or ''
-local acked = redis.call('HGET', h, 'guard_ack_by') or ''
-if guard ~= '' and acked == '' then
-  if ARGV[3] ~= '1' then return {'guard', guard} end
-  redis.call('HSET', h, 'guard_ack_by', ARGV[1])
-end
-if confirmed == '' then confirmed = ARGV[1] else confirmed = confirmed .. ',' .. ARGV[1] end
-redis.call('HSET', h, 'confirmed_by', confirmed)
-local _, commas = string.gsub(confirmed, ',', ',')
-local needed = tonumber(redis.call('HGET', h, 'confirmers_needed') or '1')
-if commas + 1 < needed then return {'more', tostring(commas + 1), tostring(needed)} end
-redis.call('HSET', h, 'status', 'queued', 'queued_at', ARGV[2], 'ticket', redis.call('INCR', KEYS[3]))
-local length = redis.call('RPUSH', KEYS[2], redis.call('HGET', h, 'id'))
-return {'queued', tostring(length)}
-"""
-
-_EXPIRE = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'awaiting_confirmation' then return 0 end
-if tonumber(ARGV[1]) < tonumber(redis.call('HGET', KEYS[1], 'confirm_deadline')) then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'expired', 'finished_at', ARGV[1])
-return 1
-"""
-
-_SET_IF_STATUS = """
-if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-"""
-
-
-@dataclass(frozen=True)
-class Confirmation:
-    """The result of a confirm click that changed something."""
-
-    request: ActionRequest
-    queued: bool
-    position: int | None = None
-    """1-based position in the cluster's FIFO (1 = next or running) when ``queued``."""
-
-
-class ActionStore:
-    """Creates, reads and moves action requests (not the running part: see ``persistence.action_queue``)."""
-
-    def __init__(self, redis: Redis, keys: Keys | None = None, clock: Clock | None = None) -> None:
-        self.redis = redis
-        self.keys = keys or Keys()
-        self.clock = clock or SystemClock()
-        self._confirm = redis.register_script(_CONFIRM)
-        self._expire = redis.register_script(_EXPIRE)
-        self._set_if = redis.register_script(_SET_IF_STATUS)
-
-    def new(self, *, cluster: str, kind: ActionKind, target: str, requested_by: str, channel_id: str,
-            incident_id: str | None, params: dict[str, Any] | None = None,
-            second_confirmer_for_destructive: bool = False) -> ActionRequest:
-        """Store a new request in ``preparing`` and return it (ids ``A1``, ``A2``, …)."""
-        number = self.redis.incr(self.keys.action_seq())
-        request = ActionRequest(id=f"A{number}", cluster=cluster, kind=kind, target=target,
-                                requested_by=requested_by, channel_id=channel_id, requested_at=self.clock.now(),
-                                incident_id=incident_id, params=dict(params or {}))
-        if second_confirmer_for_destructive and request.destructive:
-            request.confirmers_needed = 2
-        self.redis.hset(self.keys.action(request.id), mapping=request.to_hash())
-        return request
-
-    def get(self, action_id: str) -> ActionRequest:
-        data = self.redis.hgetall(self.keys.action(action_id))
-        if not data:
-            raise ConfirmationError(f"No action `{action_id[:20]}` exists.",
-                                    hint="`/k8s queue` lists the running and waiting actions with their ids.")
-        return ActionRequest.from_hash(data)
-
-    def find(self, action_id: str) -> ActionRequest | None:
-        data = self.redis.hgetall(self.keys.action(action_id))
-        return ActionRequest.from_hash(data) if data else None
-
-    def set_fields(self, action_id: str, fields: dict[str, str]) -> None:
-        """Bookkeeping with no state meaning (the confirmation message's ts)."""
-        self.redis.hset(self.keys.action(action_id), mapping=fields)
-
-    def _move(self, action_id: str, expected: ActionStatus, fields: dict[str, str]) -> bool:
-        args: list[str] = [expected.value]
-        for name, value in fields.items():
-            args += [name, value]
-        return bool(self._set_if(keys=[self.keys.action(action_id)], args=args))
-
-    def prepared(self, action_id: str, *, dry_run: str, guard: str, ttl_seconds: int) -> ActionRequest:
-        """``preparing`` → ``awaiting_confirmation`` with the dry-run summary and the deadline."""
-        deadline = self.clock.now() + timedelta(seconds=ttl_seconds)
-        if not self._move(action_id, ActionStatus.PREPARING, {
-            "status": ActionStatus.AWAITING_CONFIRMATION.value, "dry_run": dry_run, "guard": guard,
-            "confirm_deadline": repr(to_epoch(deadline)),
-        }):
-            raise ConfirmationError(f"Action `{action_id}` is no longer being prepared ({self.get(action_id).status}).")
-        return self.get(action_id)
-
-    def reject(self, action_id: str, reason: str) -> bool:
-        """``preparing`` → ``rejected``: validation or dry-run said no."""
-        return self._move(action_id, ActionStatus.PREPARING, {
-            "status": ActionStatus.REJECTED.value, "outcome": reason, "finished_at": repr(to_epoch(self.clock.now())),
-        })
-
-    def expire(self, action_id: str) -> bool:
-        """``awaiting_confirmation`` → ``expired`` once the deadline has passed; false otherwise."""
-        return bool(self._expire(keys=[self.keys.action(action_id)], args=[repr(to_epoch(self.clock.now()))]))
-
-    def confirm(self, action_id: str, user_id: str, *, proceed_anyway: bool = False) -> Confirmation:
-        """Record ``user_id``'s confirmation, atomically; queue the action once enough people confirmed.
-
-        Raises :class:`ConfirmationError` (nothing changed) when the request is unknown, not waiting
-        for confirmation, expired, already confirmed by this person, or held by the recovery-order
-        guard without ``proceed_anyway``. The caller checks that the user is allowed at all.
-        """
-        now = repr(to_epoch(self.clock.now()))
-        cluster = self._cluster_of(action_id)
-        raw = self._confirm(keys=[self.keys.action(action_id), self.keys.action_queue(cluster),
-                                  self.keys.action_tickets(cluster)],
-                            args=[user_id, now, "1" if proceed_anyway else "0"])
-        result = [part.decode() if isinstance(part, bytes) else str(part) for part in raw]
-        verdict = result[0]
-        if verdict == "queued":
-            return Confirmation(self.get(action_id), queued=True, position=int(result[1]))
-        if verdict == "more":
-            return Confirmation(self.get(action_id), queued=False)
-        raise _confirm_refusal(action_id, user_id, result)
-
-    def _cluster_of(self, action_id: str) -> str:
-        cluster = self.redis.hget(self.keys.action(action_id), "cluster")
-        return cluster.decode() if cluster else "-"
-
-
-def _confirm_refusal(action_id: str, user_id: str, result: list[str]) -> ConfirmationError:
-    verdict = result[0]
-    if verdict == "missing":
-        return ConfirmationError(f"No action `{action_id}` exists; nothing was done.")
-    if verdict == "expired":
-        return ConfirmationError(f"Action `{action_id}` expired before it was confirmed; nothing was done.",
-                                 hint="Ask again with the same command to get a fresh dry-run.")
-    if verdict == "twice":
-        return ConfirmationError(f"You already confirmed action `{action_id}`; nothing changed.",
-                                 hint="It needs a second, different person to confirm.")
-    if verdict == "guard":
-        return ConfirmationError(
-            f"Action `{action_id}` is held back: the latest assessment says the control plane is failing ({result[1]}).",
-            hint="The runbook recovers infrastructure first. Use *Proceed anyway* if you are sure.")
-    status = result[1] if len(result) > 1 else "unknown"
-    who = ", ".join(f"<@{u}>" for u in (result[2] if len(result) > 2 else "").split(",") if u)
-    labels = {
-        "preparing": "is still being checked against the cluster",
-        "rejected": "was rejected by the cluster checks",
-        "queued": "is already confirmed and queued" + (f" (confirmed by {who})" if who else ""),
-        "running": "is already running",
-        "succeeded": "has already run", "failed": "has already run (it failed)",
-        "cancelled": "was cancelled", "expired": "has expired", "outcome_unknown": "has already run (outcome unknown)",
-    }
-    return ConfirmationError(f"Action `{action_id}` {labels.get(status, status)}; this click changed nothing.")
-
-
-def latest_assessment_guard(redis: Redis, keys: Keys, incident_id: str | None) -> str:
-    """The recovery-order guard reason from the incident's latest ``assessment`` entry (``""``: none)."""
-    if not incident_id:
-        return ""
-    from persistence.timeline import Timeline
-
-    entry = Timeline(redis, incident_id, keys).latest("assessment")
-    return control_plane_failure(entry.data) if entry is not None else ""

@@ -4,7 +4,7 @@ A drill breaks the cluster with a known scenario, so the expected failure patter
 score answers the runbook's questions: how fast was the first assessment, did it name the pattern,
 did risky actions stay one at a time and follow the recovery order (infrastructure → etcd →
 apiserver → scheduler/controller-manager → DNS/ingress → applications), did status updates keep
-the cadence.
+the cadence. Which layer an action works on comes from its kind's spec (:mod:`incident.action_kinds`).
 """
 
 from __future__ import annotations
@@ -12,29 +12,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from incident.action_kinds import ActionSpecs, action_specs
 from incident.postmortem import PostmortemReport
+from incident.runbook import layer_index
 
-RECOVERY_LAYERS: tuple[str, ...] = ("infrastructure", "etcd", "apiserver", "scheduler/controller-manager",
-                                    "dns/ingress", "applications")
-"""The runbook's recovery order, first to last."""
+UNKNOWN_ACTION_LAYER = "applications"
+"""The layer of an action whose description no kind reads back (an entry written by hand or by an older bot)."""
 
 FIRST_ASSESSMENT_TARGET = timedelta(minutes=5)
 
 
-def action_layer(description: str) -> str:
-    """Which recovery layer an action works on, from its description (``cordon node x``, ``restart deployment kube-system/coredns``)."""
-    text = description.lower()
-    if " node" in f" {text}" and ("cordon" in text or "drain" in text or "delete node" in text):
-        return "infrastructure"
-    if "etcd" in text:
-        return "etcd"
-    if "apiserver" in text:
-        return "apiserver"
-    if "scheduler" in text or "controller-manager" in text:
-        return "scheduler/controller-manager"
-    if "coredns" in text or "kube-dns" in text or "ingress" in text:
-        return "dns/ingress"
-    return "applications"
+def action_layer(description: str, specs: ActionSpecs | None = None) -> str:
+    """Which recovery layer an action works on: its description is read back with the kinds' own grammar
+    (``cordon node x`` → the cordon spec → infrastructure; ``restart deployment kube-system/coredns`` →
+    the restart spec, whose target names DNS → dns/ingress)."""
+    matched = (specs or action_specs()).match(description)
+    if matched is None:
+        return UNKNOWN_ACTION_LAYER
+    spec, args = matched
+    return spec.layer_of(args.target)
 
 
 @dataclass
@@ -78,7 +74,7 @@ def score_drill(report: PostmortemReport, scenario: str, expected_pattern: str, 
     layers = [(action.description, action_layer(action.description)) for action in report.actions]
     violations = []
     for (earlier, earlier_layer), (later, later_layer) in zip(layers, layers[1:]):
-        if RECOVERY_LAYERS.index(later_layer) < RECOVERY_LAYERS.index(earlier_layer):
+        if layer_index(later_layer) < layer_index(earlier_layer):
             violations.append(f"{later} ({later_layer}) came after {earlier} ({earlier_layer})")
     updates = [e.at for e in report.key_events if e.kind == "status_update"]
     marks = [report.incident.opened_at, *updates, report.end]

@@ -24,7 +24,7 @@ from incident.actions import ActionRequest, Outcome
 from incident.errors import NotPermitted
 from incident.settings import KubeIdentity, Settings
 from kube.client import build_configuration
-from kube.mutations import Guard, KubeExecutor, Progress
+from kube.actions import Guard, KubeExecutor, Progress
 
 IMPERSONATE_USER = "Impersonate-User"
 IMPERSONATE_GROUP = "Impersonate-Group"

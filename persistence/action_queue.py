@@ -1,7 +1,7 @@
 """The per-cluster FIFO of confirmed actions, and the fenced steps that run its head.
 
 A Redis list of action ids: confirmation appends (``RPUSH``, inside the confirm script of
-:class:`incident.actions.ActionStore`), the drainer reads the head (``LINDEX 0``) and removes it
+:class:`persistence.action_store.ActionStore`), the drainer reads the head (``LINDEX 0``) and removes it
 only when the action reached a final state. Position is ``LPOS`` + 1, so the head (running or next)
 is position 1.
 

@@ -131,3 +131,54 @@ redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1])
 redis.call('DEL', KEYS[1])
 return 1
 """
+
+
+# --- action requests (persistence.action_store) ------------------------------------------------------
+
+ACTION_CONFIRM = """
+local h = KEYS[1]
+if redis.call('EXISTS', h) == 0 then return {'missing'} end
+local status = redis.call('HGET', h, 'status')
+local confirmed = redis.call('HGET', h, 'confirmed_by') or ''
+if status ~= 'awaiting_confirmation' then return {'status', status, confirmed} end
+local deadline = tonumber(redis.call('HGET', h, 'confirm_deadline'))
+if tonumber(ARGV[2]) > deadline then
+  redis.call('HSET', h, 'status', 'expired', 'finished_at', ARGV[2])
+  return {'expired'}
+end
+for who in string.gmatch(confirmed, '[^,]+') do
+  if who == ARGV[1] then return {'twice', confirmed} end
+end
+local guard = redis.call('HGET', h, 'guard') or ''
+local acked = redis.call('HGET', h, 'guard_ack_by') or ''
+if guard ~= '' and acked == '' then
+  if ARGV[3] ~= '1' then return {'guard', guard} end
+  redis.call('HSET', h, 'guard_ack_by', ARGV[1])
+end
+if confirmed == '' then confirmed = ARGV[1] else confirmed = confirmed .. ',' .. ARGV[1] end
+redis.call('HSET', h, 'confirmed_by', confirmed)
+local _, commas = string.gsub(confirmed, ',', ',')
+local needed = tonumber(redis.call('HGET', h, 'confirmers_needed') or '1')
+if commas + 1 < needed then return {'more', tostring(commas + 1), tostring(needed)} end
+redis.call('HSET', h, 'status', 'queued', 'queued_at', ARGV[2], 'ticket', redis.call('INCR', KEYS[3]))
+local length = redis.call('RPUSH', KEYS[2], redis.call('HGET', h, 'id'))
+return {'queued', tostring(length)}
+"""
+"""One confirm click: refused (and why) unless the request waits for confirmation, has not expired, was not
+confirmed by this person, and — when the recovery-order guard holds it — is confirmed with *Proceed anyway*;
+the last needed confirmation queues it (``RPUSH`` onto the cluster's FIFO, with the next ticket)."""
+
+ACTION_EXPIRE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'awaiting_confirmation' then return 0 end
+if tonumber(ARGV[1]) < tonumber(redis.call('HGET', KEYS[1], 'confirm_deadline')) then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'expired', 'finished_at', ARGV[1])
+return 1
+"""
+"""``awaiting_confirmation`` → ``expired`` once the deadline has passed."""
+
+ACTION_SET_IF_STATUS = """
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+"""Set fields only while the request is still in the expected status."""

@@ -40,14 +40,8 @@ from slack_sdk.models.blocks import Block
 from chat import action_blocks
 from persistence.action_lock import ActionLock, LeaseKeeper, LeaseLost
 from persistence.action_queue import ActionQueue
-from incident.actions import (
-    APPLICATION_KINDS,
-    ActionRequest,
-    ActionStatus,
-    ActionStore,
-    Outcome,
-    latest_assessment_guard,
-)
+from persistence.action_store import ActionStore, latest_assessment_guard
+from incident.actions import ActionRequest, ActionStatus, Outcome
 from incident.clock import Clock, SystemClock
 from incident.errors import IncidentBotError
 from persistence.keys import Keys
@@ -121,7 +115,7 @@ class LazyExecutor:
 
 
 def kube_slack_runtime(settings: Settings) -> ActionRuntime:
-    """The production runtime: ``kube.mutations`` (as the bot, or as the requester: ``kube.impersonation``), Slack."""
+    """The production runtime: ``kube.actions`` (as the bot, or as the requester: ``kube.impersonation``), Slack."""
     from chat.client import SlackClient
     from kube.impersonation import action_executor
 
@@ -278,7 +272,7 @@ def prepare(ctx: ActionContext, action_id: str) -> str:
             except Exception:  # noqa: BLE001
                 log.exception("could not tell %s that action %s was rejected", request.requested_by, action_id)
         return ActionStatus.REJECTED.value
-    guard = latest_assessment_guard(ctx.redis, ctx.keys, request.incident_id) if request.kind in APPLICATION_KINDS else ""
+    guard = latest_assessment_guard(ctx.redis, ctx.keys, request.incident_id) if request.guarded else ""
     ttl = ctx.settings.confirmation_ttl_seconds
     request = store.prepared(action_id, dry_run=summary, guard=guard, ttl_seconds=ttl)
     text, blocks = action_blocks.confirmation(request, ctx.templates, ctx.clock.now())

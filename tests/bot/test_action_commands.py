@@ -19,7 +19,8 @@ from kubernetes.client.rest import ApiException
 
 import tests.conftest as _root
 from chat.action_blocks import ACTION_CANCEL, ACTION_CONFIRM, ACTION_PROCEED_ANYWAY
-from incident.actions import ActionStatus, ActionStore
+from incident.actions import ActionStatus
+from persistence.action_store import ActionStore
 from incident.model import Incident
 from incident.settings import Settings
 from sandbox.cluster import LocalCluster
@@ -93,11 +94,14 @@ def test_bad_input_and_unauthorized_requests_change_nothing(slack: SlackEmulator
     channel = incident.channel_id
     cases = {
         "cordon node Bad_Node": "not a valid node name",
-        "restart deployment coredns": "<namespace>/<name>",
+        "restart deployment coredns": "&lt;namespace&gt;/&lt;name&gt;",
         "restart pod kube-system/x": "deployment, daemonset or statefulset",
         "scale deployment shop/web many": "whole number",
         "drain node n1 --force": "Unknown option",
         "cancel 12": "action id",
+        "label node kwok-node-0 -zone=a": "is not a valid label key",
+        "label node kwok-node-0 zone=eu 1a": "one label as `key=value`",
+        "unlabel node kwok-node-0 zone=a": "only the label key",
     }
     for text, expected in cases.items():
         response = slack.slash_command("U_ALICE", channel, text)
@@ -218,3 +222,37 @@ def test_guard_proceed_anyway_and_second_confirmer(slack: SlackEmulator, bot_ser
     assert done.confirmed_by == ["U_ALICE", "U_BOB"] and done.guard_ack_by == "U_ALICE"
     audit = bot_server.services.store.timeline(incident.id).entries({"action"})
     assert audit[-1].data["guard"] and audit[-1].data["guard_ack_by"] == "U_ALICE"
+
+
+@pytest.mark.cluster
+def test_label_and_unlabel_from_slack(slack: SlackEmulator, bot_server: RunningBot, workers: Any, incident: Incident,
+                                      k8s_api: k8s.ApiClient, k8s_cluster: LocalCluster) -> None:
+    """The new kinds take the same path as the others: dry-run, Confirm, serialized run, audit."""
+    (node,) = k8s_cluster.create_nodes(k8s_api, 1)
+    core = k8s.CoreV1Api(k8s_api)
+    wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
+    workers.start()
+    store = ActionStore(bot_server.services.redis, bot_server.services.keys)
+    channel, key = incident.channel_id, "incident.example.com/restored"
+    try:
+        seen = len(ephemeral_texts(slack))
+        slack.slash_command("U_ALICE", channel, f"label node {node} {key}=eu-1a")
+        assert f"Checking `label node {node} {key}=eu-1a`" in ephemeral_after(slack, seen)
+        message = confirmation(slack, channel, "A1")
+        assert buttons(message) == [ACTION_CONFIRM, ACTION_CANCEL]
+        assert f"label `{key}`: unset → `eu-1a`" in str(message["blocks"])
+        assert key not in (core.read_node(node).metadata.labels or {})
+        slack.click_button("U_BOB", channel, message["ts"], ACTION_CONFIRM, "A1")
+        wait_until(lambda: store.get("A1").status == ActionStatus.SUCCEEDED, 60)
+        assert core.read_node(node).metadata.labels[key] == "eu-1a"
+
+        slack.slash_command("U_ALICE", channel, f"unlabel node {node} {key}")
+        message = confirmation(slack, channel, "A2")
+        slack.click_button("U_BOB", channel, message["ts"], ACTION_CONFIRM, "A2")
+        wait_until(lambda: store.get("A2").status == ActionStatus.SUCCEEDED, 60)
+        assert key not in (core.read_node(node).metadata.labels or {})
+        audit = bot_server.services.store.timeline(incident.id).entries({"action"})
+        assert [(e.data["kind"], e.data["description"], e.data["confirmed_by"]) for e in audit] == [
+            ("label", f"label node {node} {key}=eu-1a", ["U_BOB"]), ("unlabel", f"unlabel node {node} {key}", ["U_BOB"])]
+    finally:
+        core.delete_node(node)

@@ -3,7 +3,7 @@
 - Assessment (``kube/checks/*``, ``kube/assessor.py``): every API path literal (plain or f-string whose
   parts are module constants) becomes ``(verb, group, resource, namespace)``; collection paths are
   ``list``, paths naming an object ``get``; ``/readyz``-style paths are non-resource ``get``.
-- Actions (``kube/mutations.py``): every ``self.core.<method>`` / ``self.apps.<method>`` of the generated
+- Actions (``kube/actions/*.py``): every ``<name>.core.<method>`` / ``<name>.apps.<method>`` of the generated
   client becomes ``(verb, group, resource)`` by the client's naming (``patch_namespaced_deployment_scale``
   → ``patch apps deployments/scale``).
 """
@@ -107,13 +107,13 @@ def access_for_client_method(api: str, method: str) -> Access:
 
 
 def actions_access() -> set[Access]:
-    tree = ast.parse((REPO / "kube" / "mutations.py").read_text())
     found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) \
-                and isinstance(node.value.value, ast.Name) and node.value.value.id == "self" \
-                and node.value.attr in _GROUPS and node.attr.split("_", 1)[0] in _VERBS:
-            found.add(access_for_client_method(node.value.attr, node.attr))
+    for path in sorted((REPO / "kube" / "actions").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) \
+                    and isinstance(node.value.value, ast.Name) \
+                    and node.value.attr in _GROUPS and node.attr.split("_", 1)[0] in _VERBS:
+                found.add(access_for_client_method(node.value.attr, node.attr))
     return found
 
 

@@ -22,12 +22,12 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
-from incident.actions import ActionKind, ActionRequest
+from incident.actions import ActionRequest
 from incident.errors import NotPermitted
 from incident.settings import Settings
 from kube.assessor import assess
 from kube.impersonation import ImpersonatingExecutor, action_executor
-from kube.mutations import KubeExecutor
+from kube.actions import KubeExecutor
 from sandbox.cluster import LocalCluster
 from sandbox.objects import wait_for
 from tests.deploy.conftest import DEPLOY, kustomize, run_kubectl
@@ -104,7 +104,7 @@ def _settings(kubeconfig: Path) -> Settings:
                     kube_request_timeout_seconds=10)
 
 
-def _request(kind: ActionKind, target: str) -> ActionRequest:
+def _request(kind: str, target: str) -> ActionRequest:
     return ActionRequest(id=f"A{secrets.randbelow(10**6)}", cluster="sandbox", kind=kind, target=target,
                          requested_by="U_ALICE", channel_id="C_TEST", requested_at=datetime.now(timezone.utc))
 
@@ -157,13 +157,13 @@ def test_read_only_identity_runs_a_full_assessment(sa_kubeconfig: Path) -> None:
 def test_read_only_install_makes_actions_fail_with_not_permitted(sa_kubeconfig: Path, k8s_api: k8s.ApiClient) -> None:
     node = _schedulable_node(k8s_api)
     executor = KubeExecutor.from_settings(_settings(sa_kubeconfig))
-    for kind, target in ((ActionKind.CORDON, node), (ActionKind.DELETE_NODE, node), (ActionKind.DELETE_POD, "kube-system/x")):
+    for kind, target in (("cordon", node), ("delete-node", node), ("delete-pod", "kube-system/x")):
         with pytest.raises(NotPermitted) as caught:
             executor.prepare(_request(kind, target))
         text = caught.value.user_text()
         assert "The bot's Kubernetes identity may not" in text and "RBAC" in text, text
     with pytest.raises(NotPermitted):
-        executor.execute(_request(ActionKind.CORDON, node), guard=lambda: None, progress=lambda _: None)
+        executor.execute(_request("cordon", node), guard=lambda: None, progress=lambda _: None)
     assert not k8s.CoreV1Api(k8s_api).read_node(node).spec.unschedulable
 
 
@@ -173,14 +173,14 @@ def test_actions_component_lets_the_identity_cordon_and_uncordon(sa_kubeconfig: 
     core = k8s.CoreV1Api(k8s_api)
     executor = KubeExecutor.from_settings(_settings(sa_kubeconfig))
     try:
-        summary = _eventually(lambda: executor.prepare(_request(ActionKind.CORDON, node)))
+        summary = _eventually(lambda: executor.prepare(_request("cordon", node)))
         assert "unschedulable false → true" in summary
         assert not core.read_node(node).spec.unschedulable  # the dry-run changed nothing
-        outcome = executor.execute(_request(ActionKind.CORDON, node), guard=lambda: None, progress=lambda _: None)
+        outcome = executor.execute(_request("cordon", node), guard=lambda: None, progress=lambda _: None)
         assert outcome.succeeded, outcome
         assert core.read_node(node).spec.unschedulable is True
-        assert "true → false" in executor.prepare(_request(ActionKind.UNCORDON, node))
-        assert executor.execute(_request(ActionKind.UNCORDON, node), guard=lambda: None, progress=lambda _: None).succeeded
+        assert "true → false" in executor.prepare(_request("uncordon", node))
+        assert executor.execute(_request("uncordon", node), guard=lambda: None, progress=lambda _: None).succeeded
         assert not core.read_node(node).spec.unschedulable
     finally:
         core.patch_node(node, {"spec": {"unschedulable": False}})
@@ -244,7 +244,7 @@ def impersonation_install(kubectl: Path, k8s_cluster: LocalCluster, bot_namespac
         _apply(kubectl, k8s_cluster, objects, delete=True)
 
 
-def _as(user: str, kind: ActionKind, target: str) -> ActionRequest:
+def _as(user: str, kind: str, target: str) -> ActionRequest:
     return replace(_request(kind, target), requested_by=user)
 
 
@@ -258,26 +258,26 @@ def test_actions_run_as_the_requesters_identity_and_the_clusters_rbac_decides(
     assert isinstance(executor, ImpersonatingExecutor)
     no_op = {"guard": lambda: None, "progress": lambda _: None}
     try:
-        summary = _eventually(lambda: executor.prepare(_as("U_ALICE", ActionKind.CORDON, node)))
+        summary = _eventually(lambda: executor.prepare(_as("U_ALICE", "cordon", node)))
         assert "unschedulable false → true" in summary and "runs as Kubernetes user `alice`" in summary
-        outcome = executor.execute(_as("U_ALICE", ActionKind.CORDON, node), **no_op)  # type: ignore[arg-type]
+        outcome = executor.execute(_as("U_ALICE", "cordon", node), **no_op)  # type: ignore[arg-type]
         assert outcome.succeeded and "(as Kubernetes user `alice`)" in outcome.text, outcome
         assert core.read_node(node).spec.unschedulable is True
 
         # carol is allowed only through her *second* group: both Impersonate-Group headers reach the server.
-        summary = executor.prepare(_as("U_CAROL", ActionKind.UNCORDON, node))
+        summary = executor.prepare(_as("U_CAROL", "uncordon", node))
         assert "runs as Kubernetes user `carol (groups: viewers, oncall)`" in summary
-        assert executor.execute(_as("U_CAROL", ActionKind.UNCORDON, node), **no_op).succeeded  # type: ignore[arg-type]
+        assert executor.execute(_as("U_CAROL", "uncordon", node), **no_op).succeeded  # type: ignore[arg-type]
         assert not core.read_node(node).spec.unschedulable
 
         with pytest.raises(NotPermitted) as caught:
-            executor.prepare(_as("U_MALLORY", ActionKind.CORDON, node))
+            executor.prepare(_as("U_MALLORY", "cordon", node))
         assert "Kubernetes user `mallory` may not read Node" in caught.value.user_text()
         assert "RBAC decided" in caught.value.user_text()
         with pytest.raises(NotPermitted) as caught:
-            executor.execute(_as("U_MALLORY", ActionKind.CORDON, node), **no_op)  # type: ignore[arg-type]
+            executor.execute(_as("U_MALLORY", "cordon", node), **no_op)  # type: ignore[arg-type]
         with pytest.raises(NotPermitted) as caught:
-            executor.prepare(_as("U_NOBODY", ActionKind.CORDON, node))
+            executor.prepare(_as("U_NOBODY", "cordon", node))
         assert "<@U_NOBODY> has no Kubernetes identity mapped" in caught.value.user_text()
         assert "KUBE_IMPERSONATE" in caught.value.user_text()
         assert not core.read_node(node).spec.unschedulable  # the refusals changed nothing
@@ -290,6 +290,6 @@ def test_without_the_component_the_bot_may_not_impersonate(sa_kubeconfig: Path, 
     settings = _settings(sa_kubeconfig).model_copy(update={"kube_impersonate": Settings(
         _env_file=None, kube_impersonate={"U_ALICE": "alice"}).kube_impersonate})  # type: ignore[call-arg]
     with pytest.raises(NotPermitted) as caught:
-        action_executor(settings).prepare(_as("U_ALICE", ActionKind.CORDON, node))
+        action_executor(settings).prepare(_as("U_ALICE", "cordon", node))
     assert "Kubernetes user `alice` may not read Node" in caught.value.user_text()
     assert "impersonate" in caught.value.user_text()  # the API server says the bot cannot impersonate

@@ -1,5 +1,5 @@
 """The RBAC manifests grant exactly what the code uses: the read role what the checks read, the actions
-role what kube/mutations.py calls — nothing missing, nothing extra (derived from the source)."""
+role what kube/actions/ calls — nothing missing, nothing extra (derived from the source)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_read_role_grants_nothing_the_assessment_does_not_use() -> None:
 
 def test_actions_role_is_exactly_what_the_mutations_call() -> None:
     needed = actions_access()
-    assert Access("create", "", "pods/eviction") in needed, "the scan found no eviction; did kube/mutations.py move?"
+    assert Access("create", "", "pods/eviction") in needed, "the scan found no eviction; did kube/actions/ move?"
     granted = rules_access(_documents(DEPLOY / "components" / "actions" / "rbac-actions.yaml"))
     assert {g.namespace for g in granted} == {None}
     missing, extra = needed - granted, granted - needed

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from bot.app import CHANNEL_LOG_EVENTS
-from bot.grammar import build_registry
+from bot.commands import build_registry
 from bot.slack_scopes import METHOD_SCOPES, required_bot_scopes, scopes_for_methods, subscriptions_for_events
 from tests.deploy.slack_calls import find_slack_calls
 

@@ -12,17 +12,14 @@ import redis
 from persistence.action_lock import ActionLock
 from persistence.action_queue import ActionQueue
 from incident.actions import (
-    ActionKind,
     ActionRequest,
     ActionStatus,
-    ActionStore,
-    check_name,
-    check_namespace,
     control_plane_failure,
-    parse_namespaced,
 )
+from incident.kube_syntax import check_name, check_namespace, parse_namespaced
 from incident.assessment import CheckResult, PatternMatch, Verdict
 from incident.errors import CommandError, ConfirmationError, NotPermitted
+from persistence.action_store import ActionStore
 from persistence.keys import Keys
 from incident.verdict import decide
 
@@ -45,7 +42,7 @@ def store(redis_client: redis.Redis, clock: FakeClock) -> ActionStore:
     return ActionStore(redis_client, Keys(), clock)
 
 
-def _awaiting(store: ActionStore, kind: ActionKind = ActionKind.CORDON, target: str = "node-1", *,
+def _awaiting(store: ActionStore, kind: str = "cordon", target: str = "node-1", *,
               params: dict | None = None, second: bool = False, guard: str = "") -> ActionRequest:
     request = store.new(cluster="prod", kind=kind, target=target, requested_by="U_ALICE", channel_id="C1",
                         incident_id="inc-1", params=params, second_confirmer_for_destructive=second)
@@ -94,14 +91,14 @@ def test_expire_job_only_after_the_deadline(store: ActionStore, clock: FakeClock
 def test_unknown_and_unprepared_requests_refuse(store: ActionStore) -> None:
     with pytest.raises(ConfirmationError, match="No action"):
         store.confirm("A999", "U_BOB")
-    request = store.new(cluster="prod", kind=ActionKind.CORDON, target="n", requested_by="U_ALICE",
+    request = store.new(cluster="prod", kind="cordon", target="n", requested_by="U_ALICE",
                         channel_id="C1", incident_id=None)
     with pytest.raises(ConfirmationError, match="still being checked"):
         store.confirm(request.id, "U_ALICE")
 
 
 def test_destructive_needs_two_different_people(store: ActionStore) -> None:
-    request = _awaiting(store, ActionKind.SCALE, "shop/web", params={"replicas": 0, "workload": "deployment"},
+    request = _awaiting(store, "scale", "shop/web", params={"replicas": 0, "workload": "deployment"},
                         second=True)
     assert request.confirmers_needed == 2 and request.destructive
     first = store.confirm(request.id, "U_ALICE")
@@ -110,12 +107,12 @@ def test_destructive_needs_two_different_people(store: ActionStore) -> None:
         store.confirm(request.id, "U_ALICE")
     second = store.confirm(request.id, "U_BOB")
     assert second.queued and second.request.confirmed_by == ["U_ALICE", "U_BOB"]
-    not_destructive = _awaiting(store, ActionKind.SCALE, "shop/web", params={"replicas": 2}, second=True)
+    not_destructive = _awaiting(store, "scale", "shop/web", params={"replicas": 2}, second=True)
     assert not_destructive.confirmers_needed == 1
 
 
 def test_recovery_order_guard_needs_proceed_anyway(store: ActionStore) -> None:
-    request = _awaiting(store, ActionKind.RESTART, "shop/web", guard="etcd: fail")
+    request = _awaiting(store, "restart", "shop/web", guard="etcd: fail")
     with pytest.raises(ConfirmationError, match="control plane is failing"):
         store.confirm(request.id, "U_BOB")
     assert store.get(request.id).status == ActionStatus.AWAITING_CONFIRMATION

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.grammar import build_registry
+from bot.commands import build_registry
 from incident.errors import CommandError
 
 registry = build_registry()

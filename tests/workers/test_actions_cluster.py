@@ -1,6 +1,6 @@
 """Each risky action's effect through the real API of the local control plane, run by a real RQ worker.
 
-The worker runs the production :class:`kube.mutations.KubeExecutor` (Slack messages are recorded in
+The worker runs the production :class:`kube.actions.KubeExecutor` (Slack messages are recorded in
 Redis instead of posted); every test undoes what it changed on the session cluster.
 """
 
@@ -17,7 +17,7 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 import tests.conftest as _root
-from incident.actions import ActionKind, ActionRequest, ActionStatus
+from incident.actions import ActionRequest, ActionStatus
 from incident.model import Incident
 from incident.settings import Settings
 from persistence.store import IncidentStore
@@ -61,7 +61,7 @@ def incident(redis_client: redis.Redis) -> Incident:
                                  channel_name="inc-drill", opened_by="U_ALICE", opened_at=store.clock.now()))
 
 
-def run(context: ActionContext, incident: Incident, kind: ActionKind, target: str, **params: Any) -> ActionRequest:
+def run(context: ActionContext, incident: Incident, kind: str, target: str, **params: Any) -> ActionRequest:
     """Request → validation + dry-run in the worker → confirm → serialized run in the worker; the final request."""
     store = context.store
     action = store.new(cluster="local", kind=kind, target=target, requested_by="U_ALICE", channel_id=incident.channel_id,
@@ -102,15 +102,15 @@ def spare_node(k8s_cluster: LocalCluster, k8s_api: k8s.ApiClient) -> Iterator[st
 
 def test_cordon_then_uncordon(context: ActionContext, incident: Incident, worker: Workers, k8s_api: k8s.ApiClient,
                               spare_node: str, redis_client: redis.Redis) -> None:
-    cordoned = run(context, incident, ActionKind.CORDON, spare_node)
+    cordoned = run(context, incident, "cordon", spare_node)
     assert cordoned.status == ActionStatus.SUCCEEDED, cordoned.outcome
     assert "spec.unschedulable false → true" in cordoned.dry_run
     assert node_unschedulable(k8s_api, spare_node)
 
-    again = run(context, incident, ActionKind.CORDON, spare_node)
+    again = run(context, incident, "cordon", spare_node)
     assert again.status == ActionStatus.REJECTED and "already cordoned" in again.outcome
 
-    uncordoned = run(context, incident, ActionKind.UNCORDON, spare_node)
+    uncordoned = run(context, incident, "uncordon", spare_node)
     assert uncordoned.status == ActionStatus.SUCCEEDED, uncordoned.outcome
     assert not node_unschedulable(k8s_api, spare_node)
 
@@ -123,11 +123,11 @@ def test_cordon_then_uncordon(context: ActionContext, incident: Incident, worker
 
 def test_bad_targets_are_rejected_and_change_nothing(context: ActionContext, incident: Incident, worker: Workers,
                                                      namespace: str, redis_client: redis.Redis) -> None:
-    missing = run(context, incident, ActionKind.CORDON, "no-such-node")
+    missing = run(context, incident, "cordon", "no-such-node")
     assert missing.status == ActionStatus.REJECTED and "Node `no-such-node` does not exist" in missing.outcome
-    no_ns = run(context, incident, ActionKind.RESTART, "no-such-ns/web", workload="deployment")
+    no_ns = run(context, incident, "restart", "no-such-ns/web", workload="deployment")
     assert no_ns.status == ActionStatus.REJECTED and "Namespace `no-such-ns` does not exist" in no_ns.outcome
-    no_deploy = run(context, incident, ActionKind.SCALE, f"{namespace}/nothing", replicas=2)
+    no_deploy = run(context, incident, "scale", f"{namespace}/nothing", replicas=2)
     assert no_deploy.status == ActionStatus.REJECTED and "does not exist" in no_deploy.outcome
     assert redis_client.llen(context.keys.action_queue("local")) == 0
     assert not Timeline(redis_client, incident.id).entries({"action"})
@@ -151,22 +151,22 @@ def test_restart_and_scale_a_deployment(context: ActionContext, incident: Incide
                                         k8s_api: k8s.ApiClient, namespace: str) -> None:
     _web(k8s_api, namespace, 2)
     apps = k8s.AppsV1Api(k8s_api)
-    restarted = run(context, incident, ActionKind.RESTART, f"{namespace}/web", workload="deployment")
+    restarted = run(context, incident, "restart", f"{namespace}/web", workload="deployment")
     assert restarted.status == ActionStatus.SUCCEEDED, restarted.outcome
     annotations = apps.read_namespaced_deployment("web", namespace).spec.template.metadata.annotations or {}
     stamp = annotations.get("kubectl.kubernetes.io/restartedAt")
     assert stamp and stamp in restarted.outcome
     time.sleep(1.1)  # restartedAt has one-second resolution
-    again = run(context, incident, ActionKind.RESTART, f"{namespace}/web", workload="deployment")
+    again = run(context, incident, "restart", f"{namespace}/web", workload="deployment")
     assert again.status == ActionStatus.SUCCEEDED
     newer = apps.read_namespaced_deployment("web", namespace).spec.template.metadata.annotations
     assert newer["kubectl.kubernetes.io/restartedAt"] > stamp
 
-    scaled = run(context, incident, ActionKind.SCALE, f"{namespace}/web", replicas=0)
+    scaled = run(context, incident, "scale", f"{namespace}/web", replicas=0)
     assert scaled.status == ActionStatus.SUCCEEDED, scaled.outcome
     assert "replicas 2 → 0" in scaled.dry_run
     assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 0
-    same = run(context, incident, ActionKind.SCALE, f"{namespace}/web", replicas=0)
+    same = run(context, incident, "scale", f"{namespace}/web", replicas=0)
     assert same.status == ActionStatus.REJECTED and "already has 0" in same.outcome
 
 
@@ -176,7 +176,7 @@ def test_restart_daemonset_and_delete_pod(context: ActionContext, incident: Inci
     core = k8s.CoreV1Api(k8s_api)
     wait_for(lambda: pods_matching(k8s_api, namespace, labels), 30, "a web pod")
     pod = pods_matching(k8s_api, namespace, labels)[0]
-    deleted = run(context, incident, ActionKind.DELETE_POD, f"{namespace}/{pod.metadata.name}")
+    deleted = run(context, incident, "delete-pod", f"{namespace}/{pod.metadata.name}")
     assert deleted.status == ActionStatus.SUCCEEDED, deleted.outcome
     assert "ReplicaSet" in deleted.dry_run and "creates a replacement" in deleted.dry_run
 
@@ -193,7 +193,7 @@ def test_restart_daemonset_and_delete_pod(context: ActionContext, incident: Inci
               "spec": {"selector": {"matchLabels": {"app": "agent"}},
                        "template": pod_template({"app": "agent"}, [container("agent", "registry.k8s.io/pause:3.10")])}}
     k8s.AppsV1Api(k8s_api).create_namespaced_daemon_set(namespace, daemon)
-    restarted = run(context, incident, ActionKind.RESTART, f"{namespace}/agent", workload="daemonset")
+    restarted = run(context, incident, "restart", f"{namespace}/agent", workload="daemonset")
     assert restarted.status == ActionStatus.SUCCEEDED, restarted.outcome
     annotations = k8s.AppsV1Api(k8s_api).read_namespaced_daemon_set("agent", namespace).spec.template.metadata.annotations
     assert "kubectl.kubernetes.io/restartedAt" in annotations
@@ -223,7 +223,7 @@ def test_drain_respects_a_blocking_pdb_then_completes(context: ActionContext, in
         web_pods = {p.metadata.name for p in pods_matching(k8s_api, namespace, web)}
         assert payments | web_pods <= on_node
 
-        blocked = run(context, incident, ActionKind.DRAIN, spare_node, timeout=6)
+        blocked = run(context, incident, "drain", spare_node, timeout=6)
         assert blocked.status == ActionStatus.FAILED, blocked.outcome
         assert "refused right now by a PodDisruptionBudget" in blocked.dry_run
         assert "DaemonSet" in blocked.dry_run  # aws-node is skipped
@@ -238,7 +238,7 @@ def test_drain_respects_a_blocking_pdb_then_completes(context: ActionContext, in
         assert any(p.startswith("aws-node") for p in left), "DaemonSet pods stay"
 
         k8s.PolicyV1Api(k8s_api).delete_namespaced_pod_disruption_budget("payments", namespace)
-        drained = run(context, incident, ActionKind.DRAIN, spare_node, timeout=30, grace=0)
+        drained = run(context, incident, "drain", spare_node, timeout=30, grace=0)
         assert drained.status == ActionStatus.SUCCEEDED, drained.outcome
         remaining = {p.metadata.name for p in core.list_pod_for_all_namespaces(
             field_selector=f"spec.nodeName={spare_node}").items}
@@ -251,9 +251,54 @@ def test_drain_respects_a_blocking_pdb_then_completes(context: ActionContext, in
 
 def test_delete_node(context: ActionContext, incident: Incident, worker: Workers, k8s_api: k8s.ApiClient,
                      spare_node: str) -> None:
-    deleted = run(context, incident, ActionKind.DELETE_NODE, spare_node)
+    deleted = run(context, incident, "delete-node", spare_node)
     assert deleted.status == ActionStatus.SUCCEEDED, deleted.outcome
     assert "removed from the cluster" in deleted.dry_run
     with pytest.raises(ApiException) as raised:
         k8s.CoreV1Api(k8s_api).read_node(spare_node)
     assert raised.value.status == 404
+
+
+def test_label_then_unlabel_a_node(context: ActionContext, incident: Incident, worker: Workers, k8s_api: k8s.ApiClient,
+                                   spare_node: str, redis_client: redis.Redis) -> None:
+    """The runbook's restore step: re-apply a replaced node's labels (dry-run first, confirmed, serialized, audited)."""
+    core = k8s.CoreV1Api(k8s_api)
+    key = "incident.example.com/restored"
+    before = dict(core.read_node(spare_node).metadata.labels)
+    store = context.store
+    action = store.new(cluster="local", kind="label", target=spare_node, requested_by="U_ALICE",
+                       channel_id=incident.channel_id, incident_id=incident.id, params={"key": key, "value": "yes"})
+    enqueue_prepare(context.settings, action.id, standin.KUBE_RUNTIME)
+    wait_for(lambda: store.get(action.id).status != ActionStatus.PREPARING, 60, "label prepared")
+    prepared = store.get(action.id)
+    assert prepared.status == ActionStatus.AWAITING_CONFIRMATION, prepared.outcome
+    assert f"label `{key}`: unset → `yes`" in prepared.dry_run
+    assert key not in (core.read_node(spare_node).metadata.labels or {}), "the dry-run changed the node"
+    assert store.confirm(action.id, "U_BOB").queued
+    enqueue_drain(context.settings, "local", standin.KUBE_RUNTIME)
+    wait_for(lambda: store.get(action.id).status in FINAL, 120, "label finished")
+    labelled = store.get(action.id)
+    assert labelled.status == ActionStatus.SUCCEEDED, labelled.outcome
+    labels = core.read_node(spare_node).metadata.labels
+    # kwok may still be adding its own labels (beta.kubernetes.io/*): compare what was there before.
+    assert labels[key] == "yes" and before.items() <= labels.items()
+
+    again = run(context, incident, "label", spare_node, key=key, value="yes")
+    assert again.status == ActionStatus.REJECTED and f"already has label `{key}=yes`" in again.outcome
+    changed = run(context, incident, "label", spare_node, key=key, value="no")
+    assert changed.status == ActionStatus.SUCCEEDED and f"label `{key}`: `yes` → `no`" in changed.dry_run
+
+    removed = run(context, incident, "unlabel", spare_node, key=key)
+    assert removed.status == ActionStatus.SUCCEEDED, removed.outcome
+    assert f"label `{key}` (now `no`) is removed" in removed.dry_run
+    labels = core.read_node(spare_node).metadata.labels
+    assert key not in labels and before.items() <= labels.items(), "only the one label may change"
+    gone = run(context, incident, "unlabel", spare_node, key=key)
+    assert gone.status == ActionStatus.REJECTED and f"has no label `{key}`" in gone.outcome
+
+    audit = Timeline(redis_client, incident.id).entries({"action"})
+    assert [(e.data["description"], e.data["status"], e.data["confirmed_by"]) for e in audit] == [
+        (f"label node {spare_node} {key}=yes", "succeeded", ["U_BOB"]),
+        (f"label node {spare_node} {key}=no", "succeeded", ["U_BOB"]),
+        (f"unlabel node {spare_node} {key}", "succeeded", ["U_BOB"])]
+    assert [e.data["fence"] for e in audit] == sorted(e.data["fence"] for e in audit)  # one at a time, in order

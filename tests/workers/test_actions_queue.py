@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from incident.actions import ActionKind, ActionRequest, ActionStatus, ActionStore
+from incident.actions import ActionRequest, ActionStatus
+from persistence.action_store import ActionStore
 from incident.clock import from_epoch
 from persistence.keys import Keys
 from incident.model import Incident
@@ -59,7 +60,7 @@ def incident(redis_client: redis.Redis) -> Incident:
 
 
 def request(context: ActionContext, incident: Incident, user: str, target: str, **params: object) -> ActionRequest:
-    return context.store.new(cluster="prod", kind=ActionKind.CORDON, target=target, requested_by=user,
+    return context.store.new(cluster="prod", kind="cordon", target=target, requested_by=user,
                              channel_id=incident.channel_id, incident_id=incident.id, params=dict(params))
 
 

@@ -3,7 +3,7 @@
 Real worker processes import the runtimes by path (``tests.workers.test_actions_standin:…``), so
 everything they do lands in Redis where the test reads it. ``recording_runtime`` has a stand-in
 executor (no Kubernetes: the queue tests are about serialization, leases and state);
-``kube_recording_runtime`` has the real :class:`kube.mutations.KubeExecutor` against the test bed.
+``kube_recording_runtime`` has the real :class:`kube.actions.KubeExecutor` against the test bed.
 Both record Slack messages in Redis instead of posting them. No tests here.
 """
 
@@ -100,7 +100,7 @@ def notes(client: redis.Redis) -> list[dict[str, Any]]:
 
 
 def kube_recording_runtime(settings: Settings) -> ActionRuntime:
-    from kube.mutations import KubeExecutor
+    from kube.actions import KubeExecutor
 
     client = redis.Redis.from_url(settings.redis_url)
     return ActionRuntime(executor=KubeExecutor.from_settings(settings), notifier=RecordingNotifier(client))

@@ -12,7 +12,8 @@ import pytest
 from kubernetes import client as k8s
 
 from chat.action_blocks import ACTION_CONFIRM
-from incident.actions import ActionStatus, ActionStore
+from incident.actions import ActionStatus
+from persistence.action_store import ActionStore
 from incident.model import Status
 from incident.postmortem import SECTION_HEADINGS
 from sandbox.cluster import LocalCluster

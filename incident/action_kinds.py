@@ -1,0 +1,313 @@
+"""The kinds of risky action, one :class:`ActionSpec` each: everything about a kind in one place (pure).
+
+A spec carries what the rest of the bot asks about a kind: the words a person types and the usage and
+help ``/k8s help`` shows (the bot builds each command from its spec), the parser of the arguments (every
+target checked against Kubernetes' syntax, :mod:`incident.kube_syntax`), how a request is described (the
+description *is* the command, and parses back with the same spec), whether it is destructive (a second
+confirmer may be needed), the recovery layer it works on (the drill's order check), whether the
+recovery-order guard holds it back while the control plane fails, and the template of an extra warning
+in its confirmation message. :func:`default_action_specs` lists them explicitly, like
+``kube.checks.default_checks``; the executor of each kind lives in ``kube.actions`` (one module per
+family: ``nodes``, ``workloads``), and a guard test keeps the two lists equal.
+
+Adding a kind: one spec here, one executor in ``kube/actions/<family>.py`` (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from incident.errors import CommandError
+from incident.kube_syntax import check_label_key, check_label_value, check_name, parse_namespaced, shown
+
+WORKLOAD_KINDS: tuple[str, ...] = ("deployment", "daemonset", "statefulset")
+MAX_REPLICAS = 1000
+DEFAULT_DRAIN_TIMEOUT = 120
+MAX_DRAIN_TIMEOUT = 3600
+MAX_GRACE = 3600
+
+NODE_FAMILY = "nodes"
+WORKLOAD_FAMILY = "workloads"
+
+COMPONENT_LAYERS: tuple[tuple[str, str], ...] = (
+    ("etcd", "etcd"), ("apiserver", "apiserver"), ("scheduler", "scheduler/controller-manager"),
+    ("controller-manager", "scheduler/controller-manager"), ("coredns", "dns/ingress"), ("kube-dns", "dns/ingress"),
+    ("ingress", "dns/ingress"),
+)
+"""A workload whose ``namespace/name`` contains the word on the left works on the layer on the right
+(first match wins); other workloads are applications. Keys are :data:`incident.runbook.RECOVERY_ORDER`'s."""
+
+
+@dataclass(frozen=True)
+class ActionArgs:
+    """What the parser of a kind read: the target (a node name or ``namespace/name``) and the parameters."""
+
+    target: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+Parser = Callable[[list[str]], ActionArgs]
+Describer = Callable[[str, dict[str, Any]], str]
+
+
+def _never(params: dict[str, Any]) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One kind of risky action."""
+
+    kind: str
+    """Stored in the request (``delete-node``); the key of its executor in ``kube.actions``."""
+    words: tuple[str, ...]
+    """What is typed after ``/k8s`` (``("delete", "node")``)."""
+    usage: str
+    """The whole command, raw (``delete node <name>``); escaped wherever it is shown."""
+    help: str
+    parse: Parser
+    describe: Describer
+    """``(target, params)`` → what a person would type, e.g. ``scale deployment shop/web to 0``."""
+    family: str
+    """Which ``kube/actions/<family>.py`` runs it."""
+    layer: str
+    """The recovery layer it works on (a key of ``incident.runbook.RECOVERY_ORDER``)."""
+    component_layers: bool = False
+    """The target's name may move it to a lower layer (:data:`COMPONENT_LAYERS`): ``restart deployment
+    kube-system/coredns`` is DNS work, not an application's."""
+    guarded: bool = False
+    """Held back (``Proceed anyway``) while the latest assessment says etcd or the apiserver is failing."""
+    destructive: Callable[[dict[str, Any]], bool] = _never
+    """Cannot be undone with these parameters: a confirm dialog, and a second confirmer when configured."""
+    warning: str = ""
+    """A template (``templates/<warning>``) added to the confirmation message, or none."""
+
+    def layer_of(self, target: str) -> str:
+        """The recovery layer a request for ``target`` works on."""
+        if self.component_layers:
+            lowered = target.lower()
+            for word, layer in COMPONENT_LAYERS:
+                if word in lowered:
+                    return layer
+        return self.layer
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer :meth:`layer_of` can name (for the guard test against the runbook)."""
+        extra = tuple(layer for _, layer in COMPONENT_LAYERS) if self.component_layers else ()
+        return tuple(dict.fromkeys((self.layer, *extra)))
+
+
+class ActionSpecs:
+    """The kinds by name, in help order; built by :func:`default_action_specs` or by a test."""
+
+    def __init__(self, specs: Iterable[ActionSpec]) -> None:
+        self._specs: dict[str, ActionSpec] = {}
+        words: set[tuple[str, ...]] = set()
+        for spec in specs:
+            if spec.kind in self._specs or spec.words in words:
+                raise ValueError(f"action kind {spec.kind!r} (or its words {' '.join(spec.words)!r}) declared twice")
+            self._specs[spec.kind] = spec
+            words.add(spec.words)
+
+    def __iter__(self) -> Iterator[ActionSpec]:
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self._specs)
+
+    def get(self, kind: str) -> ActionSpec:
+        """The spec of ``kind``; a :class:`ValueError` for a kind no spec declares (a corrupt record)."""
+        try:
+            return self._specs[kind]
+        except KeyError:
+            raise ValueError(f"unknown action kind {kind!r}") from None
+
+    def match(self, description: str) -> tuple[ActionSpec, ActionArgs] | None:
+        """Read a description (or a typed command) back into its kind and arguments; ``None`` if none parses."""
+        tokens = description.split()
+        lowered = tuple(token.lower() for token in tokens)
+        candidates = sorted((s for s in self if lowered[: len(s.words)] == s.words), key=lambda s: -len(s.words))
+        for spec in candidates:
+            try:
+                return spec, spec.parse(tokens[len(spec.words):])
+            except CommandError:
+                continue
+        return None
+
+
+# --- parsers ----------------------------------------------------------------------------------------
+
+
+def _one_node(tokens: list[str]) -> ActionArgs:
+    if len(tokens) != 1:
+        raise CommandError("Give exactly one node name.")
+    return ActionArgs(check_name(tokens[0], "node"))
+
+
+def _seconds(flag: str, value: str, maximum: int) -> int:
+    if not value.isdigit() or int(value) > maximum:
+        raise CommandError(f"`{flag}` takes whole seconds from 0 to {maximum} (got `{shown(value)}`).")
+    return int(value)
+
+
+def _parse_drain(tokens: list[str]) -> ActionArgs:
+    if not tokens:
+        raise CommandError("Give the node name.")
+    node = check_name(tokens[0], "node")
+    params: dict[str, Any] = {"grace": None, "timeout": DEFAULT_DRAIN_TIMEOUT}
+    options = tokens[1:]
+    for index in range(0, len(options), 2):
+        flag = options[index].lower()
+        if flag not in ("--grace", "--timeout"):
+            raise CommandError(f"Unknown option `{shown(options[index])}`; use --grace or --timeout.")
+        if index + 1 >= len(options):
+            raise CommandError(f"`{flag}` needs a number of seconds.")
+        if flag == "--grace":
+            params["grace"] = _seconds(flag, options[index + 1], MAX_GRACE)
+        else:
+            params["timeout"] = max(1, _seconds(flag, options[index + 1], MAX_DRAIN_TIMEOUT))
+    return ActionArgs(node, params)
+
+
+def _parse_label(tokens: list[str]) -> ActionArgs:
+    if len(tokens) != 2:
+        raise CommandError("Give the node name and one label as `key=value`.")
+    key, equals, value = tokens[1].partition("=")
+    if not equals:
+        raise CommandError(f"`{shown(tokens[1])}` is not `key=value`; to remove a label use "
+                           "`/k8s unlabel node &lt;name&gt; &lt;key&gt;`.")
+    key = check_label_key(key)
+    return ActionArgs(check_name(tokens[0], "node"), {"key": key, "value": check_label_value(value, key)})
+
+
+def _parse_unlabel(tokens: list[str]) -> ActionArgs:
+    if len(tokens) != 2:
+        raise CommandError("Give the node name and the label key.")
+    if "=" in tokens[1]:
+        raise CommandError(f"Give only the label key (got `{shown(tokens[1])}`); unlabel removes the label "
+                           "whatever its value.")
+    return ActionArgs(check_name(tokens[0], "node"), {"key": check_label_key(tokens[1])})
+
+
+def _parse_restart(tokens: list[str]) -> ActionArgs:
+    if len(tokens) != 2 or tokens[0].lower() not in WORKLOAD_KINDS:
+        raise CommandError("Give the workload kind (deployment, daemonset or statefulset) and "
+                           "&lt;namespace&gt;/&lt;name&gt;.")
+    workload = tokens[0].lower()
+    return ActionArgs(parse_namespaced(tokens[1], workload), {"workload": workload})
+
+
+def _parse_scale(tokens: list[str]) -> ActionArgs:
+    if len(tokens) == 3 and tokens[1].lower() == "to":
+        tokens = [tokens[0], tokens[2]]  # the description's own form: scale deployment ns/web to 3
+    if len(tokens) != 2:
+        raise CommandError("Give &lt;namespace&gt;/&lt;name&gt; and the number of replicas.")
+    if not tokens[1].isdigit() or int(tokens[1]) > MAX_REPLICAS:
+        raise CommandError(f"Replicas must be a whole number from 0 to {MAX_REPLICAS} (got `{shown(tokens[1])}`).")
+    return ActionArgs(parse_namespaced(tokens[0], "deployment"), {"workload": "deployment", "replicas": int(tokens[1])})
+
+
+def _parse_pod(tokens: list[str]) -> ActionArgs:
+    if len(tokens) != 1:
+        raise CommandError("Give exactly one pod as &lt;namespace&gt;/&lt;name&gt;.")
+    return ActionArgs(parse_namespaced(tokens[0], "pod"))
+
+
+# --- descriptions -----------------------------------------------------------------------------------
+
+
+def _typed(*words: str) -> Describer:
+    """``<words> <target>``: cordon node x, delete pod ns/x."""
+    def describe(target: str, params: dict[str, Any]) -> str:
+        return f"{' '.join(words)} {target}"
+
+    return describe
+
+
+def _describe_drain(target: str, params: dict[str, Any]) -> str:
+    flags = "".join(f" --{name} {params[name]}" for name in ("grace", "timeout") if params.get(name) is not None)
+    return f"drain node {target}{flags}"
+
+
+def _describe_label(target: str, params: dict[str, Any]) -> str:
+    return f"label node {target} {params.get('key')}={params.get('value', '')}"
+
+
+def _describe_unlabel(target: str, params: dict[str, Any]) -> str:
+    return f"unlabel node {target} {params.get('key')}"
+
+
+def _describe_restart(target: str, params: dict[str, Any]) -> str:
+    return f"restart {params.get('workload', 'deployment')} {target}"
+
+
+def _describe_scale(target: str, params: dict[str, Any]) -> str:
+    return f"scale deployment {target} to {params.get('replicas')}"
+
+
+def _scale_to_zero(params: dict[str, Any]) -> bool:
+    return params.get("replicas") == 0
+
+
+def _always(params: dict[str, Any]) -> bool:
+    return True
+
+
+# --- the kinds --------------------------------------------------------------------------------------
+
+
+def node_specs() -> tuple[ActionSpec, ...]:
+    """Kinds that change a node (``kube/actions/nodes.py``): infrastructure, never held back by the guard."""
+    common: dict[str, Any] = {"family": NODE_FAMILY, "layer": "infrastructure"}
+    return (
+        ActionSpec("cordon", ("cordon", "node"), "cordon node <name>", "mark a node unschedulable (confirm first)",
+                   _one_node, _typed("cordon", "node"), **common),
+        ActionSpec("uncordon", ("uncordon", "node"), "uncordon node <name>",
+                   "make a node schedulable again (confirm first)", _one_node, _typed("uncordon", "node"), **common),
+        ActionSpec("drain", ("drain", "node"), "drain node <name> [--grace N] [--timeout N]",
+                   "cordon and evict a node's pods, respecting PodDisruptionBudgets (confirm first)",
+                   _parse_drain, _describe_drain, **common),
+        ActionSpec("delete-node", ("delete", "node"), "delete node <name>",
+                   "remove a node from the cluster — the runbook's isolation step (confirm first)",
+                   _one_node, _typed("delete", "node"), destructive=_always,
+                   warning="action_warning_delete_node.slack.j2", **common),
+        ActionSpec("label", ("label", "node"), "label node <name> <key>=<value>",
+                   "set one label on a node, e.g. to restore the labels it had (confirm first)",
+                   _parse_label, _describe_label, **common),
+        ActionSpec("unlabel", ("unlabel", "node"), "unlabel node <name> <key>",
+                   "remove one label from a node (confirm first)", _parse_unlabel, _describe_unlabel, **common),
+    )
+
+
+def workload_specs() -> tuple[ActionSpec, ...]:
+    """Kinds that change a workload or a pod (``kube/actions/workloads.py``); their layer follows the target."""
+    common: dict[str, Any] = {"family": WORKLOAD_FAMILY, "layer": "applications", "component_layers": True}
+    return (
+        ActionSpec("restart", ("restart",), "restart deployment|daemonset|statefulset <namespace>/<name>",
+                   "rollout restart a workload (confirm first)", _parse_restart, _describe_restart,
+                   guarded=True, **common),
+        ActionSpec("scale", ("scale", "deployment"), "scale deployment <namespace>/<name> <replicas>",
+                   "set a Deployment's replicas (confirm first)", _parse_scale, _describe_scale,
+                   guarded=True, destructive=_scale_to_zero, **common),
+        ActionSpec("delete-pod", ("delete", "pod"), "delete pod <namespace>/<name>", "delete one pod (confirm first)",
+                   _parse_pod, _typed("delete", "pod"), **common),
+    )
+
+
+def default_action_specs() -> tuple[ActionSpec, ...]:
+    """Every kind, in ``/k8s help`` order."""
+    return (*node_specs(), *workload_specs())
+
+
+@lru_cache(maxsize=1)
+def action_specs() -> ActionSpecs:
+    """The bot's kinds (built once per process from :func:`default_action_specs`)."""
+    return ActionSpecs(default_action_specs())

@@ -1,0 +1,84 @@
+"""Kubernetes' syntax for what a person types: object names, namespaces, label keys and values (pure).
+
+The grammar of the risky actions (:mod:`incident.action_kinds`) validates every target here before
+anything is stored, so a typo is answered at once with the rule it broke and nothing changes. The
+rules are the API server's own (``IsDNS1123Subdomain``, ``IsDNS1123Label``, ``IsQualifiedName``,
+``IsValidLabelValue``). Messages are Slack mrkdwn: what the user typed is cut first, then made inert
+(:func:`shown`), so a pasted ``<!channel>`` pings nobody and an ``&amp;`` is never cut in half.
+"""
+
+from __future__ import annotations
+
+import re
+
+from incident.errors import CommandError
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+"""The name part of a label key, and a non-empty label value."""
+SHOWN_LIMIT = 60
+
+
+def escape(text: str) -> str:
+    """Slack's rule for text that must stay text: ``&``, ``<`` and ``>`` as HTML entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def shown(value: str, limit: int = SHOWN_LIMIT) -> str:
+    """User input quoted in a message: cut to ``limit`` characters first, then escaped."""
+    cut = value if len(value) <= limit else value[: limit - 1] + "…"
+    return escape(cut)
+
+
+def check_name(value: str, what: str) -> str:
+    """A DNS-1123 subdomain (node, pod, deployment names): lowercase alphanumerics, ``-`` and ``.``, ≤ 253."""
+    if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
+        raise CommandError(f"`{shown(value)}` is not a valid {what} name: Kubernetes names are lowercase letters, "
+                           "digits, '-' and '.', start and end with a letter or digit, at most 253 characters.")
+    return value
+
+
+def check_namespace(value: str) -> str:
+    """A DNS-1123 label: lowercase alphanumerics and ``-``, ≤ 63."""
+    if len(value) > 63 or not DNS1123_LABEL.match(value):
+        raise CommandError(f"`{shown(value)}` is not a valid namespace: lowercase letters, digits and '-', "
+                           "starting and ending with a letter or digit, at most 63 characters.")
+    return value
+
+
+def parse_namespaced(token: str, what: str) -> str:
+    """``<namespace>/<name>`` → the same string, validated."""
+    namespace, slash, name = token.partition("/")
+    if not slash or not namespace or not name:
+        raise CommandError(f"Give the {what} as `&lt;namespace&gt;/&lt;name&gt;` (got `{shown(token)}`).")
+    return f"{check_namespace(namespace)}/{check_name(name, what)}"
+
+
+def split_target(target: str) -> tuple[str | None, str]:
+    """``ns/name`` → ``("ns", "name")``; a node name → ``(None, name)``."""
+    namespace, slash, name = target.partition("/")
+    return (namespace, name) if slash else (None, target)
+
+
+def check_label_key(key: str) -> str:
+    """A label key: an optional DNS-1123 subdomain prefix (≤ 253) and ``/``, then a name of ≤ 63 characters
+    (alphanumerics, ``-``, ``_``, ``.``; starting and ending alphanumeric)."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+        raise CommandError(f"`{shown(key)}` is not a valid label key: the prefix before '/' must be a DNS subdomain "
+                           "such as `example.com` (lowercase letters, digits, '-' and '.', at most 253 characters).")
+    if not name or len(name) > 63 or not QUALIFIED_NAME.match(name):
+        raise CommandError(f"`{shown(key)}` is not a valid label key: the name must be 1–63 characters of letters, "
+                           "digits, '-', '_' and '.', starting and ending with a letter or digit.")
+    return key
+
+
+def check_label_value(value: str, key: str) -> str:
+    """A label value: empty, or ≤ 63 characters of alphanumerics, ``-``, ``_``, ``.``, starting and ending
+    alphanumeric."""
+    if value and (len(value) > 63 or not QUALIFIED_NAME.match(value)):
+        raise CommandError(f"`{shown(value)}` is not a valid value for label `{shown(key)}`: at most 63 characters "
+                           "of letters, digits, '-', '_' and '.', starting and ending with a letter or digit "
+                           "(or empty).")
+    return value

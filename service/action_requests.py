@@ -1,0 +1,155 @@
+"""Risky action requests from people (service layer): who may act, request, confirm, cancel, the queue listing.
+
+The Slack surface (``bot.action_commands``) parses and hands over; this module authorizes, stores the
+request (``preparing``) and queues its validation + dry-run (:func:`service.actions.enqueue_prepare`).
+A confirm click is authorized and recorded atomically (``ActionStore.confirm``); the confirmed action
+joins the cluster's FIFO and a drain job is queued. Only users in ``ACTION_ALLOWED_USERS`` or members of
+``ACTION_ALLOWED_USERGROUPS`` may request or confirm (nobody when both are empty). Every step a person
+takes is on the incident's timeline (``action_requested``, ``action_confirmed``, ``action_cancelled``);
+the confirmation message is rewritten as the request moves. Replies come from ``templates/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chat import action_blocks
+from incident.actions import ActionRequest, ActionStatus
+from incident.errors import IncidentNotFound, NotPermitted, SlackApiError
+from incident.model import Incident
+from incident.timeline import EntryKind
+from persistence.action_queue import ActionQueue
+from persistence.action_store import ActionStore
+from service.actions import enqueue_drain, enqueue_prepare, request_positions_refresh
+from service.context import Context
+from service.lifecycle import Reply
+
+ALLOWED_CACHE_SECONDS = 60
+
+
+def _record(ctx: Context, incident_id: str | None, kind: EntryKind, user_id: str, data: dict[str, Any]) -> None:
+    """An entry on the incident's timeline (none outside an incident)."""
+    if incident_id:
+        ctx.store.timeline(incident_id).append(kind, user_id, data, at=ctx.clock.now())
+
+
+def _commander_of(ctx: Context, incident_id: str | None) -> str | None:
+    if not incident_id:
+        return None
+    try:
+        return ctx.store.get(incident_id).commander
+    except IncidentNotFound:
+        return None
+
+
+def is_allowed(ctx: Context, user_id: str) -> bool:
+    """Listed in ``ACTION_ALLOWED_USERS`` or a member of one of ``ACTION_ALLOWED_USERGROUPS`` (cached 60 s)."""
+    settings = ctx.settings
+    if user_id in settings.action_allowed_users:
+        return True
+    if not settings.action_allowed_usergroups:
+        return False
+    key = ctx.keys.action_allowed_members()
+    if not ctx.redis.exists(key):
+        members: set[str] = set()
+        for group in settings.action_allowed_usergroups:
+            members |= set(ctx.slack.call("usergroups.users.list", usergroup=group).get("users", []))
+        with ctx.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.sadd(key, "-", *sorted(members))  # "-" keeps an empty membership cached too
+            pipe.expire(key, ALLOWED_CACHE_SECONDS)
+            pipe.execute()
+    return bool(ctx.redis.sismember(key, user_id))
+
+
+def authorize(ctx: Context, user_id: str, verb: str) -> None:
+    """Raise :class:`NotPermitted` unless ``user_id`` may ``verb`` risky actions."""
+    if is_allowed(ctx, user_id):
+        return
+    if not ctx.settings.action_allowed_users and not ctx.settings.action_allowed_usergroups:
+        raise NotPermitted("Nobody may run risky actions yet: no one is allowed in the configuration.",
+                           hint="Set ACTION_ALLOWED_USERS (user IDs) and/or ACTION_ALLOWED_USERGROUPS.")
+    raise NotPermitted(f"<@{user_id}> may not {verb} risky actions; nothing was changed.",
+                       hint="Ask someone listed in ACTION_ALLOWED_USERS or in ACTION_ALLOWED_USERGROUPS.")
+
+
+def _store(ctx: Context) -> ActionStore:
+    return ActionStore(ctx.redis, ctx.keys, ctx.clock)
+
+
+def _queue(ctx: Context, cluster: str) -> ActionQueue:
+    return ActionQueue(ctx.redis, cluster, ctx.keys, ctx.clock)
+
+
+def request_action(ctx: Context, user_id: str, channel_id: str, incident: Incident | None, kind: str,
+                   target: str, params: dict[str, Any]) -> Reply:
+    """Authorize, store the request and queue its validation + dry-run."""
+    authorize(ctx, user_id, "request")
+    settings = ctx.settings
+    request = _store(ctx).new(
+        cluster=settings.cluster_name, kind=kind, target=target, requested_by=user_id,
+        channel_id=incident.channel_id if incident else channel_id, incident_id=incident.id if incident else None,
+        params=params, second_confirmer_for_destructive=settings.second_confirmer_for_destructive)
+    enqueue_prepare(settings, request.id)
+    _record(ctx, request.incident_id, EntryKind.ACTION_REQUESTED, user_id,
+            {"action_id": request.id, "description": request.description})
+    return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
+
+
+def queue_listing(ctx: Context) -> Reply:
+    """The cluster's running action and the waiting ones, in order."""
+    cluster = ctx.settings.cluster_name
+    store = _store(ctx)
+    rows = [(position, request) for position, action_id in enumerate(_queue(ctx, cluster).ids(), start=1)
+            if (request := store.find(action_id)) is not None]
+    return Reply(action_blocks.queue_listing(cluster, rows, ctx.templates))
+
+
+def _show(ctx: Context, request: ActionRequest, position: int | None = None) -> None:
+    """Rewrite the confirmation message for the request's current state (best effort)."""
+    if not request.message_ts:
+        return
+    if request.status == ActionStatus.AWAITING_CONFIRMATION:
+        text, blocks = action_blocks.confirmation(request, ctx.templates, ctx.clock.now())
+    else:
+        text, blocks = action_blocks.state(request, ctx.templates, position)
+    try:
+        ctx.slack.update_message(request.channel_id, request.message_ts, text, blocks)
+    except SlackApiError:
+        pass  # the state is in Redis; the next change rewrites the message
+
+
+def confirm_action(ctx: Context, action_id: str, user_id: str, *, proceed_anyway: bool = False) -> Reply:
+    """A click on Confirm (or Proceed anyway): authorize, confirm atomically, queue the drain."""
+    authorize(ctx, user_id, "confirm")
+    result = _store(ctx).confirm(action_id, user_id, proceed_anyway=proceed_anyway)
+    request = result.request
+    _record(ctx, request.incident_id, EntryKind.ACTION_CONFIRMED, user_id, {
+        "action_id": request.id, "description": request.description, "queued": result.queued,
+        "proceed_anyway": proceed_anyway and bool(request.guard)})
+    if not result.queued:
+        _show(ctx, request)
+        return Reply(ctx.templates.render("action_confirmed_reply.slack.j2", action=request, queued=False,
+                                          missing=request.confirmers_needed - len(request.confirmed_by)))
+    _show(ctx, request, result.position)
+    enqueue_drain(ctx.settings, request.cluster)
+    latest = _store(ctx).get(action_id)
+    if latest.status != ActionStatus.QUEUED:
+        _show(ctx, latest)  # the drainer moved faster than our message update
+    return Reply(ctx.templates.render("action_confirmed_reply.slack.j2", action=request, queued=True,
+                                      ahead=(result.position or 1) - 1))
+
+
+def cancel_action(ctx: Context, action_id: str, user_id: str) -> Reply:
+    """Cancel a request not yet running: its requester or the incident commander."""
+    store = _store(ctx)
+    request = store.get(action_id)
+    was_queued = request.status == ActionStatus.QUEUED
+    _queue(ctx, request.cluster).cancel(request, user_id, commander=_commander_of(ctx, request.incident_id))
+    request = store.get(action_id)
+    _record(ctx, request.incident_id, EntryKind.ACTION_CANCELLED, user_id,
+            {"action_id": request.id, "description": request.description})
+    _show(ctx, request)
+    if was_queued:
+        request_positions_refresh(ctx.settings, ctx.redis, request.cluster)
+    return Reply(ctx.templates.render("action_cancelled_reply.slack.j2", action=request))

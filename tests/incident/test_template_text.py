@@ -1,0 +1,21 @@
+"""Slack templates write no raw ``<`` or ``>`` of their own: Slack reads ``<reason>`` as a link and shows
+nothing. Literal usage in a template is written ``&lt;reason&gt;``; values are escaped by the renderer."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+
+
+def test_no_raw_angle_brackets_in_slack_templates() -> None:
+    offenders = {}
+    for path in sorted(TEMPLATES.glob("*.slack.j2")):
+        literal = JINJA.sub("", path.read_text())
+        lines = [line for line in literal.splitlines() if "<" in line or ">" in line]
+        if lines:
+            offenders[path.name] = lines
+    assert len(list(TEMPLATES.glob("*.slack.j2"))) > 10
+    assert not offenders, offenders
