@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 from slack_sdk.models.blocks import Block
@@ -42,7 +42,9 @@ from incident.timeline import EntryKind
 from persistence.connection import get_keys, get_redis
 from persistence.outbox import Claimed, OutboxStore
 from persistence.store import IncidentStore
-from service.context import Context
+
+if TYPE_CHECKING:
+    from service.context import Context  # the context builds the outbox (Context.outbox)
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,12 @@ SANDBOX_COMMANDS = {"_cmd_demo", "_cmd_drill"}
 """The CLI functions that may import ``sandbox`` (the demo runs from a source checkout)."""
 
 
-def _imports(path: Path) -> Iterator[tuple[int, str, str | None]]:
-    """(line, imported module, enclosing top-level function) of every absolute import in a file."""
+def _imports(path: Path, *, typing_only: bool = True) -> Iterator[tuple[int, str, str | None]]:
+    """(line, imported module, enclosing top-level function) of every absolute import in a file.
+
+    ``typing_only=False`` leaves out imports under ``if TYPE_CHECKING:``: they never run, so they make no
+    import cycle (they still count for the layer rules: a type from a higher layer is a dependency).
+    """
     tree = ast.parse(path.read_text(), str(path))
 
     def walk(node: ast.AST, function: str | None) -> Iterator[tuple[int, str, str | None]]:
@@ -44,6 +48,10 @@ def _imports(path: Path) -> Iterator[tuple[int, str, str | None]]:
             inner = function
             if function is None and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 inner = child.name
+            if (not typing_only and isinstance(child, ast.If) and isinstance(child.test, ast.Name)
+                    and child.test.id == "TYPE_CHECKING"):
+                yield from walk(ast.Module(body=child.orelse, type_ignores=[]), inner)
+                continue
             if isinstance(child, ast.Import):
                 for alias in child.names:
                     yield child.lineno, alias.name, function
@@ -83,7 +91,7 @@ def _module_graph(package: str) -> dict[str, set[str]]:
                for p in _files(package)}
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
-        for _, module, _ in _imports(path):
+        for _, module, _ in _imports(path, typing_only=False):
             if module in modules and module != name and module != package:
                 graph[name].add(module)
     return graph
