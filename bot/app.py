@@ -22,7 +22,7 @@ from bot.action_commands import action_buttons
 from bot.after_ack import AfterAck, ButtonSpec, clicked_by, log_reply
 from bot.commands import UPDATE_MODAL_CALLBACK, build_registry, incident_buttons, run_command, submit_status_update
 from bot.grammar import CommandRegistry, Invocation
-from bot.schedule_listeners import register_schedule_listeners
+from bot.schedule_listeners import escalation_buttons
 from chat.views import read_status_update
 from incident.errors import CommandError
 from observability import metrics
@@ -44,8 +44,8 @@ def post_ack_pool() -> ThreadPoolExecutor:
 
 
 def buttons() -> tuple[ButtonSpec, ...]:
-    """Every button the app answers (the escalation prompt's are wired by ``bot.schedule_listeners``)."""
-    return (*incident_buttons(), *action_buttons())
+    """Every button the app answers."""
+    return (*incident_buttons(), *action_buttons(), *escalation_buttons())
 
 
 def create_app(services: Context, registry: CommandRegistry | None = None, *,
@@ -111,7 +111,6 @@ def create_app(services: Context, registry: CommandRegistry | None = None, *,
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.exception("unhandled error in a listener: %s", error)
 
-    register_schedule_listeners(app, services)
     return app
 
 

@@ -1,7 +1,8 @@
 """Listeners of the escalation prompt buttons: Escalate, Snooze 15 min, Dismiss.
 
-Each click is acknowledged first, then read (which prompt, who, which message) and handed to
-:func:`service.escalation.decide`, the same escalation path as the header's *Escalate*.
+Each click is acknowledged first; after the ack (on the post-ack pool, through the app's one wrapper) it is
+read — which prompt, who, which message — and handed to :func:`service.escalation.decide`, the same
+escalation path as the header's *Escalate*.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
 
+from bot.after_ack import ButtonSpec
 from chat.schedule_blocks import ACTION_ESCALATION_DISMISS, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE, PromptRef
 from incident.cadence import Decision
 from incident.errors import IncidentBotError
 from service import escalation
 from service.context import Context
+from service.lifecycle import Reply
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +30,16 @@ DECISIONS = {
 }
 
 
-def register_schedule_listeners(app: App, services: Context) -> None:
-    """Wire the escalation prompt buttons into ``app``."""
-    for action_id, decision in DECISIONS.items():
-        app.action(action_id)(_listener(services, decision))
+def escalation_buttons() -> tuple[ButtonSpec, ...]:
+    """The escalation prompt's buttons, run after the ack by the app's one wrapper (:class:`bot.after_ack.AfterAck`)."""
+    return tuple(ButtonSpec(action_id, _handler(decision)) for action_id, decision in DECISIONS.items())
 
 
-def _listener(services: Context, decision: Decision) -> Callable[..., None]:
-    def listener(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        _guarded(respond, lambda: decide(services, body, decision))
+def _handler(decision: Decision) -> Callable[[Context, dict[str, Any]], Reply]:
+    def handle(services: Context, body: dict[str, Any]) -> Reply:
+        return Reply(decide(services, body, decision))
 
-    return listener
+    return handle
 
 
 def decide(services: Context, body: dict[str, Any], decision: Decision) -> str:
@@ -66,21 +66,3 @@ def _prompt_text(message: dict[str, Any]) -> str:
         if block.get("type") == "section" and isinstance(block.get("text"), dict):
             return str(block["text"].get("text", ""))
     return str(message.get("text", ""))
-
-
-def _guarded(respond: Respond, work: Callable[[], str]) -> None:
-    """Run ``work``; its text and any error go back ephemerally (errors with a reference)."""
-    try:
-        text = work()
-    except IncidentBotError as error:
-        text = f":warning: {error.user_text()}"
-    except Exception:  # noqa: BLE001 - a person clicked and waits for an answer
-        reference = uuid.uuid4().hex[:8]
-        log.exception("escalation decision failed (reference %s)", reference)
-        text = (f":warning: Something went wrong on the bot's side (reference `{reference}`). "
-                "Nothing was lost; click again, and report the reference if it persists.")
-    try:
-        respond(text=text, response_type="ephemeral", replace_original=False)
-    except Exception:  # noqa: BLE001 - the response_url may have expired
-        log.exception("could not deliver a reply: %s", text)
-
