@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 from sandbox.ports import free_port
+from sandbox.processes import stop_process
 
 
 class FrontError(RuntimeError):
@@ -85,12 +86,7 @@ backend bots
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process)
             self._process = None
         shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -150,3 +150,17 @@ def _make_handler(sig: signal.Signals) -> Callable[[int, FrameType | None], None
         os.kill(os.getpid(), sig)
 
     return handler
+
+
+def stop_process(process: "subprocess.Popen[bytes]", *, kill: bool = False, timeout: float = 10.0) -> int:
+    """SIGTERM (or SIGKILL with ``kill``) a child and reap it; a child that ignores SIGTERM is killed after
+    ``timeout``. Returns its exit code."""
+    if kill:
+        process.kill()
+    else:
+        process.terminate()
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()

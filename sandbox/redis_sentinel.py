@@ -22,6 +22,7 @@ from typing import TypeVar
 import redis
 
 from sandbox.ports import free_port
+from sandbox.processes import stop_process
 from sandbox.redis_server import RedisServer, RedisServerError
 
 T = TypeVar("T")
@@ -89,12 +90,7 @@ class Sentinel:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process)
         self._process = None
 
 

@@ -17,6 +17,7 @@ from types import TracebackType
 import redis
 
 from sandbox.ports import free_port
+from sandbox.processes import stop_process
 
 
 class RedisServerError(RuntimeError):
@@ -79,15 +80,7 @@ class RedisServer:
         """Stop the server (SIGTERM, so AOF is flushed; SIGKILL with ``kill``)."""
         if self._process is None:
             return
-        if kill:
-            self._process.kill()
-        else:
-            self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process, kill=kill)
         self._process = None
 
     def restart(self) -> None:
