@@ -51,7 +51,7 @@ RUN pip install --no-deps -e . \
     && python -m pip uninstall -q -y pip setuptools \
     && python -m compileall -q /app \
     && k8s-incident-bot --help >/dev/null \
-    && python -c "import bot.server, workers.run, kube.assessor, kube.mutations, kubernetes.client, slack_bolt, rq"
+    && python -c "import bot.server, workers.run, kube.assessor, kube.actions, kubernetes.client, slack_bolt, rq"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="k8s-incident-bot" \

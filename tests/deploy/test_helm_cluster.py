@@ -21,9 +21,9 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from incident.actions import ActionKind
+
 from incident.errors import NotPermitted
-from kube.mutations import KubeExecutor
+from kube.actions import KubeExecutor
 from sandbox.cluster import LocalCluster
 from sandbox.objects import wait_for
 from tests.deploy.conftest import CHART, CHART_CI_VALUES, Helm, run_kubectl
@@ -168,10 +168,10 @@ def test_rbac_of_each_mode_through_the_charts_service_account(helm: Helm, kubect
         with k8s_cluster.api_client() as admin:
             node = _schedulable_node(admin)
         if mode == "actions":
-            assert "unschedulable false → true" in executor.prepare(_request(ActionKind.CORDON, node))
+            assert "unschedulable false → true" in executor.prepare(_request("cordon", node))
         else:
             with pytest.raises(NotPermitted):
-                executor.prepare(_request(ActionKind.CORDON, node))
+                executor.prepare(_request("cordon", node))
     finally:
         run_kubectl(kubectl, "delete", "--ignore-not-found", "--wait=false", "-f", "-", stdin=documents,
                     kubeconfig=k8s_cluster.kubeconfig, check=False)
