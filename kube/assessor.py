@@ -4,7 +4,11 @@ Each check runs in its own daemon thread. The assessor waits for results until e
 (its own timeout, capped by the overall budget); a check that has not answered by then is reported as
 ``timeout`` and its thread is abandoned (its requests end at their own timeout; nothing waits for it).
 When the apiserver check finds the API server unreachable, the checks that need it are reported as
-``skipped`` at once instead of waiting out their timeouts. ``on_check_done`` is called, in the caller's
+``skipped`` at once instead of waiting out their timeouts. A LIST that several checks declare
+(``CheckSpec.shared``) is read once and handed to each of them (:class:`kube.client.SharedList`); its
+requests run until the latest of its readers' deadlines. A check's LISTs stop a little before its
+deadline, so a check that cannot finish still reports what it covered (``kube.checks.partial``);
+the assessor's ``timeout`` is the backstop for a check that does not even manage that. ``on_check_done`` is called, in the caller's
 thread, for every result as it arrives (the Slack job updates its progress message from it).
 
 Used by ``workers/assess.py`` (the RQ job), ``workers/assess_cli.py`` and the benchmark.
@@ -26,7 +30,7 @@ from incident.runbook import THRESHOLDS, Thresholds
 from incident.settings import Settings
 from incident.verdict import decide
 from kube.checks import CheckContext, CheckSpec, Finding, default_checks
-from kube.client import KubeApi
+from kube.client import KubeApi, ListRequest, SharedList
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +72,14 @@ class Assessor:
         cut_by_budget: set[str] = set()
         specs = {spec.name: spec for spec in self.checks}
         for spec in self.checks:
-            deadline = min(start + spec.timeout_s, budget_end)
-            deadlines[spec.name] = deadline
+            deadlines[spec.name] = min(start + spec.timeout_s, budget_end)
             if budget_end < start + spec.timeout_s:
                 cut_by_budget.add(spec.name)
+        shared = self._shared_lists(deadlines)
+        for spec in self.checks:
+            deadline = deadlines[spec.name]
             context = CheckContext(self.kube.with_deadline(deadline, spec.name), self.thresholds, self.etcd_endpoints,
-                                   self.event_window, self.wall_clock)
+                                   self.event_window, self.wall_clock, shared)
             thread = threading.Thread(target=_run_one, args=(spec, context, results), name=f"check-{spec.name}", daemon=True)
             thread.start()
 
@@ -116,6 +122,19 @@ class Assessor:
         )
 
 
+    def _shared_lists(self, deadlines: dict[str, float]) -> dict[ListRequest, SharedList]:
+        """One :class:`SharedList` per LIST that two or more of the checks declare."""
+        readers: dict[ListRequest, list[str]] = {}
+        for spec in self.checks:
+            for request in spec.shared:
+                readers.setdefault(request, []).append(spec.name)
+        return {
+            request: SharedList(self.kube.with_deadline(max(deadlines[name] for name in names), f"shared {request.describe()}"),
+                                request, len(names))
+            for request, names in readers.items() if len(names) > 1
+        }
+
+
 def _timed_out(spec: CheckSpec, allowed_s: float, by_budget: bool) -> CheckResult:
     """The result of a check that overran; says whether its own timeout or the overall budget cut it."""
     if by_budget:
@@ -140,6 +159,8 @@ def _run_one(spec: CheckSpec, context: CheckContext, results: "queue.Queue[tuple
     except Exception as error:  # noqa: BLE001 - one broken check must not take the assessment down
         log.exception("check %s crashed", spec.name)
         finding = Finding("error", f"check crashed: {type(error).__name__}: {error}", {"error": repr(error)})
+    finally:
+        context.close()
     result = CheckResult(spec.name, finding.status, finding.summary, finding.facts, time.monotonic() - started, spec.title)
     results.put((spec.name, result))
 

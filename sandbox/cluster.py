@@ -5,7 +5,8 @@ chosen at start. The apiserver serves TLS with client-certificate authentication
 ``--authorization-mode=Node,RBAC``; the controller-manager and scheduler use their real identities; kwok
 plays the kubelets of the nodes annotated ``kwok.x-k8s.io/node=fake`` (heartbeats, leases, pod
 lifecycle) and leaves alone pods and nodes annotated ``kwok.x-k8s.io/status=custom``, whose status
-the scenarios in :mod:`sandbox.scenarios` write themselves.
+the scenarios in :mod:`sandbox.scenarios` write themselves. The node Lease duration is a parameter:
+renewing 5,000 Leases every 10 s is more than two cores can keep up with (see ``node_lease_seconds``).
 
 Used by the pytest fixtures, the benchmarks and ``python -m sandbox.cluster start`` (the demo).
 """
@@ -108,7 +109,13 @@ def kwok_node_manifest(name: str, index: int = 0, labels: dict[str, str] | None 
 class LocalCluster:
     """One control plane in its own work directory; ``with LocalCluster() as cluster:`` starts and stops it."""
 
-    def __init__(self, workdir: Path | None = None, *, binaries: Path | None = None, node_prefix: str = "kwok-node") -> None:
+    def __init__(self, workdir: Path | None = None, *, binaries: Path | None = None, node_prefix: str = "kwok-node",
+                 node_lease_seconds: int = 40) -> None:
+        """``node_lease_seconds``: the node Lease duration kwok uses; it renews every quarter of it (as a
+        kubelet does). 40 s (the kubelet's default, a renewal every 10 s) suits up to a few thousand
+        nodes; on two cores 5,000 nodes need 120 s (a renewal every 30 s, still half the assessment's
+        60 s stale threshold): see :meth:`node_monitor_grace_s`."""
+        self.node_lease_seconds = node_lease_seconds
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="k8sbot-cluster-"))
         self._binaries = binaries
@@ -254,6 +261,18 @@ class LocalCluster:
         """Wait until at least ``count`` nodes report Ready."""
         self._wait(time.monotonic() + timeout, "kwok", lambda: self.ready_node_count(api) >= count)
 
+    @property
+    def node_renew_interval_s(self) -> float:
+        """How often kwok renews each node Lease (a quarter of the Lease duration, like a kubelet)."""
+        return self.node_lease_seconds / 4
+
+    @property
+    def node_monitor_grace_s(self) -> int:
+        """The node lifecycle controller's grace (``--node-monitor-grace-period``): Kubernetes' 50 s default,
+        or three renewal intervals when renewals are rarer — so one late renewal never flips a node to
+        Unknown while kwok works through thousands of Leases."""
+        return max(50, int(3 * self.node_renew_interval_s))
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _prepare(self) -> None:
@@ -327,6 +346,7 @@ class LocalCluster:
                 f"--service-cluster-ip-range={SERVICE_CIDR}", "--cluster-name=k8s-incident-bot-sandbox",
                 "--leader-elect=false", "--kube-api-qps=500", "--kube-api-burst=1000",
                 "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+                f"--node-monitor-grace-period={self.node_monitor_grace_s}s",
             ]
         if name == "kube-scheduler":
             kubeconfig = kubeconfigs["kube-scheduler"]
@@ -344,7 +364,7 @@ class LocalCluster:
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={'='.join(KWOK_NODE_ANNOTATION)}",
                 f"--disregard-status-with-annotation-selector={'='.join(KWOK_CUSTOM_STATUS_ANNOTATION)}",
-                f"--cidr={POD_CIDR}", "--node-ip=10.255.0.1", "--node-lease-duration-seconds=40",
+                f"--cidr={POD_CIDR}", "--node-ip=10.255.0.1", f"--node-lease-duration-seconds={self.node_lease_seconds}",
                 f"--server-address=127.0.0.1:{ports.kwok}",
             ]
         raise ValueError(f"unknown component {name!r}")

@@ -3,12 +3,22 @@
 A check is a plain function ``run(ctx: CheckContext) -> Finding``; I/O stays in that function, the
 parsing of API objects lives in pure helpers next to it (unit-tested on JSON built from the client's
 model classes). :func:`default_checks` lists them explicitly, so tests and the CLI can run any subset.
+
+At scale (5,000 nodes) the rules are: read each LIST page by page and fold every page into a small
+tally (counts, capped name lists) as it arrives — memory follows the page size, not the cluster; let
+the apiserver filter (field and label selectors) wherever the facts allow; say per LIST how fresh it
+must be (``CONSISTENT`` / ``CACHED`` in :mod:`kube.client`; each module's docstring says which and
+why); read a LIST that several checks need once (``CheckSpec.shared``, served by
+:class:`kube.client.SharedList`); and when a LIST cannot be finished in time, report what was read
+(:func:`partial`) — a failure seen in part of the cluster stands, but a part never passes.
+
 Modules: ``apiserver`` (apiserver, etcd), ``nodes`` (nodes, disruption budgets), ``kube_system``,
 ``dns``, ``networking`` (pending pods, pod network, ingress), ``events``, ``certificates``.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -16,7 +26,7 @@ from typing import Any
 
 from incident.assessment import CheckStatus
 from incident.runbook import THRESHOLDS, Thresholds
-from kube.client import KubeApi, parse_time
+from kube.client import KubeApi, ListRequest, Pages, SharedList, parse_time
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,44 @@ class CheckContext:
     etcd_endpoints: tuple[str, ...] = ()
     event_window: timedelta = timedelta(minutes=15)
     wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    shared: Mapping[ListRequest, SharedList] = field(default_factory=dict)
+    """LISTs read once for several checks (the assessor fills it from ``CheckSpec.shared``)."""
+
+    opened: list[Pages] = field(default_factory=list)
+    """Every LIST this check opened; :meth:`close` stops their read-ahead when the check is over."""
+
+    def pages(self, request: ListRequest) -> Pages:
+        """The LIST ``request``: this check's share of a shared read if there is one, else its own stream."""
+        shared = self.shared.get(request)
+        subscription = shared.subscribe(self.kube.deadline) if shared is not None else None
+        pages: Pages = subscription if subscription is not None else self.kube.stream(request)
+        self.opened.append(pages)
+        return pages
+
+    def close(self) -> None:
+        """Release every LIST this check opened (called by the assessor after the check, however it ended)."""
+        for pages in self.opened:
+            pages.close()
+
+
+def partial(finding: Finding, *lists: Pages) -> Finding:
+    """``finding`` as it stands when some of ``lists`` stopped early (deadline or a failed page).
+
+    A failure found in the part that was read is real evidence and stays a failure, marked partial;
+    anything else becomes ``timeout`` (or ``error``) — never a pass — with what was covered. The facts
+    carry ``partial: true`` and ``covered`` (items read per LIST), so the verdict and the reader know.
+    """
+    cut = [item for item in lists if not item.complete]
+    if not cut:
+        return finding
+    reasons = sorted({item.cut or "stopped early" for item in cut})
+    read = "; ".join(f"{item.request.describe()}: read {item.coverage()}" for item in cut)
+    facts = {**finding.facts, "partial": True, "covered": {item.request.describe(): item.seen for item in lists},
+             "cut": reasons}
+    if finding.status == "fail":
+        return Finding("fail", f"{finding.summary} [partial: {read} ({', '.join(reasons)})]", facts)
+    status: CheckStatus = "timeout" if all("deadline" in reason for reason in reasons) else "error"
+    return Finding(status, f"did not finish ({', '.join(reasons)}; {read}); in what was read: {finding.summary}", facts)
 
 
 @dataclass(frozen=True)
@@ -49,6 +97,8 @@ class CheckSpec:
     timeout_s: float
     needs_api: bool = True
     """Whether it goes through the API server (skipped at once when the API server is unreachable)."""
+    shared: tuple[ListRequest, ...] = ()
+    """LISTs this check reads through ``ctx.pages`` that other checks may read too (read once if so)."""
 
 
 def default_checks() -> tuple[CheckSpec, ...]:
@@ -141,3 +191,38 @@ def capped(items: Iterable[str], limit: int) -> list[str]:
     if extra:
         out.append(f"… {extra} more")
     return out
+
+
+class CappedNames:
+    """A name list that stays small at scale: the count of every name added, and the ``limit`` first in order.
+
+    ``facts()`` equals ``capped(sorted(all_names), limit)`` without holding all names: 5,000 failing nodes
+    cost ``limit`` strings, not 5,000.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._first: list[str] = []
+
+    def add(self, name: str) -> None:
+        self.count += 1
+        if len(self._first) < self.limit:
+            bisect.insort(self._first, name)
+        elif self.limit and name < self._first[-1]:
+            bisect.insort(self._first, name)
+            self._first.pop()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def first(self, n: int | None = None) -> list[str]:
+        """The first ``n`` (default all kept) names in order."""
+        return list(self._first[:n])
+
+    def facts(self) -> list[str]:
+        extra = self.count - len(self._first)
+        return self._first + ([f"… {extra} more"] if extra else [])

@@ -1,8 +1,13 @@
 """Warning events of the last N minutes, grouped by reason and by object kind, with the top offenders.
 
 One paginated LIST with ``fieldSelector=type=Warning`` (events cannot be filtered by time on the server;
-older ones are skipped as they stream past). Crash back-offs are singled out as per-object evidence
-for the single-workload pattern.
+older ones are skipped as they stream past). It is a **consistent** read although events are the recent
+past and a cache read (``resourceVersion=0``) would do for the facts: the watch cache answers such a
+LIST whole, ignoring ``limit``, and the Warning events are the one LIST whose size follows the
+cluster's trouble — memory must stay bounded by a page exactly then. The same LIST feeds
+``pod_network``'s IP-exhaustion evidence (``WARNING_EVENTS`` is shared). Crash back-offs are singled
+out as per-object evidence for the single-workload pattern. Memory grows with the distinct (object, reason) pairs of the window — the apiserver already folds
+repeats of one into its ``count`` — never with the pages read.
 
 Events outlive their objects: a DaemonSet pod that failed scheduling on a node deleted a second later
 leaves a ``FailedScheduling`` Warning for an hour. The resolve validation (``RESOLVE_CHECK``) therefore
@@ -23,8 +28,10 @@ from typing import Any
 
 from incident.errors import ClusterError, NotPermitted
 from incident.runbook import THRESHOLDS, Thresholds
-from kube.checks import CheckContext, CheckSpec, Finding, event_count, event_time, top
-from kube.client import KubeApi
+from kube.checks import CheckContext, CheckSpec, Finding, event_count, event_time, partial, top
+from kube.client import KubeApi, ListRequest, Pages
+
+WARNING_EVENTS = ListRequest("/api/v1/events", field_selector="type=Warning")
 
 CRASH_BACKOFF_MARKER = "restarting failed container"
 GONE_LOOKUP_LIMIT = 25
@@ -140,24 +147,27 @@ def object_exists(kube: KubeApi, obj: InvolvedObject) -> bool:
     return not obj.uid or str((items[0].get("metadata") or {}).get("uid") or "") == obj.uid
 
 
-def _tally(ctx: CheckContext) -> EventTally:
-    events = iter(ctx.kube.list_items("/api/v1/events", field_selector="type=Warning"))
-    head = next(events, None)  # fetches the first page, whose Date header gives the apiserver's clock
-    now = ctx.kube.server_time or ctx.wall_clock()
-    stream = itertools.chain([head], events) if head is not None else ()
-    return tally_events(stream, now, ctx.event_window)
+def _tally(ctx: CheckContext) -> tuple[EventTally, Pages]:
+    events = ctx.pages(WARNING_EVENTS)
+    pages = events.pages()
+    head = next(pages, None)  # the first page: its Date header is the apiserver's clock for the window
+    now = events.snapshot_time or ctx.kube.server_time or ctx.wall_clock()
+    stream = itertools.chain(head or (), itertools.chain.from_iterable(pages))
+    return tally_events(stream, now, ctx.event_window), events
 
 
 def check_events(ctx: CheckContext) -> Finding:
-    return summarize_events(_tally(ctx), ctx.thresholds)
+    tally, events = _tally(ctx)
+    return partial(summarize_events(tally, ctx.thresholds), events)
 
 
 def check_events_telling_deleted_apart(ctx: CheckContext) -> Finding:
-    tally = _tally(ctx)
+    tally, events = _tally(ctx)
     gone = find_gone(tally.objects_by_count(), lambda obj: object_exists(ctx.kube, obj))
-    return summarize_events(tally, ctx.thresholds, gone)
+    return partial(summarize_events(tally, ctx.thresholds, gone), events)
 
 
-CHECKS = (CheckSpec("events", "Warning events", check_events, timeout_s=40.0),)
-RESOLVE_CHECK = CheckSpec("events", "Warning events", check_events_telling_deleted_apart, timeout_s=40.0)
+CHECKS = (CheckSpec("events", "Warning events", check_events, timeout_s=40.0, shared=(WARNING_EVENTS,)),)
+RESOLVE_CHECK = CheckSpec("events", "Warning events", check_events_telling_deleted_apart, timeout_s=40.0,
+                          shared=(WARNING_EVENTS,))
 """The events check of the resolve validation (same name, so the checklist reads it the same way)."""

@@ -1,5 +1,10 @@
 """kube-system: pods not Running or not ready, CrashLoopBackOff, climbing restarts, the control plane.
 
+The kube-system pod LIST (``SYSTEM_PODS``) is the biggest pod LIST of the assessment (a pod per node for
+every DaemonSet) and is read once for the three checks that need kube-system pods. It and the Lease LIST
+are **consistent** reads: a crash loop or a stuck leader is evidence about now. Pods are folded into
+counts and capped name lists as pages arrive.
+
 Control-plane pods (``component=etcd|kube-apiserver|kube-scheduler|kube-controller-manager``) are
 reported when visible (self-managed clusters); leader-election Leases of the scheduler and the
 controller-manager show whether they still work where their pods are not visible; ``componentstatuses``
@@ -21,7 +26,25 @@ from incident.runbook import (
     THRESHOLDS,
     Thresholds,
 )
-from kube.checks import CheckContext, CheckSpec, Finding, age_s, capped, meta, name_of, pod_ready, workload_of
+from kube.checks import (
+    CappedNames,
+    CheckContext,
+    CheckSpec,
+    Finding,
+    age_s,
+    capped,
+    meta,
+    name_of,
+    partial,
+    pod_ready,
+    workload_of,
+)
+from kube.client import ListRequest
+
+SYSTEM_PODS = ListRequest(f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/pods")
+"""Every kube-system pod (one per node for each DaemonSet: 5,000+ at 5,000 nodes); read once, shared with
+``pod_network`` (the CNI pods) and ``dns`` (the CoreDNS pods)."""
+SYSTEM_LEASES = ListRequest(f"/apis/coordination.k8s.io/v1/namespaces/{SYSTEM_NAMESPACE}/leases")
 
 
 def control_plane_component(pod: Mapping[str, Any]) -> str | None:
@@ -62,14 +85,10 @@ def summarize_kube_system(pods: Iterable[Mapping[str, Any]], now: datetime, wind
     """Judge kube-system from its pods, its Leases and (optionally) ``componentstatuses``."""
     limit = thresholds.top_offenders * 2
     total = 0
-    not_running: list[str] = []
-    not_ready: list[str] = []
-    crashlooping: list[str] = []
-    climbing: list[str] = []
-    stuck: list[str] = []
-    control_plane: dict[str, list[str]] = {}
+    not_running, not_ready, not_ready_or_running, crashlooping, climbing, stuck = (CappedNames(limit) for _ in range(6))
+    control_plane: dict[str, int] = {}
     control_plane_unhealthy: list[str] = []
-    workloads: dict[str, list[str]] = {}
+    workloads: set[str] = set()
     for pod in pods:
         total += 1
         name = name_of(pod, namespaced=False)
@@ -81,20 +100,22 @@ def summarize_kube_system(pods: Iterable[Mapping[str, Any]], now: datetime, wind
         ready = phase == "Running" and pod_ready(pod)
         component = control_plane_component(pod)
         if component:
-            control_plane.setdefault(component, []).append(name)
+            control_plane[component] = control_plane.get(component, 0) + 1
             if not ready:
                 control_plane_unhealthy.append(f"{component} ({name}: {phase}{', ' + reasons[0] if reasons else ''})")
         if phase != "Running":
-            not_running.append(f"{name} ({phase})")
+            not_running.add(f"{name} ({phase})")
+            not_ready_or_running.add(f"{name} ({phase})")
         elif not ready:
-            not_ready.append(name)
+            not_ready.add(name)
+            not_ready_or_running.add(name)
         if "CrashLoopBackOff" in reasons:
-            crashlooping.append(f"{name} ({restarts} restarts)")
-            workloads.setdefault(workload_of(pod), []).append(name)
+            crashlooping.add(f"{name} ({restarts} restarts)")
+            workloads.add(workload_of(pod))
         elif any(reason in STUCK_WAITING_REASONS for reason in reasons):
-            stuck.append(f"{name} ({reasons[0]})")
+            stuck.add(f"{name} ({reasons[0]})")
         if restarts >= thresholds.restart_climbing and recent:
-            climbing.append(f"{name} ({restarts} restarts)")
+            climbing.add(f"{name} ({restarts} restarts)")
 
     stale_leaders = []
     for lease in leases:
@@ -115,10 +136,10 @@ def summarize_kube_system(pods: Iterable[Mapping[str, Any]], now: datetime, wind
                 cs_unhealthy.append(f"{name_of(item, namespaced=False)}: {str(healthy.get('message', 'unhealthy'))[:120]}")
 
     facts = {
-        "pods": total, "not_running": capped(sorted(not_running), limit), "not_ready": capped(sorted(not_ready + not_running), limit),
-        "crashlooping": capped(sorted(crashlooping), limit), "restarts_climbing": capped(sorted(climbing), limit),
-        "stuck": capped(sorted(stuck), limit), "crashlooping_workloads": sorted(workloads),
-        "control_plane_visible": sorted(control_plane), "control_plane_unhealthy": sorted(control_plane_unhealthy),
+        "pods": total, "not_running": not_running.facts(), "not_ready": not_ready_or_running.facts(),
+        "crashlooping": crashlooping.facts(), "restarts_climbing": climbing.facts(),
+        "stuck": stuck.facts(), "crashlooping_workloads": sorted(workloads),
+        "control_plane_visible": sorted(control_plane), "control_plane_unhealthy": capped(sorted(control_plane_unhealthy), limit),
         "stale_leader_leases": sorted(stale_leaders), "componentstatus_unhealthy": sorted(cs_unhealthy),
         "componentstatuses_read": componentstatuses is not None,
     }
@@ -144,14 +165,16 @@ def summarize_kube_system(pods: Iterable[Mapping[str, Any]], now: datetime, wind
 
 
 def check_kube_system(ctx: CheckContext) -> Finding:
-    pods = ctx.kube.list_items(f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/pods")
-    leases = list(ctx.kube.list_items(f"/apis/coordination.k8s.io/v1/namespaces/{SYSTEM_NAMESPACE}/leases"))
+    pods = ctx.pages(SYSTEM_PODS).start()
+    leases_stream = ctx.pages(SYSTEM_LEASES)
+    leases = list(leases_stream.items())  # a handful: the leader-election Leases
     try:
         componentstatuses: list[Mapping[str, Any]] | None = list(ctx.kube.list_items("/api/v1/componentstatuses"))
     except ClusterError:
         componentstatuses = None  # removed or forbidden: it was only best-effort
-    now = ctx.kube.server_time or ctx.wall_clock()
-    return summarize_kube_system(pods, now, ctx.event_window, leases, componentstatuses, ctx.thresholds)
+    now = leases_stream.snapshot_time or ctx.kube.server_time or ctx.wall_clock()
+    finding = summarize_kube_system(pods.items(), now, ctx.event_window, leases, componentstatuses, ctx.thresholds)
+    return partial(finding, pods, leases_stream)
 
 
-CHECKS = (CheckSpec("kube_system", "kube-system", check_kube_system, timeout_s=25.0),)
+CHECKS = (CheckSpec("kube_system", "kube-system", check_kube_system, timeout_s=25.0, shared=(SYSTEM_PODS,)),)

@@ -1,18 +1,28 @@
 """Pod networking and scheduling: Pending pods, pod IP exhaustion, CNI DaemonSets, ingress and Service endpoints.
 
-- ``pending_pods``: pods Pending cluster-wide (field selector ``status.phase=Pending``) grouped by reason;
-- ``pod_network``: the CNI DaemonSets' readiness, and IP exhaustion from sandbox-creation events
-  (``FailedCreatePodSandBox`` whose message says the CNI/ipamd has no address left);
-- ``ingress``: ingress controller pods (label selectors) and Services whose EndpointSlices have no ready endpoint.
+- ``pending_pods``: pods Pending cluster-wide, filtered by the apiserver (field selector
+  ``status.phase=Pending``: of 50,000 pods only the Pending ones travel), grouped by reason; a
+  **consistent** read (what is stuck now);
+- ``pod_network``: the CNI DaemonSets' readiness (consistent), the kube-system CNI pods that are not
+  ready and on which nodes (from the kube-system pod LIST shared with ``kube_system``), and IP exhaustion
+  from sandbox-creation events (``FailedCreatePodSandBox`` whose message says the CNI/ipamd has no
+  address left) — read from the Warning event LIST the ``events`` check reads anyway (those events are
+  Warnings), so no LIST of its own;
+- ``ingress``: ingress controller pods (label selectors, filtered by the apiserver) and Services whose
+  EndpointSlices have no ready endpoint; all consistent reads (readiness now; and a cached read of
+  Services, which would do, comes back whole, ignoring ``limit``, and a big cluster has thousands).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from incident.errors import ClusterError
 from incident.runbook import (
     CNI_DAEMONSETS,
     INGRESS_CONTROLLER_NAMES,
@@ -23,6 +33,7 @@ from incident.runbook import (
     Thresholds,
 )
 from kube.checks import (
+    CappedNames,
     CheckContext,
     CheckSpec,
     Finding,
@@ -32,10 +43,19 @@ from kube.checks import (
     event_time,
     meta,
     name_of,
+    partial,
     pod_ready,
     top,
     workload_of,
 )
+from kube.checks.events import WARNING_EVENTS
+from kube.checks.kube_system import SYSTEM_PODS
+from kube.client import ListRequest
+
+PENDING_PODS = ListRequest("/api/v1/pods", field_selector="status.phase=Pending")
+DAEMONSETS = ListRequest("/apis/apps/v1/daemonsets")
+ENDPOINT_SLICES = ListRequest("/apis/discovery.k8s.io/v1/endpointslices")
+SERVICES = ListRequest("/api/v1/services")
 
 # -- pending pods ------------------------------------------------------------------------------------
 
@@ -84,7 +104,8 @@ def summarize_pending(pods: Iterable[Mapping[str, Any]], thresholds: Thresholds 
 
 
 def check_pending_pods(ctx: CheckContext) -> Finding:
-    return summarize_pending(ctx.kube.list_items("/api/v1/pods", field_selector="status.phase=Pending"), ctx.thresholds)
+    pods = ctx.pages(PENDING_PODS)
+    return partial(summarize_pending(pods.items(), ctx.thresholds), pods)
 
 
 # -- pod network: CNI and IP exhaustion --------------------------------------------------------------
@@ -98,8 +119,22 @@ def is_ip_exhaustion(event: Mapping[str, Any]) -> bool:
     return False
 
 
+def cni_pods_not_ready(pods: Iterable[Mapping[str, Any]], thresholds: Thresholds = THRESHOLDS) -> CappedNames:
+    """``node (pod)`` of every CNI DaemonSet pod that is not Running and ready (from any pod LIST)."""
+    found = CappedNames(thresholds.top_offenders * 2)
+    for pod in pods:
+        kind, _, owner = workload_of(pod).partition("/")
+        if kind != "DaemonSet" or owner not in CNI_DAEMONSETS:
+            continue
+        if (pod.get("status") or {}).get("phase") != "Running" or not pod_ready(pod):
+            found.add(f"{(pod.get('spec') or {}).get('nodeName') or '?'} ({name_of(pod, namespaced=False)})")
+    return found
+
+
 def summarize_pod_network(daemonsets: Iterable[Mapping[str, Any]], events: Iterable[Mapping[str, Any]], now: datetime,
-                          window: timedelta, thresholds: Thresholds = THRESHOLDS) -> Finding:
+                          window: timedelta, thresholds: Thresholds = THRESHOLDS,
+                          cni_not_ready: CappedNames | None = None) -> Finding:
+    """``cni_not_ready``: the CNI pods not ready (:func:`cni_pods_not_ready`), when they were read."""
     cni: list[str] = []
     unhealthy: list[str] = []
     failed: list[str] = []
@@ -134,6 +169,9 @@ def summarize_pod_network(daemonsets: Iterable[Mapping[str, Any]], events: Itera
         "ip_exhaustion_events": exhausted, "ip_exhaustion_example": example,
         "ip_exhaustion_nodes": top(nodes, thresholds.top_offenders),
     }
+    if cni_not_ready is not None:
+        facts["cni_pods_not_ready"] = len(cni_not_ready)
+        facts["cni_pods_not_ready_names"] = cni_not_ready.facts()
     cni_text = ", ".join(cni) if cni else "no known CNI DaemonSet found"
     if exhausted or failed:
         parts = []
@@ -143,16 +181,32 @@ def summarize_pod_network(daemonsets: Iterable[Mapping[str, Any]], events: Itera
             parts.append("CNI down: " + ", ".join(failed))
         return Finding("fail", "; ".join(parts) + f" (CNI: {cni_text})", facts)
     if unhealthy:
-        return Finding("warn", f"CNI not fully ready: {', '.join(unhealthy)}", facts)
+        where = f" (not ready on: {', '.join(cni_not_ready.first(3))})" if cni_not_ready else ""
+        return Finding("warn", f"CNI not fully ready: {', '.join(unhealthy)}{where}", facts)
     return Finding("ok", f"CNI: {cni_text}; no IP exhaustion events", facts)
 
 
 def check_pod_network(ctx: CheckContext) -> Finding:
-    daemonsets = list(ctx.kube.list_items("/apis/apps/v1/daemonsets"))
-    events = [e for reason in IP_EXHAUSTION_REASONS
-              for e in ctx.kube.list_items("/api/v1/events", field_selector=f"reason={reason}")]
-    now = ctx.kube.server_time or ctx.wall_clock()
-    return summarize_pod_network(daemonsets, events, now, ctx.event_window, ctx.thresholds)
+    events, pods = ctx.pages(WARNING_EVENTS), ctx.pages(SYSTEM_PODS)
+    daemonsets_stream = ctx.pages(DAEMONSETS).start()
+    # Both shared LISTs are read side by side: this thread takes the events, a helper the pods.
+    not_ready: list[CappedNames] = []
+
+    def count_cni_pods() -> None:
+        try:
+            not_ready.append(cni_pods_not_ready(pods.items(), ctx.thresholds))
+        except ClusterError:
+            pass  # a cross-check only: left out (the DaemonSets' own counts still stand)
+
+    helper = threading.Thread(target=count_cni_pods, name="pod-network-cni-pods", daemon=True)
+    helper.start()
+    exhaustion = [event for event in events.items() if is_ip_exhaustion(event)]  # a few: only the matching ones stay
+    daemonsets = list(daemonsets_stream.items())
+    helper.join(max(0.0, (pods.stop_at or time.monotonic() + 30) - time.monotonic() + 0.5))
+    now = events.snapshot_time or ctx.kube.server_time or ctx.wall_clock()
+    cni_not_ready = not_ready[0] if not_ready and pods.complete else None  # a cross-check: left out if unfinished
+    finding = summarize_pod_network(daemonsets, exhaustion, now, ctx.event_window, ctx.thresholds, cni_not_ready)
+    return partial(finding, daemonsets_stream, events)
 
 
 # -- ingress and Service endpoints -------------------------------------------------------------------
@@ -225,13 +279,17 @@ def summarize_ingress(controller_pods: Iterable[Mapping[str, Any]], services: It
 
 
 def check_ingress(ctx: CheckContext) -> Finding:
-    pods = [pod for selector in ingress_selectors() for pod in ctx.kube.list_items("/api/v1/pods", label_selector=selector)]
-    ready = ready_services(ctx.kube.list_items("/apis/discovery.k8s.io/v1/endpointslices"))
-    return summarize_ingress(pods, ctx.kube.list_items("/api/v1/services"), ready, ctx.thresholds)
+    streams = [ctx.pages(ListRequest("/api/v1/pods", label_selector=selector)).start() for selector in ingress_selectors()]
+    slices, services = ctx.pages(ENDPOINT_SLICES).start(), ctx.pages(SERVICES).start()
+    pods = [pod for stream in streams for pod in stream.items()]  # only ingress controller pods: a few
+    ready = ready_services(slices.items())
+    finding = summarize_ingress(pods, services.items(), ready, ctx.thresholds)
+    return partial(finding, *streams, slices, services)
 
 
 CHECKS = (
     CheckSpec("pending_pods", "Pending pods", check_pending_pods, timeout_s=30.0),
-    CheckSpec("pod_network", "Pod network (CNI, IPs)", check_pod_network, timeout_s=30.0),
+    CheckSpec("pod_network", "Pod network (CNI, IPs)", check_pod_network, timeout_s=30.0,
+              shared=(WARNING_EVENTS, SYSTEM_PODS)),
     CheckSpec("ingress", "Ingress and Service endpoints", check_ingress, timeout_s=30.0),
 )

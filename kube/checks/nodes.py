@@ -2,8 +2,13 @@
 
 ``nodes`` counts Ready / NotReady / Unknown nodes, pressure conditions (Memory/Disk/PID pressure,
 NetworkUnavailable), cordoned nodes, and stale heartbeats from the Leases in ``kube-node-lease``, ages
-measured on the apiserver's clock. ``disruption_budgets`` lists PodDisruptionBudgets that currently
-allow no disruption (a drain would stall on them). Both LIST page by page.
+measured on the apiserver's clock at the Lease LIST's first page (every page of a LIST shows the
+cluster as of that moment, so measuring later pages against a later clock would age them by the time
+the paging took). Both LISTs are **consistent** reads: heartbeat ages are the evidence, and a lagging
+watch cache would show old renewals as stale heartbeats. The two LISTs run side by side; what is kept
+per node is its name and Lease age (a few MB at 5,000 nodes), everything else is folded into counts.
+``disruption_budgets`` lists PodDisruptionBudgets that currently allow no disruption (a drain would stall
+on them), from a **cached** read (a budget a second old gives the same drain advice).
 """
 
 from __future__ import annotations
@@ -13,9 +18,13 @@ from datetime import datetime
 from typing import Any
 
 from incident.runbook import NODE_LEASE_NAMESPACE, THRESHOLDS, Thresholds
-from kube.checks import CheckContext, CheckSpec, Finding, age_s, capped, condition, name_of
+from kube.checks import CappedNames, CheckContext, CheckSpec, Finding, age_s, capped, condition, name_of, partial
+from kube.client import CACHED, ListRequest
 
 PRESSURE_CONDITIONS = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
+NODE_LEASES = ListRequest(f"/apis/coordination.k8s.io/v1/namespaces/{NODE_LEASE_NAMESPACE}/leases")
+NODES = ListRequest("/api/v1/nodes")
+PDBS = ListRequest("/apis/policy/v1/poddisruptionbudgets", freshness=CACHED)
 
 
 def lease_ages(leases: Iterable[Mapping[str, Any]], now: Callable[[], datetime]) -> dict[str, float | None]:
@@ -24,16 +33,15 @@ def lease_ages(leases: Iterable[Mapping[str, Any]], now: Callable[[], datetime])
 
 
 def summarize_nodes(nodes: Iterable[Mapping[str, Any]], leases: Mapping[str, float | None],
-                    thresholds: Thresholds = THRESHOLDS) -> Finding:
-    """Count node states from node JSON (may be a generator over pages) and the node Lease ages."""
+                    thresholds: Thresholds = THRESHOLDS, *, leases_complete: bool = True) -> Finding:
+    """Count node states from node JSON (may be a generator over pages) and the node Lease ages.
+
+    When the Lease LIST did not finish (``leases_complete=False``), a node without a Lease in the part
+    read is not counted as missing one: it may be in the part not read.
+    """
     limit = thresholds.top_offenders * 2
     total = ready = 0
-    not_ready: list[str] = []
-    unknown: list[str] = []
-    pressure: list[str] = []
-    cordoned: list[str] = []
-    stale: list[str] = []
-    missing: list[str] = []
+    not_ready, unknown, pressure, cordoned, stale, missing = (CappedNames(limit) for _ in range(6))
     for node in nodes:
         name = name_of(node, namespaced=False)
         total += 1
@@ -41,26 +49,27 @@ def summarize_nodes(nodes: Iterable[Mapping[str, Any]], leases: Mapping[str, flo
         if state == "True":
             ready += 1
         elif state == "False":
-            not_ready.append(name)
+            not_ready.add(name)
         else:
-            unknown.append(name)
+            unknown.add(name)
         for kind in PRESSURE_CONDITIONS:
             if (condition(node, kind) or {}).get("status") == "True":
-                pressure.append(f"{name} {kind}")
+                pressure.add(f"{name} {kind}")
         if (node.get("spec") or {}).get("unschedulable"):
-            cordoned.append(name)
+            cordoned.add(name)
         if name not in leases:
-            missing.append(name)
+            if leases_complete:
+                missing.add(name)
             continue
         age = leases[name]
         if age is None or age > thresholds.lease_stale_s:
-            stale.append(f"{name} ({'never renewed' if age is None else f'{age:.0f} s ago'})")
+            stale.add(f"{name} ({'never renewed' if age is None else f'{age:.0f} s ago'})")
     facts = {
         "total": total, "ready": ready, "not_ready": len(not_ready), "unknown": len(unknown),
-        "not_ready_names": capped(sorted(not_ready), limit), "unknown_names": capped(sorted(unknown), limit),
-        "pressure": capped(sorted(pressure), limit), "cordoned": len(cordoned), "cordoned_names": capped(sorted(cordoned), limit),
-        "stale_leases": len(stale), "stale_lease_names": capped(sorted(stale), limit),
-        "missing_leases": len(missing), "missing_lease_names": capped(sorted(missing), limit),
+        "not_ready_names": not_ready.facts(), "unknown_names": unknown.facts(),
+        "pressure": pressure.facts(), "cordoned": len(cordoned), "cordoned_names": cordoned.facts(),
+        "stale_leases": len(stale), "stale_lease_names": stale.facts(),
+        "missing_leases": len(missing), "missing_lease_names": missing.facts(),
     }
     counts = f"{ready}/{total} Ready, {len(not_ready)} NotReady, {len(unknown)} Unknown"
     if total == 0:
@@ -79,10 +88,11 @@ def summarize_nodes(nodes: Iterable[Mapping[str, Any]], leases: Mapping[str, flo
 
 
 def check_nodes(ctx: CheckContext) -> Finding:
-    # Lease ages are measured on the apiserver's clock (Date header of the page that carried them).
-    leases = ctx.kube.list_items(f"/apis/coordination.k8s.io/v1/namespaces/{NODE_LEASE_NAMESPACE}/leases")
-    ages = lease_ages(leases, lambda: ctx.kube.server_time or ctx.wall_clock())
-    return summarize_nodes(ctx.kube.list_items("/api/v1/nodes"), ages, ctx.thresholds)
+    leases = ctx.pages(NODE_LEASES)
+    nodes = ctx.pages(NODES).start()  # its first pages arrive while the Leases are read
+    ages = lease_ages(leases.items(), lambda: leases.snapshot_time or ctx.wall_clock())
+    finding = summarize_nodes(nodes.items(), ages, ctx.thresholds, leases_complete=leases.complete)
+    return partial(finding, leases, nodes)
 
 
 def summarize_pdbs(pdbs: Iterable[Mapping[str, Any]], thresholds: Thresholds = THRESHOLDS) -> Finding:
@@ -103,7 +113,8 @@ def summarize_pdbs(pdbs: Iterable[Mapping[str, Any]], thresholds: Thresholds = T
 
 
 def check_disruption_budgets(ctx: CheckContext) -> Finding:
-    return summarize_pdbs(ctx.kube.list_items("/apis/policy/v1/poddisruptionbudgets"), ctx.thresholds)
+    pdbs = ctx.pages(PDBS)
+    return partial(summarize_pdbs(pdbs.items(), ctx.thresholds), pdbs)
 
 
 CHECKS = (

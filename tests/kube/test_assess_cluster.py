@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
 import pytest
 import yaml
 from kubernetes import client as k8s
@@ -21,7 +19,7 @@ from incident.settings import Settings
 from kube.assessor import assess
 from kube.checks import CheckContext
 from kube.checks.events import check_events, check_events_telling_deleted_apart
-from kube.client import KubeApi
+from kube.client import KubeApi, RequestRecord
 from sandbox.cluster import LocalCluster
 from sandbox.objects import record_event, wait_for
 from sandbox.proxy import FaultProxy
@@ -223,10 +221,10 @@ def test_warning_events_about_deleted_pods_are_told_apart_from_current_ones(k8s_
     core.create_namespaced_pod(namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "deleted-since"},
                                            "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}})
 
-    plain_requests: list[tuple[str, str, dict[str, Any]]] = []
+    plain_requests: list[RequestRecord] = []
     plain = check_events(CheckContext(kube=KubeApi(k8s_api, recorder=plain_requests)))
     assert plain.facts["gone_total"] == 0  # the regular assessment makes no per-object request …
-    assert {path for _, path, _ in plain_requests} == {"/api/v1/events"}
+    assert {record.path for record in plain_requests} == {"/api/v1/events"}
 
     finding = check_events_telling_deleted_apart(CheckContext(kube=KubeApi(k8s_api)))  # … the resolve validation does
     facts = finding.facts
