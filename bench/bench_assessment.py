@@ -83,6 +83,7 @@ def child_assess(kubeconfig: str, etcd: str) -> None:
     print(json.dumps({
         "wall_s": wall, "peak_rss_mb": _peak_mb(), "rss_after_import_mb": after_import, "requests": len(recorder),
         "bytes": sum(r.bytes for r in recorder), "headline": assessment.verdict.headline, "first_pages": first_pages,
+        "patterns": [p.key for p in assessment.verdict.patterns],
         "checks": {c.name: [c.status, round(c.duration_s, 3), c.summary[:160]] for c in assessment.checks},
     }))
 
