@@ -15,12 +15,13 @@ one run, the cluster grown from the first to the second). At each size, ``--roun
 - **kubectl**: the runbook's equivalent ``kubectl`` commands in sequence (``--no-kubectl`` skips them);
 - **popeye** (``bench/popeye.py``; ``--no-popeye`` skips it): a whole-cluster scan, a reference point only.
 
-Beside the figures it prints what the simulated cluster looked like (nodes Ready, the oldest node Lease
-renewal, the load average), so a verdict at scale can be told apart from an overloaded test bed.
+Before measuring a size it waits (up to 10 min) for the test bed to settle — every node Ready, every node
+Lease renewed within 45 s — and prints what the simulated cluster looked like (nodes Ready, node Lease
+ages, the load average), so a verdict at scale can be told apart from an overloaded test bed.
 Targets (largest size): ≤ 1.2× the floor, ≤ ``--time-target`` s, peak RSS < 200 MB and within 20% of
 the smallest size's. ``--kubeconfig`` measures an existing cluster at its current size instead.
 
-Run: ``python -m bench.bench_assessment [--sizes 1000x10000[,5000x50000]] [--rounds 2] [--no-popeye]``.
+Run: ``python -m bench.bench_assessment [--sizes 1000x10000[,5000x50000]] [--rounds 3] [--no-popeye]``.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def _key(path: str, params: dict[str, Any], accept: str) -> str:
 
 
 def floor_requests() -> list[tuple[str, Any]]:
-    """The cheapest requests that return the assessment's facts: ``("get", (path, params))`` or ``("list", ListRequest)``.
+    """The cheapest requests that return the assessment's facts: ``("get"|"meta", (path, params))`` or ``("list", ListRequest)``.
 
     Built from the checks' own request constants, each LIST once: the kube-system pods and the Warning
     events are needed by several checks but travel once; Pending and ingress-controller pods are
@@ -105,7 +106,7 @@ def floor_requests() -> list[tuple[str, Any]]:
     from incident.runbook import THRESHOLDS
     from kube.checks import apiserver, dns, events, kube_system, networking, nodes
 
-    probes = [("get", apiserver.CHEAP_REQUEST)] * THRESHOLDS.latency_samples + [
+    probes = [("meta", apiserver.CHEAP_REQUEST)] * THRESHOLDS.latency_samples + [
         ("get", ("/readyz", {"verbose": "true"})), ("get", ("/livez", {})), ("get", ("/readyz/etcd", {})),
         ("get", ("/api/v1/componentstatuses", {"limit": THRESHOLDS.page_size}))]
     from kube.client import ListRequest
@@ -120,7 +121,7 @@ def floor_requests() -> list[tuple[str, Any]]:
 def child_floor(kubeconfig: str) -> None:
     """The floor: every request of :func:`floor_requests` at once, pages decoded and dropped."""
     from incident.settings import Settings
-    from kube.client import KubeApi, RequestRecord
+    from kube.client import METADATA_ONLY, KubeApi, RequestRecord
 
     kube = KubeApi.from_settings(Settings(kubeconfig=Path(kubeconfig)))
     after_import = _rss_mb()
@@ -129,9 +130,10 @@ def child_floor(kubeconfig: str) -> None:
     requests = floor_requests()
 
     def one(kind: str, what: Any) -> None:
-        if kind == "get":
+        if kind in ("get", "meta"):
             path, params = what
-            kube.get(path, params, accept_status=tuple(range(200, 600)))
+            kube.get(path, params, accept_status=tuple(range(200, 600)),
+                     **({"accept": METADATA_ONLY} if kind == "meta" else {}))
             return
         for _ in kube.list_pages(what.path, label_selector=what.label_selector, field_selector=what.field_selector,
                                  freshness=what.freshness):
@@ -240,10 +242,25 @@ class SizeFigures:
         return statistics.median(r[key] for r in runs) if runs else float("nan")
 
 
+def settle(kubeconfig: str, say: Callable[[str], None], timeout: float = 600.0) -> dict[str, Any]:
+    """Wait (up to ``timeout``) until every node is Ready and every node Lease younger than 45 s; the last state.
+
+    Measuring an unsettled test bed would time a cluster in trouble: the assessment would rightly say so."""
+    started = time.monotonic()
+    while True:
+        state = cluster_state(kubeconfig)
+        fresh = state["lease_age_max_s"] is not None and state["lease_age_max_s"] < 45
+        if (state["ready"] == state["nodes"] and fresh) or time.monotonic() - started > timeout:
+            waited = time.monotonic() - started
+            say(f"  cluster {'settled' if fresh and state['ready'] == state['nodes'] else 'did NOT settle'} "
+                f"after {waited:.0f} s: {state}")
+            return {**state, "settle_s": waited}
+        time.sleep(5)
+
+
 def measure(figures: SizeFigures, kubeconfig: str, etcd: str, kubectl: Path | None, rounds: int,
             popeye: Path | None, before: Path | None, say: Callable[[str], None]) -> None:
-    figures.state = cluster_state(kubeconfig)
-    say(f"  cluster: {figures.state}")
+    figures.state = settle(kubeconfig, say)
     for round_ in range(1, rounds + 1):
         figures.load.append(os.getloadavg()[0])
         figures.rounds.append(_run_child(["--child-assess", kubeconfig, etcd]))
@@ -276,12 +293,16 @@ def report(sizes: list[SizeFigures], time_target: float) -> list[str]:
     def ratio(a: float, b: float) -> str:
         return f"{a / b:.2f}×" if b else "—"
 
+    def spread(runs: list[dict[str, Any]]) -> str:
+        walls = [r["wall_s"] for r in runs]
+        return f"{statistics.median(walls):.2f} ({min(walls):.2f}–{max(walls):.2f})" if walls else "—"
+
     lines = [row("size (nodes x pods)", lambda s: s.label),
-             row("assessment, median s", lambda s: f"{s.median(s.rounds, 'wall_s'):.2f}"),
-             row("floor, median s", lambda s: f"{s.median(s.floor, 'wall_s'):.2f}"),
+             row("assessment, median (min–max) s", lambda s: spread(s.rounds)),
+             row("floor, median (min–max) s", lambda s: spread(s.floor)),
              row("  assessment ÷ floor", lambda s: ratio(s.median(s.rounds, 'wall_s'), s.median(s.floor, 'wall_s')))]
     if any(s.before for s in sizes):
-        lines += [row("before (--compare-with), median s", lambda s: f"{s.median(s.before, 'wall_s'):.2f}"),
+        lines += [row("before (--compare-with), median s", lambda s: spread(s.before)),
                   row("  assessment ÷ before", lambda s: ratio(s.median(s.rounds, 'wall_s'), s.median(s.before, 'wall_s'))),
                   row("  before: requests / MB / peak RSS", lambda s: f"{s.before[-1]['requests']} / "
                       f"{s.before[-1].get('bytes', 0) / 1e6:.0f} / {max(r['peak_rss_mb'] for r in s.before):.0f} MB"
@@ -301,6 +322,7 @@ def report(sizes: list[SizeFigures], time_target: float) -> list[str]:
               row("nodes Ready / total", lambda s: f"{s.state.get('ready')}/{s.state.get('nodes')}"),
               row("node Lease age p50 / max s", lambda s: f"{s.state.get('lease_age_p50_s') or 0:.0f} / "
                   f"{s.state.get('lease_age_max_s') or 0:.0f}"),
+              row("waited for the test bed to settle, s", lambda s: f"{s.state.get('settle_s', 0):.0f}"),
               row("scale-up s (nodes Ready / pods Running)", lambda s: f"{s.scale_up.get('nodes_ready_s', 0):.0f} / "
                   f"{s.scale_up.get('pods_running_s', 0):.0f}" if s.scale_up else "—")]
     lines.append("")
@@ -344,13 +366,15 @@ def _export(rev: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000x10000", help="comma-separated NODESxPODS, measured in growing order")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--kubeconfig", help="measure this cluster as it is instead of starting one")
     parser.add_argument("--etcd", default="", help="etcd client URL for the direct probe (with --kubeconfig)")
     parser.add_argument("--compare-with", metavar="REV", help="also measure the assessment of this git revision")
     parser.add_argument("--no-popeye", action="store_true", help="leave popeye out of the comparison")
     parser.add_argument("--no-kubectl", action="store_true", help="leave kubectl out of the comparison")
     parser.add_argument("--time-target", type=float, default=TIME_TARGET_S, help="seconds, at the largest size")
+    parser.add_argument("--node-lease-seconds", type=int, default=120,
+                        help="kwok's node Lease duration (renewed every quarter of it); 40 is a kubelet's")
     parser.add_argument("--child-assess", nargs=2, metavar=("KUBECONFIG", "ETCD"), help=argparse.SUPPRESS)
     parser.add_argument("--child-floor", metavar="KUBECONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -380,9 +404,11 @@ def main(argv: list[str] | None = None) -> int:
         sizes.append(figures)
     else:
         started = time.monotonic()
-        with LocalCluster(binaries=binaries).start(nodes=3) as cluster, cluster.api_client() as api:
+        cluster = LocalCluster(binaries=binaries, node_lease_seconds=args.node_lease_seconds)
+        with cluster.start(nodes=3), cluster.api_client() as api:
             install_baseline(api)
-            say(f"cluster with baseline ready in {time.monotonic() - started:.1f} s")
+            say(f"cluster with baseline ready in {time.monotonic() - started:.1f} s (node Leases {args.node_lease_seconds} s, "
+                f"renewed every {cluster.node_renew_interval_s:.0f} s)")
             assert cluster.ports is not None
             etcd = f"http://127.0.0.1:{cluster.ports.etcd_client}"
             have_nodes = have_pods = 0

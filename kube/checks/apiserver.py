@@ -1,6 +1,7 @@
 """API server and etcd: reachable? how fast? which readiness checks fail? is etcd healthy?
 
-``apiserver`` times a cheap request (``GET /api/v1/namespaces?limit=1``, median of a few), ``/readyz?verbose``
+``apiserver`` times a cheap request (``GET /api/v1/namespaces?limit=1``, metadata only — nothing of the
+answer is read but its arrival —, a consistent read so it goes through etcd; median of a few), ``/readyz?verbose``
 and ``/livez``, flags anything slower than the runbook's 100 ms, lists failing readyz checks and reads
 ``/readyz/etcd`` (etcd as the apiserver sees it). ``etcd`` probes ``/health`` on the configured etcd client
 URLs directly (skipped when none are configured, as on managed control planes).
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from incident.errors import ClusterError, ClusterUnreachable
 from incident.runbook import THRESHOLDS
 from kube.checks import CheckContext, CheckSpec, Finding
+from kube.client import METADATA_ONLY
 
 CHEAP_REQUEST = ("/api/v1/namespaces", {"limit": 1})
 ETCD_PROBE_TIMEOUT_S = 5.0
@@ -110,7 +112,7 @@ def check_apiserver(ctx: CheckContext) -> Finding:
         for _ in range(ctx.thresholds.latency_samples):
             path, params = CHEAP_REQUEST
             started = time.monotonic()
-            ctx.kube.get(path, params, timeout=ctx.thresholds.apiserver_probe_timeout_s)
+            ctx.kube.get(path, params, timeout=ctx.thresholds.apiserver_probe_timeout_s, accept=METADATA_ONLY)
             samples.append((time.monotonic() - started) * 1000)
     except ClusterUnreachable as error:
         reason = error.message.split(": ", 1)[-1]
