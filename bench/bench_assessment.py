@@ -304,9 +304,8 @@ def report(sizes: list[SizeFigures], time_target: float) -> list[str]:
     if any(s.before for s in sizes):
         lines += [row("before (--compare-with), median s", lambda s: spread(s.before)),
                   row("  assessment ÷ before", lambda s: ratio(s.median(s.rounds, 'wall_s'), s.median(s.before, 'wall_s'))),
-                  row("  before: requests / MB / peak RSS", lambda s: f"{s.before[-1]['requests']} / "
-                      f"{s.before[-1].get('bytes', 0) / 1e6:.0f} / {max(r['peak_rss_mb'] for r in s.before):.0f} MB"
-                      if s.before else "—")]
+                  row("  before: requests / peak RSS MB", lambda s: f"{s.before[-1]['requests']} / "
+                      f"{max(r['peak_rss_mb'] for r in s.before):.0f}" if s.before else "—")]
     lines += [row("requests: assessment / floor", lambda s: f"{s.rounds[-1]['requests']} / {s.floor[-1]['requests']}"),
               row("MB received: assessment / floor",
                   lambda s: f"{s.rounds[-1]['bytes'] / 1e6:.1f} / {s.floor[-1]['bytes'] / 1e6:.1f}"),
