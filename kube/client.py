@@ -3,11 +3,14 @@
 Responses are read as plain JSON (``dict``) rather than deserialized into the client's model classes:
 that is many times faster for 10,000 pods, and the checks only need a few fields. A LIST is a
 :class:`ListStream`: it goes page by page (``limit`` + ``continue``), fetching the next page in a
-helper thread while the caller folds the current one into its facts, so a check holds at most two
-decoded pages whatever the cluster's size, and the apiserver's work on page *n + 1* overlaps the
-check's work on page *n*. Continue tokens are sequential, so one LIST cannot be split further; the
-other parallelism is across LISTs (every check runs in its own thread, and a check's independent
-LISTs run side by side).
+helper thread while the caller folds the current one into its facts, so a LIST holds one decoded page
+and at most two raw ones (the next, waiting; the one after, arriving) whatever the cluster's size, and
+the apiserver's work on page *n + 1* overlaps the check's work on page *n*. Continue tokens are
+sequential, so one LIST is not split further: the LISTs that grow with the cluster are cluster-scoped
+(nodes) or live in one namespace (node Leases, kube-system pods), so a per-namespace split would not
+divide them, and the cluster-wide ones (Pending pods, Warning events) are filtered by the apiserver.
+The parallelism is across LISTs: every check runs in its own thread, a check's independent LISTs run
+side by side, and a LIST several checks need is read once (:class:`SharedList`).
 
 Every LIST says how fresh it must be (:data:`CONSISTENT` or :data:`CACHED`, see :class:`ListRequest`)
 and may ask for metadata only. Every request carries a timeout (``KUBE_REQUEST_TIMEOUT_SECONDS``,
