@@ -307,6 +307,21 @@ def list_metadata(body: bytes) -> dict[str, Any]:
     return dict((json.loads(body) if body else {}).get("metadata") or {})
 
 
+_DEADLINE = object()
+"""What :func:`_next_before` returns when the deadline came first."""
+
+
+def _next_before(source: "queue.Queue[Any]", stop_at: float | None) -> Any:
+    """The next item of ``source``, or :data:`_DEADLINE` once ``stop_at`` (``time.monotonic()``) has passed."""
+    wait = None if stop_at is None else stop_at - time.monotonic()
+    if wait is not None and wait <= 0:
+        return _DEADLINE
+    try:
+        return source.get(timeout=wait)
+    except queue.Empty:
+        return _DEADLINE
+
+
 @dataclass
 class _Failure:
     error: ClusterError
@@ -401,13 +416,8 @@ class ListStream:
         self.start()
         try:
             while True:
-                wait = None if self.stop_at is None else self.stop_at - time.monotonic()
-                if wait is not None and wait <= 0:
-                    self.cut = "stopped at the deadline"
-                    return
-                try:
-                    item = self._queue.get(timeout=wait)
-                except queue.Empty:
+                item = _next_before(self._queue, self.stop_at)
+                if item is _DEADLINE:
                     self.cut = "stopped at the deadline"
                     return
                 if item is None:
@@ -536,13 +546,8 @@ class Subscription:
     def pages(self) -> Iterator[list[dict[str, Any]]]:
         try:
             while True:
-                wait = None if self.stop_at is None else self.stop_at - time.monotonic()
-                if wait is not None and wait <= 0:
-                    self.cut = "stopped at the deadline"
-                    return
-                try:
-                    item = self._queue.get(timeout=wait)
-                except queue.Empty:
+                item = _next_before(self._queue, self.stop_at)
+                if item is _DEADLINE:
                     self.cut = "stopped at the deadline"
                     return
                 if item is None:
