@@ -208,6 +208,7 @@ USED_KINDS: frozenset[EntryKind] = frozenset({
     EntryKind.IMPACT_CHANGED, EntryKind.STATUS_UPDATE, EntryKind.ESCALATED, EntryKind.ESCALATION_DECISION,
     EntryKind.ESCALATION_PROMPT, EntryKind.ASSESSMENT, EntryKind.ACTION, EntryKind.MESSAGE, EntryKind.REACTION_ADDED,
     EntryKind.PIN_ADDED, EntryKind.DRILL_STARTED,
+    EntryKind.ALERT_FIRED, EntryKind.ALERT_RESOLVED, EntryKind.ALERTS_LINKED, EntryKind.ALERTS_FIRING_AT_RESOLVE,
 })
 """The entry kinds :func:`build_report` reads."""
 
