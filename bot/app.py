@@ -19,10 +19,12 @@ from slack_bolt import Ack, App, Respond
 from slack_bolt.response import BoltResponse
 
 from bot.action_commands import action_buttons
+from bot.alert_buttons import alert_buttons, on_attach_submitted
 from bot.after_ack import AfterAck, ButtonSpec, clicked_by, log_reply
 from bot.commands import UPDATE_MODAL_CALLBACK, build_registry, incident_buttons, run_command, submit_status_update
 from bot.grammar import CommandRegistry, Invocation
 from bot.schedule_listeners import escalation_buttons
+from chat.alert_blocks import ATTACH_MODAL_CALLBACK
 from chat.views import read_status_update
 from incident.errors import CommandError
 from observability import metrics
@@ -45,7 +47,7 @@ def post_ack_pool() -> ThreadPoolExecutor:
 
 def buttons() -> tuple[ButtonSpec, ...]:
     """Every button the app answers."""
-    return (*incident_buttons(), *action_buttons(), *escalation_buttons())
+    return (*incident_buttons(), *action_buttons(), *escalation_buttons(), *alert_buttons())
 
 
 def create_app(services: Context, registry: CommandRegistry | None = None, *,
@@ -103,6 +105,11 @@ def create_app(services: Context, registry: CommandRegistry | None = None, *,
             return ""  # a modal has no response_url: only a failure is worth a line (in the log)
 
         after_ack.run(log_reply, post)
+
+    @app.view(ATTACH_MODAL_CALLBACK)
+    def on_alerts_attach_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        ack()
+        after_ack.run(log_reply, lambda: on_attach_submitted(services, body, view))
 
     for event_type in CHANNEL_LOG_EVENTS:
         app.event(event_type)(_channel_log_listener(services))

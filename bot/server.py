@@ -27,6 +27,7 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.alert_intake import ALERTS_PATH, AlertIntake
 from bot.app import create_app, post_ack_pool
 from bot.payload_check import form_payload_problem
 from bot.socket_mode import SocketModeLink
@@ -64,6 +65,8 @@ class BotWsgiApp:
         self._drainer = drainer
         self._link = link
         """Set in Socket Mode: Slack's requests come over it, so ``/slack/events`` is not served."""
+        self._alerts = AlertIntake(services)
+        """Alertmanager's webhook (``bot.alert_intake``), served in both modes."""
 
     def drain(self, timeout: float | None = DRAIN_SECONDS) -> bool:
         """Finish the work already acknowledged to Slack (call after the server stopped taking requests).
@@ -93,6 +96,8 @@ class BotWsgiApp:
         path = environ.get("PATH_INFO", "")
         if path == SLACK_PATH and self._link is None:
             return self._slack_or_400(environ, start_response)
+        if path == ALERTS_PATH:
+            return self._alerts(environ, start_response)
         if path == "/healthz":
             return self._healthz(start_response)
         if path == "/readyz":

@@ -29,6 +29,10 @@ from incident.alert_payload import Alert
 from incident.clock import from_epoch, to_epoch
 
 
+ALERTMANAGER = "alertmanager"
+"""The actor of what Alertmanager did (an incident it opened, its alerts' entries): not a Slack user."""
+
+
 class GroupState(StrEnum):
     TRIAGE = "triage"
     INCIDENT = "incident"

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from redis import Redis
 from redis.lock import Lock
 
-from incident.alert_group import AlertChanges, AlertGroup
+from incident.alert_group import ALERTMANAGER, AlertChanges, AlertGroup
 from incident.clock import to_epoch
+from incident.timeline import EntryKind
 from persistence.keys import Keys
+from persistence.timeline import entry_fields
 
 LOCK_SECONDS = 120
 """Longer than one notification takes to process, including opening an incident's channel."""
@@ -57,10 +60,44 @@ class AlertStore:
         raw = self.redis.hgetall(self.keys.alert_group_alerts(group_id))
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
-    def store_changes(self, group_id: str, changes: AlertChanges) -> None:
-        if changes.store:
-            self.redis.hset(self.keys.alert_group_alerts(group_id),
-                            mapping={fp: json.dumps(record, sort_keys=True) for fp, record in changes.store.items()})
+    def store_changes(self, group_id: str, changes: AlertChanges, *, incident_id: str | None = None,
+                      at: datetime | None = None) -> None:
+        """Store the changed alerts and, for a group linked to ``incident_id``, their ``alert_fired`` /
+        ``alert_resolved`` entries, in one transaction: a retry after a crash finds both or neither."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            if changes.store:
+                pipe.hset(self.keys.alert_group_alerts(group_id),
+                          mapping={fp: json.dumps(record, sort_keys=True) for fp, record in changes.store.items()})
+            if incident_id and at is not None:
+                stream = self.keys.timeline(incident_id)
+                for record in changes.fired:
+                    pipe.xadd(stream, entry_fields(EntryKind.ALERT_FIRED, ALERTMANAGER, at, {"group_id": group_id, **record}))
+                for record in changes.resolved:
+                    pipe.xadd(stream, entry_fields(EntryKind.ALERT_RESOLVED, ALERTMANAGER, at,
+                                                   {"group_id": group_id, **record}))
+            pipe.execute()
+
+    def link(self, group: AlertGroup, *, actor: str, how: str, at: datetime) -> list[dict[str, Any]]:
+        """Save ``group`` (linked to ``group.incident_id``) with an ``alerts_linked`` entry and an ``alert_fired``
+        (and ``alert_resolved``) entry for each alert it has so far, in one transaction; returns those alerts."""
+        assert group.incident_id, "link() needs the group's incident"
+        records = sorted(self.alerts(group.id).values(), key=lambda r: str(r.get("starts_at")))
+        stream = self.keys.timeline(group.incident_id)
+        firing = sum(1 for r in records if r.get("status") == "firing")
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.alert_group(group.id), mapping=group.to_hash())
+            pipe.zadd(self.keys.alert_groups(), {group.id: to_epoch(group.first_seen_at)}, nx=True)
+            pipe.sadd(self.keys.incident_alert_groups(group.incident_id), group.id)
+            pipe.xadd(stream, entry_fields(EntryKind.ALERTS_LINKED, actor, at, {
+                "group_id": group.id, "how": how, "title": group.title, "cluster": group.cluster,
+                "group_labels": group.group_labels, "alerts": len(records), "firing": firing}))
+            for record in records:
+                pipe.xadd(stream, entry_fields(EntryKind.ALERT_FIRED, ALERTMANAGER, at, {"group_id": group.id, **record}))
+                if record.get("status") == "resolved":
+                    pipe.xadd(stream, entry_fields(EntryKind.ALERT_RESOLVED, ALERTMANAGER, at,
+                                                   {"group_id": group.id, **record}))
+            pipe.execute()
+        return records
 
     def group_ids(self) -> list[str]:
         """Every group id, first seen first."""
