@@ -153,12 +153,19 @@ class LocalAlertmanager:
         return result.stdout
 
     def notifications_sent(self) -> int:
-        """Alertmanager's own count of successful webhook notifications (its ``/metrics``)."""
+        """Alertmanager's own count of webhook notifications attempted (its ``/metrics``)."""
+        return self._webhook_metric("alertmanager_notifications_total")
+
+    def notifications_failed(self) -> int:
+        """Alertmanager's own count of webhook notifications that failed (it retries them)."""
+        return self._webhook_metric("alertmanager_notifications_failed_total")
+
+    def _webhook_metric(self, name: str) -> int:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as answer:
             text = answer.read().decode()
         total = 0.0
         for line in text.splitlines():
-            if line.startswith("alertmanager_notifications_total{") and 'integration="webhook"' in line:
+            if line.startswith(name + "{") and 'integration="webhook"' in line:
                 total += float(line.rsplit(" ", 1)[1])
         return int(total)
 

@@ -25,13 +25,14 @@ def entries(bot: RunningBot, incident_id: str, kind: str) -> list[dict[str, Any]
 
 
 def texts(slack: SlackEmulator, channel: str) -> list[str]:
-    """Every message's text and its sections' texts, oldest first."""
+    """Every message's text and its blocks' mrkdwn texts, oldest first (``plain_text`` — the header's title — is
+    never parsed for mentions by Slack, so it may hold a title's characters as they are)."""
     out = []
     for message in slack.messages(channel):
         out.append(str(message.get("text", "")))
         for block in message.get("blocks") or []:
             text = block.get("text")
-            if isinstance(text, dict):
+            if isinstance(text, dict) and text.get("type") == "mrkdwn":
                 out.append(str(text.get("text", "")))
     return out
 
