@@ -41,3 +41,17 @@ def buttons(message: dict[str, Any]) -> list[str]:
     """The action ids of a message's buttons."""
     return [element.get("action_id") for block in message.get("blocks") or [] if block.get("type") == "actions"
             for element in block.get("elements") or []]
+
+
+def notification(*, version: Any = "4", severity: str = "warning", **alert_labels: str) -> dict[str, Any]:
+    """A notification exactly as Alertmanager 0.35's webhook sends one."""
+    labels = {"alertname": "HighErrorRate", "severity": severity, "cluster": "prod", **alert_labels}
+    return {
+        "receiver": "k8s-incident-bot", "status": "firing", "version": version,
+        "groupKey": '{}:{alertname="HighErrorRate", cluster="prod"}', "truncatedAlerts": 0,
+        "groupLabels": {"alertname": "HighErrorRate", "cluster": "prod"}, "commonLabels": labels,
+        "commonAnnotations": {"summary": "5xx above 5%"}, "externalURL": "http://alertmanager:9093",
+        "alerts": [{"status": "firing", "labels": labels, "annotations": {"summary": "5xx above 5%"},
+                    "startsAt": "2026-12-02T00:10:00.000Z", "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://prometheus:9090/graph?g0.expr=rate", "fingerprint": "4f3c2b1a0d9e8f7c"}],
+    }
