@@ -1,7 +1,8 @@
 """Serving the Bolt app: HTTP (a WSGI app under waitress) or Socket Mode.
 
 The HTTP app routes ``/slack/events`` (slash commands, interactivity and Events API all share it,
-as the Slack app manifest declares) to Bolt, and answers ``/healthz`` (process up), ``/readyz`` (Redis
+as the Slack app manifest declares) to Bolt, ``/alerts/alertmanager`` (Alertmanager's webhook, in both
+modes) to :class:`bot.alert_intake.AlertIntake`, and answers ``/healthz`` (process up), ``/readyz`` (Redis
 and the Kubernetes API reachable) and ``/metrics`` (Prometheus) itself.
 On start the channel log is back-filled for every active incident, in the background.
 
