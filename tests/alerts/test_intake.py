@@ -70,6 +70,9 @@ def test_a_10_mb_body_is_refused_unread_and_stores_nothing(bot_server: RunningBo
     assert answer.status_code == 413
     answer = _post(bot_server, b" " * (MAX_BODY_BYTES + 1))
     assert answer.status_code == 413
+    chunked = requests.post(bot_server.url + ALERTS_PATH, data=(b"x" * 65536 for _ in range(40)), timeout=30,
+                            headers={"Content-Type": "application/json", **AUTH})  # no Content-Length: 2.5 MiB
+    assert chunked.status_code == 413
     _nothing_stored(bot_server)
 
 
