@@ -387,8 +387,9 @@ def _alert_entry(report: PostmortemReport, alerts: dict[str, AlertInvolved], ent
         if starts_at is not None and (report.detected_at is None or starts_at < report.detected_at):
             report.detected_at = starts_at
         if fingerprint not in alerts or alerts[fingerprint].resolved_at is not None:
-            shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "alertname")
-            alerts[fingerprint] = AlertInvolved(fingerprint, str(labels.get("alertname") or fingerprint), shown,
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "alertname").replace("|", "\\|")
+            name = str(labels.get("alertname") or fingerprint).replace("|", "\\|")  # both go into a Markdown table
+            alerts[fingerprint] = AlertInvolved(fingerprint, name, shown,
                                                 starts_at, None, str(data.get("generator_url") or "") or None)
     elif fingerprint in alerts:
         known = alerts[fingerprint]

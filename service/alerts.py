@@ -48,7 +48,6 @@ from service.lifecycle import Reply
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Accepted:
     """What the intake answers Alertmanager: ``queued`` or ``duplicate`` (a retry of a queued notification)."""

@@ -143,6 +143,12 @@ def test_cli_check_config_lists_the_alert_rules_problems(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "ALERT_RULES: actions.0.action: Input should be 'open', 'triage' or 'record'" in result.stderr
     assert "Traceback" not in result.stderr and "am-secret" not in result.stderr
+    env["ALERT_RULES"] = "actions: [{match: {severity: critical}, action: open}]"
+    result = subprocess.run([sys.executable, "-m", "k8s_incident_bot", "check-config", "--mode", "http"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Alerts:      POST /alerts/alertmanager on; 1 action rule(s), default record" in result.stdout
+    assert "am-secret" not in result.stdout
 
 
 def test_invalid_rules_at_run_time_are_a_config_error() -> None:
@@ -183,7 +189,7 @@ def test_the_postmortem_has_detection_acknowledgement_mitigation_and_the_alerts(
                         channel_name="inc-x", opened_by="alertmanager", opened_at=opened, commander="U_BOB",
                         status=Status.RESOLVED, mitigated_at=opened + timedelta(minutes=20),
                         resolved_at=opened + timedelta(minutes=40))
-    record = {"fingerprint": "a1", "status": "firing", "labels": {"alertname": "KubeAPIDown", "cluster": "prod"},
+    record = {"fingerprint": "a1", "status": "firing", "labels": {"alertname": "KubeAPIDown", "cluster": "prod|eu"},
               "annotations": {}, "starts_at": T0.isoformat(), "ends_at": None, "generator_url": "http://prom/x"}
 
     def entry(kind: str, minutes: int, actor: str, data: dict[str, Any]) -> TimelineEntry:
@@ -212,5 +218,6 @@ def test_the_postmortem_has_detection_acknowledgement_mitigation_and_the_alerts(
     assert "| Detected (first alert fired) | 2026-12-02 00:10:00 UTC |" in markdown
     assert "time to acknowledge 7m" in markdown and "time to mitigate from detection 22m" in markdown
     assert "### Alerts involved" in markdown and "**still firing**" in markdown
+    assert "cluster=prod\\|eu" in markdown  # a label's | does not break the table
     assert "Resolved while 1 linked alert(s) still fired: KubeAPIDown." in markdown
     assert report.key_events[0].kind == "detection"
