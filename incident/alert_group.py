@@ -3,7 +3,9 @@
 One group per ``groupKey`` (:func:`incident.alert_payload.group_id`): its state (``triage`` — a
 message asks a person; ``incident`` — linked to an incident, its own or one it was attached to;
 ``dismissed``; ``recorded`` — kept, nobody told), the cluster label's value, the severity and title
-the rules gave it, and its alerts by fingerprint with their last status.
+the rules gave it, and its alerts by fingerprint with their last status. A state holds for one
+*episode*: when everything had resolved and something fires again, the group is decided anew
+(``service.alerts``), and its ``episode`` counts up.
 
 :func:`alert_changes` is the deduplication: given the stored alerts and a notification's, which
 alerts newly fire and which newly resolve. Alertmanager re-sends a group's whole alert list on
@@ -59,11 +61,14 @@ class AlertGroup:
     triage_post_id: str | None = None
     """The outbox post id of the triage message (its ts is in the click that answers it)."""
     decided_by: str | None = None
+    episode: int = 1
+    """Counts the group's episodes: its alerts all resolved and later fired again (see ``service.alerts``)."""
 
     def to_hash(self) -> dict[str, str]:
         out = {"id": self.id, "group_key": self.group_key, "state": self.state.value,
                "first_seen_at": repr(to_epoch(self.first_seen_at)), "severity": self.severity, "title": self.title,
-               "cluster": self.cluster, "receiver": self.receiver, "group_labels": json.dumps(self.group_labels)}
+               "cluster": self.cluster, "receiver": self.receiver, "group_labels": json.dumps(self.group_labels),
+               "episode": str(self.episode)}
         for name in ("incident_id", "triage_channel", "triage_post_id", "decided_by"):
             value = getattr(self, name)
             if value:
@@ -79,7 +84,7 @@ class AlertGroup:
                    title=text["title"], cluster=text.get("cluster", ""), receiver=text.get("receiver", ""),
                    group_labels=json.loads(text.get("group_labels") or "{}"), incident_id=text.get("incident_id"),
                    triage_channel=text.get("triage_channel"), triage_post_id=text.get("triage_post_id"),
-                   decided_by=text.get("decided_by"))
+                   decided_by=text.get("decided_by"), episode=int(text.get("episode") or 1))
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,16 @@ class AlertStore:
         groups = [g for g in (self.group(i) for i in ids) if g is not None]
         return sorted(groups, key=lambda g: g.first_seen_at)
 
+    def unlink(self, incident_id: str, group_id: str) -> None:
+        """The group's next episode is not this incident's (its timeline keeps what it had)."""
+        self.redis.srem(self.keys.incident_alert_groups(incident_id), group_id)
+
+    def forget_resolved(self, group_id: str) -> None:
+        """Drop the resolved alerts of the group's last episode (they stay on its incident's timeline)."""
+        resolved = [fp for fp, record in self.alerts(group_id).items() if record.get("status") == "resolved"]
+        if resolved:
+            self.redis.hdel(self.keys.alert_group_alerts(group_id), *resolved)
+
     def claim_resolved_prompt(self, incident_id: str) -> bool:
         """True once per "every linked alert resolved" episode (see :meth:`clear_resolved_prompt`)."""
         return bool(self.redis.set(self.keys.alerts_all_resolved_prompt(incident_id), "1", nx=True))

@@ -18,6 +18,10 @@ The job (:func:`process_notification`) handles the notification under its group'
   (still gated by the validation assessment: alerts clearing is evidence, not proof).
 - **a group in triage, dismissed or recorded**: its alerts are kept up to date, nobody is told; when
   a person attaches it or opens an incident from it, its alerts so far join that incident's timeline.
+- **a new episode**: a decision holds until the group's alerts have all resolved. When something fires
+  after that — ``KubeAPIDown`` on ``prod`` next month has the same ``groupKey`` — a dismissed group, or
+  one whose incident is resolved, is decided by the rules again (a new incident, or triage); a recorded
+  group is decided again whenever something new fires. See :func:`_starts_anew`.
 
 Every post goes through the durable outbox (:mod:`service.outbox`), so an alert storm — hundreds of
 alerts in dozens of groups — queues one triage message or one incident's posts per group, sent per
@@ -88,22 +92,26 @@ def process_notification(services: Context, payload: dict[str, Any]) -> dict[str
     store = _store(services)
     with store.lock(notification.group_id):
         group = store.group(notification.group_id)
-        changes = alert_changes(store.alerts(notification.group_id), notification.alerts)
+        stored = store.alerts(notification.group_id)
+        changes = alert_changes(stored, notification.alerts)
         if group is None:
-            group = _first_seen(services, store, notification, rules, changes)
+            group = AlertGroup(id=notification.group_id, group_key=notification.group_key, state=GroupState.RECORDED,
+                               first_seen_at=services.clock.now(), severity="", title="",
+                               receiver=notification.receiver, group_labels=dict(notification.group_labels))
+            _decide(services, store, group, notification, rules, changes)
+        elif changes.fired and _starts_anew(services, group, quiet_before=not still_firing(list(stored.values()))):
+            _new_episode(services, store, group, notification, rules, changes)
         else:
             _seen_again(services, store, group, changes)
-    return {"group": group.id, "state": group.state.value, "incident": group.incident_id,
+    return {"group": group.id, "state": group.state.value, "incident": group.incident_id, "episode": group.episode,
             "fired": len(changes.fired), "resolved": len(changes.resolved)}
 
 
-def _first_seen(services: Context, store: AlertStore, notification: Notification, rules: AlertRules,
-                changes: AlertChanges) -> AlertGroup:
+def _decide(services: Context, store: AlertStore, group: AlertGroup, notification: Notification, rules: AlertRules,
+            changes: AlertChanges) -> None:
+    """The rules' decision for the group's current episode, and what follows from it."""
     decision = rules.decide(notification)
-    group = AlertGroup(id=notification.group_id, group_key=notification.group_key, state=GroupState.RECORDED,
-                       first_seen_at=services.clock.now(), severity=decision.severity, title=decision.title,
-                       cluster=decision.cluster, receiver=notification.receiver,
-                       group_labels=dict(notification.group_labels))
+    group.severity, group.title, group.cluster = decision.severity, decision.title, decision.cluster
     action = decision.action
     triage_channel = services.settings.alert_triage_channel
     if action == "triage" and not triage_channel:
@@ -119,7 +127,38 @@ def _first_seen(services: Context, store: AlertStore, notification: Notification
         _post_triage(services, store, group)
     else:
         store.save(group)
-    return group
+
+
+def _starts_anew(services: Context, group: AlertGroup, *, quiet_before: bool) -> bool:
+    """Whether alerts that newly fire start a new episode of the group, decided by the rules again.
+
+    A ``groupKey`` is stable for as long as the route and the group's labels are (``KubeAPIDown`` on
+    ``prod`` today and next month), so a decision holds for one episode only: a recorded group is decided
+    again whenever something new fires (a critical alert may have joined it); a dismissed group, or one
+    whose incident is resolved, once everything had resolved before. A group waiting in triage waits on;
+    one whose incident is still active (or was resolved while its alerts still fired) keeps joining it.
+    """
+    if group.state == GroupState.RECORDED:
+        return True
+    if not quiet_before:
+        return False
+    if group.state == GroupState.DISMISSED:
+        return True
+    if group.state == GroupState.INCIDENT and group.incident_id:
+        return not services.store.get(group.incident_id).is_active
+    return False
+
+
+def _new_episode(services: Context, store: AlertStore, group: AlertGroup, notification: Notification,
+                 rules: AlertRules, changes: AlertChanges) -> None:
+    """Forget the last episode's decision (its incident keeps its timeline) and decide again."""
+    if group.incident_id:
+        store.unlink(group.incident_id, group.id)
+    store.forget_resolved(group.id)
+    group.episode += 1
+    group.state, group.incident_id, group.triage_channel = GroupState.RECORDED, None, None
+    group.triage_post_id = group.decided_by = None
+    _decide(services, store, group, notification, rules, changes)
 
 
 def _seen_again(services: Context, store: AlertStore, group: AlertGroup, changes: AlertChanges) -> None:
@@ -145,7 +184,7 @@ def _seen_again(services: Context, store: AlertStore, group: AlertGroup, changes
 def _open(services: Context, group: AlertGroup, *, opened_by: str, commander: str | None) -> Incident:
     """The incident of ``group``, opened once however often the job runs."""
     return lifecycle.open_incident_from_alerts(
-        services, dedupe_key=f"alert-group:{group.id}", severity=group.severity, title=group.title,
+        services, dedupe_key=f"alert-group:{group.id}:{group.episode}", severity=group.severity, title=group.title,
         cluster=group.cluster, opened_by=opened_by, commander=commander)
 
 

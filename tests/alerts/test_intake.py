@@ -133,3 +133,63 @@ def test_resolving_by_hand_while_alerts_fire_is_said_in_the_channel_and_recorded
     assert entry.data["count"] == 1 and entry.data["alerts"][0]["name"] == "HighErrorRate"
     status = lifecycle.incident_status(services, services.store.get(incident.id)).text
     assert "*Alerts:* 1 linked, 1 still firing" in status and "HighErrorRate" in status
+
+
+def _firing(starts_at: str, **labels: str) -> dict[str, Any]:
+    payload = notification(**labels)
+    payload["alerts"][0]["startsAt"] = starts_at
+    return payload
+
+
+def _resolved(payload: dict[str, Any]) -> dict[str, Any]:
+    resolved = json.loads(json.dumps(payload))
+    resolved["status"] = "resolved"
+    resolved["alerts"][0].update(status="resolved", endsAt="2026-12-02T00:30:00Z")
+    return resolved
+
+
+def test_the_same_group_firing_again_next_month_is_a_new_incident(slack: SlackEmulator, bot_server: RunningBot) -> None:
+    services = bot_server.services
+    first = _firing("2026-12-02T00:10:00Z", severity="critical")
+    opened = alerts.process_notification(services, first)
+    alerts.process_notification(services, _resolved(first))
+    old = services.store.get(opened["incident"])
+    lifecycle.change_status(services, old, Status.RESOLVED, "U_ALICE")
+
+    again = alerts.process_notification(services, _firing("2027-01-05T03:00:00Z", severity="critical"))
+    assert again["episode"] == 2 and again["incident"] != opened["incident"]
+    new = services.store.get(again["incident"])
+    (fired,) = services.store.timeline(new.id).entries({EntryKind.ALERT_FIRED})
+    assert fired.data["starts_at"] == "2027-01-05T03:00:00+00:00"  # detection is this episode's, not last month's
+    assert "*Alerts:*" not in lifecycle.incident_status(services, services.store.get(old.id)).text
+    assert len(services.store.timeline(old.id).entries({EntryKind.ALERT_FIRED})) == 1  # its history stays
+
+
+def test_a_dismissed_group_is_asked_about_again_only_after_it_had_resolved(
+        slack: SlackEmulator, bot_server: RunningBot) -> None:
+    services = bot_server.services
+    first = _firing("2026-12-02T00:10:00Z")
+    triaged = alerts.process_notification(services, first)
+    alerts.dismiss(services, triaged["group"], "U_ALICE", None)
+    more = json.loads(json.dumps(first))
+    more["alerts"].append({**first["alerts"][0], "fingerprint": "aaaa1111", "labels": {
+        **first["alerts"][0]["labels"], "pod": "web-2"}})
+    assert alerts.process_notification(services, more)["state"] == "dismissed"  # same episode: stays dismissed
+    alerts.process_notification(services, {**_resolved(more), "alerts": [
+        {**a, "status": "resolved", "endsAt": "2026-12-02T00:30:00Z"} for a in more["alerts"]]})
+    assert alerts.process_notification(services, _firing("2026-12-09T08:00:00Z"))["state"] == "triage"
+    wait_until(lambda: len([m for m in slack.messages(TRIAGE_CHANNEL) if buttons(m)]) == 2, 10)
+
+
+def test_a_recorded_group_opens_an_incident_when_a_critical_alert_joins_it(bot_server: RunningBot) -> None:
+    services = bot_server.services
+    info = _firing("2026-12-02T00:10:00Z", severity="info")
+    assert alerts.process_notification(services, info)["state"] == "recorded"
+    joined = json.loads(json.dumps(info))
+    joined["alerts"].append({**info["alerts"][0], "fingerprint": "cccc2222", "labels": {
+        **info["alerts"][0]["labels"], "severity": "critical"}})
+    result = alerts.process_notification(services, joined)
+    assert result["state"] == "incident"
+    incident = services.store.get(result["incident"])
+    assert incident.severity == "sev1"
+    assert len(services.store.timeline(incident.id).entries({EntryKind.ALERT_FIRED})) == 2
