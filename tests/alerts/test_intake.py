@@ -102,6 +102,10 @@ def test_a_notification_is_queued_once_and_its_retries_are_only_acknowledged(bot
     assert queue.count == 1
     changed = _post(bot_server, notification(pod="web-2"))  # the group's next notification is new work
     assert changed.json()["status"] == "queued" and queue.count == 2
+    _post(bot_server, notification(), {"Authorization": "Bearer wrong"})
+    scrape = requests.get(bot_server.url + "/metrics", timeout=10).text
+    for status in ("200", "401"):
+        assert f'k8s_incident_bot_alert_notifications_total{{status="{status}"}}' in scrape
 
 
 def test_label_values_are_escaped_in_what_the_job_posts(slack: SlackEmulator, bot_server: RunningBot) -> None:
