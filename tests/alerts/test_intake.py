@@ -14,6 +14,7 @@ from rq import Queue
 
 from bot.alert_intake import ALERTS_PATH, MAX_BODY_BYTES, AlertIntake
 from incident.settings import Settings
+from incident.errors import IncidentBotError
 from incident.model import Status
 from incident.timeline import EntryKind
 from service import alerts, lifecycle
@@ -197,3 +198,18 @@ def test_a_recorded_group_opens_an_incident_when_a_critical_alert_joins_it(bot_s
     incident = services.store.get(result["incident"])
     assert incident.severity == "sev1"
     assert len(services.store.timeline(incident.id).entries({EntryKind.ALERT_FIRED})) == 2
+
+
+def test_attaching_to_a_resolved_or_unknown_incident_is_refused_and_changes_nothing(bot_server: RunningBot) -> None:
+    services = bot_server.services
+    triaged = alerts.process_notification(services, notification())
+    opened = lifecycle.open_incident(services, user_id="U_ALICE", severity="sev2", title="Checkout slow")
+    assert "Opened incident" in opened.text
+    (incident,) = services.store.iter_all()
+    lifecycle.change_status(services, incident, Status.RESOLVED, "U_ALICE")
+    with pytest.raises(IncidentBotError, match="already resolved"):
+        alerts.attach(services, triaged["group"], incident.id, "U_ALICE", None)
+    with pytest.raises(IncidentBotError, match="does not exist"):
+        alerts.attach(services, triaged["group"], "20991231-999", "U_ALICE", None)
+    assert groups(bot_server)[0].state == "triage"
+    assert not services.store.timeline(incident.id).entries({EntryKind.ALERTS_LINKED})
