@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 
 ALERTS_PATH = "/alerts/alertmanager"
 MAX_BODY_BYTES = 1024 * 1024
-"""1 MiB: a notification of 1,000 alerts with rich annotations is about 1 MiB; Alertmanager's own
-``max_alerts`` keeps a receiver's notifications below what it is configured for."""
+"""1 MiB. An alert as Alertmanager sends it is 0.3–1 KiB (labels, annotations, times, link), so this
+holds a group of one to three thousand alerts; a receiver's ``max_alerts`` keeps bigger groups below it
+(Alertmanager then sends the first ones and ``truncatedAlerts``)."""
 StartResponse = Callable[..., Any]
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",

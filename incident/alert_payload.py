@@ -8,7 +8,7 @@ labels stay the same), ``status`` (``firing`` while any alert of the group fires
 ``fingerprint``). See Alertmanager's ``notify/webhook`` package and its docs' webhook section.
 
 :func:`parse_notification` turns the request body into a :class:`Notification` or raises
-:class:`incident.errors.AlertPayloadError` with every reason found (``alerts[3].fingerprint: field
+:class:`incident.errors.AlertPayloadError` with every reason found (``alerts[3].fingerprint: Field
 required``), so the intake can answer 400 naming them and store nothing. Label values are user
 input as far as Slack is concerned (``<!channel>`` in a label is text, never a mention): everything
 that shows them goes through the ``*.slack.j2`` templates, which escape them.
