@@ -22,7 +22,7 @@ from persistence.alert_store import AlertStore
 from service import alerts
 from tests.bot.helpers import ephemeral_texts, wait_until
 from tests.fixtures.alertmanager import TRIAGE_CHANNEL
-from tests.fixtures.slack import STAKEHOLDER_CHANNEL, RunningBot
+from tests.fixtures.slack import STAKEHOLDER_CHANNEL, RunningBot, both_transports
 from tests.fixtures.workers import WorkerProcesses
 
 
@@ -73,6 +73,7 @@ def _triage_message(slack: SlackEmulator, count: int = 1) -> dict:
     return [m for m in slack.messages(TRIAGE_CHANNEL) if buttons(m)][-1]
 
 
+@both_transports  # in Socket Mode the endpoint is on the probes' HTTP port; the click comes over the WebSocket
 def test_a_warning_goes_to_triage_and_open_incident_makes_the_clicker_its_commander(
         slack: SlackEmulator, bot_server: RunningBot, workers: WorkerProcesses, alertmanager: LocalAlertmanager) -> None:
     workers.start()
