@@ -237,12 +237,12 @@ def _already_decided(services: Context, group: AlertGroup) -> Reply:
 
 
 def _replace_triage_message(services: Context, group: AlertGroup, where: MessageRef | None, *,
-                            incident: Incident | None) -> None:
+                            incident: Incident | None, how: str) -> None:
     """The triage message becomes the decision (no buttons); a failure is logged, the decision stands."""
     if where is None:
         return
     firing = still_firing(list(_store(services).alerts(group.id).values()))
-    text = services.templates.render("alert_triage_decided.slack.j2", group=group, incident=incident,
+    text = services.templates.render("alert_triage_decided.slack.j2", group=group, incident=incident, how=how,
                                      alerts=_lines(firing), count=len(firing))
     try:
         services.slack.update_message(where.channel_id, where.ts, text, decided_message(text))
@@ -259,7 +259,7 @@ def open_from_triage(services: Context, group_id: str, user_id: str, where: Mess
             return _already_decided(services, group)
         incident = _open(services, group, opened_by=user_id, commander=user_id)
         _link(services, store, group, incident, actor=user_id, how="opened")
-    _replace_triage_message(services, group, where, incident=incident)
+    _replace_triage_message(services, group, where, incident=incident, how="opened")
     return Reply(services.templates.render("alert_reply.slack.j2", what="opened", group=group, incident=incident))
 
 
@@ -291,7 +291,7 @@ def attach(services: Context, group_id: str, incident_id: str, user_id: str, whe
         if group.state != GroupState.TRIAGE:
             return _already_decided(services, group)
         _link(services, store, group, incident, actor=user_id, how="attached")
-    _replace_triage_message(services, group, where, incident=incident)
+    _replace_triage_message(services, group, where, incident=incident, how="attached")
     return Reply(services.templates.render("alert_reply.slack.j2", what="attached", group=group, incident=incident))
 
 
@@ -304,7 +304,7 @@ def dismiss(services: Context, group_id: str, user_id: str, where: MessageRef | 
             return _already_decided(services, group)
         group.state, group.decided_by = GroupState.DISMISSED, user_id
         store.save(group)
-    _replace_triage_message(services, group, where, incident=None)
+    _replace_triage_message(services, group, where, incident=None, how="dismissed")
     return Reply(services.templates.render("alert_reply.slack.j2", what="dismissed", group=group))
 
 

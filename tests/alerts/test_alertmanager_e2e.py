@@ -129,6 +129,8 @@ def test_attach_links_a_group_to_an_open_incident_and_later_alerts_follow_it(
     assert entries(bot_server, incident.id, EntryKind.ALERTS_LINKED)[0]["how"] == "attached"
     wait_until(lambda: any("attached the alert group" in t for t in texts(slack, incident.channel_id)), 10)
     wait_until(lambda: not buttons(slack.message(TRIAGE_CHANNEL, message["ts"])), 10)
+    assert f"<@U_ALICE> attached these alerts to incident `{incident.id}`" in slack.message(
+        TRIAGE_CHANNEL, message["ts"])["text"]  # she opened that incident herself, by hand, before
 
     # A new alert of the attached group goes to the incident, not to triage.
     alertmanager.post_alerts([alert("HighLatency", severity="warning", service="checkout"),
