@@ -297,7 +297,6 @@ class Settings(BaseSettings):
             )
         return problems
 
-
     def alert_rule_problems(self) -> list[str]:
         """Every problem of the alert rules (``check-config`` lists them with the rest)."""
         from incident.alert_rules import rule_problems
