@@ -17,7 +17,9 @@ The job (:func:`process_notification`) handles the notification under its group'
   is asked once whether to run the recovery checklist; its button starts the normal ``/k8s resolve``
   (still gated by the validation assessment: alerts clearing is evidence, not proof).
 - **a group in triage, dismissed or recorded**: its alerts are kept up to date, nobody is told; when
-  a person attaches it or opens an incident from it, its alerts so far join that incident's timeline.
+  a person attaches it or opens an incident from it, its alerts so far join that incident's timeline. A
+  group in triage whose alerts all resolve before anyone decided says so in the triage channel and is
+  only recorded from then on.
 - **a new episode**: a decision holds until the group's alerts have all resolved. When something fires
   after that — ``KubeAPIDown`` on ``prod`` next month has the same ``groupKey`` — a dismissed group, or
   one whose incident is resolved, is decided by the rules again (a new incident, or triage); a recorded
@@ -166,6 +168,9 @@ def _seen_again(services: Context, store: AlertStore, group: AlertGroup, changes
         _post_triage(services, store, group)  # a first attempt saved the group, then died before posting
     if group.state != GroupState.INCIDENT or not group.incident_id:
         store.store_changes(group.id, changes)
+        quiet = not still_firing(list(store.alerts(group.id).values()))
+        if group.state == GroupState.TRIAGE and changes.resolved and quiet:
+            _resolved_in_triage(services, store, group, len(changes.resolved))
         return
     incident = services.store.get(group.incident_id)
     store.store_changes(group.id, changes, incident_id=incident.id, at=services.clock.now())
@@ -179,6 +184,16 @@ def _seen_again(services: Context, store: AlertStore, group: AlertGroup, changes
     services.outbox.post(incident.channel_id, text, decided_message(text), incident_id=incident.id)
     if changes.resolved:
         _prompt_if_all_resolved(services, store, incident)
+
+
+def _resolved_in_triage(services: Context, store: AlertStore, group: AlertGroup, count: int) -> None:
+    """Everything resolved before anyone decided: said under the triage message's channel, and the group is
+    only recorded from now on, so the next firing is a new episode with a triage message of its own."""
+    assert group.triage_channel
+    text = services.templates.render("alert_triage_resolved.slack.j2", group=group, count=count)
+    group.state = GroupState.RECORDED
+    store.save(group)
+    services.outbox.post(group.triage_channel, text, decided_message(text))
 
 
 def _open(services: Context, group: AlertGroup, *, opened_by: str, commander: str | None) -> Incident:

@@ -213,3 +213,17 @@ def test_attaching_to_a_resolved_or_unknown_incident_is_refused_and_changes_noth
         alerts.attach(services, triaged["group"], "20991231-999", "U_ALICE", None)
     assert groups(bot_server)[0].state == "triage"
     assert not services.store.timeline(incident.id).entries({EntryKind.ALERTS_LINKED})
+
+
+def test_a_group_that_resolves_in_triage_says_so_and_its_next_firing_asks_again(
+        slack: SlackEmulator, bot_server: RunningBot) -> None:
+    services = bot_server.services
+    first = _firing("2026-12-02T00:10:00Z")
+    triaged = alerts.process_notification(services, first)
+    assert alerts.process_notification(services, _resolved(first))["state"] == "recorded"
+    wait_until(lambda: any("resolved before anyone decided" in t for t in texts(slack, TRIAGE_CHANNEL)), 10)
+    stale = alerts.open_from_triage(services, triaged["group"], "U_ALICE", None)  # the old message's button
+    assert "Nothing to decide" in stale.text and not services.store.active()
+    again = alerts.process_notification(services, _firing("2026-12-02T06:00:00Z"))
+    assert (again["state"], again["episode"]) == ("triage", 2)
+    wait_until(lambda: len([m for m in slack.messages(TRIAGE_CHANNEL) if buttons(m)]) == 2, 10)
