@@ -14,7 +14,8 @@ Real processes: Redis, the Slack emulator, the production bot (``k8s-incident-bo
    Slack's real method tiers (``conversations.create`` is Tier 2: about 20 a minute) and, side by side, with the
    tiers lifted (the bot's own floor). Doubled or missing channels are counted.
 
-Run: ``python -m bench.bench_alerts [--notifications 2000] [--single 5] [--groups 50 --per-group 10]``.
+Run: ``python -m bench.bench_alerts [--notifications 2000] [--single 5] [--groups 50 --per-group 10] [--workers 1]
+[--parts intake,single,storm-real,storm-lifted]``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class Stack:
         self.env = _environment(self.slack, self.redis_server.url, self.port)
         self.bot = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "serve"], env=self.env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.worker: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -90,18 +91,18 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     def start_worker(self) -> None:
-        self.worker = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "worker"], env=self.env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {**self.env, "METRICS_PORT": str(free_port())}
+        self.workers.append(subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "worker"], env=env,
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def created(self) -> dict[str, float]:
         """Incident channel name → when ``conversations.create`` made it."""
         return {str(c.params.get("name")): c.ts for c in self.slack.calls_to("conversations.create") if c.ok}
 
     def close(self) -> None:
-        for process in (self.worker, self.bot):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=30)
+        for process in (*self.workers, self.bot):
+            process.terminate()
+            process.wait(timeout=30)
         self.slack.stop()
         self.redis_server.cleanup()
 
@@ -208,13 +209,14 @@ def one_group(repeats: int) -> dict[str, list[float]]:
         stack.close()
 
 
-def storm(groups: int, per_group: int, *, real_tiers: bool) -> dict[str, float]:
+def storm(groups: int, per_group: int, *, real_tiers: bool, workers: int = 1) -> dict[str, float]:
     stack = Stack(real_tiers=real_tiers)
     manager = LocalAlertmanager(webhook_url=f"{stack.url}/alerts/alertmanager", token=AM_TOKEN,
                                 routing=Routing(group_wait="1s", group_interval="5s"))
     try:
         manager.start()
-        stack.start_worker()
+        for _ in range(workers):
+            stack.start_worker()
         names = [f"Storm{g:03d}" for g in range(groups)]
         posted = time.time()
         manager.post_alerts([alert(name, cluster="bench", pod=f"p{n}") for name in names for n in range(per_group)])
@@ -239,27 +241,42 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--single", type=int, default=5)
     parser.add_argument("--groups", type=int, default=50)
     parser.add_argument("--per-group", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="RQ workers during the storm")
+    parser.add_argument("--parts", default="intake,single,storm-real,storm-lifted",
+                        help="comma-separated: intake, single, storm-real, storm-lifted")
     args = parser.parse_args(argv)
-
-    rates = accepted_per_second(args.notifications)
-    print(f"intake, {args.notifications} notifications from {THREADS} threads: "
-          f"{rates['new']:.0f}/s accepted (queued), {rates['duplicate']:.0f}/s retries acknowledged as duplicates; "
-          f"wrong answers {rates['new_wrong']:.0f}+{rates['duplicate_wrong']:.0f}, jobs queued {rates['jobs']:.0f}",
-          flush=True)
-    single = one_group(args.single)
-    print(f"one group, {args.single} runs: Alertmanager's send → incident channel median "
-          f"{statistics.median(single['from_send']):.2f} s (max {max(single['from_send']):.2f}); "
-          f"post to Alertmanager → channel median {statistics.median(single['from_post']):.2f} s "
-          f"(includes its 1 s group_wait)", flush=True)
+    parts = set(args.parts.split(","))
+    if "intake" in parts:
+        _intake(args.notifications)
+    if "single" in parts:
+        _single(args.single)
     for real in (True, False):
-        result = storm(args.groups, args.per_group, real_tiers=real)
+        if ("storm-real" if real else "storm-lifted") not in parts:
+            continue
+        result = storm(args.groups, args.per_group, real_tiers=real, workers=args.workers)
         label = "Slack's real tiers (conversations.create ~20/min)" if real else "tiers lifted (the bot's floor)"
-        print(f"storm, {args.groups * args.per_group} alerts in {args.groups} groups, {label}: all "
-              f"{result['channels']:.0f} channels {result['all_channels_after_first_send']:.1f} s after Alertmanager's "
-              f"first send ({result['all_channels_after_post']:.1f} s after the post), median "
+        print(f"storm, {args.groups * args.per_group} alerts in {args.groups} groups, {args.workers} worker(s), "
+              f"{label}: all {result['channels']:.0f} channels {result['all_channels_after_first_send']:.1f} s after "
+              f"Alertmanager's first send ({result['all_channels_after_post']:.1f} s after the post), median "
               f"{result['median_channel_after_send']:.1f} s; doubled {result['doubled']:.0f}, missing "
               f"{result['missing']:.0f}", flush=True)
     return 0
+
+
+def _intake(count: int) -> None:
+    rates = accepted_per_second(count)
+    print(f"intake, {count} notifications from {THREADS} threads: "
+          f"{rates['new']:.0f}/s accepted (queued), {rates['duplicate']:.0f}/s retries acknowledged as duplicates; "
+          f"wrong answers {rates['new_wrong']:.0f}+{rates['duplicate_wrong']:.0f}, jobs queued {rates['jobs']:.0f}",
+          flush=True)
+
+
+def _single(repeats: int) -> None:
+    single = one_group(repeats)
+    print(f"one group, {repeats} runs: Alertmanager's send → incident channel median "
+          f"{statistics.median(single['from_send']):.2f} s (max {max(single['from_send']):.2f}); "
+          f"post to Alertmanager → channel median {statistics.median(single['from_post']):.2f} s "
+          f"(includes its 1 s group_wait)", flush=True)
 
 
 if __name__ == "__main__":
