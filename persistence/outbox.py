@@ -30,6 +30,8 @@ from persistence.keys import Keys
 
 LEASE_MS = 60_000
 """Longer than one send may take (the client's timeouts and its own retries of a lost answer)."""
+PUSHED_TTL_SECONDS = 7 * 24 * 3600
+"""How long a queued post id is remembered: far longer than any replay of a command comes after it."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,18 @@ class OutboxStore:
         self._done = redis.register_script(lua.OUTBOX_DONE)
         self._defer = redis.register_script(lua.OUTBOX_DEFER)
 
-    def push(self, channel: str, intent: dict[str, Any]) -> int:
-        """Append a write for ``channel``; returns how many now wait for it (this one included)."""
-        return int(self._push(keys=[self.keys.outbox(channel), self.keys.outbox_ready()],
-                              args=[channel, json.dumps(intent, default=str), _now_ms()]))
+    def push(self, channel: str, intent: dict[str, Any], *, once: bool = False) -> int:
+        """Append a write for ``channel``; returns how many now wait for it (this one included).
+
+        ``once``: the intent's ``post_id`` is deterministic (a replayed command computes the same one), so
+        it is queued only if it was not queued before (a marker kept :data:`PUSHED_TTL_SECONDS`).
+        """
+        keys = [self.keys.outbox(channel), self.keys.outbox_ready()]
+        args: list[Any] = [channel, json.dumps(intent, default=str), _now_ms()]
+        if once:
+            keys.append(self.keys.outbox_pushed(str(intent["post_id"])))
+            args.append(PUSHED_TTL_SECONDS)
+        return int(self._push(keys=keys, args=args))
 
     def due_channels(self, limit: int = 32) -> list[str]:
         """Channels whose next write may go out now, the longest-waiting first."""

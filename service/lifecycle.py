@@ -20,7 +20,7 @@ from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Incident, Status
 from persistence.store import PENDING
 from incident.timeline import EntryKind
-from service import jobs, reminders
+from service import inbox, jobs, reminders
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,8 @@ def post_status_update(services: Context, incident: Incident, text: str, user_id
     elapsed = services.clock.now() - incident.opened_at
     rendered = services.templates.render("status_update.slack.j2", incident=incident, text=text, elapsed=elapsed,
                                          author=user_id, **reminders.update_context(services.settings, services.redis, incident))
-    services.store.timeline(incident.id).append(EntryKind.STATUS_UPDATE, user_id, {"text": text}, at=services.clock.now())
+    services.store.timeline(incident.id).append(EntryKind.STATUS_UPDATE, user_id, {"text": text}, at=services.clock.now(),
+                                                dedupe=inbox.effect_id("timeline"))  # once, even when replayed
     _announce(services, incident, rendered)
     reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="update"))

@@ -42,6 +42,7 @@ from incident.timeline import EntryKind
 from persistence.connection import get_keys, get_redis
 from persistence.outbox import Claimed, OutboxStore
 from persistence.store import IncidentStore
+from service import inbox
 
 if TYPE_CHECKING:
     from service.context import Context  # the context builds the outbox (Context.outbox)
@@ -83,11 +84,12 @@ class Outbox:
         ``stakeholder_ts`` as it is *when the post is sent* — the announcement that sets it was queued
         earlier in the same channel, so it has been sent by then.
         """
-        post_id = uuid.uuid4().hex
+        stable = inbox.effect_id(f"post:{channel}")  # the work of an inbox entry: the same id when replayed
+        post_id = stable or uuid.uuid4().hex
         waiting = self.store.push(channel, {
             "kind": "post", "channel": channel, "text": text, "blocks": _blocks(blocks), "thread_ts": thread_ts,
             "post_id": post_id, "incident_id": incident_id, "queued_at": time.time(), "record_ts_as": record_ts_as,
-            "in_stakeholder_thread": in_stakeholder_thread})
+            "in_stakeholder_thread": in_stakeholder_thread}, once=stable is not None)
         if incident_id and channel == self.services.settings.stakeholder_channel and channel:
             self._tell_if_late(channel, waiting, incident_id)
         return post_id
@@ -103,7 +105,12 @@ class Outbox:
         incident = self.services.store.get(incident_id)
         text = self.services.templates.render("stakeholders_late.slack.j2", incident=incident, waiting=waiting,
                                               wait_s=wait_s, channel=channel)
-        self.post(incident.channel_id, text, incident_id=None)
+        self._push_notice(incident.channel_id, text)
+
+    def _push_notice(self, channel: str, text: str) -> None:
+        """A notice of the outbox's own (deduplicated by its marker, so no stable id is needed)."""
+        self.store.push(channel, {"kind": "post", "channel": channel, "text": text, "blocks": None, "thread_ts": None,
+                                  "post_id": uuid.uuid4().hex, "incident_id": None, "queued_at": time.time()})
 
 
 class Drainer:
