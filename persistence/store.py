@@ -99,7 +99,8 @@ class IncidentStore:
         return Timeline(self.redis, incident_id, self.keys)
 
     # --- changes -------------------------------------------------------------------------
-    def transition(self, incident_id: str, target: Status, actor: str, data: dict[str, Any] | None = None) -> Incident:
+    def transition(self, incident_id: str, target: Status, actor: str, data: dict[str, Any] | None = None, *,
+                   dedupe: str | None = None) -> Incident:
         """Move to ``target`` if the state machine allows it; records ``status_changed``."""
 
         def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
@@ -111,9 +112,9 @@ class IncidentStore:
                 fields["resolved_at"] = repr(to_epoch(now))
             return fields, {"from": incident.status.value, "to": target.value, **(data or {})}
 
-        return self._change(incident_id, EntryKind.STATUS_CHANGED, actor, change)
+        return self._change(incident_id, EntryKind.STATUS_CHANGED, actor, change, dedupe)
 
-    def set_severity(self, incident_id: str, severity: str, actor: str) -> Incident:
+    def set_severity(self, incident_id: str, severity: str, actor: str, *, dedupe: str | None = None) -> Incident:
         """Change the severity; records ``severity_changed``."""
         if severity not in SEVERITIES:
             raise ValueError(f"unknown severity {severity!r}")
@@ -121,9 +122,9 @@ class IncidentStore:
         def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
             return {"severity": severity}, {"from": incident.severity, "to": severity}
 
-        return self._change(incident_id, EntryKind.SEVERITY_CHANGED, actor, change)
+        return self._change(incident_id, EntryKind.SEVERITY_CHANGED, actor, change, dedupe)
 
-    def set_role(self, incident_id: str, role: str, user_id: str, actor: str) -> Incident:
+    def set_role(self, incident_id: str, role: str, user_id: str, actor: str, *, dedupe: str | None = None) -> Incident:
         """Assign ``commander`` or ``comms``; records ``role_assigned``."""
         if role not in ("commander", "comms"):
             raise ValueError(f"unknown role {role!r}")
@@ -131,10 +132,10 @@ class IncidentStore:
         def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
             return {role: user_id}, {"role": role, "user": user_id, "previous": getattr(incident, role)}
 
-        return self._change(incident_id, EntryKind.ROLE_ASSIGNED, actor, change)
+        return self._change(incident_id, EntryKind.ROLE_ASSIGNED, actor, change, dedupe)
 
     def set_impact(self, incident_id: str, actor: str, *, customer_facing: bool | None = None,
-                   business_pressure: bool | None = None) -> Incident:
+                   business_pressure: bool | None = None, dedupe: str | None = None) -> Incident:
         """Mark the incident customer-facing (or not) and business pressure on (or off); records ``impact_changed``.
 
         Both feed the escalation thresholds; customer-facing time is the post-mortem's business impact.
@@ -151,19 +152,25 @@ class IncidentStore:
                 data["business_pressure"] = business_pressure
             return fields, data
 
-        return self._change(incident_id, EntryKind.IMPACT_CHANGED, actor, change)
+        return self._change(incident_id, EntryKind.IMPACT_CHANGED, actor, change, dedupe)
 
     def set_fields(self, incident_id: str, fields: dict[str, str]) -> None:
         """Bookkeeping fields with no timeline meaning (message timestamps of the header etc.)."""
         self.redis.hset(self.keys.incident(incident_id), mapping=fields)
 
-    def _change(self, incident_id: str, kind: str, actor: str, change: Any) -> Incident:
+    def _change(self, incident_id: str, kind: str, actor: str, change: Any, dedupe: str | None = None) -> Incident:
+        """Apply ``change`` with its timeline entry; with ``dedupe`` (a replayed command's identity of this
+        change) only once: a second call finds the identity recorded with the first and changes nothing."""
         key = self.keys.incident(incident_id)
+        seen = self.keys.timeline_seen(incident_id)
         timeline = self.timeline(incident_id)
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key, seen)
+                    if dedupe and pipe.sismember(seen, dedupe):
+                        pipe.reset()
+                        break
                     data = pipe.hgetall(key)
                     if not data:
                         raise IncidentNotFound(f"No incident {incident_id!r} exists.")
@@ -172,6 +179,8 @@ class IncidentStore:
                     pipe.multi()
                     pipe.hset(key, mapping=fields)
                     _queue_entry(pipe, timeline, kind, actor, now, entry)
+                    if dedupe:
+                        pipe.sadd(seen, dedupe)
                     pipe.execute()
                     break
                 except WatchError:

@@ -166,10 +166,17 @@ def incident_status(services: Context, incident: Incident) -> Reply:
 
 
 def change_severity(services: Context, incident: Incident, severity: str, user_id: str) -> Reply:
-    if severity == incident.severity:
+    change_id = inbox.effect_id("change")
+    timeline = services.store.timeline(incident.id)
+    made_before = inbox.replaying() and change_id is not None and timeline.has_seen(change_id)
+    if severity == incident.severity and not made_before:
         return Reply(services.templates.render("lifecycle_reply.slack.j2", what="same_severity", severity=severity))
-    updated = services.store.set_severity(incident.id, severity, user_id)
-    text = services.templates.render("severity_changed.slack.j2", incident=updated, previous=incident.severity, actor=user_id)
+    previous = incident.severity
+    if made_before:  # a replay after the change was made: announce what the first run changed
+        latest = timeline.latest(EntryKind.SEVERITY_CHANGED)
+        previous = str(latest.data.get("from", previous)) if latest else previous
+    updated = services.store.set_severity(incident.id, severity, user_id, dedupe=change_id)
+    text = services.templates.render("severity_changed.slack.j2", incident=updated, previous=previous, actor=user_id)
     _announce(services, updated, text)
     _refresh_header(services, updated)
     reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
@@ -177,7 +184,7 @@ def change_severity(services: Context, incident: Incident, severity: str, user_i
 
 
 def assign_role(services: Context, incident: Incident, role: str, assignee: str, user_id: str) -> Reply:
-    updated = services.store.set_role(incident.id, role, assignee, user_id)
+    updated = services.store.set_role(incident.id, role, assignee, user_id, dedupe=inbox.effect_id("change"))
     services.outbox.post(updated.channel_id, services.templates.render(
         "role_assigned.slack.j2", assignee=assignee, role=role, actor=user_id), incident_id=updated.id)
     _refresh_header(services, updated)
@@ -200,7 +207,7 @@ def change_status(services: Context, incident: Incident, target: Status, user_id
                   extra: dict[str, object] | None = None) -> Reply:
     """Mitigate, resolve or reopen, then announce (``extra`` goes into the timeline entry)."""
     data = {**({"note": note} if note else {}), **(extra or {})}
-    updated = services.store.transition(incident.id, target, user_id, data or None)
+    updated = services.store.transition(incident.id, target, user_id, data or None, dedupe=inbox.effect_id("change"))
     elapsed = services.clock.now() - updated.opened_at
     text = services.templates.render("status_changed.slack.j2", incident=updated, actor=user_id, elapsed=elapsed, note=note)
     _announce(services, updated, text)
@@ -265,7 +272,7 @@ def change_impact(services: Context, incident: Incident, user_id: str, *, custom
                   business_pressure: bool | None = None) -> Reply:
     """Record customer impact / business pressure, tell the channel, and re-plan escalations."""
     services.store.set_impact(incident.id, user_id, customer_facing=customer_facing,
-                              business_pressure=business_pressure)
+                              business_pressure=business_pressure, dedupe=inbox.effect_id("change"))
     if customer_facing is not None:
         what = "customer-facing" if customer_facing else "internal only (not customer-facing)"
     else:
