@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from sandbox.bot_process import BotProcess
 from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
@@ -46,24 +45,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def _bot(slack: SlackEmulator, redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
+def bot_env(slack: SlackEmulator, redis_url: str) -> dict[str, str]:
+    """The environment of a benchmarked bot (or worker) process."""
     kubeconfig = Path(tempfile.mkdtemp()) / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
-           "STAKEHOLDER_CHANNEL": STAKE, "REDIS_URL": redis_url, "KUBECONFIG": str(kubeconfig),
-           "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING"}
-    bot = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "serve"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-            return bot, port
-        except OSError:
-            time.sleep(0.2)
-    bot.kill()
-    raise RuntimeError("the bot did not start")
+    return {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
+            "STAKEHOLDER_CHANNEL": STAKE, "REDIS_URL": redis_url, "KUBECONFIG": str(kubeconfig),
+            "LOG_LEVEL": "WARNING", "SHUTDOWN_DELAY_SECONDS": "0"}
+
+
+def _bot(slack: SlackEmulator, redis_url: str) -> BotProcess:
+    return BotProcess(bot_env(slack, redis_url), free_port()).start()
 
 
 def _first_ts(messages: list[dict[str, Any]], marker: str) -> tuple[float | None, int]:
@@ -78,9 +70,9 @@ def scenario(incidents: int, rate: float, seconds: float, limited: bool) -> dict
         for method in ("chat.postEphemeral", "conversations.create", "conversations.setTopic",
                        "conversations.setPurpose", "conversations.invite", "pins.add"):
             slack.set_rate_limit(method, 10_000)
-        bot, port = _bot(slack, redis_server.url)
+        bot = _bot(slack, redis_server.url)
         try:
-            slack.request_url = f"http://127.0.0.1:{port}/slack/events"
+            slack.request_url = f"{bot.url}/slack/events"
             for n in range(incidents):
                 slack.slash_command("U_BENCH", "C_GENERAL", f"incident open sev2 bench incident {n}")
             deadline = time.monotonic() + 120
@@ -133,8 +125,7 @@ def scenario(incidents: int, rate: float, seconds: float, limited: bool) -> dict
                 incident_lags.append(first - at)
                 stake_lags.append(s_first - at)
         finally:
-            bot.terminate()
-            bot.wait(timeout=30)
+            bot.stop()
     return {"incident_lags": incident_lags, "stake_lags": stake_lags, "missing": missing, "doubled": doubled,
             "total": total, "settled_after": all_landed_after}
 
@@ -147,9 +138,9 @@ def storm(count: int, seconds: float) -> dict[str, Any]:
         slack.add_channel(STAKE, name="stakeholders", members=[slack.bot_user_id])
         for method in WRITES:  # Slack's own tiers and per-channel allowance, per minute, as the emulator models them
             slack.faults.set_delay(method, WRITE_LATENCY_S)
-        bot, port = _bot(slack, redis_server.url)
+        bot = _bot(slack, redis_server.url)
         try:
-            slack.request_url = f"http://127.0.0.1:{port}/slack/events"
+            slack.request_url = f"{bot.url}/slack/events"
             started = time.monotonic()
             acks = 0
             for n in range(count):
@@ -171,8 +162,7 @@ def storm(count: int, seconds: float) -> dict[str, Any]:
             doubled = sum(max(0, sum(f"storm {n:03d}" in t for t in titles) - 1) for n in range(count))
             missing = sum(1 for n in range(count) if not any(f"storm {n:03d}" in t for t in titles))
         finally:
-            bot.terminate()
-            bot.wait(timeout=60)
+            bot.stop()
     return {"acks": acks, "channels_at": channels_at, "announced_at": announced_at, "missing": missing,
             "doubled": doubled}
 
