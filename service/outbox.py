@@ -32,6 +32,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from redis import Redis
 from redis.exceptions import RedisError
 from slack_sdk.models.blocks import Block
 
@@ -113,6 +114,13 @@ class Outbox:
                                   "post_id": uuid.uuid4().hex, "incident_id": None, "queued_at": time.time()})
 
 
+def outbox_for(settings: Settings, redis: Redis, slack: SlackClient) -> Outbox:
+    """The outbox of a job that holds no :class:`~service.context.Context` (the reminder tick, paging)."""
+    from service.context import Context
+
+    return Outbox(Context(settings=settings, redis=redis, slack_client=slack))
+
+
 class Drainer:
     """Threads that send the outbox's writes, one channel each at a time; any number of processes may run one."""
 
@@ -152,6 +160,17 @@ class Drainer:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(max(0.0, deadline - time.monotonic()))
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Send everything queued now, in the calling thread (a one-off process, a test); how many were sent.
+
+        Channels held back by a ``Retry-After`` are waited for, up to ``timeout``."""
+        owner = f"{socket.gethostname()}:{os.getpid()}:flush:{uuid.uuid4().hex[:6]}"
+        before, deadline = self.sent, time.monotonic() + timeout
+        while self.store.pending() and time.monotonic() < deadline:
+            if not self.drain_once(owner):
+                time.sleep(IDLE_WAIT_SECONDS)
+        return self.sent - before
 
     def _run(self, index: int) -> None:
         owner = f"{socket.gethostname()}:{os.getpid()}:{index}:{uuid.uuid4().hex[:6]}"

@@ -26,6 +26,7 @@ from incident.templates import renderer_for
 from persistence.connection import get_keys
 from incident.timeline import EntryKind
 from service import jobs
+from service.outbox import outbox_for
 from service.reminders import schedule_job_id
 
 DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -108,11 +109,11 @@ def run_page(settings: Settings, redis: Redis, slack: SlackClient, incident_id: 
         timeline.append(EntryKind.BOT_ERROR, "bot", {"step": "pagerduty", "rule": rule_key, "error": error.message})
         text = templates.render("escalation_prompt.slack.j2", mode="page_failed", rule=rule, incident=incident,
                                 error=error.message)
-        slack.post_message(incident.channel_id, text, text_blocks(text))
+        outbox_for(settings, redis, slack).post(incident.channel_id, text, text_blocks(text), incident_id=incident.id)
         return {"paged": False, "error": error.message}
     timeline.append(EntryKind.ESCALATION_PAGED, requested_by, {"rule": rule_key, "dedup_key": answer.get("dedup_key", dedup_key)},
                     dedupe=f"escalation_paged:{dedup_key}")
     text = templates.render("escalation_prompt.slack.j2", mode="paged", rule=rule, incident=incident,
                             dedup_key=answer.get("dedup_key", dedup_key))
-    slack.post_message(incident.channel_id, text, text_blocks(text))
+    outbox_for(settings, redis, slack).post(incident.channel_id, text, text_blocks(text), incident_id=incident.id)
     return {"paged": True, "dedup_key": answer.get("dedup_key", dedup_key)}
