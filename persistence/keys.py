@@ -135,6 +135,10 @@ class Keys:
         """Marker that a post with this (deterministic) id was queued: a replayed command queues it once."""
         return f"{self.prefix}:outbox-pushed:{post_id}"
 
+    def outbox_digest(self, channel: str) -> str:
+        """Marker that a channel that fell behind got its digest (one per window, :mod:`service.fan_in`)."""
+        return f"{self.prefix}:outbox-digest:{channel}"
+
     def inbox_entries(self) -> str:
         """Hash entry id → the acknowledged command/click/submission (JSON), until its work is done."""
         return f"{self.prefix}:inbox"

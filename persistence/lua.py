@@ -135,6 +135,26 @@ return 1
 """
 
 
+# KEYS: lease, channel list, ready zset, attempts hash; ARGV: channel, owner, old count, new count, old items…,
+# new items…, ready at (ms). Replace the channel's first items (still exactly ``old items``) by ``new items``.
+OUTBOX_REWRITE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+local n_old, n_new = tonumber(ARGV[3]), tonumber(ARGV[4])
+local head = redis.call('LRANGE', KEYS[2], 0, n_old - 1)
+if #head ~= n_old then return 0 end
+for i = 1, n_old do
+  if head[i] ~= ARGV[4 + i] then return 0 end
+end
+redis.call('LTRIM', KEYS[2], n_old, -1)
+for i = n_new, 1, -1 do
+  redis.call('LPUSH', KEYS[2], ARGV[4 + n_old + i])
+end
+redis.call('ZADD', KEYS[3], ARGV[5 + n_old + n_new], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
 # --- action requests (persistence.action_store) ------------------------------------------------------
 
 ACTION_CONFIRM = """

@@ -62,6 +62,7 @@ class OutboxStore:
         self._claim = redis.register_script(lua.OUTBOX_CLAIM)
         self._done = redis.register_script(lua.OUTBOX_DONE)
         self._defer = redis.register_script(lua.OUTBOX_DEFER)
+        self._rewrite = redis.register_script(lua.OUTBOX_REWRITE)
 
     def push(self, channel: str, intent: dict[str, Any], *, once: bool = False) -> int:
         """Append a write for ``channel``; returns how many now wait for it (this one included).
@@ -98,6 +99,21 @@ class OutboxStore:
         """Not now (a 429 or a transient error): keep the head, try the channel again in ``seconds``."""
         return bool(self._defer(keys=[self.keys.outbox_lease(claimed.channel), self.keys.outbox_ready()],
                                 args=[claimed.channel, owner, _now_ms() + int(seconds * 1000)]))
+
+    def peek(self, channel: str, limit: int) -> list[str]:
+        """The first ``limit`` writes waiting for ``channel`` (stored JSON), oldest first."""
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in self.redis.lrange(self.keys.outbox(channel), 0,
+                                                                                          limit - 1)]
+
+    def rewrite(self, claimed: Claimed, owner: str, old: list[str], new: list[dict[str, Any]]) -> bool:
+        """Replace the channel's first writes ``old`` (as :meth:`peek` read them) by ``new`` and release the channel.
+
+        Atomic and guarded: only the lease holder may, and only while those writes are still the head
+        (writes queued meanwhile are behind them and stay). The coalescing of a channel that is behind
+        (:mod:`service.fan_in`) uses it."""
+        raws = [json.dumps(intent, default=str) for intent in new]
+        return bool(self._rewrite(keys=self._channel_keys(claimed.channel),
+                                  args=[claimed.channel, owner, len(old), len(raws), *old, *raws, _now_ms()]))
 
     def backlog(self, channel: str) -> int:
         """Writes waiting for ``channel``."""

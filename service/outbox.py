@@ -16,7 +16,8 @@ Ordering: per channel, strictly (one lease holder, FIFO). Between channels there
 Slack does not give either.
 
 When the stakeholder channel falls behind, the incident's commander is told once per
-:data:`LATE_NOTICE_SECONDS` in the incident channel (which is not behind), with how many updates wait.
+:data:`LATE_NOTICE_SECONDS` in the incident channel (which is not behind), with how many updates wait,
+and the drainer coalesces what waits (:mod:`service.fan_in`: one digest, one reply per incident).
 
 What answers within Slack's 3 s (the ack, ``views.open`` with its trigger) and what needs the answer of
 its call (a new channel's id, the pinned header's ``ts``) stays synchronous.
@@ -39,11 +40,13 @@ from slack_sdk.models.blocks import Block
 from chat.client import TRANSIENT_CODES, SlackClient
 from incident.errors import SlackApiError
 from incident.settings import Settings
+from incident.templates import renderer_for
 from incident.timeline import EntryKind
 from persistence.connection import get_keys, get_redis
 from persistence.outbox import Claimed, OutboxStore
 from persistence.store import IncidentStore
 from service import inbox
+from service.fan_in import FanIn
 
 if TYPE_CHECKING:
     from service.context import Context  # the context builds the outbox (Context.outbox)
@@ -129,6 +132,8 @@ class Drainer:
         self.store = OutboxStore(get_redis(settings), get_keys(settings))
         self.slack = slack or SlackClient(settings, max_rate_limit_retries=0)
         self.incidents = IncidentStore(get_redis(settings), get_keys(settings))
+        self.fan_in = FanIn(get_redis(settings), get_keys(settings), self.store,
+                            lambda: renderer_for(settings.templates_dir))
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(index,), name=f"outbox-{index}", daemon=True)
                          for index in range(threads)]
@@ -197,6 +202,8 @@ class Drainer:
         return False
 
     def _deliver(self, claimed: Claimed, owner: str) -> None:
+        if self.fan_in.coalesce(claimed, owner):  # behind: a digest now, each incident's updates in one reply
+            return
         intent = claimed.intent
         incident_id = intent.get("incident_id")
         thread_ts = intent.get("thread_ts")
