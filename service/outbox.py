@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IDLE_WAIT_SECONDS = 0.05
+IDLE_WAIT_SECONDS = 0.1
 """How long an idle drainer thread waits before looking for due channels again."""
 MAX_ATTEMPTS = 8
 """Transient failures (5xx, timeouts) of one write before it is given up on (logged, on the timeline)."""
@@ -62,7 +62,9 @@ LATE_BACKLOG = 3
 LATE_WAIT_SECONDS = 5.0
 """Or: the stakeholder channel may not send for this long (a 429's Retry-After)."""
 LATE_NOTICE_SECONDS = 120
-DRAINER_THREADS = 4
+DRAINER_THREADS = 16
+"""Senders per process. Each waits on Slack (~150 ms a write), and one channel is one sender at a time, so
+this bounds a process's posts per second (measured in ``bench/bench_replicas.py``); idle ones poll Redis."""
 
 
 def _blocks(blocks: list[Block] | list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
