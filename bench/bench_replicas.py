@@ -4,8 +4,8 @@ The replicas are production ``k8s-incident-bot serve`` processes behind Debian's
 readiness-checked), sharing one real Redis; Slack is the emulator, answering every write 150 ms late.
 To measure the bot and not Slack, the per-channel ``chat.postMessage`` allowance is lifted (with it,
 20 incident channels cap the total at ~20 posts/s and the stakeholder channel at ~1/s:
-``bench_outbox`` measures that side). 20 incidents are open; 32 clients send updates back to back
-(each waits for its ack) for ``--seconds``; every update is recorded in the inbox, acknowledged, put on
+``bench_outbox`` measures that side). 20 incidents are open; updates come at ``--rate`` per second (open loop), then from 32
+clients back to back (each waits for its ack: the capacity), for ``--seconds``; every update is recorded in the inbox, acknowledged, put on
 the timeline and queued for two posts (incident channel and stakeholder thread) that the replicas'
 drainers send.
 
@@ -15,7 +15,7 @@ system from ``/proc``), and the lag from command to incident-channel post (p50/p
 cores bound the ratio: the emulator, HAProxy, Redis and the load run on the same cores as the replicas,
 so read the scaling off the CPU per update and the lag beside the throughput.
 
-Run: ``python -m bench.bench_replicas [--replicas 1,2,4] [--seconds 20] [--clients 32]``.
+Run: ``python -m bench.bench_replicas [--replicas 1,2,4] [--rate 20,0] [--seconds 20] [--clients 32]``.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Figures:
     digests: int
 
 
-def run(replicas: int, incidents: int, seconds: float, clients: int) -> Figures:
+def run(replicas: int, incidents: int, seconds: float, clients: int, rate: float) -> Figures:
     with RedisServer() as redis_server, SlackEmulator(signing_secret="bench-secret", bot_token="xoxb-bench") as slack:
         slack.add_user("U_BENCH", name="bench")
         slack.add_channel(STAKE, name="stakeholders", members=[slack.bot_user_id])
@@ -99,22 +99,32 @@ def run(replicas: int, incidents: int, seconds: float, clients: int) -> Figures:
             counter = iter(range(10**9))
             stop_at = time.monotonic() + seconds
 
+            def one(i: int) -> int:
+                marker, channel = f"rep-{i:06d}", channels[i % len(channels)]
+                at = time.time()
+                if slack.slash_command("U_BENCH", channel, f"update {marker}").status != 200:
+                    return 0
+                with lock:
+                    sent[marker] = (channel, at)
+                return 1
+
             def client_loop(_: int) -> int:
                 acked = 0
                 while time.monotonic() < stop_at:
-                    i = next(counter)
-                    marker, channel = f"rep-{i:06d}", channels[i % len(channels)]
-                    at = time.time()
-                    if slack.slash_command("U_BENCH", channel, f"update {marker}").status == 200:
-                        with lock:
-                            sent[marker] = (channel, at)
-                        acked += 1
+                    acked += one(next(counter))
                 return acked
 
             cpu_before = sum(cpu_seconds(b.process.pid) for b in bots if b.process)
             started = time.time()
             with ThreadPoolExecutor(max_workers=clients) as pool:
-                acked = sum(pool.map(client_loop, range(clients)))
+                if rate:  # open loop: one command every 1/rate s, however long the acks take
+                    futures = []
+                    for i in range(int(rate * seconds)):
+                        time.sleep(max(0.0, started + i / rate - time.time()))
+                        futures.append(pool.submit(one, i))
+                    acked = sum(f.result() for f in futures)
+                else:  # closed loop: every client sends its next command when the last was acknowledged
+                    acked = sum(pool.map(client_loop, range(clients)))
             load_seconds = time.time() - started
             deadline = time.monotonic() + 600
             while (outbox.pending() or inbox.pending()) and time.monotonic() < deadline:
@@ -157,20 +167,26 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--incidents", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rate", default="20,0",
+                        help="offered updates/s, one pass each; 0: clients back to back (the capacity)")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.replicas.split(",")]
-    print(f"{args.incidents} incidents, {args.clients} clients sending /k8s update back to back for {args.seconds:.0f} s "
-          f"through HAProxy; Slack writes +{WRITE_LATENCY_S * 1000:.0f} ms, per-channel limit lifted; "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
-    results = [run(n, args.incidents, args.seconds, args.clients) for n in counts]
-    base = results[0]
-    for r in results:
-        print(f"{r.replicas} replica(s): {r.acked:5d} acked, {r.ack_rate:6.1f} acked/s, {r.landed_rate:6.1f} landed/s "
-              f"({r.landed_rate / base.landed_rate:4.2f}x), CPU {r.cpu_per_update_ms:5.1f} ms/update "
-              f"({r.cpu_per_update_ms / base.cpu_per_update_ms:4.2f}x), incident-channel lag p50 {r.lag_p50:5.2f} s "
-              f"p99 {r.lag_p99:5.2f} s, missing {r.missing} doubled {r.doubled}; stakeholder channel: "
-              f"{r.stake_posts} posts ({r.digests} digests) for {r.acked} updates")
-    return 0 if all(not r.missing and not r.doubled for r in results) else 1
+    ok = True
+    for rate in (float(r) for r in args.rate.split(",")):
+        load = f"/k8s update at {rate:g}/s" if rate else f"{args.clients} clients sending /k8s update back to back"
+        print(f"{args.incidents} incidents, {load} for {args.seconds:.0f} s through HAProxy; Slack writes "
+              f"+{WRITE_LATENCY_S * 1000:.0f} ms, per-channel limit lifted; {os.cpu_count()} cores, load average "
+              f"{os.getloadavg()[0]:.1f} at the start")
+        results = [run(n, args.incidents, args.seconds, args.clients, rate) for n in counts]
+        base = results[0]
+        for r in results:
+            print(f"  {r.replicas} replica(s): {r.acked:5d} acked, {r.ack_rate:6.1f} acked/s, {r.landed_rate:6.1f} "
+                  f"landed/s ({r.landed_rate / base.landed_rate:4.2f}x), CPU {r.cpu_per_update_ms:5.1f} ms/update "
+                  f"({r.cpu_per_update_ms / base.cpu_per_update_ms:4.2f}x), incident-channel lag p50 {r.lag_p50:5.2f} s "
+                  f"p99 {r.lag_p99:5.2f} s, missing {r.missing} doubled {r.doubled}; stakeholder channel "
+                  f"{r.stake_posts} posts ({r.digests} digests) for {r.acked} updates")
+        ok = ok and all(not r.missing and not r.doubled for r in results)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
