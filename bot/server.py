@@ -55,8 +55,10 @@ StartResponse = Callable[..., Any]
 
 FLUSH_SECONDS = 30.0
 """Without a deadline (tests), how long a stopping bot keeps sending queued posts at most."""
-DRAIN_SECONDS = 25.0
-"""How long a stopping bot finishes acknowledged work: inside Kubernetes' default 30 s grace period."""
+DRAIN_SECONDS = 20.0
+"""How long a stopping bot finishes acknowledged work: with ``SHUTDOWN_DELAY_SECONDS`` (5 s) before it, inside
+Kubernetes' default 30 s grace period, with time left to send queued posts (what is not finished is replayed
+from the inbox by another replica)."""
 SOCKET_UNHEALTHY_AFTER_SECONDS = 60.0
 """A Socket Mode process without a connection this long fails ``/healthz`` (reconnects take seconds)."""
 

@@ -33,7 +33,6 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from redis import Redis
 from redis.exceptions import RedisError
 from slack_sdk.models.blocks import Block
 
@@ -117,13 +116,6 @@ class Outbox:
         """A notice of the outbox's own (deduplicated by its marker, so no stable id is needed)."""
         self.store.push(channel, {"kind": "post", "channel": channel, "text": text, "blocks": None, "thread_ts": None,
                                   "post_id": uuid.uuid4().hex, "incident_id": None, "queued_at": time.time()})
-
-
-def outbox_for(settings: Settings, redis: Redis, slack: SlackClient) -> Outbox:
-    """The outbox of a job that holds no :class:`~service.context.Context` (the reminder tick, paging)."""
-    from service.context import Context
-
-    return Outbox(Context(settings=settings, redis=redis, slack_client=slack))
 
 
 class Drainer:

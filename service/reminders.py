@@ -55,7 +55,7 @@ from incident.templates import TemplateRenderer, renderer_for
 from persistence.connection import get_keys
 from incident.timeline import EntryKind
 from service import jobs
-from service.outbox import outbox_for
+from service.context import Context
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -369,7 +369,7 @@ class _Sender:
             text = self.templates.render("stakeholder_ping.slack.j2", **context)
             # Through the outbox: the stakeholder channel is the busiest (every incident's updates), and a
             # tick must not sleep on its Retry-After; the post is sent by the bot's drainers.
-            post_id = outbox_for(self.settings, self.redis, self.slack).post(
+            post_id = Context(settings=self.settings, redis=self.redis, slack_client=self.slack).outbox.post(
                 channel, text, text_blocks(text), incident_id=incident.id, in_stakeholder_thread=True)
             return {"channel": channel, "post_id": post_id, "thread_ts": incident.stakeholder_ts, "queued": True}
         assert notice.rule is not None
