@@ -4,6 +4,9 @@ Each function does the Slack side (channel, topic, header, announcements) around
 change, and returns the ephemeral reply for the person who asked. The state change is written
 before any optional Slack step, so a Slack failure afterwards never loses the incident; such
 failures are recorded on the timeline and reported to the user.
+
+Run again after a crash (a replay from the inbox, :mod:`service.inbox`), a function adds nothing twice:
+its timeline entries, state changes and outbox posts carry identities from :func:`service.inbox.effect_id`.
 """
 
 from __future__ import annotations
