@@ -1,8 +1,9 @@
 """The Bolt app: thin listeners that parse, ``ack()`` within Slack's 3 seconds, then work.
 
 Every listener hands the request to the one after-ack wrapper (:class:`bot.after_ack.AfterAck`),
-which records it in the durable inbox (when serving), acknowledges, and runs the work on the post-ack pool — never on Bolt's listener
-threads — and turns its text or its :class:`IncidentBotError` into an ephemeral reply. The listeners
+which records it in the durable inbox (when serving), acknowledges, runs the work on the post-ack
+pool — never on Bolt's listener threads — and turns its text or its :class:`IncidentBotError` into an
+ephemeral reply. The listeners
 come from explicit lists: the command registry (``bot.commands.build_registry``), the incident
 header's buttons and the risky actions' buttons (:class:`bot.after_ack.ButtonSpec` s). Events API
 deliveries are de-duplicated by ``event_id`` so Slack's retries never record anything twice.
