@@ -3,7 +3,7 @@
 Slack delivers every request to one URL; in production that URL is an ingress or a Service spreading
 requests over the bot's replicas, and taking a replica out of rotation while it restarts. This is that
 part, small: ``balance roundrobin``, a readiness check (``/readyz``, as a Kubernetes Service follows the
-readiness probe) every 200 ms — a stopping replica fails it at once and keeps serving while it is taken
+readiness probe) every 200 ms, out of rotation after two failures — a stopping replica fails it at once and keeps serving while it is taken
 out of rotation — and a retry on another replica when a connection is refused (the request never reached
 that replica, so repeating it is safe). A request that reached a replica which then died is *not*
 retried: the replica may have recorded it (the inbox replays it), and a retry would do it twice.
@@ -44,7 +44,7 @@ class HaproxyFront:
         return f"http://127.0.0.1:{self.port}"
 
     def _config(self) -> str:
-        servers = "\n".join(f"    server bot{i} 127.0.0.1:{port} check inter 200 fall 1 rise 2"
+        servers = "\n".join(f"    server bot{i} 127.0.0.1:{port} check inter 200 fall 2 rise 2"
                             for i, port in enumerate(self.backend_ports))
         return f"""global
     log stdout format raw local0 warning

@@ -44,7 +44,8 @@ from tests.fixtures.workers import settings_environment
 
 @pytest.fixture()
 def replicas(slack: SlackEmulator, bot_settings: Settings, tmp_path: Path) -> Iterator[list[BotProcess]]:
-    env = {**settings_environment(bot_settings), "SHUTDOWN_DELAY_SECONDS": "1"}  # the front checks every 200 ms
+    # The front takes a replica out after 2 failed checks 200 ms apart; 2 s leaves room on loaded cores.
+    env = {**settings_environment(bot_settings), "SHUTDOWN_DELAY_SECONDS": "2"}
     group = [BotProcess(env, free_port(), tmp_path / f"bot-{i}.log") for i in range(2)]
     try:
         for replica in group:
