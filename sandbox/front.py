@@ -3,9 +3,9 @@
 Slack delivers every request to one URL; in production that URL is an ingress or a Service spreading
 requests over the bot's replicas, and taking a replica out of rotation while it restarts. This is that
 part, small: ``balance roundrobin``, a readiness check (``/readyz``, as a Kubernetes Service follows the
-readiness probe) every 200 ms, out of rotation after two failures — a stopping replica fails it at once and keeps serving while it is taken
-out of rotation — and a retry on another replica when a connection is refused (the request never reached
-that replica, so repeating it is safe). A request that reached a replica which then died is *not*
+readiness probe) every 200 ms, out of rotation after two failures — a stopping replica fails it at once
+and keeps serving while it is taken out of rotation — and a retry on another replica when a connection
+is refused (the request never reached that replica, so repeating it is safe). A request that reached a replica which then died is *not*
 retried: the replica may have recorded it (the inbox replays it), and a retry would do it twice.
 """
 
