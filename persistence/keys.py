@@ -139,6 +139,10 @@ class Keys:
         """Marker that a channel that fell behind got its digest (one per window, :mod:`service.fan_in`)."""
         return f"{self.prefix}:outbox-digest:{channel}"
 
+    def open_channel_name(self, token: str) -> str:
+        """The channel name a replayable ``incident open`` is creating (a replay adopts that channel)."""
+        return f"{self.prefix}:open-channel:{token}"
+
     def inbox_entries(self) -> str:
         """Hash entry id → the acknowledged command/click/submission (JSON), until its work is done."""
         return f"{self.prefix}:inbox"

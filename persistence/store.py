@@ -33,14 +33,20 @@ class IncidentStore:
         self.clock = clock or SystemClock()
 
     # --- creation ------------------------------------------------------------------------
-    def claim_open(self, dedupe_key: str) -> str | None:
+    def claim_open(self, dedupe_key: str, token: str | None = None) -> str | None:
         """Reserve an ``incident open`` request; returns ``None`` if this call won the claim,
-        else what the earlier request left (``"pending"`` or the incident id)."""
+        else what the earlier request left (``"pending"`` or the incident id).
+
+        ``token`` (a replayable request's identity): a pending claim holding the same token is this
+        request's own, left by its first run (which died): it is ``None`` too, and the open resumes."""
         key = self.keys.open_request(dedupe_key)
-        if self.redis.set(key, PENDING, nx=True, ex=OPEN_CLAIM_TTL_SECONDS):
+        mine = f"{PENDING}:{token}" if token else PENDING
+        if self.redis.set(key, mine, nx=True, ex=OPEN_CLAIM_TTL_SECONDS):
             return None
-        value = self.redis.get(key)
-        return value.decode() if value else PENDING
+        value = (self.redis.get(key) or b"").decode() or PENDING
+        if token and value == mine:
+            return None
+        return PENDING if value.startswith(PENDING) else value
 
     def release_open_claim(self, dedupe_key: str) -> None:
         """Forget a claim whose opening failed, so the user can try again."""

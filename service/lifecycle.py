@@ -21,7 +21,7 @@ from chat.escape import truncate
 from chat.blocks import header_fallback_text, incident_header, text_section
 from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Incident, Status
-from persistence.store import PENDING
+from persistence.store import OPEN_CLAIM_TTL_SECONDS, PENDING
 from incident.timeline import EntryKind
 from service import inbox, jobs, reminders
 
@@ -48,33 +48,47 @@ def open_incident(services: Context, *, user_id: str, severity: str, title: str)
     """Create the channel, store the incident, set it up and announce it (idempotent per request)."""
     store = services.store
     dedupe = open_dedupe_key(user_id, severity, title)
-    earlier = store.claim_open(dedupe)
+    token = inbox.effect_id("open")  # a replay after a crash finds its first run's claim, channel, incident
+    earlier = store.claim_open(dedupe, token)
     if earlier == PENDING:
         return Reply(services.templates.render("lifecycle_reply.slack.j2", what="opening"))
     if earlier is not None:
         existing = store.get(earlier)
-        return Reply(services.templates.render("lifecycle_reply.slack.j2", what="already_open", incident=existing))
-    try:
-        now = services.clock.now()
-        incident_id = store.next_id(now)
-        channel_id, channel_name = _create_channel(services, now, title)
-        incident = Incident(
-            id=incident_id, title=title, severity=severity, channel_id=channel_id, channel_name=channel_name,
-            opened_by=user_id, opened_at=now, commander=user_id,
-        )
-        store.create(incident, dedupe_key=dedupe)
-    except BaseException:
-        store.release_open_claim(dedupe)
-        raise
+        if token is None or existing.extra.get("open_request") != token:
+            return Reply(services.templates.render("lifecycle_reply.slack.j2", what="already_open", incident=existing))
+        incident = existing  # this request's own, stored by its first run: finish the set-up
+    else:
+        try:
+            now = services.clock.now()
+            incident_id = store.next_id(now)
+            channel_id, channel_name = _create_channel(services, now, title, token)
+            incident = Incident(
+                id=incident_id, title=title, severity=severity, channel_id=channel_id, channel_name=channel_name,
+                opened_by=user_id, opened_at=now, commander=user_id, extra={"open_request": token} if token else {},
+            )
+            store.create(incident, dedupe_key=dedupe)
+        except BaseException:
+            store.release_open_claim(dedupe)
+            raise
     reminders.start_schedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
     problems = _set_up_channel(services, incident)
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="opened", incident=incident, problems=problems))
 
 
-def _create_channel(services: Context, now: object, title: str) -> tuple[str, str]:
+def _create_channel(services: Context, now: object, title: str, token: str | None = None) -> tuple[str, str]:
+    """A new channel for the incident; ``token`` (a replayable request): the name being created is recorded
+    first, and a replay adopts the channel its first run created (or was creating when it died)."""
     prefix = services.settings.incident_channel_prefix
+    name_key = services.keys.open_channel_name(token) if token else None
+    if name_key is not None and inbox.replaying():
+        created = services.redis.get(name_key)
+        adopted = _own_unused_channel(services, created.decode()) if created else None
+        if adopted is not None:
+            return adopted
     for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
         name = incident_channel_name(prefix, now, title, suffix=attempt if attempt > 1 else None)  # type: ignore[arg-type]
+        if name_key is not None:
+            services.redis.set(name_key, name, ex=OPEN_CLAIM_TTL_SECONDS)
         try:
             body = services.slack.call("conversations.create", name=name, is_private=False)
         except SlackApiError as error:
@@ -87,6 +101,22 @@ def _create_channel(services: Context, now: object, title: str) -> tuple[str, st
         f"Could not find a free channel name after {MAX_NAME_ATTEMPTS} tries.",
         hint="Archive old incident channels or use a different title.",
     )
+
+
+def _own_unused_channel(services: Context, name: str) -> tuple[str, str] | None:
+    """The channel ``name`` if the bot created it and no incident has it (a dead first run's), else ``None``."""
+    bot = _bot_user_id(services)
+    cursor = ""
+    while True:
+        body = services.slack.call("conversations.list", types="public_channel", exclude_archived=True, limit=999,
+                                   **({"cursor": cursor} if cursor else {}))
+        for channel in body.get("channels", []):
+            if channel.get("name") == name:
+                mine = channel.get("creator") == bot and services.store.find_by_channel(str(channel["id"])) is None
+                return (str(channel["id"]), name) if mine else None
+        cursor = str((body.get("response_metadata") or {}).get("next_cursor") or "")
+        if not cursor:
+            return None
 
 
 def _set_up_channel(services: Context, incident: Incident) -> list[str]:
@@ -113,11 +143,14 @@ def _set_up_channel(services: Context, incident: Incident) -> list[str]:
     invitees.discard(_bot_user_id(services))
     if invitees:
         attempt("invite responders", lambda: _invite(services, incident.channel_id, sorted(invitees)))
-    header_ts = attempt("post header", lambda: slack.post_message(
-        incident.channel_id, header_fallback_text(incident), incident_header(incident)))
+    header_ts: object = incident.header_ts  # set already when a replay finishes a dead first run's set-up
+    if not header_ts:
+        header_ts = attempt("post header", lambda: slack.post_message(
+            incident.channel_id, header_fallback_text(incident), incident_header(incident),
+            post_id=inbox.effect_id("header"), look_first=inbox.replaying()))
     if isinstance(header_ts, str):
         store.set_fields(incident.id, {"header_ts": header_ts})
-        attempt("pin header", lambda: slack.call("pins.add", channel=incident.channel_id, timestamp=header_ts))
+        attempt("pin header", lambda: _pin(services, incident.channel_id, header_ts))
     stakeholders = services.settings.stakeholder_channel
     if stakeholders:
         # Through the outbox: in an alert storm the stakeholder channel takes about one post a second, and
@@ -127,6 +160,14 @@ def _set_up_channel(services: Context, incident: Incident) -> list[str]:
         services.outbox.post(stakeholders, text, text_section(text), incident_id=incident.id,
                              record_ts_as="stakeholder_ts")
     return problems
+
+
+def _pin(services: Context, channel_id: str, ts: str) -> None:
+    try:
+        services.slack.call("pins.add", channel=channel_id, timestamp=ts)
+    except SlackApiError as error:
+        if error.code != "already_pinned":  # a replay pinning what its first run pinned
+            raise
 
 
 def _bot_user_id(services: Context) -> str | None:

@@ -174,3 +174,35 @@ def test_a_sigkilled_replica_loses_nothing_it_acknowledged(
     wait_until(lambda: OutboxStore(redis_client, keys).pending() == 0, 90)
     print(f"{len(load.acked)} updates acknowledged around a SIGKILL, each landed once; {len(load.failed)} failed at "
           f"the front (in flight on the killed replica); the half-done severity change was replayed once")
+
+
+def test_an_incident_open_cut_short_by_a_sigkill_is_finished_once(
+        slack: SlackEmulator, bot_settings: Settings, redis_client: redis.Redis, replicas: list[BotProcess]) -> None:
+    """The replica opening an incident dies while Slack is creating its channel; the survivor's replay adopts
+    that channel (no orphan, no second channel), stores the incident and sets it up once."""
+    keys = get_keys(bot_settings)
+    store, inbox = IncidentStore(redis_client, keys), InboxStore(redis_client, keys)
+    with HaproxyFront([r.port for r in replicas]) as front:
+        slack.request_url = f"{front.url}/slack/events"
+        slack.delay("conversations.create", 3.0)  # Slack takes its time; the channel appears after the kill
+        assert slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev1 Checkout down").status == 200
+        wait_until(lambda: slack.in_flight("conversations.create") == 1, 10)
+        [entry_id] = [k for k, v in redis_client.hgetall(keys.inbox_entries()).items() if b"Checkout down" in v]
+        pid = int(redis_client.hget(keys.inbox_owners(), entry_id).decode().split(":")[1])
+        [victim] = [r for r in replicas if r.process is not None and r.process.pid == pid]
+        victim.stop(signal.SIGKILL)
+        wait_until(lambda: slack.in_flight("conversations.create") == 0, 10)  # the dead run's channel exists now
+        slack.delay("conversations.create", 0.0)
+        wait_until(lambda: inbox.pending() == 0, 60)  # the survivor replayed and finished it
+        wait_until(lambda: any(i.stakeholder_ts for i in store.iter_all()), 30)
+
+    [incident] = list(store.iter_all())
+    assert incident.title == "Checkout down" and incident.header_ts
+    assert [c.name for c in slack.channels.values() if c.name.endswith("checkout-down")] == [incident.channel_name]
+    assert [m["ts"] for m in slack.pins(incident.channel_id)] == [incident.header_ts]
+    headers = [m for m in slack.messages(incident.channel_id) if m.get("bot_id") and m.get("blocks")]
+    assert len(headers) == 1
+    announcements = [m for m in slack.messages(STAKEHOLDER_CHANNEL, include_replies=False)
+                     if m.get("bot_id") and "Checkout down" in str(m.get("text", ""))]
+    assert len(announcements) == 1
+    assert len(store.timeline(incident.id).entries({"opened"})) == 1
