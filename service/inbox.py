@@ -34,6 +34,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
+from rq.job import Job
 
 from persistence.inbox import LEASE_MS, InboxEntry, InboxStore
 from persistence.keys import Keys
@@ -79,6 +80,19 @@ def effect_id(what: str) -> str | None:
     n = current.counters.get(what, 0)
     current.counters[what] = n + 1
     return f"{current.entry_id}:{what}:{n}"
+
+
+def job_once(redis: Redis) -> tuple[str | None, bool]:
+    """The RQ job id for the running entry's next job, and whether its first run already queued it.
+
+    ``(None, False)`` outside an entry (RQ picks an id). A replay that finds the job (queued, running or
+    finished within its result TTL, minutes; a replay comes about 15 s after the crash) does not queue it
+    again."""
+    effect = effect_id("job")
+    if effect is None:
+        return None, False
+    job_id = "inbox-" + effect.replace(":", "-")
+    return job_id, replaying() and Job.exists(job_id, connection=redis)
 
 
 def replaying() -> bool:

@@ -291,7 +291,9 @@ def _refresh_header(services: Context, incident: Incident) -> None:
 
 def request_postmortem(services: Context, incident: Incident, user_id: str) -> None:
     """Queue the post-mortem draft (rendering a long timeline takes longer than Slack's 3 s)."""
-    jobs.enqueue(services.settings, jobs.POSTMORTEM, incident.id, user_id, redis=services.redis)
+    job_id, queued = inbox.job_once(services.redis)
+    if not queued:
+        jobs.enqueue(services.settings, jobs.POSTMORTEM, incident.id, user_id, redis=services.redis, job_id=job_id)
 
 
 def request_resolve(services: Context, incident: Incident, user_id: str, override_reason: str | None) -> Reply:
@@ -305,10 +307,12 @@ def request_resolve(services: Context, incident: Incident, user_id: str, overrid
         raise NotPermitted("Only the incident commander can resolve over a failing checklist.",
                            hint=f"The commander is <@{incident.commander}>; `/k8s role commander @you` changes it.")
     budget = int(services.settings.assessment_budget_seconds)
-    jobs.enqueue(services.settings, jobs.RESOLVE, incident.id, user_id, override_reason, redis=services.redis,
-                 timeout=budget + 120)
+    job_id, queued = inbox.job_once(services.redis)
+    if not queued:
+        jobs.enqueue(services.settings, jobs.RESOLVE, incident.id, user_id, override_reason, redis=services.redis,
+                     timeout=budget + 120, job_id=job_id)
     services.store.timeline(incident.id).append(EntryKind.RESOLVE_REQUESTED, user_id, {"override_reason": override_reason},
-                                                at=services.clock.now())
+                                                at=services.clock.now(), dedupe=inbox.effect_id("timeline"))
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="resolving"))
 
 

@@ -5,6 +5,7 @@
 - A replay finds what its first run already did: the same entry queues each post once and records
   each timeline entry and state change once, whether the first run died before, in the middle of, or
   after its effects.
+- A replay does not queue again the job its first run queued (a stable RQ job id).
 - End to end in one process: an entry of a dead process is replayed by the bot's keeper, its work runs,
   the answer goes to the request's response_url, and the entry is gone.
 """
@@ -16,11 +17,12 @@ import time
 import redis
 
 from incident.model import Incident
-from persistence.inbox import InboxStore
+from incident.settings import Settings
+from persistence.inbox import InboxEntry, InboxStore
 from persistence.keys import Keys
 from persistence.outbox import OutboxStore
 from sandbox.slack import SlackEmulator
-from service import inbox, lifecycle
+from service import inbox, jobs, lifecycle
 from service.context import Context
 from service.inbox import Inbox
 from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
@@ -84,7 +86,7 @@ def test_a_replayed_severity_change_is_made_and_announced_once(slack: SlackEmula
     with inbox.scope(entry):
         services.store.set_severity(incident.id, "sev1", "U_BOB", dedupe=inbox.effect_id("change"))
     # The first run died right after the change, before announcing it; the replay announces it.
-    replay = type(entry)(entry.id, entry.raw, 2)
+    replay = InboxEntry(entry.id, entry.raw, 2)
     for _ in range(2):
         with inbox.scope(replay):
             lifecycle.change_severity(services, services.store.get(incident.id), "sev1", "U_BOB")
@@ -109,3 +111,18 @@ def test_the_keeper_replays_the_entry_of_a_dead_process(slack: SlackEmulator, bo
                            for m in slack.messages(incident.channel_id) if m.get("bot_id")) == 1, 20)
     wait_until(lambda: len(ephemeral_texts(slack)) > before, 10)
     assert "Status update posted" in ephemeral_texts(slack)[-1]
+
+
+def test_a_replay_does_not_queue_its_first_runs_job_again(bot_settings: Settings) -> None:
+    services = Context.from_settings(bot_settings)
+    incident = Incident(id="20261202-001", title="t", severity="sev2", channel_id="C_X", channel_name="x",
+                        opened_by="U_ALICE", opened_at=services.clock.now(), commander="U_ALICE")
+    entry = Inbox(services.redis, services.keys).record({"kind": "command", "body": {}})
+    with inbox.scope(entry):
+        lifecycle.request_postmortem(services, incident, "U_ALICE")  # the first run queued it, then died
+    with inbox.scope(InboxEntry(entry.id, entry.raw, 2)):
+        lifecycle.request_postmortem(services, incident, "U_ALICE")  # its replay
+    queue = jobs.get_queue(bot_settings, jobs.POSTMORTEM.queue, services.redis)
+    assert queue.count == 1
+    lifecycle.request_postmortem(services, incident, "U_ALICE")  # outside an entry: a request of its own
+    assert queue.count == 2
