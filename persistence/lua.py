@@ -109,6 +109,8 @@ if not head then
   redis.call('DEL', KEYS[1])
   return false
 end
+-- Not due while it is being sent (done/defer set the next time); due again if the sender dies with the lease.
+redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + tonumber(ARGV[3]), ARGV[1])
 return {head, redis.call('HINCRBY', KEYS[4], ARGV[1], 1)}
 """
 

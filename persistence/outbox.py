@@ -78,7 +78,7 @@ class OutboxStore:
         return int(self._push(keys=keys, args=args))
 
     def due_channels(self, limit: int = 32) -> list[str]:
-        """Channels whose next write may go out now, the longest-waiting first."""
+        """Channels whose next write may go out now and nobody sends, the longest-waiting first."""
         raw = self.redis.zrangebyscore(self.keys.outbox_ready(), "-inf", _now_ms(), start=0, num=limit)
         return [c.decode() if isinstance(c, bytes) else str(c) for c in raw]
 
@@ -120,9 +120,12 @@ class OutboxStore:
         return int(self.redis.llen(self.keys.outbox(channel)))
 
     def waits_until(self, channel: str) -> float | None:
-        """When (epoch seconds) ``channel`` may send next, or ``None`` when nothing waits for it."""
+        """When (epoch seconds) ``channel`` may send next, or ``None`` when nothing waits for it (now, while a
+        drainer is sending its head: the lease's end is its due time then, not a wait Slack asked for)."""
         score = self.redis.zscore(self.keys.outbox_ready(), channel)
-        return float(score) / 1000 if score is not None else None
+        if score is None:
+            return None
+        return time.time() if self.redis.exists(self.keys.outbox_lease(channel)) else float(score) / 1000
 
     def pending(self) -> int:
         """Writes waiting over all channels."""
