@@ -2,13 +2,16 @@
 
 Each is a :class:`bot.after_ack.ButtonSpec` (listed by :func:`alert_buttons`, registered by
 ``bot.app.buttons()``), so it is acknowledged first and runs on the post-ack pool like every other
-click. *Attach to an open incident…* opens a modal listing the open incidents; its submission
-(:func:`on_attach_submitted`, registered by ``bot.app.create_app``) links the group. The handlers
-only read the click and call :mod:`service.alerts`.
+click; the clicks that decide are recorded in the inbox and replayed after a crash (the decisions are
+idempotent under the group's lock). *Attach to an open incident…* opens a modal listing the open
+incidents (not recorded: its ``trigger_id`` lasts 3 s); its submission, the :data:`ATTACH_KIND` of
+request (declared and listened to by ``bot.app.create_app``), links the group. The handlers only read
+the click and call :mod:`service.alerts`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bot.after_ack import ButtonSpec, button_value, clicked_by
@@ -53,15 +56,28 @@ def _on_recovery_checklist(services: Context, body: dict[str, Any]) -> Reply:
 
 def alert_buttons() -> tuple[ButtonSpec, ...]:
     """The triage message's three buttons and the recovery prompt's."""
-    return (ButtonSpec(ACTION_TRIAGE_OPEN, _on_open), ButtonSpec(ACTION_TRIAGE_ATTACH, _on_attach),
+    return (ButtonSpec(ACTION_TRIAGE_OPEN, _on_open), ButtonSpec(ACTION_TRIAGE_ATTACH, _on_attach, durable=False),
             ButtonSpec(ACTION_TRIAGE_DISMISS, _on_dismiss), ButtonSpec(ACTION_RECOVERY_CHECKLIST, _on_recovery_checklist))
 
 
-def on_attach_submitted(services: Context, body: dict[str, Any], view: dict[str, Any]) -> str:
-    """The attach modal was submitted: link the group to the chosen incident. A modal has no response_url, so
-    the channel posts and the updated triage message are the answer; only a failure reaches the log."""
+ATTACH_KIND = "alert_attach_modal"
+"""The attach modal's submission as a kind of acknowledged request (recorded in the inbox, replayed after a crash)."""
+
+
+def attach_submission(body: dict[str, Any], view: dict[str, Any]) -> dict[str, str]:
+    """What is recorded of a submitted attach modal: the group, the triage message, the incident, who."""
     where, incident_id = read_attach_modal(view)
-    group_id = where.get("group", "")
-    message = MessageRef(where["channel"], where["ts"]) if where.get("channel") and where.get("ts") else None
-    alerts.attach(services, group_id, incident_id, clicked_by(body), message)
-    return ""
+    return {**where, "incident": incident_id, "user_id": clicked_by(body)}
+
+
+def attach_submission_work(services: Context, body: dict[str, Any]) -> Callable[[], str]:
+    """Link the group to the chosen incident. A modal has no response_url, so the channel posts and the updated
+    triage message are the answer; only a failure reaches the log."""
+
+    def attach() -> str:
+        message = MessageRef(str(body["channel"]), str(body["ts"])) if body.get("channel") and body.get("ts") else None
+        alerts.attach(services, str(body.get("group") or ""), str(body.get("incident") or ""), str(body["user_id"]),
+                      message)
+        return ""
+
+    return attach

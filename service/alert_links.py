@@ -18,6 +18,7 @@ from incident.alert_group import still_firing
 from incident.model import Incident
 from incident.timeline import EntryKind
 from persistence.alert_store import AlertStore
+from service import inbox
 from service.context import Context
 
 SHOWN_ALERTS = 10
@@ -44,7 +45,8 @@ def note_resolved_while_firing(services: Context, incident: Incident, user_id: s
     services.store.timeline(incident.id).append(EntryKind.ALERTS_FIRING_AT_RESOLVE, user_id, {
         "count": len(firing),
         "alerts": [{"fingerprint": r["fingerprint"], "name": r["labels"].get("alertname", r["fingerprint"]),
-                    "starts_at": r["starts_at"]} for r in firing[:50]]}, at=services.clock.now())
+                    "starts_at": r["starts_at"]} for r in firing[:50]]}, at=services.clock.now(),
+        dedupe=inbox.effect_id("alerts-firing-at-resolve"))  # once, even when the resolve is replayed
     text = services.templates.render("alerts_still_firing.slack.j2", incident=incident, alerts=alert_lines(firing),
                                      count=len(firing))
     services.outbox.post(incident.channel_id, text, text_section(text), incident_id=incident.id)
