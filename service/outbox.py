@@ -31,6 +31,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -57,6 +58,10 @@ IDLE_WAIT_SECONDS = 0.05
 HELPER_IDLE_SECONDS = 1.0
 """How long the other idle threads wait unless woken: a thread that finds several channels due wakes them,
 so an idle process polls Redis about 35 times a second instead of 16 threads × 20."""
+SETTLE_RETRY_SECONDS = 0.25
+"""How often a drainer retries recording a sent post while Redis is away (a Sentinel failover: seconds)."""
+SETTLE_LEASE_SHARE = 0.8
+"""It retries for this share of the channel's lease, so the lease never lapses under a live sender."""
 MAX_ATTEMPTS = 8
 """Transient failures (5xx, timeouts) of one write before it is given up on (logged, on the timeline)."""
 LATE_BACKLOG = 3
@@ -231,10 +236,29 @@ class Drainer:
                 return
             self._give_up(claimed, owner, error.code)
             return
+        # Slack has the post: what is left is Redis' record of it. A blip of Redis here (a failover) is
+        # waited out while the channel's lease is still ours; giving up at once would leave the channel
+        # leased to nobody for LEASE_MS, and every later post of the channel would wait behind it.
+        claimed_at = time.monotonic()
         if intent.get("record_ts_as") and incident_id:
-            self.incidents.set_fields(str(incident_id), {str(intent["record_ts_as"]): ts})
-        self.store.done(claimed, owner)
+            self._settle(claimed_at, lambda: self.incidents.set_fields(str(incident_id),
+                                                                       {str(intent["record_ts_as"]): ts}))
+        self._settle(claimed_at, lambda: self.store.done(claimed, owner))
         self.sent += 1
+
+    def _settle(self, claimed_at: float, step: Callable[[], object]) -> None:
+        """Run a Redis step that must follow a sent post, retrying while the lease is ours; then the lease
+        lapses and the next drainer re-sends the head with ``look_first`` (found by its post id: no double)."""
+        deadline = claimed_at + self.store.lease_ms / 1000 * SETTLE_LEASE_SHARE
+        while True:
+            try:
+                step()
+                return
+            except RedisError:
+                if self._stop.is_set() or time.monotonic() + SETTLE_RETRY_SECONDS > deadline:
+                    raise
+                log.warning("outbox: Redis unavailable after a post was sent; retrying its record")
+                time.sleep(SETTLE_RETRY_SECONDS)
 
     def _give_up(self, claimed: Claimed, owner: str, code: str) -> None:
         """A write Slack refuses for good (``channel_not_found``, ``is_archived``…): never silently."""

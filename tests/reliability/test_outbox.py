@@ -95,6 +95,38 @@ def test_a_redelivery_after_a_dead_drainer_does_not_post_twice(slack: SlackEmula
     assert _bot_texts(slack, "C_OUT") == ["exactly once, please"]
 
 
+def test_redis_away_after_a_sent_post_does_not_hold_the_channel_for_a_lease(slack: SlackEmulator,
+                                                                          bot_settings: Settings) -> None:
+    """A Sentinel failover between Slack taking a post and the pop: the sender waits Redis out and pops it
+    itself, instead of leaving the channel leased to nobody (60 s) with the channel's next posts behind it."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    services = Context.from_settings(bot_settings)
+    slack.add_channel("C_OUT", name="out", members=[slack.bot_user_id])
+    outbox = Outbox(services)
+    outbox.post("C_OUT", "sent as Redis fails over")
+    outbox.post("C_OUT", "the next one, right behind it")
+    drainer = Drainer(bot_settings, threads=1)
+    real_done, failures = drainer.store.done, []
+
+    def done_after_a_blip(*args: object, **kwargs: object) -> bool:
+        if len(failures) < 3:
+            failures.append(1)
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1. Connection refused.")
+        return real_done(*args, **kwargs)  # type: ignore[arg-type]
+
+    drainer.store.done = done_after_a_blip  # type: ignore[method-assign]
+    for thread in drainer._threads:
+        thread.start()
+    try:
+        # Well inside the 60 s lease: the channel was never left to a lapsed lease.
+        wait_until(lambda: _bot_texts(slack, "C_OUT") == ["sent as Redis fails over", "the next one, right behind it"],
+                   10)
+    finally:
+        drainer.stop()
+    assert len(failures) == 3 and OutboxStore(services.redis, services.keys).backlog("C_OUT") == 0
+
+
 def test_a_post_slack_refuses_for_good_is_recorded_and_the_channel_moves_on(slack: SlackEmulator,
                                                                            bot_settings: Settings) -> None:
     services = Context.from_settings(bot_settings)
