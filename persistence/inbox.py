@@ -24,11 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from persistence import lua
 from persistence.keys import Keys
 
 LEASE_MS = 15_000
+RECORD_RETRY_SECONDS = 0.2
+"""How often :meth:`InboxStore.record` tries again while Redis is unreachable."""
 """How long an entry stays with its process without a renewal; the process renews every third of it.
 A replay starts about this long after a crash."""
 
@@ -69,12 +73,24 @@ class InboxStore:
         return [self.keys.inbox_entries(), self.keys.inbox_due(), self.keys.inbox_owners(),
                 self.keys.inbox_attempts()]
 
-    def record(self, body: dict[str, Any], owner: str) -> InboxEntry:
-        """Store a request, leased to ``owner`` (call before acknowledging Slack)."""
+    def record(self, body: dict[str, Any], owner: str, *, patience_seconds: float = 0.0) -> InboxEntry:
+        """Store a request, leased to ``owner`` (call before acknowledging Slack).
+
+        While Redis is unreachable (a Sentinel failover takes a second or two) it tries again for up to
+        ``patience_seconds``, with the same id: a try whose reply was lost wrote exactly what the next one
+        writes, so a retry never records a request twice. After that the ``RedisError`` is raised.
+        """
         entry_id = uuid.uuid4().hex
         raw = json.dumps(body, default=str)
-        self._record(keys=self._keys(), args=[entry_id, raw, owner, _now_ms() + self.lease_ms])
-        return InboxEntry(entry_id, raw, 1)
+        deadline = time.monotonic() + patience_seconds
+        while True:
+            try:
+                self._record(keys=self._keys(), args=[entry_id, raw, owner, _now_ms() + self.lease_ms])
+                return InboxEntry(entry_id, raw, 1)
+            except (RedisConnectionError, RedisTimeoutError):
+                if time.monotonic() + RECORD_RETRY_SECONDS > deadline:
+                    raise
+                time.sleep(RECORD_RETRY_SECONDS)
 
     def renew(self, ids: list[str], owner: str) -> int:
         """Extend ``owner``'s leases on ``ids``; returns how many it still held."""

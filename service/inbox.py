@@ -46,6 +46,9 @@ MAX_ATTEMPTS = 5
 its process every time must not take every replica down in turn."""
 SWEEP_SECONDS = 1.0
 """How often a keeper looks for entries to take over."""
+RECORD_PATIENCE_SECONDS = 2.0
+"""How long recording a request may wait for Redis: Slack wants the ack within 3 s, and a Sentinel failover
+(``down-after-milliseconds`` plus the election) often fits. Longer, and the ack says the store is unavailable."""
 
 
 @dataclass
@@ -116,8 +119,9 @@ class Inbox:
 
     def record(self, body: dict[str, Any]) -> InboxEntry:
         """Keep ``body`` in Redis, ours, until :meth:`finish` (raises ``RedisError`` when Redis is down:
-        then nothing was recorded, and Slack must be told so rather than acknowledged)."""
-        entry = self.store.record(body, self.owner)
+        then nothing was recorded, and Slack must be told so rather than acknowledged). A Redis that is
+        away for less than :data:`RECORD_PATIENCE_SECONDS` (a Sentinel failover) is waited for."""
+        entry = self.store.record(body, self.owner, patience_seconds=RECORD_PATIENCE_SECONDS)
         with self._lock:
             self._running.add(entry.id)
         return entry

@@ -2,7 +2,8 @@
 (Debian's redis-server and redis-sentinel on loopback), the bot and a worker pointed at the sentinels.
 
 The master is SIGKILLed while the incident is open and a status update is on its way; the sentinels
-promote the replica. Nothing acknowledged is lost (the test waits for the replica to have every write
+promote the replica. The update's ack waits up to two seconds for Redis to take its record; if the
+failover takes longer, the ack says the store is unavailable (never a false "done") and the user repeats it. Nothing acknowledged is lost (the test waits for the replica to have every write
 before the kill: what asynchronous replication can lose is bounded, not zero — see docs/reliability.md),
 the update lands exactly once, the bot carries on without a restart, and the worker — whose connection
 died under its blocking dequeue — runs the schedule's next tick on the new master.
@@ -66,13 +67,19 @@ def test_the_bot_rides_out_a_sentinel_failover_mid_incident(slack: SlackEmulator
     failover_s = time.monotonic() - started
     assert new_master == sentinels.replica.port
 
+    if any("is unavailable right now" in text for text in ephemeral_texts(slack)):
+        # The failover outlasted the ack's patience (RECORD_PATIENCE_SECONDS, under a loaded machine): the ack
+        # said so and nothing was recorded, so nothing may have happened; the user repeats it, as told.
+        assert len(timeline.entries({"status_update"})) == 1
+        slack.slash_command("U_BOB", incident.channel_id, "update during the failover")
     wait_until(lambda: len(timeline.entries({"status_update"})) == 2, 30)
     after = [(e.kind, e.actor, e.data.get("text")) for e in timeline.entries()]
     assert after[:len(before)] == before, "an acknowledged entry was lost in the failover"
     wait_until(lambda: [t for t in _channel_texts(slack, incident.channel_id) if "during the failover" in t], 20)
     updates = [text for text in _channel_texts(slack, incident.channel_id) if "during the failover" in text]
     assert len(updates) == 1, updates
-    assert not any("went wrong" in text for text in ephemeral_texts(slack)), ephemeral_texts(slack)
+    assert not any("went wrong" in text or "Traceback" in text for text in ephemeral_texts(slack)), \
+        ephemeral_texts(slack)
     assert services.store.get(incident.id).title == "Checkout down"
 
     # The worker lost its connection under its blocking dequeue; it must run the next tick on the new master.
