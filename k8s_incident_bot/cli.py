@@ -26,7 +26,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _settings(mode: RunMode) -> Settings:
-    return load_settings(mode)
+    from incident.clusters import load_checked
+
+    return load_checked(mode)
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -36,6 +38,15 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     print(f"  Redis:       {settings.redis_url}")
     kube = "in-cluster" if settings.kube_in_cluster else str(settings.kubeconfig or "~/.kube/config")
     print(f"  Kubernetes:  {kube} (cluster name {settings.cluster_name!r})")
+    if settings.clusters_file is not None:
+        from incident.clusters import load_registry
+
+        registry = load_registry(settings)
+        print(f"  Clusters:    {len(registry.clusters)} from {settings.clusters_file} (default {registry.default!r})")
+        for cluster in registry.clusters:
+            reach = "its agent" if cluster.is_agent else (
+                "in-cluster" if cluster.in_cluster else f"{cluster.kubeconfig or kube} context {cluster.context or '(current)'}")
+            print(f"    {cluster.name:<20} {cluster.mode:<8} {reach}")
     return 0
 
 

@@ -131,6 +131,26 @@ class Keys:
         """Marker that the commander was told stakeholders are updated late (once per window)."""
         return f"{self.prefix}:outbox-late:{incident_id}"
 
+    def channel_clusters(self) -> str:
+        """Hash channel id → the cluster the channel is bound to (``/k8s bind cluster``)."""
+        return f"{self.prefix}:channel-cluster"
+
+    def agent_heartbeat(self, cluster: str) -> str:
+        """Hash of a cluster's agent: when it was last seen, its host and pid (expires with the window)."""
+        return f"{self.prefix}:agent-heartbeat:{cluster}"
+
+    def cluster_verdict(self, cluster: str) -> str:
+        """Hash with the latest assessment verdict of a cluster (scope, headline, when), for ``/k8s clusters``."""
+        return f"{self.prefix}:cluster-verdict:{cluster}"
+
+    def fleet_run(self, run_id: str) -> str:
+        """Hash gathering one ``/k8s assess --cluster all`` run: its meta and one row per cluster."""
+        return f"{self.prefix}:fleet-run:{run_id}"
+
+    def cluster_queue_name(self, kind: str, cluster: str) -> str:
+        """RQ queue name for a kind of cluster-bound job (``assess``, ``actions``) of one registered cluster."""
+        return f"{self.prefix}-{kind}@{cluster}"
+
     def queue_name(self, kind: str) -> str:
         """RQ queue name for a kind of job (``assess``, ``actions``, ``schedule``, ``postmortem``)."""
         return f"{self.prefix}-{kind}"

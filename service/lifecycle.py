@@ -41,8 +41,16 @@ def open_dedupe_key(user_id: str, severity: str, title: str) -> str:
     return hashlib.sha256(f"{user_id}\x00{severity}\x00{normalized}".encode()).hexdigest()[:32]
 
 
-def open_incident(services: Context, *, user_id: str, severity: str, title: str) -> Reply:
-    """Create the channel, store the incident, set it up and announce it (idempotent per request)."""
+def open_incident(services: Context, *, user_id: str, severity: str, title: str, cluster: str | None = None) -> Reply:
+    """Create the channel, store the incident, set it up and announce it (idempotent per request).
+
+    ``cluster``: the registered cluster the incident belongs to (default: the registry's default);
+    an unknown name is refused before anything is created.
+    """
+    from incident.clusters import load_registry
+
+    clusters = load_registry(services.settings)
+    cluster = clusters.get(cluster or clusters.default).name
     store = services.store
     dedupe = open_dedupe_key(user_id, severity, title)
     earlier = store.claim_open(dedupe)
@@ -57,7 +65,7 @@ def open_incident(services: Context, *, user_id: str, severity: str, title: str)
         channel_id, channel_name = _create_channel(services, now, title)
         incident = Incident(
             id=incident_id, title=title, severity=severity, channel_id=channel_id, channel_name=channel_name,
-            opened_by=user_id, opened_at=now, commander=user_id,
+            opened_by=user_id, opened_at=now, commander=user_id, cluster=cluster,
         )
         store.create(incident, dedupe_key=dedupe)
     except BaseException:
