@@ -83,7 +83,8 @@ def _parse_open(tokens: list[str], rest: str) -> dict[str, Any]:
         rest = rest_after(rest, 1)
     elif tokens and re.fullmatch(r"(?i)sev\d+", tokens[0]):
         parse_severity(tokens[0])
-    return {"severity": severity, "title": require_text(rest, "title", MAX_TITLE_LENGTH), "cluster": cluster}
+    args: dict[str, Any] = {"severity": severity, "title": require_text(rest, "title", MAX_TITLE_LENGTH)}
+    return args | ({"cluster": cluster} if cluster else {})
 
 
 def _parse_severity(tokens: list[str], rest: str) -> dict[str, Any]:
@@ -204,7 +205,7 @@ def _run_resolve(services: Context, inv: Invocation, incident: Incident | None) 
 def _parse_assess(tokens: list[str], rest: str) -> dict[str, Any]:
     cluster, tokens, rest = take_cluster_option(tokens, rest, allow_all=True)
     no_arguments(tokens, rest)
-    return {"cluster": cluster}
+    return {"cluster": cluster} if cluster else {}
 
 
 def _run_assess(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
