@@ -44,8 +44,8 @@ ALL = "all"
 NAME_RULE = "1-40 characters of lowercase letters, digits and -, starting and ending with a letter or digit"
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 """A DNS label, shorter: safe in a queue name, a Redis key, a channel topic, a shell and mrkdwn (no ``<@…>``)."""
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_SLACK_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9_]{2,}$")
+_SLACK_GROUP = re.compile(r"^S[A-Z0-9_]{2,}$")
 
 
 class UnknownCluster(IncidentBotError):
@@ -208,10 +208,12 @@ def parse_registry(text: str, source: str = "CLUSTERS_FILE", *, default: str | N
         problems.append(f"{source}: unknown key(s) {', '.join(unknown_top)} (expected default, clusters)")
     clusters: list[Cluster] = []
     seen: dict[str, int] = {}
+    written: set[str] = set()
     for index, raw in enumerate(data["clusters"], start=1):
         where = f"{source} cluster #{index}"
         if isinstance(raw, dict) and isinstance(raw.get("name"), str):
             where += f" ({raw['name']!r})"
+            written.add(raw["name"])
         try:
             entry = ClusterEntry.model_validate(raw)
         except ValidationError as error:
@@ -229,7 +231,7 @@ def parse_registry(text: str, source: str = "CLUSTERS_FILE", *, default: str | N
         problems += _entry_problems(entry, where, base_dir)
         clusters.append(_cluster(entry, base_dir, where, problems))
     chosen = default or data.get("default") or (clusters[0].name if clusters else None)
-    if chosen is not None and clusters and chosen not in seen:
+    if chosen is not None and chosen not in written:
         problems.append(f"{source}: the default cluster {chosen!r} is not in the list "
                         f"({', '.join(c.name for c in clusters)})")
     if problems:

@@ -71,6 +71,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(_settings("worker"), with_scheduler=not args.no_scheduler, burst=args.burst)
 
 
+def _cmd_agent(args: argparse.Namespace) -> int:
+    from workers.agent import run_agent
+
+    return run_agent(_settings("worker"), args.cluster, burst=args.burst)
+
+
 def _cmd_assess(args: argparse.Namespace) -> int:
     from k8s_incident_bot.assess import assess_command
 
@@ -142,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--no-scheduler", action="store_true", help="Do not run RQ's scheduler in this worker.")
     worker.add_argument("--burst", action="store_true", help="Exit when the queues are empty.")
     worker.set_defaults(handler=_cmd_worker)
+
+    agent = sub.add_parser("agent", help="Run inside one cluster: serve only its queues (assessments, actions), "
+                                         "outbound to Redis only, no Slack token.")
+    agent.add_argument("--cluster", required=True, help="The cluster this agent serves (its name in CLUSTERS_FILE).")
+    agent.add_argument("--burst", action="store_true", help="Exit when the cluster's queues are empty.")
+    agent.set_defaults(handler=_cmd_agent)
 
     assess = sub.add_parser("assess", help="Run the runbook's cluster assessment now and print the verdict.")
     assess.add_argument("--json", action="store_true", help="Print the full JSON snapshot instead of a table.")

@@ -144,9 +144,14 @@ def require_reachable(ctx: Context, cluster: Cluster) -> None:
         raise AgentDown(down_text(ctx, cluster.name))
 
 
-def agents_down(ctx: Context) -> list[str]:
-    """Agent clusters whose agent is not seen (``/readyz`` lists them)."""
-    return [c.name for c in registry(ctx).clusters if c.is_agent and agent_seen(ctx, c.name) is None]
+def agent_ages(ctx: Context) -> dict[str, float | None]:
+    """Each agent cluster → seconds since its agent was seen (``None``: not within the window); for ``/readyz`` and metrics."""
+    ages: dict[str, float | None] = {}
+    for cluster in registry(ctx).clusters:
+        if cluster.is_agent:
+            beat = agent_seen(ctx, cluster.name)
+            ages[cluster.name] = beat.age() if beat is not None else None
+    return ages
 
 
 # --- the fleet view ------------------------------------------------------------------------------------
