@@ -277,6 +277,11 @@ def _drain_held(ctx: Context, queue: ActionQueue, lock: ActionLock, keeper: Leas
         report["ran"].append(head)
 
 
+def _say(ctx: Context, macro: str, /, **arguments: Any) -> str:
+    """An outcome text of the serialized path (``templates/kube_actions.txt.j2``; plain, escaped where shown)."""
+    return ctx.templates.macro("kube_actions.txt.j2", macro, **arguments)
+
+
 def _execute(ctx: Context, request: ActionRequest, keeper: LeaseKeeper) -> tuple[ActionStatus, str]:
     last_post = [0.0]
 
@@ -291,19 +296,19 @@ def _execute(ctx: Context, request: ActionRequest, keeper: LeaseKeeper) -> tuple
     try:
         outcome = ctx.runtime.executor.execute(request, keeper.check, progress)
     except LeaseLost as error:
-        return ActionStatus.OUTCOME_UNKNOWN, f"Stopped mid-way: {error.user_text()}"
+        return ActionStatus.OUTCOME_UNKNOWN, _say(ctx, "lease_lost", reason=error.user_text())
     except IncidentBotError as error:
         return ActionStatus.FAILED, error.user_text()
     except Exception as error:  # noqa: BLE001 - we cannot know how far it got
         log.exception("action %s failed unexpectedly", request.id)
-        return ActionStatus.OUTCOME_UNKNOWN, f"Unexpected error ({type(error).__name__}: {str(error)[:300]})."
+        return ActionStatus.OUTCOME_UNKNOWN, _say(ctx, "unexpected_error", error=type(error).__name__,
+                                                  detail=str(error)[:300])
     return (ActionStatus.SUCCEEDED if outcome.succeeded else ActionStatus.FAILED), outcome.text
 
 
 def _outcome_unknown(ctx: Context, queue: ActionQueue, lock: ActionLock, request: ActionRequest) -> None:
     """The head was left ``running`` by a holder whose lease expired: say so, audit, never re-run."""
-    text = (f"The worker running it ({request.worker or 'unknown'}, fence {request.fence}) stopped before reporting "
-            "an outcome and its lease expired. It was not retried.")
+    text = _say(ctx, "worker_died", worker=request.worker, fence=request.fence)
     if queue.mark_unknown(request, token=lock.token, outcome=text):
         request = action_store(ctx).get(request.id)
         show_state(ctx, request)
