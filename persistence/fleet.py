@@ -100,23 +100,24 @@ class FleetStore:
             pipe.execute()
 
     def add_row(self, run_id: str, cluster: str, row: dict[str, Any]) -> dict[str, Any] | None:
-        """Add one cluster's row; returns the whole run (meta and rows) to the caller that completed it, else ``None``.
+        """Add one cluster's row (a retried job's second row is ignored); returns the whole run (meta and rows)
+        once every cluster has its row and the matrix is not posted yet, else ``None``.
 
-        ``HSETNX`` then ``HLEN`` in one transaction: a retried job cannot count twice, and exactly one
-        caller sees the run complete.
+        ``HSETNX`` then ``HGETALL`` in one transaction: of the first attempts, exactly one sees the run
+        complete. A completer that failed before :meth:`mark_posted` leaves it to its job's retry.
         """
         key = self.keys.fleet_run(run_id)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, f"row:{cluster}", json.dumps(row, default=str))
             pipe.hgetall(key)
-            added, everything = pipe.execute()
-        if not added:
-            return None
-        fields = {_text(k): _text(v) for k, v in everything.items()}
-        meta = json.loads(str(fields.get("meta") or "{}"))
-        rows = {str(k)[4:]: json.loads(str(v)) for k, v in fields.items() if str(k).startswith("row:")}
-        if len(rows) < len(meta.get("clusters") or ()):
-            return None
-        if not self.redis.hsetnx(key, "posted", "1"):
+            _, everything = pipe.execute()
+        fields = {str(_text(k)): str(_text(v)) for k, v in everything.items()}
+        meta = json.loads(fields.get("meta") or "{}")
+        rows = {k[4:]: json.loads(v) for k, v in fields.items() if k.startswith("row:")}
+        if fields.get("posted") or len(rows) < len(meta.get("clusters") or ()):
             return None
         return {"meta": meta, "rows": rows}
+
+    def mark_posted(self, run_id: str) -> bool:
+        """Record that the matrix was queued; false if someone else did already."""
+        return bool(self.redis.hsetnx(self.keys.fleet_run(run_id), "posted", "1"))

@@ -143,6 +143,14 @@ class Keys:
         """Hash with the latest assessment verdict of a cluster (scope, headline, when), for ``/k8s clusters``."""
         return f"{self.prefix}:cluster-verdict:{cluster}"
 
+    def action_allowed_members_of(self, cluster: str) -> str:
+        """The cache of :meth:`action_allowed_members` for one cluster of a registry (its own user groups)."""
+        return f"{self.prefix}:action-allowed-members:{cluster}"
+
+    def outbox_sent_ts(self, post_id: str) -> str:
+        """The ``ts`` Slack gave a post queued with a placeholder (an agent's confirmation message), for its updates."""
+        return f"{self.prefix}:outbox-sent-ts:{post_id}"
+
     def fleet_run(self, run_id: str) -> str:
         """Hash gathering one ``/k8s assess --cluster all`` run: its meta and one row per cluster."""
         return f"{self.prefix}:fleet-run:{run_id}"

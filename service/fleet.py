@@ -206,7 +206,7 @@ def new_fleet_run(ctx: Context, channel: str, user_id: str, clusters: list[str],
 
 
 def add_fleet_row(ctx: Context, run_id: str, cluster: str, row: dict[str, Any]) -> bool:
-    """Add a cluster's row to a fleet run; the caller that completes it posts the matrix (outbox). True if posted."""
+    """Add a cluster's row to a fleet run; the caller that completes it posts the matrix (outbox). True if it did."""
     done = fleet_store(ctx).add_row(run_id, cluster, row)
     if done is None:
         return False
@@ -217,6 +217,8 @@ def add_fleet_row(ctx: Context, run_id: str, cluster: str, row: dict[str, Any]) 
                                 elapsed=time.time() - float(meta.get("started") or time.time()))
     from chat.blocks import text_section
 
+    if not fleet_store(ctx).mark_posted(run_id):
+        return False
     ctx.outbox.post(str(meta["channel"]), text, text_section(text), incident_id=meta.get("incident_id"))
     return True
 

@@ -260,12 +260,34 @@ def request_resolve(services: Context, incident: Incident, user_id: str, overrid
 
         raise NotPermitted("Only the incident commander can resolve over a failing checklist.",
                            hint=f"The commander is <@{incident.commander}>; `/k8s role commander @you` changes it.")
-    budget = int(services.settings.assessment_budget_seconds)
-    jobs.enqueue(services.settings, jobs.RESOLVE, incident.id, user_id, override_reason, redis=services.redis,
-                 timeout=budget + 120)
+    from service import fleet
+
+    cluster = fleet.cluster_for(services, incident.channel_id, incident)
+    if cluster.is_agent and not override_reason:
+        from incident.clusters import ClusterRefused
+
+        raise ClusterRefused(
+            f"The recovery checklist of `{cluster.name}` (an agent cluster) is not run by the bot: its agent runs "
+            "assessments and actions, the resolve validation runs in the central workers only. Nothing was changed.",
+            hint="Run `/k8s assess` to see the cluster's state, then `/k8s resolve --override <reason>` (the commander).")
+    if not cluster.is_agent:
+        budget = int(services.settings.assessment_budget_seconds)
+        jobs.enqueue(services.settings, jobs.RESOLVE, incident.id, user_id, override_reason, redis=services.redis,
+                     timeout=budget + 120, on_cluster=cluster.name)
+    else:
+        return _resolve_by_override(services, incident, user_id, override_reason)
     services.store.timeline(incident.id).append(EntryKind.RESOLVE_REQUESTED, user_id, {"override_reason": override_reason},
                                                 at=services.clock.now())
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="resolving"))
+
+
+def _resolve_by_override(services: Context, incident: Incident, user_id: str, reason: str | None) -> Reply:
+    """An agent cluster's incident resolved by its commander over the checklist the central workers cannot run."""
+    services.store.timeline(incident.id).append(EntryKind.RESOLVE_REQUESTED, user_id, {"override_reason": reason},
+                                                at=services.clock.now())
+    change_status(services, incident, Status.RESOLVED, user_id, note=f"override: {reason}",
+                  extra={"override_reason": reason or ""})
+    return Reply(services.templates.render("lifecycle_reply.slack.j2", what="resolved"))
 
 
 def change_impact(services: Context, incident: Incident, user_id: str, *, customer_facing: bool | None = None,

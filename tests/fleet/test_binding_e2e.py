@@ -174,3 +174,19 @@ def test_fleet_assessment_answers_for_a_missing_agent(slack: SlackEmulator, bot_
     answer = command(slack, "U_ALICE", "C_GENERAL", "assess --cluster all")
     assert "Assessing 3 cluster(s)" in answer and "No agent seen for: edge" in answer
     assert queued(bot_server) == {"k8sbot-assess@prod-a": 1, "k8sbot-assess@prod-b": 1}
+
+
+def test_the_matrix_is_posted_when_every_row_is_in(slack: SlackEmulator, bot_server: RunningBot) -> None:
+    """Rows of clusters whose agent is down are filled at once; the last row posts the matrix (through the outbox)."""
+    services = bot_server.services
+    slack.add_channel("C_FLEET", name="fleet", members=[slack.bot_user_id, "U_ALICE"])
+    run_id = fleet.new_fleet_run(services, "C_FLEET", "U_ALICE", ["prod-a", "edge"], None)
+    assert not fleet.add_fleet_row(services, run_id, "edge", {"down": fleet.down_text(services, "edge")})
+    assert not fleet.add_fleet_row(services, run_id, "edge", {"down": "a retried job counts once"})
+    assert fleet.add_fleet_row(services, run_id, "prod-a", {"scope": "cluster-wide", "headline": "Cluster-wide failure: DNS cascade"})
+    assert not fleet.add_fleet_row(services, run_id, "prod-a", {"scope": "healthy", "headline": "again"})
+    wait_until(lambda: any("Fleet assessment" in m["text"] for m in slack.messages("C_FLEET")))
+    (matrix,) = [m["text"] for m in slack.messages("C_FLEET") if "Fleet assessment" in m["text"]]
+    assert ":rotating_light: *prod-a* — Cluster-wide failure: DNS cascade" in matrix
+    assert "*edge* — :electric_plug: No agent of cluster *edge* seen for 30 s" in matrix
+    assert "Only *prod-a* is failing" in matrix and "again" not in matrix
