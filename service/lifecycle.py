@@ -260,11 +260,11 @@ def request_resolve(services: Context, incident: Incident, user_id: str, overrid
 
         raise NotPermitted("Only the incident commander can resolve over a failing checklist.",
                            hint=f"The commander is <@{incident.commander}>; `/k8s role commander @you` changes it.")
-    from service import fleet
+    from incident.clusters import ClusterRefused, load_registry
 
-    cluster = fleet.cluster_for(services, incident.channel_id, incident)
+    clusters = load_registry(services.settings)
+    cluster = clusters.get(incident.cluster or clusters.default)
     if cluster.is_agent and not override_reason:
-        from incident.clusters import ClusterRefused
 
         raise ClusterRefused(
             f"The recovery checklist of `{cluster.name}` (an agent cluster) is not run by the bot: its agent runs "
