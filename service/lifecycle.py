@@ -35,10 +35,11 @@ class Reply:
     text: str
 
 
-def open_dedupe_key(user_id: str, severity: str, title: str) -> str:
-    """Same person, same title and severity within the claim window → the same incident."""
+def open_dedupe_key(user_id: str, severity: str, title: str, cluster: str = "") -> str:
+    """Same person, same title and severity (and cluster, in a registry of many) within the claim window → the same incident."""
     normalized = " ".join(title.lower().split())
-    return hashlib.sha256(f"{user_id}\x00{severity}\x00{normalized}".encode()).hexdigest()[:32]
+    where = f"\x00{cluster}" if cluster else ""
+    return hashlib.sha256(f"{user_id}\x00{severity}\x00{normalized}{where}".encode()).hexdigest()[:32]
 
 
 def open_incident(services: Context, *, user_id: str, severity: str, title: str, cluster: str | None = None) -> Reply:
@@ -52,7 +53,7 @@ def open_incident(services: Context, *, user_id: str, severity: str, title: str,
     clusters = load_registry(services.settings)
     cluster = clusters.get(cluster or clusters.default).name
     store = services.store
-    dedupe = open_dedupe_key(user_id, severity, title)
+    dedupe = open_dedupe_key(user_id, severity, title, "" if clusters.implicit else cluster)
     earlier = store.claim_open(dedupe)
     if earlier == PENDING:
         return Reply(services.templates.render("lifecycle_reply.slack.j2", what="opening"))

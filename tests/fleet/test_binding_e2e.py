@@ -190,3 +190,14 @@ def test_the_matrix_is_posted_when_every_row_is_in(slack: SlackEmulator, bot_ser
     assert ":rotating_light: *prod-a* — Cluster-wide failure: DNS cascade" in matrix
     assert "*edge* — :electric_plug: No agent of cluster *edge* seen for 30 s" in matrix
     assert "Only *prod-a* is failing" in matrix and "again" not in matrix
+
+
+def test_the_same_title_on_two_clusters_makes_two_incidents(slack: SlackEmulator, bot_server: RunningBot) -> None:
+    slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster prod-a sev1 Ingress 502s")
+    slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster prod-b sev1 Ingress 502s")
+    wait_until(lambda: len(list(bot_server.services.store.iter_all())) == 2)
+    assert sorted(i.cluster for i in bot_server.services.store.iter_all()) == ["prod-a", "prod-b"]
+    before = len(ephemeral_texts(slack))
+    slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster prod-b sev1 ingress 502S")
+    assert "already open" in answer_after(slack, before)
+    assert len(list(bot_server.services.store.iter_all())) == 2
