@@ -216,6 +216,8 @@ class Drainer:
         thread_ts = intent.get("thread_ts")
         if intent.get("in_stakeholder_thread") and incident_id:
             thread_ts = self.incidents.get(str(incident_id)).stakeholder_ts
+        if thread_ts and str(thread_ts).startswith(PLACEHOLDER):  # a reply under an agent's message, sent before it
+            thread_ts = real_ts(self.store.redis, self.store.keys, str(thread_ts))
         try:
             ts = self.slack.post_message(intent["channel"], intent["text"], intent.get("blocks"), thread_ts=thread_ts,
                                          post_id=intent["post_id"], look_first=claimed.attempt > 1)
