@@ -81,13 +81,19 @@ def _run_cancel(services: Context, inv: Invocation, incident: Incident | None) -
     return action_requests.cancel_action(services, inv.command.args["action_id"], inv.user_id)
 
 
+def _clicked_in(body: dict[str, Any]) -> str | None:
+    channel = body.get("channel")
+    return str(channel["id"]) if isinstance(channel, dict) and channel.get("id") else None
+
+
 def _on_confirm(services: Context, body: dict[str, Any]) -> Reply:
-    return action_requests.confirm_action(services, button_value(body, NO_ACTION_ID), clicked_by(body))
+    return action_requests.confirm_action(services, button_value(body, NO_ACTION_ID), clicked_by(body),
+                                          channel_id=_clicked_in(body))
 
 
 def _on_proceed_anyway(services: Context, body: dict[str, Any]) -> Reply:
     return action_requests.confirm_action(services, button_value(body, NO_ACTION_ID), clicked_by(body),
-                                          proceed_anyway=True)
+                                          proceed_anyway=True, channel_id=_clicked_in(body))
 
 
 def _on_cancel(services: Context, body: dict[str, Any]) -> Reply:

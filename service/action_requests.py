@@ -134,13 +134,17 @@ def _show(ctx: Context, request: ActionRequest, position: int | None = None) -> 
         pass  # the state is in Redis; the next change rewrites the message
 
 
-def confirm_action(ctx: Context, action_id: str, user_id: str, *, proceed_anyway: bool = False) -> Reply:
+def confirm_action(ctx: Context, action_id: str, user_id: str, *, proceed_anyway: bool = False,
+                   channel_id: str | None = None) -> Reply:
     """A click on Confirm (or Proceed anyway): authorize, confirm atomically, queue the drain.
 
-    Authorized against the action's cluster's allowlists; an agent cluster whose agent is not seen is refused
-    before anything changes, and the confirmation then expires normally.
+    Authorized against the action's cluster's allowlists; a click in a channel of another cluster (a forged
+    button) and an agent cluster whose agent is not seen are refused before anything changes (the
+    confirmation then expires normally).
     """
     pending = _store(ctx).get(action_id)
+    if channel_id is not None:
+        fleet.check_action_channel(ctx, channel_id, action_id, pending.cluster)
     authorize(cluster_settings_context(ctx, pending.cluster), user_id, "confirm")
     fleet.require_reachable(ctx, load_registry(ctx.settings).get(pending.cluster))
     result = _store(ctx).confirm(action_id, user_id, proceed_anyway=proceed_anyway)

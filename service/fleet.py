@@ -86,6 +86,16 @@ def check_button(ctx: Context, incident: Incident, value_cluster: str | None) ->
             "Nothing was changed.", hint="Use the buttons of the incident's pinned header.")
 
 
+def check_action_channel(ctx: Context, channel_id: str, action_id: str, cluster: str) -> None:
+    """A Confirm clicked in ``channel_id`` must be for that channel's cluster (its incident's, or its binding)."""
+    incident = ctx.store.find_by_channel(channel_id)
+    own = incident_cluster(ctx, incident) if incident is not None else fleet_store(ctx).bound(channel_id)
+    if own is not None and own != cluster:
+        raise ClusterRefused(
+            f"Action `{shown(action_id, 20)}` is on cluster `{cluster}`, but this channel acts on `{own}`. "
+            "Nothing was changed.", hint="Confirm it from its own confirmation message.")
+
+
 def split_button_value(value: str) -> tuple[str, str | None]:
     """``"<id>@<cluster>"`` → ``(id, cluster)``; a value without ``@`` (older messages) → ``(value, None)``."""
     ident, sep, cluster = value.partition("@")

@@ -201,3 +201,34 @@ def test_the_same_title_on_two_clusters_makes_two_incidents(slack: SlackEmulator
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster prod-b sev1 ingress 502S")
     assert "already open" in answer_after(slack, before)
     assert len(list(bot_server.services.store.iter_all())) == 2
+
+
+def test_a_confirm_for_another_clusters_action_is_refused(slack: SlackEmulator, bot_server: RunningBot) -> None:
+    from chat.action_blocks import ACTION_CONFIRM
+    from incident.actions import ActionStatus
+    from persistence.action_store import ActionStore
+
+    slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster prod-b sev2 Queue backlog")
+    in_b = open_incident(slack, bot_server)
+    store = ActionStore(bot_server.services.redis, bot_server.services.keys)
+    request = store.new(cluster="prod-a", kind="cordon", target="kwok-node-0", requested_by="U_ALICE",
+                        channel_id="C_GENERAL", incident_id=None)
+    store.prepared(request.id, dry_run="unschedulable false → true", guard="", ttl_seconds=300)
+    header = slack.messages(in_b.channel_id)[0]
+    before = len(ephemeral_texts(slack))
+    forge_click(slack, "U_ALICE", in_b.channel_id, header["ts"], ACTION_CONFIRM, request.id)
+    assert f"Action `{request.id}` is on cluster `prod-a`, but this channel acts on `prod-b`" in answer_after(slack, before)
+    assert store.get(request.id).status == ActionStatus.AWAITING_CONFIRMATION and queued(bot_server) == {}
+
+    # prod-b lets only U_CAROL act: U_ALICE (allowed globally) is refused there, and nothing is stored.
+    refused = command(slack, "U_ALICE", in_b.channel_id, "cordon node kwok-node-1")
+    assert "may not request risky actions" in refused
+    assert store.find("A2") is None and queued(bot_server) == {}
+    # An agent cluster without its agent: answered at once, nothing stored or queued.
+    slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster edge sev2 Edge nodes")
+    wait_until(lambda: len(list(bot_server.services.store.iter_all())) == 2)
+    on_edge = open_incident(slack, bot_server)
+    assert on_edge.cluster == "edge"
+    answer = command(slack, "U_ALICE", on_edge.channel_id, "cordon node kwok-node-1")
+    assert "No agent of cluster *edge* seen for 30 s" in answer
+    assert store.find("A2") is None and queued(bot_server) == {}
