@@ -124,6 +124,16 @@ def all_queues(settings: Settings) -> list[Queue]:
     return queues
 
 
+def queue_kinds(settings: Settings) -> dict[str, str]:
+    """RQ queue name → job kind, for every queue a central worker serves (metrics label jobs by kind)."""
+    keys = get_keys(settings)
+    kinds = {keys.queue_name(kind): kind for kind in QUEUE_KINDS}
+    registry = load_registry(settings)
+    if not registry.implicit:
+        kinds.update({keys.cluster_queue_name(kind, c.name): kind for c in registry.central() for kind in CLUSTER_QUEUE_KINDS})
+    return kinds
+
+
 def cluster_queues(settings: Settings, cluster: str) -> list[Queue]:
     """The queues of one cluster's cluster-bound jobs (what its agent serves), highest priority first."""
     keys = get_keys(settings)
