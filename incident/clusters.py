@@ -162,10 +162,13 @@ class ClusterRegistry:
         return self.implicit or name is None
 
     def settings_for(self, settings: Settings, name: str) -> Settings:
-        """The settings a job for cluster ``name`` runs with: its name, access, allowlists, impersonation."""
-        cluster = self.get(name)
+        """The settings a job for cluster ``name`` runs with: its name, access, allowlists, impersonation.
+
+        The registry of one hands back ``settings`` itself, whatever the name (jobs queued before the registry).
+        """
         if self.implicit:
             return settings
+        cluster = self.get(name)
         update: dict[str, object] = {"cluster_name": cluster.name}
         if not cluster.is_agent:
             update.update(kubeconfig=cluster.kubeconfig or settings.kubeconfig, kube_context=cluster.context,
