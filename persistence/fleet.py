@@ -23,6 +23,8 @@ from redis import Redis
 
 from persistence.keys import Keys
 
+KEPT_WINDOWS = 100
+"""A heartbeat record is kept this many heartbeat windows (at least an hour) after the last beat."""
 FLEET_RUN_SECONDS = 3600
 """How long a fleet run's rows are kept (the matrix is posted long before)."""
 
@@ -71,11 +73,15 @@ class FleetStore:
 
     # --- agent heartbeats -------------------------------------------------------------------------
     def beat(self, cluster: str, host: str, pid: int, window_seconds: int, pipeline: Any = None) -> None:
-        """Record that the agent of ``cluster`` is alive now (the record expires after the window)."""
+        """Record that the agent of ``cluster`` is alive now.
+
+        The record outlives the window (``KEPT_WINDOWS`` of them) so ``/k8s clusters`` can say when a down
+        agent was last seen; whether it is up is its age against the window (:func:`service.fleet.agent_seen`).
+        """
         connection = pipeline if pipeline is not None else self.redis
         key = self.keys.agent_heartbeat(cluster)
         connection.hset(key, mapping={"at": repr(time.time()), "host": host, "pid": str(pid)})
-        connection.expire(key, window_seconds)
+        connection.expire(key, max(window_seconds * KEPT_WINDOWS, 3600))
 
     def heartbeat(self, cluster: str) -> Heartbeat | None:
         raw = {_text(k): _text(v) for k, v in self.redis.hgetall(self.keys.agent_heartbeat(cluster)).items()}
