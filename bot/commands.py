@@ -7,7 +7,7 @@ handler and every handler a spec, so help never lists something that does not wo
 
 The incident header's buttons (:func:`incident_buttons`) and the status-update modal live here too. The
 handlers are this module's only calls into the service layer (``service.lifecycle``, ``service.escalation``,
-``service.assessment``): the ``_run_*`` and ``_on_*`` functions and :func:`submit_status_update`.
+``service.assessment``, ``service.fleet`` for the cluster a command or a header button acts on): the ``_run_*`` and ``_on_*`` functions and :func:`submit_status_update`.
 """
 
 from __future__ import annotations
