@@ -141,7 +141,7 @@ class Agents:
 
     def __init__(self, redis_url: str, planes: dict[str, FleetCluster], logs: Path) -> None:
         self.redis_url, self.planes, self.logs = redis_url, planes, logs
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, list[subprocess.Popen[bytes]]] = {}
         self.starts = 0
 
     def environment(self, name: str) -> dict[str, str]:
@@ -153,34 +153,40 @@ class Agents:
         assert not any(key.startswith("SLACK_") and key != "SLACK_API_URL" for key in env), "an agent has no Slack token"
         return env
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, count: int = 2) -> list[subprocess.Popen[bytes]]:
+        """``count`` agents of one cluster (as the chart's two replicas: one may run a long drain, the other
+        serves that cluster's assessments and dry-runs meanwhile)."""
+        return [self._start_one(name) for _ in range(count)]
+
+    def _start_one(self, name: str) -> subprocess.Popen[bytes]:
         self.starts += 1
         log = open(self.logs / f"agent-{name}-{self.starts}.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "agent", "--cluster", name],
                                 env=self.environment(name), stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-        self.procs[name] = proc
+        self.procs.setdefault(name, []).append(proc)
         return proc
 
     def kill(self, name: str) -> None:
-        """SIGKILL the agent and its work horse (RQ gives the horse a process group of its own)."""
+        """SIGKILL every agent of ``name`` and their work horses (RQ gives a horse a process group of its own)."""
         from tests.fixtures.workers import child_pids
 
-        proc = self.procs.pop(name)
-        horses = child_pids(proc.pid)
-        os.killpg(proc.pid, signal.SIGKILL)
-        for pid in horses:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        proc.wait(timeout=10)
+        for proc in self.procs.pop(name):
+            horses = child_pids(proc.pid)
+            os.killpg(proc.pid, signal.SIGKILL)
+            for pid in horses:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            proc.wait(timeout=10)
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
+        procs = [proc for group in self.procs.values() for proc in group]
+        for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
+        for proc in procs:
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -106,7 +106,8 @@ def test_overlap_across_clusters_never_within_one(slack, bot_server: RunningBot,
             slack.click_button("U_CAROL", in_b.channel_id, cordon_b["ts"], ACTION_CONFIRM, "A3")
 
             listing = _answer(slack, "U_ALICE", "C_GENERAL", "queue")
-            assert "Risky actions on cluster a" in listing and "Risky actions on cluster b" in listing
+            assert "Risky actions on cluster a" in listing and ":gear: *running* — drain node" in listing
+            assert "cluster *hub*" in listing and ("cluster b" in listing or "cluster *b*" in listing)  # every cluster
             wait_until(lambda: all(store.get(i).status in FINAL for i in ("A1", "A2", "A3")), timeout=120)
         finally:
             pdb.undo()
