@@ -148,7 +148,7 @@ class Agents:
         settings = Settings(_env_file=None, redis_url=self.redis_url,  # type: ignore[call-arg]
                             kubeconfig=self.planes[name].agent_kubeconfig, agent_heartbeat_seconds=HEARTBEAT_SECONDS,
                             kube_request_timeout_seconds=10, assessment_budget_seconds=40, action_lease_seconds=10,
-                            metrics_port=free_port())
+                            confirmation_ttl_seconds=20, metrics_port=free_port())
         env = settings_environment(settings)
         assert not any(key.startswith("SLACK_") and key != "SLACK_API_URL" for key in env), "an agent has no Slack token"
         return env
