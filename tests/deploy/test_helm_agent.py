@@ -1,15 +1,20 @@
-"""The chart's agent mode offline: a minimal release per cluster (Deployment, ServiceAccount, RBAC, Redis only).
+"""The agent release offline, from the chart (``mode: agent``) and kustomize (``deploy/overlays/agent``): one
+Deployment, its ServiceAccount and RBAC, Redis only.
 
 The agent holds no Slack credentials and takes no connection but its metrics port; its egress is DNS,
 the central release's Redis and its own apiserver. The same RBAC is used for real by the fleet tests
-(``tests/fleet/test_fleet_cluster.py``), which mint each agent's ServiceAccount token on its own control plane.
+(``tests/fleet/test_fleet_*_cluster.py``), which mint each agent's ServiceAccount token on its own control plane.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from tests.deploy.conftest import CHART, Helm, by_kind
+from tests.deploy.conftest import CHART, DEPLOY, Helm, by_kind, kustomize
 
 pytestmark = pytest.mark.cluster  # helm is built with the test bed
 
@@ -52,3 +57,22 @@ def test_agent_mode_renders_only_the_agent(helm: Helm) -> None:
 def test_bad_agent_values_fail_naming_the_value(helm: Helm, args: tuple[str, ...], message: str) -> None:
     result = helm("template", "agent", str(CHART), "--namespace", NS, *args, check=False)
     assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def test_the_kustomize_agent_overlay_is_the_same_release(helm: Helm, kubectl: Path) -> None:
+    """deploy/overlays/agent: the agent Deployment alone (no bot, no Service, no Slack Secret), the chart's RBAC."""
+    objects = kustomize(kubectl, DEPLOY / "overlays" / "agent")
+    assert not by_kind(objects, "Service") and not by_kind(objects, "Secret")
+    (deployment,) = by_kind(objects, "Deployment").values()
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["agent", "--cluster", "prod-us"]
+    assert container["envFrom"] == [{"configMapRef": {"name": container["envFrom"][0]["configMapRef"]["name"]}}]
+    (config,) = by_kind(objects, "ConfigMap").values()
+    assert config["data"]["CLUSTER_NAME"] == "prod-us" and "STAKEHOLDER_CHANNEL" not in config["data"]
+    chart = helm.template("-f", str(AGENT_VALUES), release="agent")
+
+    def rules(found: list[dict[str, Any]]) -> list[Any]:
+        return sorted(json.dumps(r, sort_keys=True) for o in found if o["kind"] in ("ClusterRole", "Role")
+                      for r in o.get("rules") or [])
+
+    assert rules(objects) == rules(chart)
