@@ -250,9 +250,9 @@ def assess_now(settings: Settings, on_check_done: Callable[[CheckResult], None] 
 class OutboxTarget:
     """Where a process without a Slack token (a cluster's agent) shows an assessment: the durable outbox.
 
-    It cannot edit the request message (the outbox sends posts), so there is no running progress: the
-    verdict is posted in the channel when it is ready and the details in the thread of the request
-    message. The bot's drainers send them.
+    The same messages as :class:`SlackTarget`, queued instead of sent: the progress and then the verdict
+    replace the request message in place (outbox edits, in order in the channel's FIFO), the details go
+    in its thread. The bot's drainers send them.
     """
 
     def __init__(self, services: Context, channel: str, progress_ts: str | None = None) -> None:
@@ -260,7 +260,9 @@ class OutboxTarget:
         self.response_url: str | None = None
 
     def show(self, text: str, blocks: list[Any], *, final: bool = False) -> None:
-        if final:
+        if self.progress_ts:
+            self.services.outbox.update(self.channel, self.progress_ts, text, blocks)
+        elif final:
             self.services.outbox.post(self.channel, text, blocks)
 
     def thread(self, text: str, blocks: list[Any]) -> None:

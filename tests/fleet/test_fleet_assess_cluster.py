@@ -60,10 +60,12 @@ def test_an_incident_on_an_agent_cluster_and_the_agent_killed(slack, bot_server:
     incident = open_incident(slack, bot_server)
     assert incident.cluster == "a"
 
-    # The agent's verdict arrives through the outbox: a post in the channel, the details in the request's thread.
+    # The agent's verdict arrives through the outbox: it replaces the request message, the details in its thread.
     slack.slash_command("U_ALICE", incident.channel_id, "assess")
     wait_until(lambda: any(m["text"].startswith("Assessment of a:") for m in slack.messages(incident.channel_id)),
                timeout=120)
+    assert not any("queued…" in m["text"] for m in slack.messages(incident.channel_id, include_replies=False)), \
+        "the verdict replaced the request message"
     timeline = bot_server.services.store.timeline(incident.id)
     wait_until(lambda: timeline.entries({"assessment"}), timeout=10)
     (entry,) = timeline.entries({"assessment"})
