@@ -177,3 +177,19 @@ def test_check_config_lists_the_registry(tmp_path: Path, kubeconfig: Path) -> No
     assert refused.returncode == 2
     assert "duplicate name 'x'" in refused.stderr and "'a b' is not a cluster name" in refused.stderr
     assert "unknown mode" in refused.stderr
+
+
+def test_the_post_mortem_names_the_incidents_cluster() -> None:
+    from datetime import UTC, datetime
+
+    from incident.model import Incident
+    from incident.postmortem import build_report
+    from incident.templates import TemplateRenderer
+
+    opened = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    incident = Incident(id="20261201-001", title="DNS down", severity="sev1", channel_id="C1", channel_name="inc-dns",
+                        opened_by="U1", opened_at=opened, cluster="prod-eu")
+    text = TemplateRenderer().render("postmortem.md.j2", report=build_report(incident, [], now=opened))
+    assert "| Cluster | prod-eu |" in text
+    incident.cluster = None
+    assert "| Cluster |" not in TemplateRenderer().render("postmortem.md.j2", report=build_report(incident, [], now=opened))
