@@ -14,6 +14,7 @@ Run: ``python -m bench.bench_fleet [--rounds 5]``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -53,8 +54,8 @@ def _registry(directory: Path, count: int) -> Path:
     return path
 
 
-def time_fleet(redis_url: str, clusters_file: Path, timeout: float = 300.0) -> float:
-    """Seconds from the request to the completed matrix."""
+def time_fleet(redis_url: str, clusters_file: Path, timeout: float = 300.0) -> tuple[float, float]:
+    """Seconds from the request to the completed matrix, and the longest cluster's own assessment time."""
     ctx = Context.from_settings(Settings(_env_file=None, redis_url=redis_url, clusters_file=clusters_file,  # type: ignore[call-arg]
                                          agent_heartbeat_seconds=30))
     before = set(ctx.redis.scan_iter(ctx.keys.fleet_run("*")))
@@ -65,7 +66,9 @@ def time_fleet(redis_url: str, clusters_file: Path, timeout: float = 300.0) -> f
         if time.monotonic() - started > timeout:
             raise RuntimeError(f"the fleet run did not complete within {timeout:.0f} s")
         time.sleep(0.01)
-    return time.monotonic() - started
+    elapsed = time.monotonic() - started
+    rows = [json.loads(v) for k, v in ctx.redis.hgetall(key).items() if k.decode().startswith("row:")]
+    return elapsed, max(float(row.get("duration_s") or 0.0) for row in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,16 +100,20 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.1)
         time_fleet(redis.url, _registry(workdir, 3))  # warm-up: imports and connections of every work horse
         medians: dict[int, float] = {}
+        checks: dict[int, float] = {}
         for count in (1, 2, 3):
-            figures = [time_fleet(redis.url, _registry(workdir, count)) for _ in range(args.rounds)]
-            medians[count] = statistics.median(figures)
+            runs = [time_fleet(redis.url, _registry(workdir, count)) for _ in range(args.rounds)]
+            medians[count] = statistics.median(wall for wall, _ in runs)
+            checks[count] = statistics.median(own for _, own in runs)
             print(f"{count} cluster(s): median {medians[count]:.2f} s  (rounds: "
-                  f"{', '.join(f'{f:.2f}' for f in figures)})", flush=True)
+                  f"{', '.join(f'{wall:.2f}' for wall, _ in runs)})", flush=True)
         print()
-        print("| clusters | fleet assessment (median) | × one cluster |")
-        print("| --- | --- | --- |")
+        print("| clusters | fleet assessment (median) | × one cluster | slowest cluster's own checks (median) |")
+        print("| --- | --- | --- | --- |")
         for count, median in medians.items():
-            print(f"| {count} | {median:.2f} s | {median / medians[1]:.2f} |")
+            print(f"| {count} | {median:.2f} s | {median / medians[1]:.2f} | {checks[count]:.2f} s |")
+        print(f"(this machine has {os.cpu_count()} cores for all {len(NAMES)} control planes and agents: when a "
+              "cluster's own checks slow down with the count, the clusters are competing for the same CPU)")
         rss = [_rss_kb(agent.pid) for agent in agents]
         print(f"\nagent RSS (main process): {', '.join(f'{r / 1024:.0f} MB' for r, _ in rss)}; "
               f"high-water mark {max(h for _, h in rss) / 1024:.0f} MB; load average {os.getloadavg()[0]:.1f}")

@@ -29,7 +29,8 @@ from sandbox.baseline import install_baseline
 from sandbox.binaries import ensure_binaries, ensure_helm
 from sandbox.cluster import LocalCluster
 from sandbox.ports import free_port
-from tests.deploy.conftest import CHART, Helm
+from sandbox.slack import SlackEmulator
+from tests.deploy.conftest import Helm
 from tests.fixtures.slack import BOT_TOKEN, RESPONDER_GROUP, SIGNING_SECRET, STAKEHOLDER_CHANNEL
 from tests.fixtures.workers import settings_environment
 
@@ -126,7 +127,7 @@ clusters:
 
 
 @pytest.fixture()
-def bot_settings(slack: Any, redis_url: str, kubeconfig: Path, clusters_file: Path) -> Settings:
+def bot_settings(slack: SlackEmulator, redis_url: str, kubeconfig: Path, clusters_file: Path) -> Settings:
     """The central bot and worker of the fleet (the emulator's Slack, the session cluster as ``hub``)."""
     return Settings(
         slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,

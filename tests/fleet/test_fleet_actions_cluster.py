@@ -15,6 +15,7 @@ from kubernetes import client as k8s
 
 from chat.action_blocks import ACTION_CONFIRM
 from incident.actions import ActionStatus
+from sandbox.slack import SlackEmulator
 from sandbox.scenarios import BlockingPdb
 from service import fleet
 from service.actions import action_store
@@ -28,14 +29,14 @@ FINAL = {ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.OUTCOME_UNKNO
          ActionStatus.EXPIRED, ActionStatus.CANCELLED}
 
 
-def _answer(slack: Any, user: str, channel: str, text: str) -> str:
+def _answer(slack: SlackEmulator, user: str, channel: str, text: str) -> str:
     before = len(ephemeral_texts(slack))
     slack.slash_command(user, channel, text)
     wait_until(lambda: len(ephemeral_texts(slack)) > before, timeout=15)
     return ephemeral_texts(slack)[-1]
 
 
-def _confirmation(slack: Any, channel: str, action_id: str, timeout: float = 60) -> dict[str, Any]:
+def _confirmation(slack: SlackEmulator, channel: str, action_id: str, timeout: float = 60) -> dict[str, Any]:
     """The confirmation message of ``action_id`` once the bot's drainer posted what the agent queued."""
     def find() -> dict[str, Any] | None:
         for message in slack.messages(channel, include_replies=False):
@@ -67,7 +68,7 @@ def _uncordon_all(api: k8s.ApiClient) -> None:
             core.patch_node(node.metadata.name, {"spec": {"unschedulable": False}})
 
 
-def test_overlap_across_clusters_never_within_one(slack, bot_server: RunningBot, workers: WorkerProcesses,  # type: ignore[no-untyped-def]
+def test_overlap_across_clusters_never_within_one(slack: SlackEmulator, bot_server: RunningBot, workers: WorkerProcesses,
                                                   agents: Agents, fleet_planes: dict[str, FleetCluster]) -> None:
     agents.start("a")
     agents.start("b")
@@ -128,7 +129,7 @@ def test_overlap_across_clusters_never_within_one(slack, bot_server: RunningBot,
                            for m in slack.messages(in_b.channel_id)), timeout=30)
 
 
-def test_an_agent_killed_with_a_confirmation_pending(slack, bot_server: RunningBot, workers: WorkerProcesses,  # type: ignore[no-untyped-def]
+def test_an_agent_killed_with_a_confirmation_pending(slack: SlackEmulator, bot_server: RunningBot, workers: WorkerProcesses,
                                                      agents: Agents, fleet_planes: dict[str, FleetCluster]) -> None:
     agents.start("a")
     workers.start()

@@ -7,7 +7,9 @@ and sends what it has to say through the outbox (it has no Slack token); the bot
 from __future__ import annotations
 
 import pytest
+from kubernetes import client as k8s
 
+from sandbox.slack import SlackEmulator
 from sandbox.scenarios import DnsOutage
 from service import fleet
 from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
@@ -23,9 +25,9 @@ def _seen(bot: RunningBot, *names: str) -> bool:
     return all(fleet.agent_seen(bot.services, name) is not None for name in names)
 
 
-def test_the_verdict_matrix_has_one_broken_cluster(slack, bot_server: RunningBot, workers: WorkerProcesses,  # type: ignore[no-untyped-def]
+def test_the_verdict_matrix_has_one_broken_cluster(slack: SlackEmulator, bot_server: RunningBot, workers: WorkerProcesses,
                                                    agents: Agents, fleet_planes: dict[str, FleetCluster],
-                                                   k8s_api) -> None:
+                                                   k8s_api: k8s.ApiClient) -> None:
     wait_for_settled_kube_system(k8s_api)
     agents.start("a")
     agents.start("b")
@@ -52,7 +54,7 @@ def test_the_verdict_matrix_has_one_broken_cluster(slack, bot_server: RunningBot
     assert "agent of cluster b serving k8sbot-actions@b, k8sbot-assess@b" in log
 
 
-def test_an_incident_on_an_agent_cluster_and_the_agent_killed(slack, bot_server: RunningBot,  # type: ignore[no-untyped-def]
+def test_an_incident_on_an_agent_cluster_and_the_agent_killed(slack: SlackEmulator, bot_server: RunningBot,
                                                               agents: Agents) -> None:
     agents.start("a")
     wait_until(lambda: _seen(bot_server, "a"), timeout=60)
