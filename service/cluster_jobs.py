@@ -1,4 +1,5 @@
-"""The context of a cluster-bound job, and the action runtime of a process without a Slack token (an agent).
+"""The context of a cluster-bound job, the action runtime of a process without a Slack token (an agent), and
+whether a cluster's agent is alive.
 
 A job for cluster X (an assessment, a dry-run, a drain of X's action queue) runs with X's settings
 (:meth:`incident.clusters.ClusterRegistry.settings_for`: its name, its kubeconfig context, its allowlists
@@ -11,6 +12,10 @@ returns a placeholder (``outbox:<post id>``) which the drainer records against t
 post is sent. Edits queued by the agent name the placeholder and the drainer resolves it (the post went
 out earlier in the same channel's FIFO); edits made elsewhere (the bot on Confirm, the central expiry
 job) resolve it with :func:`service.outbox.real_ts` first.
+
+An agent cluster's jobs wait in its own queues for its agent. :func:`require_reachable` answers at once
+instead when the agent's heartbeat (:class:`persistence.fleet.FleetStore`) is older than
+``AGENT_HEARTBEAT_SECONDS``. It lives here, not in :mod:`service.fleet`, so the lifecycle can ask too.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from incident.clusters import load_registry
+from incident.clusters import Cluster, load_registry
+from incident.errors import IncidentBotError
+from persistence.fleet import FleetStore, Heartbeat
 from service.context import Context
 from service.runtime import DEFAULT_RUNTIME, ActionRuntime, LazyExecutor
 
@@ -65,3 +72,31 @@ def cluster_settings_context(ctx: Context, cluster: str) -> Context:
     """``ctx`` with ``cluster``'s settings (its allowlists), for authorizing a person on that cluster."""
     settings = load_registry(ctx.settings).settings_for(ctx.settings, cluster)
     return ctx if settings is ctx.settings else replace(ctx, settings=settings)
+
+
+# --- agents: is the one of a cluster alive? ------------------------------------------------------------
+
+
+class AgentDown(IncidentBotError):
+    """A cluster's agent has not been seen within the heartbeat window: its jobs would wait for nobody."""
+
+
+def agent_seen(ctx: Context, cluster: str) -> Heartbeat | None:
+    """The agent's last heartbeat if it is within the window (``None``: not seen)."""
+    beat = FleetStore(ctx.redis, ctx.keys).heartbeat(cluster)
+    if beat is None or beat.age() > ctx.settings.agent_heartbeat_seconds:
+        return None
+    return beat
+
+
+def down_text(ctx: Context, cluster: str) -> str:
+    return ctx.templates.render("agent_down.slack.j2", cluster=cluster, window=ctx.settings.agent_heartbeat_seconds)
+
+
+def require_reachable(ctx: Context, cluster: Cluster) -> None:
+    """Raise :class:`AgentDown` for an agent cluster whose agent was not seen within the window."""
+    if cluster.is_agent and agent_seen(ctx, cluster.name) is None:
+        from observability import metrics
+
+        metrics.record_agent_down(cluster.name)
+        raise AgentDown(down_text(ctx, cluster.name))

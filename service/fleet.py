@@ -25,18 +25,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from incident.clusters import ALL, Cluster, ClusterRefused, ClusterRegistry, load_registry
-from incident.errors import IncidentBotError
 from incident.kube_syntax import shown
 from incident.model import Incident
 from persistence.action_queue import ActionQueue
 from persistence.action_store import ActionStore
-from persistence.fleet import FleetStore, Heartbeat
+from persistence.fleet import FleetStore
+from service.cluster_jobs import AgentDown, agent_seen, down_text, require_reachable
 from service.context import Context
 from service.lifecycle import Reply
 
-
-class AgentDown(IncidentBotError):
-    """A cluster's agent has not been seen within the heartbeat window: its jobs would wait for nobody."""
+__all__ = ["AgentDown", "agent_seen", "down_text", "require_reachable"]  # the agent checks live in service.cluster_jobs
 
 
 def registry(ctx: Context) -> ClusterRegistry:
@@ -131,27 +129,6 @@ def unbind(ctx: Context, channel_id: str, user_id: str) -> Reply:
 
 def agent_beat(ctx: Context, cluster: str, host: str, pid: int, pipeline: Any = None) -> None:
     fleet_store(ctx).beat(cluster, host, pid, ctx.settings.agent_heartbeat_seconds, pipeline)
-
-
-def agent_seen(ctx: Context, cluster: str) -> Heartbeat | None:
-    """The agent's last heartbeat if it is within the window (``None``: not seen)."""
-    beat = fleet_store(ctx).heartbeat(cluster)
-    if beat is None or beat.age() > ctx.settings.agent_heartbeat_seconds:
-        return None
-    return beat
-
-
-def down_text(ctx: Context, cluster: str) -> str:
-    return ctx.templates.render("agent_down.slack.j2", cluster=cluster, window=ctx.settings.agent_heartbeat_seconds)
-
-
-def require_reachable(ctx: Context, cluster: Cluster) -> None:
-    """Raise :class:`AgentDown` for an agent cluster whose agent was not seen within the window."""
-    if cluster.is_agent and agent_seen(ctx, cluster.name) is None:
-        from observability import metrics
-
-        metrics.record_agent_down(cluster.name)
-        raise AgentDown(down_text(ctx, cluster.name))
 
 
 def agent_ages(ctx: Context) -> dict[str, float | None]:

@@ -73,6 +73,10 @@ ASSESSMENT = JobSpec(
 RESOLVE = JobSpec(
     "resolve", "workers.resolve.validate_and_resolve", "assess", retries=1, cluster_bound=True,
     why="a validation assessment, then the resolve; the resolve is a guarded transition, so a retry cannot resolve twice")
+RESOLVE_CONCLUDE = JobSpec(
+    "resolve_conclude", "workers.resolve.conclude_resolve", "schedule", timeout=120, retries=2, retry_intervals=(5, 30),
+    why="Slack and Redis only, after an agent validated its cluster; the resolve is a guarded transition, so a retry "
+        "cannot resolve twice")
 POSTMORTEM = JobSpec(
     "postmortem", "workers.postmortem.post_postmortem", "postmortem", timeout=300, retries=1,
     why="drafting is read-only apart from its upload, whose record in Redis makes a retry share no second file")
@@ -100,7 +104,8 @@ CLUSTER_QUEUE_KINDS: tuple[str, ...] = ("actions", "assess")
 """Queue kinds that exist once per registered cluster (the kinds of the cluster-bound jobs), in priority order."""
 
 CATALOGUE: Mapping[str, JobSpec] = {spec.name: spec for spec in (
-    ASSESSMENT, RESOLVE, POSTMORTEM, STATUS_TICK, PAGE, ACTION_PREPARE, ACTION_DRAIN, ACTION_EXPIRE, ACTION_POSITIONS)}
+    ASSESSMENT, RESOLVE, POSTMORTEM, STATUS_TICK, PAGE, ACTION_PREPARE, ACTION_DRAIN, ACTION_EXPIRE, ACTION_POSITIONS,
+    RESOLVE_CONCLUDE)}
 """Every job kind by name."""
 
 

@@ -261,34 +261,19 @@ def request_resolve(services: Context, incident: Incident, user_id: str, overrid
 
         raise NotPermitted("Only the incident commander can resolve over a failing checklist.",
                            hint=f"The commander is <@{incident.commander}>; `/k8s role commander @you` changes it.")
-    from incident.clusters import ClusterRefused, load_registry
+    from incident.clusters import load_registry
 
     clusters = load_registry(services.settings)
     cluster = clusters.get(incident.cluster or clusters.default)
-    if cluster.is_agent and not override_reason:
+    from service.cluster_jobs import require_reachable
 
-        raise ClusterRefused(
-            f"The recovery checklist of `{cluster.name}` (an agent cluster) is not run by the bot: its agent runs "
-            "assessments and actions, the resolve validation runs in the central workers only. Nothing was changed.",
-            hint="Run `/k8s assess` to see the cluster's state, then `/k8s resolve --override <reason>` (the commander).")
-    if not cluster.is_agent:
-        budget = int(services.settings.assessment_budget_seconds)
-        jobs.enqueue(services.settings, jobs.RESOLVE, incident.id, user_id, override_reason, redis=services.redis,
-                     timeout=budget + 120, on_cluster=cluster.name)
-    else:
-        return _resolve_by_override(services, incident, user_id, override_reason)
+    require_reachable(services, cluster)  # an agent cluster's validation runs in its agent
+    budget = int(services.settings.assessment_budget_seconds)
+    jobs.enqueue(services.settings, jobs.RESOLVE, incident.id, user_id, override_reason, redis=services.redis,
+                 timeout=budget + 120, on_cluster=cluster.name)
     services.store.timeline(incident.id).append(EntryKind.RESOLVE_REQUESTED, user_id, {"override_reason": override_reason},
                                                 at=services.clock.now())
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="resolving"))
-
-
-def _resolve_by_override(services: Context, incident: Incident, user_id: str, reason: str | None) -> Reply:
-    """An agent cluster's incident resolved by its commander over the checklist the central workers cannot run."""
-    services.store.timeline(incident.id).append(EntryKind.RESOLVE_REQUESTED, user_id, {"override_reason": reason},
-                                                at=services.clock.now())
-    change_status(services, incident, Status.RESOLVED, user_id, note=f"override: {reason}",
-                  extra={"override_reason": reason or ""})
-    return Reply(services.templates.render("lifecycle_reply.slack.j2", what="resolved"))
 
 
 def change_impact(services: Context, incident: Incident, user_id: str, *, customer_facing: bool | None = None,

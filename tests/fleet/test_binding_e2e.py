@@ -18,7 +18,8 @@ from chat.blocks import ACTION_ASSESS
 from incident.settings import Settings
 from sandbox.slack import SlackEmulator, payloads
 from service import fleet
-from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
+from tests.bot.helpers import ephemeral_texts, wait_until
+from tests.fleet.helpers import opened
 from tests.fixtures.slack import BOT_TOKEN, RESPONDER_GROUP, SIGNING_SECRET, STAKEHOLDER_CHANNEL, RunningBot
 
 
@@ -83,7 +84,7 @@ def forge_click(slack: SlackEmulator, user: str, channel: str, ts: str, action_i
 
 def test_an_incident_belongs_to_its_cluster(slack: SlackEmulator, bot_server: RunningBot) -> None:
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster prod-b sev1 Checkout down")
-    incident = open_incident(slack, bot_server)
+    incident = opened(slack, bot_server)
     assert incident.cluster == "prod-b"
     channel = slack.channels[incident.channel_id]
     assert channel.topic.endswith("· cluster prod-b")
@@ -113,7 +114,7 @@ def test_an_incident_belongs_to_its_cluster(slack: SlackEmulator, bot_server: Ru
     # Without a cluster, open uses the default.
     slack.slash_command("U_BOB", "C_GENERAL", "incident open DNS flapping")
     wait_until(lambda: len(list(bot_server.services.store.iter_all())) == 2)
-    second = open_incident(slack, bot_server)
+    second = opened(slack, bot_server)
     assert second.cluster == "prod-a"
 
 
@@ -139,7 +140,7 @@ def test_a_bound_channel_acts_on_its_cluster_only(slack: SlackEmulator, bot_serv
 
     # An incident opened from the bound channel belongs to its cluster; a plain assess there queues on it.
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open sev2 Payments slow")
-    assert open_incident(slack, bot_server).cluster == "prod-a"
+    assert opened(slack, bot_server).cluster == "prod-a"
     slack.slash_command("U_ALICE", "C_GENERAL", "assess")
     wait_until(lambda: queued(bot_server).get("k8sbot-assess@prod-a") == 1)
 
@@ -197,6 +198,7 @@ def test_the_same_title_on_two_clusters_makes_two_incidents(slack: SlackEmulator
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster prod-b sev1 Ingress 502s")
     wait_until(lambda: len(list(bot_server.services.store.iter_all())) == 2)
     assert sorted(i.cluster for i in bot_server.services.store.iter_all()) == ["prod-a", "prod-b"]
+    wait_until(lambda: sum("Opened incident" in t for t in ephemeral_texts(slack)) == 2)  # both answers are in
     before = len(ephemeral_texts(slack))
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster prod-b sev1 ingress 502S")
     assert "already open" in answer_after(slack, before)
@@ -209,7 +211,7 @@ def test_a_confirm_for_another_clusters_action_is_refused(slack: SlackEmulator, 
     from persistence.action_store import ActionStore
 
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster prod-b sev2 Queue backlog")
-    in_b = open_incident(slack, bot_server)
+    in_b = opened(slack, bot_server)
     store = ActionStore(bot_server.services.redis, bot_server.services.keys)
     request = store.new(cluster="prod-a", kind="cordon", target="kwok-node-0", requested_by="U_ALICE",
                         channel_id="C_GENERAL", incident_id=None)
@@ -227,7 +229,7 @@ def test_a_confirm_for_another_clusters_action_is_refused(slack: SlackEmulator, 
     # An agent cluster without its agent: answered at once, nothing stored or queued.
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster edge sev2 Edge nodes")
     wait_until(lambda: len(list(bot_server.services.store.iter_all())) == 2)
-    on_edge = open_incident(slack, bot_server)
+    on_edge = opened(slack, bot_server)
     assert on_edge.cluster == "edge"
     answer = command(slack, "U_ALICE", on_edge.channel_id, "cordon node kwok-node-1")
     assert "No agent of cluster *edge* seen for 30 s" in answer

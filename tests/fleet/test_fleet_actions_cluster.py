@@ -19,7 +19,8 @@ from sandbox.slack import SlackEmulator
 from sandbox.scenarios import BlockingPdb
 from service import fleet
 from service.actions import action_store
-from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
+from tests.bot.helpers import ephemeral_texts, wait_until
+from tests.fleet.helpers import opened
 from tests.fixtures.slack import RunningBot
 from tests.fixtures.workers import WorkerProcesses
 from tests.fleet.conftest import HEARTBEAT_SECONDS, Agents, FleetCluster
@@ -75,10 +76,10 @@ def test_overlap_across_clusters_never_within_one(slack: SlackEmulator, bot_serv
     workers.start()
     wait_until(lambda: all(fleet.agent_seen(bot_server.services, n) for n in ("a", "b")), timeout=60)
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster a sev1 Nodes flapping in a")
-    in_a = open_incident(slack, bot_server)
+    in_a = opened(slack, bot_server)
     slack.slash_command("U_CAROL", "C_GENERAL", "incident open --cluster b sev2 Disk pressure in b")
     wait_until(lambda: len(list(bot_server.services.store.iter_all())) == 2)
-    in_b = open_incident(slack, bot_server)
+    in_b = opened(slack, bot_server)
     assert (in_a.cluster, in_b.cluster) == ("a", "b")
     store = action_store(bot_server.services)
 
@@ -135,7 +136,7 @@ def test_an_agent_killed_with_a_confirmation_pending(slack: SlackEmulator, bot_s
     workers.start()
     wait_until(lambda: fleet.agent_seen(bot_server.services, "a") is not None, timeout=60)
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster a sev2 Cordon pending")
-    incident = open_incident(slack, bot_server)
+    incident = opened(slack, bot_server)
     store = action_store(bot_server.services)
     with fleet_planes["a"].admin() as api:
         node = _schedulable(api, set())

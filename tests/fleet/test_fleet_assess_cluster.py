@@ -12,7 +12,8 @@ from kubernetes import client as k8s
 from sandbox.slack import SlackEmulator
 from sandbox.scenarios import DnsOutage
 from service import fleet
-from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
+from tests.bot.helpers import ephemeral_texts, wait_until
+from tests.fleet.helpers import opened
 from tests.fixtures.cluster import wait_for_settled_kube_system
 from tests.fixtures.slack import RunningBot
 from tests.fixtures.workers import WorkerProcesses
@@ -55,11 +56,11 @@ def test_the_verdict_matrix_has_one_broken_cluster(slack: SlackEmulator, bot_ser
 
 
 def test_an_incident_on_an_agent_cluster_and_the_agent_killed(slack: SlackEmulator, bot_server: RunningBot,
-                                                              agents: Agents) -> None:
+                                                              agents: Agents, workers: WorkerProcesses) -> None:
     agents.start("a")
     wait_until(lambda: _seen(bot_server, "a"), timeout=60)
     slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster a sev1 Orders failing")
-    incident = open_incident(slack, bot_server)
+    incident = opened(slack, bot_server)
     assert incident.cluster == "a"
 
     # The agent's verdict arrives through the outbox: it replaces the request message, the details in its thread.
@@ -94,3 +95,13 @@ def test_an_incident_on_an_agent_cluster_and_the_agent_killed(slack: SlackEmulat
 
     wait_until(lambda: len(verdicts()) == 2, timeout=30)  # the drainer sends what the agent queued
     assert len(timeline.entries({"assessment"})) == 2
+
+    # The recovery checklist: the agent validates its cluster, the central worker (the Slack token) resolves.
+    workers.start()
+    slack.slash_command("U_ALICE", incident.channel_id, "resolve")
+    wait_until(lambda: bot_server.services.store.get(incident.id).status.value == "resolved", timeout=120)
+    (check,) = timeline.entries({"resolve_check"})
+    assert check.data["passed"] is True
+    validation = [e for e in timeline.entries({"assessment"}) if e.data.get("purpose") == "resolve-validation"]
+    assert validation and validation[0].data["snapshot"]["cluster"] == "a"
+    wait_until(lambda: any("Recovery checklist" in m["text"] for m in slack.messages(incident.channel_id)), timeout=30)
