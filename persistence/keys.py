@@ -159,6 +159,34 @@ class Keys:
         """RQ queue name for a kind of cluster-bound job (``assess``, ``actions``) of one registered cluster."""
         return f"{self.prefix}-{kind}@{cluster}"
 
+    def outbox_pushed(self, post_id: str) -> str:
+        """Marker that a post with this (deterministic) id was queued: a replayed command queues it once."""
+        return f"{self.prefix}:outbox-pushed:{post_id}"
+
+    def outbox_digest(self, channel: str) -> str:
+        """Marker that a channel that fell behind got its digest (one per window, :mod:`service.fan_in`)."""
+        return f"{self.prefix}:outbox-digest:{channel}"
+
+    def open_channel_name(self, token: str) -> str:
+        """The channel name a replayable ``incident open`` is creating (a replay adopts that channel)."""
+        return f"{self.prefix}:open-channel:{token}"
+
+    def inbox_entries(self) -> str:
+        """Hash entry id → the acknowledged command/click/submission (JSON), until its work is done."""
+        return f"{self.prefix}:inbox"
+
+    def inbox_due(self) -> str:
+        """Sorted set entry id → when (epoch ms) its lease ends; a lease that ends unrenewed is replayed."""
+        return f"{self.prefix}:inbox-due"
+
+    def inbox_owners(self) -> str:
+        """Hash entry id → the process (owner token) running it now; only the owner may finish it."""
+        return f"{self.prefix}:inbox-owners"
+
+    def inbox_attempts(self) -> str:
+        """Hash entry id → how many times its work was started (1: the first; more: replays)."""
+        return f"{self.prefix}:inbox-attempts"
+
     def queue_name(self, kind: str) -> str:
         """RQ queue name for a kind of job (``assess``, ``actions``, ``schedule``, ``postmortem``)."""
         return f"{self.prefix}-{kind}"
