@@ -186,7 +186,11 @@ def record_verdict(ctx: Context, cluster: str, summary: dict[str, Any]) -> None:
 
 
 def new_fleet_run(ctx: Context, channel: str, user_id: str, clusters: list[str], incident_id: str | None) -> str:
-    run_id = uuid.uuid4().hex[:12]
+    """A new fleet run (the same one again when an acknowledged request is replayed after a crash)."""
+    from service import inbox
+
+    effect = inbox.effect_id("fleet-run")
+    run_id = effect.replace(":", "-") if effect else uuid.uuid4().hex[:12]
     fleet_store(ctx).start_run(run_id, {"channel": channel, "user_id": user_id, "clusters": clusters,
                                         "incident_id": incident_id, "started": time.time()})
     return run_id
@@ -215,7 +219,7 @@ def request_fleet_assessment(ctx: Context, channel_id: str, incident: Incident |
 
     A cluster whose agent is not seen gets its row at once (the reason), so the matrix never waits for it.
     """
-    from service import jobs
+    from service import inbox, jobs
 
     if incident is not None or fleet_store(ctx).bound(channel_id) is not None:
         raise ClusterRefused("`--cluster all` runs in a channel that is not bound to one cluster (and is not an "
@@ -226,9 +230,12 @@ def request_fleet_assessment(ctx: Context, channel_id: str, incident: Incident |
     for cluster in clusters:
         if cluster in down:
             continue
+        job_id, queued = inbox.job_once(ctx.redis)  # a replay after a crash queues only what its first run did not
+        if queued:
+            continue
         jobs.enqueue(ctx.settings, jobs.ASSESSMENT, None, channel_id, redis=ctx.redis, on_cluster=cluster.name,
                      timeout=int(ctx.settings.assessment_budget_seconds) + 60, meta={"requested_by": user_id},
-                     cluster=cluster.name, fleet_run=run_id)
+                     job_id=job_id, cluster=cluster.name, fleet_run=run_id)
     for cluster in down:
         add_fleet_row(ctx, run_id, cluster.name, {"down": down_text(ctx, cluster.name)})
     return Reply(ctx.templates.render("fleet_requested.slack.j2", count=len(clusters), down=[c.name for c in down]))
