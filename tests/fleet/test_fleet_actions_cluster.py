@@ -37,6 +37,14 @@ def _answer(slack: SlackEmulator, user: str, channel: str, text: str) -> str:
     return ephemeral_texts(slack)[-1]
 
 
+def _confirm(slack: SlackEmulator, user: str, channel: str, ts: str, action_id: str) -> str:
+    """Click Confirm and wait for its answer (so a later command never takes that answer for its own)."""
+    before = len(ephemeral_texts(slack))
+    slack.click_button(user, channel, ts, ACTION_CONFIRM, action_id)
+    wait_until(lambda: len(ephemeral_texts(slack)) > before, timeout=15)
+    return ephemeral_texts(slack)[-1]
+
+
 def _confirmation(slack: SlackEmulator, channel: str, action_id: str, timeout: float = 60) -> dict[str, Any]:
     """The confirmation message of ``action_id`` once the bot's drainer posted what the agent queued."""
     def find() -> dict[str, Any] | None:
@@ -97,15 +105,15 @@ def test_overlap_across_clusters_never_within_one(slack: SlackEmulator, bot_serv
 
             _answer(slack, "U_ALICE", in_a.channel_id, f"drain node {drained} --timeout 25")
             drain = _confirmation(slack, in_a.channel_id, "A1")
-            slack.click_button("U_ALICE", in_a.channel_id, drain["ts"], ACTION_CONFIRM, "A1")
+            _confirm(slack, "U_ALICE", in_a.channel_id, drain["ts"], "A1")
             wait_until(lambda: store.get("A1").status == ActionStatus.RUNNING, timeout=60)
 
             _answer(slack, "U_ALICE", in_a.channel_id, f"cordon node {spare_a}")
             second_a = _confirmation(slack, in_a.channel_id, "A2")
-            slack.click_button("U_BOB", in_a.channel_id, second_a["ts"], ACTION_CONFIRM, "A2")
+            _confirm(slack, "U_BOB", in_a.channel_id, second_a["ts"], "A2")
             _answer(slack, "U_CAROL", in_b.channel_id, f"cordon node {node_b}")
             cordon_b = _confirmation(slack, in_b.channel_id, "A3")
-            slack.click_button("U_CAROL", in_b.channel_id, cordon_b["ts"], ACTION_CONFIRM, "A3")
+            _confirm(slack, "U_CAROL", in_b.channel_id, cordon_b["ts"], "A3")
 
             listing = _answer(slack, "U_ALICE", "C_GENERAL", "queue")
             assert "Risky actions on cluster a" in listing and ":gear: *running* — drain node" in listing
@@ -144,10 +152,7 @@ def test_an_agent_killed_with_a_confirmation_pending(slack: SlackEmulator, bot_s
         message = _confirmation(slack, incident.channel_id, "A1")
         agents.kill("a")
         wait_until(lambda: fleet.agent_seen(bot_server.services, "a") is None, timeout=HEARTBEAT_SECONDS * 3)
-        before = len(ephemeral_texts(slack))
-        slack.click_button("U_BOB", incident.channel_id, message["ts"], ACTION_CONFIRM, "A1")
-        wait_until(lambda: len(ephemeral_texts(slack)) > before, timeout=15)
-        assert "No agent of cluster *a* seen" in ephemeral_texts(slack)[-1]
+        assert "No agent of cluster *a* seen" in _confirm(slack, "U_BOB", incident.channel_id, message["ts"], "A1")
         assert store.get("A1").status == ActionStatus.AWAITING_CONFIRMATION
         # The central worker's scheduler expires it (confirmation_ttl_seconds=20) and edits the agent's message.
         wait_until(lambda: store.get("A1").status == ActionStatus.EXPIRED, timeout=60)
