@@ -47,6 +47,11 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             reach = "its agent" if cluster.is_agent else (
                 "in-cluster" if cluster.in_cluster else f"{cluster.kubeconfig or kube} context {cluster.context or '(current)'}")
             print(f"    {cluster.name:<20} {cluster.mode:<8} {reach}")
+    if settings.alertmanager_token is not None:
+        rules = settings.intake_rules()
+        print(f"  Alerts:      POST /alerts/alertmanager on; {len(rules.actions)} action rule(s), default "
+              f"{rules.default_action}; cluster label {rules.cluster_label!r}; triage in "
+              f"{settings.alert_triage_channel or '(no channel)'}")
     return 0
 
 

@@ -80,6 +80,10 @@ AGENT_DOWN_ANSWERS = Counter(
     ["cluster"], namespace=NAMESPACE, registry=REGISTRY,
 )
 AGENT_SEEN_AGE_NAME = f"{NAMESPACE}_agent_seen_age_seconds"
+ALERT_NOTIFICATIONS = Counter(
+    "alert_notifications", "Alertmanager webhook notifications received, by HTTP status answered (200 accepted).",
+    ["status"], namespace=NAMESPACE, registry=REGISTRY,
+)
 QUEUE_DEPTH_NAME = f"{NAMESPACE}_queue_depth"
 
 QueueDepths = Callable[[], Mapping[str, int]]
@@ -141,6 +145,11 @@ def record_slack_error(method: str, code: str) -> None:
 def record_slack_rate_limited(method: str) -> None:
     """Count one HTTP 429 from Slack for ``method``."""
     SLACK_RATE_LIMITED.labels(method=method).inc()
+
+
+def record_alert_notification(status: str) -> None:
+    """Count one request to the Alertmanager intake by the HTTP status it was answered with."""
+    ALERT_NOTIFICATIONS.labels(status=status).inc()
 
 
 def record_verdict(pattern: str, scope: str = "") -> None:

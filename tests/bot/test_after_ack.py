@@ -12,6 +12,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from chat.schedule_blocks import ACTION_ESCALATION_DISMISS, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE
+from chat.alert_blocks import ACTION_RECOVERY_CHECKLIST, ACTION_TRIAGE_ATTACH, ACTION_TRIAGE_DISMISS, ACTION_TRIAGE_OPEN
 from bot.after_ack import AfterAck, ButtonSpec
 from bot.app import buttons, create_app
 from service.lifecycle import Reply
@@ -93,4 +94,5 @@ def test_every_button_of_the_app_goes_through_the_wrapper(monkeypatch: pytest.Mo
         pool.shutdown(wait=True)
     assert wired == [spec.action_id for spec in buttons()]
     assert {ACTION_CONFIRM, ACTION_CANCEL, ACTION_PROCEED_ANYWAY, ACTION_RESOLVE, ACTION_POST_UPDATE, ACTION_ASSESS,
-            ACTION_ESCALATE, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE, ACTION_ESCALATION_DISMISS} == set(wired)
+            ACTION_ESCALATE, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE, ACTION_ESCALATION_DISMISS,
+            ACTION_TRIAGE_OPEN, ACTION_TRIAGE_ATTACH, ACTION_TRIAGE_DISMISS, ACTION_RECOVERY_CHECKLIST} == set(wired)
