@@ -18,7 +18,7 @@ from chat.action_blocks import ACTION_CANCEL, ACTION_CONFIRM, ACTION_PROCEED_ANY
 from incident.action_kinds import ActionSpec, ActionSpecs
 from incident.errors import CommandError
 from incident.model import Incident
-from service import action_requests
+from service import action_requests, fleet
 from service.context import Context
 from service.lifecycle import Reply
 
@@ -30,8 +30,8 @@ def action_commands(kinds: ActionSpecs) -> tuple[CommandSpec, ...]:
     """One command per kind (in the kinds' order), then ``queue`` and ``cancel``."""
     return (
         *(_kind_command(kind) for kind in kinds),
-        CommandSpec("queue", "queue", "the running risky action and the waiting ones, in order", no_arguments,
-                    _run_queue),
+        CommandSpec("queue", "queue [--cluster <name>]",
+                    "each cluster's running risky action and the waiting ones, in order", _parse_queue, _run_queue),
         CommandSpec("cancel", "cancel <action-id>",
                     "cancel a risky action that has not started (its requester or the commander)", _parse_cancel,
                     _run_cancel),
@@ -58,20 +58,42 @@ def _parse_cancel(tokens: list[str], rest: str) -> dict[str, Any]:
 
 
 def _run_queue(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
-    return action_requests.queue_listing(services)
+    named = inv.command.args.get("cluster")
+    bound = incident is not None or services_bound(services, inv.channel_id)
+    if named is None and not bound:
+        return action_requests.queue_listing(services)  # every cluster's queue
+    return action_requests.queue_listing(services, [fleet.cluster_for(services, inv.channel_id, incident, named).name])
+
+
+def services_bound(services: Context, channel_id: str) -> bool:
+    return fleet.fleet_store(services).bound(channel_id) is not None
+
+
+def _parse_queue(tokens: list[str], rest: str) -> dict[str, Any]:
+    from bot.cluster_commands import take_cluster_option
+
+    cluster, tokens, rest = take_cluster_option(tokens, rest)
+    no_arguments(tokens, rest)
+    return {"cluster": cluster} if cluster else {}
 
 
 def _run_cancel(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     return action_requests.cancel_action(services, inv.command.args["action_id"], inv.user_id)
 
 
+def _clicked_in(body: dict[str, Any]) -> str | None:
+    channel = body.get("channel")
+    return str(channel["id"]) if isinstance(channel, dict) and channel.get("id") else None
+
+
 def _on_confirm(services: Context, body: dict[str, Any]) -> Reply:
-    return action_requests.confirm_action(services, button_value(body, NO_ACTION_ID), clicked_by(body))
+    return action_requests.confirm_action(services, button_value(body, NO_ACTION_ID), clicked_by(body),
+                                          channel_id=_clicked_in(body))
 
 
 def _on_proceed_anyway(services: Context, body: dict[str, Any]) -> Reply:
     return action_requests.confirm_action(services, button_value(body, NO_ACTION_ID), clicked_by(body),
-                                          proceed_anyway=True)
+                                          proceed_anyway=True, channel_id=_clicked_in(body))
 
 
 def _on_cancel(services: Context, body: dict[str, Any]) -> Reply:

@@ -7,7 +7,7 @@ handler and every handler a spec, so help never lists something that does not wo
 
 The incident header's buttons (:func:`incident_buttons`) and the status-update modal live here too. The
 handlers are this module's only calls into the service layer (``service.lifecycle``, ``service.escalation``,
-``service.assessment``): the ``_run_*`` and ``_on_*`` functions and :func:`submit_status_update`.
+``service.assessment``, ``service.fleet`` for the cluster a command or a header button acts on): the ``_run_*`` and ``_on_*`` functions and :func:`submit_status_update`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from bot.action_commands import action_commands
+from bot.cluster_commands import cluster_commands, take_cluster_option
 from bot.after_ack import ButtonSpec, button_value, clicked_by
 from bot.grammar import (
     MAX_TEXT_LENGTH,
@@ -35,7 +36,8 @@ from incident.action_kinds import ActionSpecs, action_specs
 from incident.errors import CommandError, NotInIncidentChannel
 from incident.kube_syntax import shown
 from incident.model import DEFAULT_SEVERITY, SEVERITIES, Incident, Status
-from service import escalation, lifecycle
+from incident.clusters import ALL
+from service import escalation, fleet, lifecycle
 from service.assessment import request_assessment
 from service.context import Context
 from service.lifecycle import Reply
@@ -49,7 +51,8 @@ def build_registry(kinds: ActionSpecs | None = None) -> CommandRegistry:
         return Reply(registry.help_text(services.templates))
 
     help_spec = CommandSpec("help", "help", "this list", _no_args_at_all, run_help)
-    registry = CommandRegistry([help_spec, *incident_commands(), *action_commands(kinds or action_specs())])
+    registry = CommandRegistry([help_spec, *incident_commands(), *action_commands(kinds or action_specs()),
+                                *cluster_commands()])
     return registry
 
 
@@ -73,13 +76,15 @@ def _no_args_at_all(tokens: list[str], rest: str) -> dict[str, Any]:
 
 
 def _parse_open(tokens: list[str], rest: str) -> dict[str, Any]:
+    cluster, tokens, rest = take_cluster_option(tokens, rest)
     severity = DEFAULT_SEVERITY
     if tokens and tokens[0].lower() in SEVERITIES:
         severity = tokens[0].lower()
         rest = rest_after(rest, 1)
     elif tokens and re.fullmatch(r"(?i)sev\d+", tokens[0]):
         parse_severity(tokens[0])
-    return {"severity": severity, "title": require_text(rest, "title", MAX_TITLE_LENGTH)}
+    args: dict[str, Any] = {"severity": severity, "title": require_text(rest, "title", MAX_TITLE_LENGTH)}
+    return args | ({"cluster": cluster} if cluster else {})
 
 
 def _parse_severity(tokens: list[str], rest: str) -> dict[str, Any]:
@@ -131,7 +136,7 @@ def _parse_resolve(tokens: list[str], rest: str) -> dict[str, Any]:
 def incident_commands() -> tuple[CommandSpec, ...]:
     """The incident's own commands, in help order."""
     return (
-        CommandSpec("incident open", "incident open [sev1|sev2|sev3] <title>",
+        CommandSpec("incident open", "incident open [--cluster <name>] [sev1|sev2|sev3] <title>",
                     f"open an incident channel (default {DEFAULT_SEVERITY})", _parse_open, _run_open),
         CommandSpec("incident status", "incident status", "show this incident's state", no_arguments, _run_status,
                     needs_incident=True),
@@ -151,8 +156,9 @@ def incident_commands() -> tuple[CommandSpec, ...]:
                     _parse_resolve, _run_resolve, needs_incident=True),
         CommandSpec("postmortem", "postmortem", "draft the post-mortem now and post it as a file", no_arguments,
                     _run_postmortem, needs_incident=True),
-        CommandSpec("assess", "assess", "run the 60-second cluster assessment and post the verdict", no_arguments,
-                    _run_assess),
+        CommandSpec("assess", "assess [--cluster <name>|all]",
+                    "run the 60-second cluster assessment and post the verdict (`all`: a verdict matrix of every cluster)",
+                    _parse_assess, _run_assess),
     )
 
 
@@ -161,7 +167,9 @@ def incident_commands() -> tuple[CommandSpec, ...]:
 
 def _run_open(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
     args = inv.command.args
-    return lifecycle.open_incident(services, user_id=inv.user_id, severity=args["severity"], title=args["title"])
+    cluster = fleet.cluster_for(services, inv.channel_id, None, args.get("cluster"))
+    return lifecycle.open_incident(services, user_id=inv.user_id, severity=args["severity"], title=args["title"],
+                                   cluster=cluster.name)
 
 
 def _run_status(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
@@ -194,8 +202,18 @@ def _run_resolve(services: Context, inv: Invocation, incident: Incident | None) 
     return lifecycle.request_resolve(services, incident, inv.user_id, inv.command.args["override"])
 
 
+def _parse_assess(tokens: list[str], rest: str) -> dict[str, Any]:
+    cluster, tokens, rest = take_cluster_option(tokens, rest, allow_all=True)
+    no_arguments(tokens, rest)
+    return {"cluster": cluster} if cluster else {}
+
+
 def _run_assess(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
-    return request_assessment(services, incident, inv.channel_id, inv.user_id)
+    named = inv.command.args.get("cluster")
+    if named == ALL:
+        return fleet.request_fleet_assessment(services, inv.channel_id, incident, inv.user_id)
+    cluster = fleet.cluster_for(services, inv.channel_id, incident, named)
+    return request_assessment(services, incident, inv.channel_id, inv.user_id, cluster)
 
 
 def _run_postmortem(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
@@ -215,24 +233,33 @@ UPDATE_MODAL_CALLBACK = "status_update_modal"
 NO_INCIDENT = "This button carries no incident; it may come from an old message."
 
 
+def _header_incident(services: Context, body: dict[str, Any]) -> Incident:
+    """The incident a header button names; a value naming another cluster than the incident's is refused."""
+    incident_id, cluster = fleet.split_button_value(button_value(body, NO_INCIDENT))
+    incident = services.store.get(incident_id)
+    fleet.check_button(services, incident, cluster)
+    return incident
+
+
 def _on_resolve(services: Context, body: dict[str, Any]) -> Reply:
-    incident = services.store.get(button_value(body, NO_INCIDENT))
+    incident = _header_incident(services, body)
     return lifecycle.request_resolve(services, incident, clicked_by(body), None)
 
 
 def _on_post_update(services: Context, body: dict[str, Any]) -> Reply:
+    incident = _header_incident(services, body)
     services.slack.call("views.open", trigger_id=body["trigger_id"],
-                        view=status_update_modal(UPDATE_MODAL_CALLBACK, button_value(body, NO_INCIDENT)).to_dict())
+                        view=status_update_modal(UPDATE_MODAL_CALLBACK, incident.id).to_dict())
     return Reply("")
 
 
 def _on_assess(services: Context, body: dict[str, Any]) -> Reply:
-    incident = services.store.get(button_value(body, NO_INCIDENT))
+    incident = _header_incident(services, body)
     return request_assessment(services, incident, body["channel"]["id"], clicked_by(body))
 
 
 def _on_escalate(services: Context, body: dict[str, Any]) -> Reply:
-    incident = services.store.get(button_value(body, NO_INCIDENT))
+    incident = _header_incident(services, body)
     return Reply(escalation.escalate_by_hand(services, incident, clicked_by(body)))
 
 

@@ -170,7 +170,23 @@ class BotWsgiApp:
             probes["slack"] = self._link.require_connected
         checks = {name: self._check(probe) for name, probe in probes.items() if name not in excluded}
         ready = all(result == "ok" for result in checks.values())
-        return _json(start_response, 200 if ready else 503, {"status": "ready" if ready else "not ready", **checks})
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready", **checks}
+        agents = self._agents()
+        if agents:
+            body["agents"] = agents  # shown, not gating: the bot stays ready while one cluster's agent is down
+        return _json(start_response, 200 if ready else 503, body)
+
+    def _agents(self) -> dict[str, str]:
+        """Each agent cluster's agent: ``seen 3 s ago`` or why it counts as down."""
+        from service import fleet
+
+        try:
+            ages = fleet.agent_ages(self._services)
+        except Exception as error:  # noqa: BLE001 - Redis down is already the redis check's failure
+            return {"error": f"{type(error).__name__}: {error}"[:200]}
+        window = self._services.settings.agent_heartbeat_seconds
+        return {name: f"seen {age:.0f} s ago" if age is not None else f"down: not seen for {window} s"
+                for name, age in ages.items()}
 
     @staticmethod
     def _check(probe: Callable[[], object]) -> str:
@@ -186,7 +202,11 @@ class BotWsgiApp:
         settings = self._services.settings
         queues = lambda: {kind: get_queue(settings, kind) for kind in QUEUE_KINDS}  # noqa: E731
         try:
-            body, content_type = metrics.render(metrics.rq_queue_depths(queues))
+            from service import fleet
+
+            ages = fleet.agent_ages(self._services)
+            body, content_type = metrics.render(metrics.rq_queue_depths(queues),
+                                                [metrics.agent_ages_family(ages)] if ages else [])
         except Exception as error:  # noqa: BLE001 - Redis down: the scrape fails visibly
             return _json(start_response, 503, {"error": f"metrics unavailable: {type(error).__name__}: {error}"})
         start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])

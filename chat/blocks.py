@@ -41,15 +41,21 @@ def incident_header(incident: Incident) -> list[Block]:
             MarkdownTextObject(text=f"*Comms*\n{comms}"),
         ]),
         ContextBlock(elements=[MarkdownTextObject(
-            text=f"Incident `{incident.id}` · opened {incident.opened_at:%Y-%m-%d %H:%M UTC} by {mention(incident.opened_by)}"
+            text=f"Incident `{incident.id}`" + (f" · cluster *{incident.cluster}*" if incident.cluster else "")
+            + f" · opened {incident.opened_at:%Y-%m-%d %H:%M UTC} by {mention(incident.opened_by)}"
         )]),
         ActionsBlock(block_id=f"incident_header:{incident.id}", elements=[
-            ButtonElement(text="Assess", action_id=ACTION_ASSESS, value=incident.id, style="primary"),
-            ButtonElement(text="Post update", action_id=ACTION_POST_UPDATE, value=incident.id),
-            ButtonElement(text="Escalate", action_id=ACTION_ESCALATE, value=incident.id, style="danger"),
-            ButtonElement(text="Resolve", action_id=ACTION_RESOLVE, value=incident.id),
+            ButtonElement(text="Assess", action_id=ACTION_ASSESS, value=header_button_value(incident), style="primary"),
+            ButtonElement(text="Post update", action_id=ACTION_POST_UPDATE, value=header_button_value(incident)),
+            ButtonElement(text="Escalate", action_id=ACTION_ESCALATE, value=header_button_value(incident), style="danger"),
+            ButtonElement(text="Resolve", action_id=ACTION_RESOLVE, value=header_button_value(incident)),
         ]),
     ]
+
+
+def header_button_value(incident: Incident) -> str:
+    """What the header's buttons carry: ``<incident id>@<cluster>`` (the cluster is checked on every click)."""
+    return f"{incident.id}@{incident.cluster}" if incident.cluster else incident.id
 
 
 def header_fallback_text(incident: Incident) -> str:

@@ -65,6 +65,8 @@ class Incident:
     stakeholder_ts: str | None = None
     customer_facing: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    cluster: str | None = None
+    """The cluster the incident belongs to (chosen at open); ``None`` on incidents older than the registry: the default."""
 
     @property
     def is_active(self) -> bool:
@@ -115,4 +117,5 @@ class Incident:
             stakeholder_ts=text.get("stakeholder_ts"),
             customer_facing=text.get("customer_facing") == "1",
             extra={k[2:]: v for k, v in text.items() if k.startswith("x_")},
+            cluster=text.get("cluster"),
         )

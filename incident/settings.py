@@ -143,6 +143,14 @@ class Settings(BaseSettings):
     assessment_budget_seconds: float = Field(
         default=60.0, gt=0, description="Deadline of a whole assessment; unfinished checks are reported as timed out."
     )
+    clusters_file: Path | None = Field(
+        default=None, description="YAML registry of the clusters this bot serves (name, mode central|agent, context, "
+                                  "allowlists); unset: the one cluster of CLUSTER_NAME and KUBECONFIG.")
+    default_cluster: str | None = Field(
+        default=None, description="Cluster of an incident or command that names none and whose channel is not bound "
+                                  "(default: the registry file's `default`, else its first cluster).")
+    agent_heartbeat_seconds: int = Field(
+        default=30, gt=0, description="An agent not seen for this long is down: its cluster's jobs are answered at once.")
     warning_event_window_minutes: int = Field(
         default=15, gt=0, description="How far back the assessment looks for Warning events."
     )
@@ -295,7 +303,9 @@ class Settings(BaseSettings):
         problems = [_missing_message(name) for name in needed if getattr(self, name) in (None, "")]
         if self.alertmanager_token is not None or self.alert_rules or self.alert_rules_file is not None:
             problems += self.alert_rule_problems()
-        if not self.kube_in_cluster and self.kubeconfig is None and not _default_kubeconfig().exists():
+        # With a cluster registry (CLUSTERS_FILE), incident.clusters.registry_problems checks each cluster's access.
+        if (not self.kube_in_cluster and self.kubeconfig is None and not _default_kubeconfig().exists()
+                and self.clusters_file is None):
             problems.append(
                 "KUBECONFIG is not set, KUBE_IN_CLUSTER is false and ~/.kube/config does not exist: "
                 "set KUBECONFIG to a kubeconfig file, or KUBE_IN_CLUSTER=true inside the cluster."

@@ -26,7 +26,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _settings(mode: RunMode) -> Settings:
-    return load_settings(mode)
+    from incident.clusters import load_checked
+
+    return load_checked(mode)
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -36,6 +38,15 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     print(f"  Redis:       {settings.redis_url}")
     kube = "in-cluster" if settings.kube_in_cluster else str(settings.kubeconfig or "~/.kube/config")
     print(f"  Kubernetes:  {kube} (cluster name {settings.cluster_name!r})")
+    if settings.clusters_file is not None:
+        from incident.clusters import load_registry
+
+        registry = load_registry(settings)
+        print(f"  Clusters:    {len(registry.clusters)} from {settings.clusters_file} (default {registry.default!r})")
+        for cluster in registry.clusters:
+            reach = "its agent" if cluster.is_agent else (
+                "in-cluster" if cluster.in_cluster else f"{cluster.kubeconfig or kube} context {cluster.context or '(current)'}")
+            print(f"    {cluster.name:<20} {cluster.mode:<8} {reach}")
     if settings.alertmanager_token is not None:
         rules = settings.intake_rules()
         print(f"  Alerts:      POST /alerts/alertmanager on; {len(rules.actions)} action rule(s), default "
@@ -63,6 +74,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from workers.run import run_worker
 
     return run_worker(_settings("worker"), with_scheduler=not args.no_scheduler, burst=args.burst)
+
+
+def _cmd_agent(args: argparse.Namespace) -> int:
+    from workers.agent import run_agent
+
+    return run_agent(_settings("worker"), args.cluster, burst=args.burst)
 
 
 def _cmd_assess(args: argparse.Namespace) -> int:
@@ -136,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--no-scheduler", action="store_true", help="Do not run RQ's scheduler in this worker.")
     worker.add_argument("--burst", action="store_true", help="Exit when the queues are empty.")
     worker.set_defaults(handler=_cmd_worker)
+
+    agent = sub.add_parser("agent", help="Run inside one cluster: serve only its queues (assessments, actions), "
+                                         "outbound to Redis only, no Slack token.")
+    agent.add_argument("--cluster", required=True, help="The cluster this agent serves (its name in CLUSTERS_FILE).")
+    agent.add_argument("--burst", action="store_true", help="Exit when the cluster's queues are empty.")
+    agent.set_defaults(handler=_cmd_agent)
 
     assess = sub.add_parser("assess", help="Run the runbook's cluster assessment now and print the verdict.")
     assess.add_argument("--json", action="store_true", help="Print the full JSON snapshot instead of a table.")

@@ -75,6 +75,11 @@ VERDICTS = Counter(
     "assessment_verdicts", "Assessment verdicts by matched failure pattern and scope (cluster-wide, component).",
     ["pattern", "scope"], namespace=NAMESPACE, registry=REGISTRY,
 )
+AGENT_DOWN_ANSWERS = Counter(
+    "agent_down_answers", "Requests for an agent cluster answered at once because its agent was not seen, by cluster.",
+    ["cluster"], namespace=NAMESPACE, registry=REGISTRY,
+)
+AGENT_SEEN_AGE_NAME = f"{NAMESPACE}_agent_seen_age_seconds"
 ALERT_NOTIFICATIONS = Counter(
     "alert_notifications", "Alertmanager webhook notifications received, by HTTP status answered (200 accepted).",
     ["status"], namespace=NAMESPACE, registry=REGISTRY,
@@ -152,17 +157,33 @@ def record_verdict(pattern: str, scope: str = "") -> None:
     VERDICTS.labels(pattern=pattern or "none", scope=scope or "unknown").inc()
 
 
+def record_agent_down(cluster: str) -> None:
+    """Count one request answered "no agent seen" for ``cluster``."""
+    AGENT_DOWN_ANSWERS.labels(cluster=cluster).inc()
+
+
+def agent_ages_family(ages: Mapping[str, float | None]) -> Metric:
+    """Seconds since each agent cluster's agent was last seen (``+Inf``: never, or its record expired)."""
+    family = GaugeMetricFamily(AGENT_SEEN_AGE_NAME, "Seconds since each agent cluster's agent last heartbeated "
+                               "(+Inf: not seen within the heartbeat window).", labels=["cluster"])
+    for cluster, age in sorted(ages.items()):
+        family.add_metric([cluster], float("inf") if age is None else float(age))
+    return family
+
+
 # --- exposition ----------------------------------------------------------------------------------
 
 class _ScrapeView:
     """What one scrape of ``/metrics`` returns: the registry, plus queue depths read right now."""
 
-    def __init__(self, registry: Any, queue_depths: QueueDepths | None) -> None:
+    def __init__(self, registry: Any, queue_depths: QueueDepths | None, extra: Iterable[Metric] = ()) -> None:
         self._registry = registry
         self._queue_depths = queue_depths
+        self._extra = list(extra)
 
     def collect(self) -> Iterable[Metric]:
         yield from self._registry.collect()
+        yield from self._extra
         if self._queue_depths is None:
             return
         family = GaugeMetricFamily(QUEUE_DEPTH_NAME, "Jobs waiting in each RQ queue, read at scrape time.",
@@ -172,13 +193,13 @@ class _ScrapeView:
         yield family
 
 
-def render(queue_depths: QueueDepths | None = None) -> tuple[bytes, str]:
+def render(queue_depths: QueueDepths | None = None, extra: Iterable[Metric] = ()) -> tuple[bytes, str]:
     """The exposition text of this process (and queue depths, if given) and its content type.
 
     A failing ``queue_depths`` (Redis down) fails the scrape, which is what Prometheus' ``up`` reports.
     """
     registry: Any = _multiprocess_registry() if multiprocess_enabled() else REGISTRY
-    return generate_latest(_ScrapeView(registry, queue_depths)), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
+    return generate_latest(_ScrapeView(registry, queue_depths, extra)), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
 
 
 def rq_queue_depths(queues: Callable[[], Mapping[str, Any]]) -> QueueDepths:

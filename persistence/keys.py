@@ -131,6 +131,34 @@ class Keys:
         """Marker that the commander was told stakeholders are updated late (once per window)."""
         return f"{self.prefix}:outbox-late:{incident_id}"
 
+    def channel_clusters(self) -> str:
+        """Hash channel id → the cluster the channel is bound to (``/k8s bind cluster``)."""
+        return f"{self.prefix}:channel-cluster"
+
+    def agent_heartbeat(self, cluster: str) -> str:
+        """Hash of a cluster's agent: when it was last seen, its host and pid (expires with the window)."""
+        return f"{self.prefix}:agent-heartbeat:{cluster}"
+
+    def cluster_verdict(self, cluster: str) -> str:
+        """Hash with the latest assessment verdict of a cluster (scope, headline, when), for ``/k8s clusters``."""
+        return f"{self.prefix}:cluster-verdict:{cluster}"
+
+    def action_allowed_members_of(self, cluster: str) -> str:
+        """The cache of :meth:`action_allowed_members` for one cluster of a registry (its own user groups)."""
+        return f"{self.prefix}:action-allowed-members:{cluster}"
+
+    def outbox_sent_ts(self, post_id: str) -> str:
+        """The ``ts`` Slack gave a post queued with a placeholder (an agent's confirmation message), for its updates."""
+        return f"{self.prefix}:outbox-sent-ts:{post_id}"
+
+    def fleet_run(self, run_id: str) -> str:
+        """Hash gathering one ``/k8s assess --cluster all`` run: its meta and one row per cluster."""
+        return f"{self.prefix}:fleet-run:{run_id}"
+
+    def cluster_queue_name(self, kind: str, cluster: str) -> str:
+        """RQ queue name for a kind of cluster-bound job (``assess``, ``actions``) of one registered cluster."""
+        return f"{self.prefix}-{kind}@{cluster}"
+
     def outbox_pushed(self, post_id: str) -> str:
         """Marker that a post with this (deterministic) id was queued: a replayed command queues it once."""
         return f"{self.prefix}:outbox-pushed:{post_id}"

@@ -21,8 +21,12 @@ from incident.timeline import EntryKind
 from persistence.action_queue import ActionQueue
 from persistence.action_store import ActionStore
 from service.actions import enqueue_drain, enqueue_prepare, request_positions_refresh
+from incident.clusters import load_registry
+from service import fleet
+from service.cluster_jobs import cluster_settings_context
 from service.context import Context
 from service.lifecycle import Reply
+from service.outbox import real_ts
 
 ALLOWED_CACHE_SECONDS = 60
 
@@ -49,7 +53,8 @@ def is_allowed(ctx: Context, user_id: str) -> bool:
         return True
     if not settings.action_allowed_usergroups:
         return False
-    key = ctx.keys.action_allowed_members()
+    key = ctx.keys.action_allowed_members() if load_registry(settings).implicit else \
+        ctx.keys.action_allowed_members_of(settings.cluster_name)
     if not ctx.redis.exists(key):
         members: set[str] = set()
         for group in settings.action_allowed_usergroups:
@@ -83,26 +88,33 @@ def _queue(ctx: Context, cluster: str) -> ActionQueue:
 
 def request_action(ctx: Context, user_id: str, channel_id: str, incident: Incident | None, kind: str,
                    target: str, params: dict[str, Any]) -> Reply:
-    """Authorize, store the request and queue its validation + dry-run."""
-    authorize(ctx, user_id, "request")
+    """Authorize (on the cluster of the incident or the channel), store the request, queue its validation + dry-run.
+
+    An agent cluster whose agent is not seen is answered at once (:func:`service.fleet.require_reachable`).
+    """
+    cluster = fleet.cluster_for(ctx, channel_id, incident)
+    authorize(cluster_settings_context(ctx, cluster.name), user_id, "request")
+    fleet.require_reachable(ctx, cluster)
     settings = ctx.settings
     request = _store(ctx).new(
-        cluster=settings.cluster_name, kind=kind, target=target, requested_by=user_id,
+        cluster=cluster.name, kind=kind, target=target, requested_by=user_id,
         channel_id=incident.channel_id if incident else channel_id, incident_id=incident.id if incident else None,
         params=params, second_confirmer_for_destructive=settings.second_confirmer_for_destructive)
-    enqueue_prepare(settings, request.id)
+    enqueue_prepare(settings, request.id, cluster=cluster.name)
     _record(ctx, request.incident_id, EntryKind.ACTION_REQUESTED, user_id,
             {"action_id": request.id, "description": request.description})
     return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
 
 
-def queue_listing(ctx: Context) -> Reply:
-    """The cluster's running action and the waiting ones, in order."""
-    cluster = ctx.settings.cluster_name
+def queue_listing(ctx: Context, clusters: list[str] | None = None) -> Reply:
+    """Each cluster's running action and the waiting ones, in order (``clusters``: these; default every one)."""
     store = _store(ctx)
-    rows = [(position, request) for position, action_id in enumerate(_queue(ctx, cluster).ids(), start=1)
-            if (request := store.find(action_id)) is not None]
-    return Reply(action_blocks.queue_listing(cluster, rows, ctx.templates))
+    listings = []
+    for cluster in clusters or list(load_registry(ctx.settings).names):
+        rows = [(position, request) for position, action_id in enumerate(_queue(ctx, cluster).ids(), start=1)
+                if (request := store.find(action_id)) is not None]
+        listings.append(action_blocks.queue_listing(cluster, rows, ctx.templates))
+    return Reply("\n\n".join(listings))
 
 
 def _show(ctx: Context, request: ActionRequest, position: int | None = None) -> None:
@@ -113,15 +125,28 @@ def _show(ctx: Context, request: ActionRequest, position: int | None = None) -> 
         text, blocks = action_blocks.confirmation(request, ctx.templates, ctx.clock.now())
     else:
         text, blocks = action_blocks.state(request, ctx.templates, position)
+    ts = real_ts(ctx.redis, ctx.keys, request.message_ts)  # an agent's message: the ts its post got
+    if ts is None:
+        return
     try:
-        ctx.slack.update_message(request.channel_id, request.message_ts, text, blocks)
+        ctx.slack.update_message(request.channel_id, ts, text, blocks)
     except SlackApiError:
         pass  # the state is in Redis; the next change rewrites the message
 
 
-def confirm_action(ctx: Context, action_id: str, user_id: str, *, proceed_anyway: bool = False) -> Reply:
-    """A click on Confirm (or Proceed anyway): authorize, confirm atomically, queue the drain."""
-    authorize(ctx, user_id, "confirm")
+def confirm_action(ctx: Context, action_id: str, user_id: str, *, proceed_anyway: bool = False,
+                   channel_id: str | None = None) -> Reply:
+    """A click on Confirm (or Proceed anyway): authorize, confirm atomically, queue the drain.
+
+    Authorized against the action's cluster's allowlists; a click in a channel of another cluster (a forged
+    button) and an agent cluster whose agent is not seen are refused before anything changes (the
+    confirmation then expires normally).
+    """
+    pending = _store(ctx).get(action_id)
+    if channel_id is not None:
+        fleet.check_action_channel(ctx, channel_id, action_id, pending.cluster)
+    authorize(cluster_settings_context(ctx, pending.cluster), user_id, "confirm")
+    fleet.require_reachable(ctx, load_registry(ctx.settings).get(pending.cluster))
     result = _store(ctx).confirm(action_id, user_id, proceed_anyway=proceed_anyway)
     request = result.request
     _record(ctx, request.incident_id, EntryKind.ACTION_CONFIRMED, user_id, {

@@ -4,7 +4,8 @@ The RQ entry points are in :mod:`workers.actions`; their paths and queue options
 
 ``prepare_action`` runs on the ``assess`` queue (it only reads the cluster and dry-runs) and posts
 the confirmation message. On Confirm the bot pushes the id onto the cluster's FIFO and enqueues
-``drain_action_queue`` on the ``actions`` queue. Any number of drainers may run at once in any
+``drain_action_queue`` on the ``actions`` queue (the cluster's own, ``actions@<cluster>``, in a registry of many
+clusters: :func:`service.jobs.get_queue`). Any number of drainers may run at once in any
 number of workers; only the one that takes the per-cluster lock works, the others return at once:
 
     take the lock (new fence) ── held by someone else → make sure a watchdog is scheduled, return
@@ -45,6 +46,7 @@ from incident.settings import Settings
 from persistence.connection import get_keys, get_redis
 from service import jobs
 from service.context import Context
+from service.outbox import real_ts
 from service.runtime import DEFAULT_RUNTIME, ActionRuntime, LazyExecutor
 
 log = logging.getLogger(__name__)
@@ -85,8 +87,10 @@ def _post(ctx: Context, channel: str, text: str, blocks: list[Block] | None = No
 def _update(ctx: Context, request: ActionRequest, text: str, blocks: list[Block]) -> None:
     if not request.message_ts:
         return
+    # An agent's message has a placeholder ts until the bot's drainer sent it (service.cluster_jobs).
+    ts = real_ts(ctx.redis, ctx.keys, request.message_ts) or request.message_ts
     try:
-        ctx.runtime.notifier.update_message(request.channel_id, request.message_ts, text, blocks)
+        ctx.runtime.notifier.update_message(request.channel_id, ts, text, blocks)
     except Exception:  # noqa: BLE001
         log.exception("could not update the message of action %s", request.id)
 
@@ -114,18 +118,20 @@ def enqueue_drain(settings: Settings, cluster: str, runtime_path: str = DEFAULT_
     description = f"drain risky actions of {cluster}"
     if delay is not None:
         jobs.enqueue_in(settings, jobs.ACTION_DRAIN, delay, cluster, runtime_path, watchdog=watchdog,
-                        description=description)
+                        description=description, on_cluster=cluster)
         return True
     pending = get_keys(settings).action_drain_pending(cluster)
     if not get_redis(settings).set(pending, "1", nx=True, ex=DRAIN_PENDING_SECONDS):
         return False
-    jobs.enqueue(settings, jobs.ACTION_DRAIN, cluster, runtime_path, watchdog=watchdog, description=description)
+    jobs.enqueue(settings, jobs.ACTION_DRAIN, cluster, runtime_path, watchdog=watchdog, description=description,
+                 on_cluster=cluster)
     return True
 
 
-def enqueue_prepare(settings: Settings, action_id: str, runtime_path: str = DEFAULT_RUNTIME) -> None:
-    """Queue the validation + dry-run of a new request (read-only: one retry after a crash is safe)."""
-    jobs.enqueue(settings, jobs.ACTION_PREPARE, action_id, runtime_path)
+def enqueue_prepare(settings: Settings, action_id: str, runtime_path: str = DEFAULT_RUNTIME, *,
+                    cluster: str | None = None) -> None:
+    """Queue the validation + dry-run of a new request (read-only: one retry after a crash is safe) on its cluster's queue."""
+    jobs.enqueue(settings, jobs.ACTION_PREPARE, action_id, runtime_path, on_cluster=cluster)
 
 
 def _ensure_watchdog(ctx: Context, cluster: str) -> None:

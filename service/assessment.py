@@ -30,6 +30,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from chat.assessment_blocks import detail_views, progress_view, verdict_view
 from chat.client import SlackClient
 from incident.assessment import Assessment, CheckResult
+from incident.clusters import Cluster
 from incident.errors import SlackApiError
 from incident.settings import Settings
 from persistence.store import IncidentStore
@@ -219,20 +220,27 @@ def job_result(assessment: Assessment, target: SlackTarget) -> dict[str, Any]:
     }
 
 
-def request_assessment(services: Context, incident: Incident | None, channel_id: str, user_id: str) -> Reply:
-    """Queue an assessment whose result goes to ``channel_id`` (the incident's, when there is one).
+def request_assessment(services: Context, incident: Incident | None, channel_id: str, user_id: str,
+                       cluster: Cluster | None = None) -> Reply:
+    """Queue an assessment of ``cluster`` whose result goes to ``channel_id`` (the incident's, when there is one).
 
-    The bot never talks to the cluster itself: the job edits the progress message posted here.
+    The bot never talks to the cluster itself: the job edits the progress message posted here. An agent
+    cluster whose agent is not seen is answered at once (:func:`service.fleet.require_reachable`).
     """
+    from service import fleet
+
+    cluster = cluster or fleet.cluster_for(services, channel_id, incident)
+    fleet.require_reachable(services, cluster)
     target = incident.channel_id if incident else channel_id
     progress_ts = services.slack.post_message(target, services.templates.render(
-        "assessment_requested.slack.j2", user_id=user_id), post_id=inbox.effect_id("progress"),
+        "assessment_requested.slack.j2", user_id=user_id, cluster=cluster), post_id=inbox.effect_id("progress"),
         look_first=inbox.replaying())  # a replay after a crash finds its first run's message, job and entry
     job_id, queued = inbox.job_once(services.redis)
     if not queued:
         jobs.enqueue(services.settings, jobs.ASSESSMENT, incident.id if incident else None, target,
                      redis=services.redis, progress_ts=progress_ts, job_id=job_id,
-                     timeout=int(services.settings.assessment_budget_seconds) + 60, meta={"requested_by": user_id})
+                     timeout=int(services.settings.assessment_budget_seconds) + 60, meta={"requested_by": user_id},
+                     on_cluster=cluster.name, cluster=cluster.name)
     if incident is not None:
         services.store.timeline(incident.id).append(EntryKind.ASSESSMENT_REQUESTED, user_id, {"progress_ts": progress_ts},
                                                     at=services.clock.now(), dedupe=inbox.effect_id("timeline"))
@@ -242,6 +250,67 @@ def request_assessment(services: Context, incident: Incident | None, channel_id:
 def assess_now(settings: Settings, on_check_done: Callable[[CheckResult], None] | None = None) -> Assessment:
     """Run the assessment in this process, nothing posted (``k8s-incident-bot assess``)."""
     return assess(settings, on_check_done=on_check_done)
+
+
+class OutboxTarget:
+    """Where a process without a Slack token (a cluster's agent) shows an assessment: the durable outbox.
+
+    The same messages as :class:`SlackTarget`, queued instead of sent: the progress and then the verdict
+    replace the request message in place (outbox edits, in order in the channel's FIFO), the details go
+    in its thread. The bot's drainers send them.
+    """
+
+    def __init__(self, services: Context, channel: str, progress_ts: str | None = None) -> None:
+        self.services, self.channel, self.progress_ts = services, channel, progress_ts
+        self.response_url: str | None = None
+
+    def show(self, text: str, blocks: list[Any], *, final: bool = False) -> None:
+        if self.progress_ts:
+            self.services.outbox.update(self.channel, self.progress_ts, text, blocks)
+        elif final:
+            self.services.outbox.post(self.channel, text, blocks)
+
+    def thread(self, text: str, blocks: list[Any]) -> None:
+        self.services.outbox.post(self.channel, text, blocks, thread_ts=self.progress_ts)
+
+
+class QuietTarget:
+    """One cluster of a fleet run (``/k8s assess --cluster all``): nothing posted, the matrix says it all."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel, self.progress_ts, self.response_url = channel, None, None
+
+    def show(self, text: str, blocks: list[Any], *, final: bool = False) -> None:
+        return None
+
+    def thread(self, text: str, blocks: list[Any]) -> None:
+        return None
+
+
+def run_routed(services: Context, incident_id: str | None, channel: str, *, progress_ts: str | None = None,
+               response_url: str | None = None, cluster: str | None = None,
+               fleet_run: str | None = None) -> dict[str, Any]:
+    """The assessment job of one cluster: its settings, its target (Slack, the outbox, or a fleet row)."""
+    from incident.clusters import load_registry
+    from service import fleet
+
+    settings = load_registry(services.settings).settings_for(services.settings, cluster) if cluster else services.settings
+    target: Any
+    if fleet_run:
+        target = QuietTarget(channel)
+    elif services.settings.slack_bot_token is None:
+        target = OutboxTarget(services, channel, progress_ts)
+    else:
+        target = SlackTarget(services.slack, channel, progress_ts, response_url)
+    assessment = AssessmentJob(settings, target, services.redis, None if fleet_run else incident_id,
+                               get_current_job()).run()
+    summary = job_result(assessment, target)
+    fleet.record_verdict(services, settings.cluster_name, {"scope": summary["scope"], "headline": summary["headline"]})
+    if fleet_run:
+        fleet.add_fleet_row(services, fleet_run, settings.cluster_name, {
+            "scope": summary["scope"], "headline": summary["headline"], "patterns": summary["patterns"],
+            "duration_s": summary["duration_s"]})
+    return summary
 
 
 def run_job(settings: Settings, slack: SlackClient, redis: Redis, incident_id: str | None, channel: str, *,

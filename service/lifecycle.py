@@ -38,16 +38,25 @@ class Reply:
     text: str
 
 
-def open_dedupe_key(user_id: str, severity: str, title: str) -> str:
-    """Same person, same title and severity within the claim window → the same incident."""
+def open_dedupe_key(user_id: str, severity: str, title: str, cluster: str = "") -> str:
+    """Same person, same title and severity (and cluster, in a registry of many) within the claim window → the same incident."""
     normalized = " ".join(title.lower().split())
-    return hashlib.sha256(f"{user_id}\x00{severity}\x00{normalized}".encode()).hexdigest()[:32]
+    where = f"\x00{cluster}" if cluster else ""
+    return hashlib.sha256(f"{user_id}\x00{severity}\x00{normalized}{where}".encode()).hexdigest()[:32]
 
 
-def open_incident(services: Context, *, user_id: str, severity: str, title: str) -> Reply:
-    """Create the channel, store the incident, set it up and announce it (idempotent per request)."""
+def open_incident(services: Context, *, user_id: str, severity: str, title: str, cluster: str | None = None) -> Reply:
+    """Create the channel, store the incident, set it up and announce it (idempotent per request).
+
+    ``cluster``: the registered cluster the incident belongs to (default: the registry's default);
+    an unknown name is refused before anything is created.
+    """
+    from incident.clusters import load_registry
+
+    clusters = load_registry(services.settings)
+    cluster = clusters.get(cluster or clusters.default).name
     store = services.store
-    dedupe = open_dedupe_key(user_id, severity, title)
+    dedupe = open_dedupe_key(user_id, severity, title, "" if clusters.implicit else cluster)
     token = inbox.effect_id("open")  # a replay after a crash finds its first run's claim, channel, incident
     earlier = store.claim_open(dedupe, token)
     if earlier == PENDING:
@@ -65,6 +74,7 @@ def open_incident(services: Context, *, user_id: str, severity: str, title: str)
             incident = Incident(
                 id=incident_id, title=title, severity=severity, channel_id=channel_id, channel_name=channel_name,
                 opened_by=user_id, opened_at=now, commander=user_id, extra={"open_request": token} if token else {},
+                cluster=cluster,
             )
             store.create(incident, dedupe_key=dedupe)
         except BaseException:
@@ -81,12 +91,17 @@ def open_incident_from_alerts(services: Context, *, dedupe_key: str, severity: s
     ``alertmanager``, no commander yet) or from a triage click (the person who clicked).
 
     The one place an alert-opened incident is made. ``cluster`` is the value of the rules' cluster label
-    (``AlertGroup.cluster``); it is kept in the incident's ``extra`` as ``alert_cluster`` until incidents
-    have a cluster of their own (issue #19), which is to be set from it here. ``dedupe_key`` (the group's)
+    (``AlertGroup.cluster``): the incident belongs to that registered cluster; a value the registry does not
+    know (or none) gives the default cluster, the label's value staying in ``extra`` as ``alert_cluster``
+    either way, so an alert is never dropped over its label. ``dedupe_key`` (the group's)
     makes a retried job find the incident its first attempt made, the way a repeated ``/k8s incident
     open`` does; a claim left ``pending`` by an attempt that died is taken over (the caller holds the
     group's lock, so no other attempt is running).
     """
+    from incident.clusters import load_registry
+
+    clusters = load_registry(services.settings)
+    own_cluster = cluster if cluster and cluster in clusters else clusters.default
     store = services.store
     earlier = store.claim_open(dedupe_key)
     if earlier == PENDING:
@@ -101,7 +116,7 @@ def open_incident_from_alerts(services: Context, *, dedupe_key: str, severity: s
         incident = Incident(
             id=incident_id, title=title, severity=severity, channel_id=channel_id, channel_name=channel_name,
             opened_by=opened_by, opened_at=now, commander=commander,
-            extra={"alert_cluster": cluster} if cluster else {},
+            extra={"alert_cluster": cluster} if cluster else {}, cluster=own_cluster,
         )
         store.create(incident, dedupe_key=dedupe_key)
     except BaseException:
@@ -347,11 +362,18 @@ def request_resolve(services: Context, incident: Incident, user_id: str, overrid
 
         raise NotPermitted("Only the incident commander can resolve over a failing checklist.",
                            hint=f"The commander is <@{incident.commander}>; `/k8s role commander @you` changes it.")
+    from incident.clusters import load_registry
+
+    clusters = load_registry(services.settings)
+    cluster = clusters.get(incident.cluster or clusters.default)
+    from service.cluster_jobs import require_reachable
+
+    require_reachable(services, cluster)  # an agent cluster's validation runs in its agent
     budget = int(services.settings.assessment_budget_seconds)
     job_id, queued = inbox.job_once(services.redis)
     if not queued:
         jobs.enqueue(services.settings, jobs.RESOLVE, incident.id, user_id, override_reason, redis=services.redis,
-                     timeout=budget + 120, job_id=job_id)
+                     timeout=budget + 120, job_id=job_id, on_cluster=cluster.name)
     services.store.timeline(incident.id).append(EntryKind.RESOLVE_REQUESTED, user_id, {"override_reason": override_reason},
                                                 at=services.clock.now(), dedupe=inbox.effect_id("timeline"))
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="resolving"))

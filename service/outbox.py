@@ -1,6 +1,7 @@
 """Slack writes that must not be lost and must not wait for each other: queue them, drain them anywhere.
 
-:class:`Outbox` appends a write (today: a channel or thread post) to the channel's durable FIFO in
+:class:`Outbox` appends a write (a channel or thread post; for a cluster's agent, which holds no Slack token,
+also an edit of a message and an ephemeral) to the channel's durable FIFO in
 Redis (:mod:`persistence.outbox`) and returns at once. The post-ack work that queued it is then done,
 and nothing of it lives only in a process's memory: a SIGTERM, an OOM kill or a rolling deploy leaves
 the write in Redis for the next drainer. :class:`Drainer` threads run in every bot process (and can run
@@ -108,6 +109,28 @@ class Outbox:
             self._tell_if_late(channel, waiting, incident_id)
         return post_id
 
+    # --- writes of a process without a Slack token (a cluster's agent, service.fleet.OutboxNotifier) -------------
+    def post_placeholder(self, channel: str, text: str, blocks: list[Block] | list[dict[str, Any]] | None = None,
+                         thread_ts: str | None = None, *, incident_id: str | None = None) -> str:
+        """Queue a post and return a placeholder for its ``ts`` (``outbox:<post id>``): updates of the message can
+        name it before it is sent; :func:`real_ts` (and the drainer, at send time) turn it into the real one."""
+        post_id = uuid.uuid4().hex
+        self.store.push(channel, {
+            "kind": "post", "channel": channel, "text": text, "blocks": _blocks(blocks), "thread_ts": thread_ts,
+            "post_id": post_id, "incident_id": incident_id, "queued_at": time.time(), "remember_ts": True})
+        return PLACEHOLDER + post_id
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[Block] | list[dict[str, Any]] | None = None) -> None:
+        """Queue an edit of a message (``ts`` may be a placeholder of a post queued earlier in the same channel)."""
+        self.store.push(channel, {"kind": "update", "channel": channel, "ts": ts, "text": text,
+                                  "blocks": _blocks(blocks), "post_id": uuid.uuid4().hex, "queued_at": time.time()})
+
+    def ephemeral(self, channel: str, user: str, text: str,
+                  blocks: list[Block] | list[dict[str, Any]] | None = None) -> None:
+        """Queue a message only ``user`` sees (not retried after a lost answer: Slack keeps no ephemeral to look up)."""
+        self.store.push(channel, {"kind": "ephemeral", "channel": channel, "user": user, "text": text,
+                                  "blocks": _blocks(blocks), "post_id": uuid.uuid4().hex, "queued_at": time.time()})
+
     def _tell_if_late(self, channel: str, waiting: int, incident_id: str) -> None:
         until = self.store.waits_until(channel)
         wait_s = max(0.0, (until or 0) - time.time())
@@ -125,6 +148,20 @@ class Outbox:
         """A notice of the outbox's own (deduplicated by its marker, so no stable id is needed)."""
         self.store.push(channel, {"kind": "post", "channel": channel, "text": text, "blocks": None, "thread_ts": None,
                                   "post_id": uuid.uuid4().hex, "incident_id": None, "queued_at": time.time()})
+
+
+PLACEHOLDER = "outbox:"
+"""Prefix of a placeholder ``ts`` (:meth:`Outbox.post_placeholder`)."""
+SENT_TS_SECONDS = 7 * 24 * 3600
+"""How long the real ``ts`` of a placeholder is kept (longer than any confirmation or incident message update)."""
+
+
+def real_ts(redis: Any, keys: Any, ts: str | None) -> str | None:
+    """``ts`` itself, or the real ``ts`` of a placeholder once its post was sent (``None`` until then)."""
+    if not ts or not ts.startswith(PLACEHOLDER):
+        return ts
+    raw = redis.get(keys.outbox_sent_ts(ts[len(PLACEHOLDER):]))
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 class Drainer:
@@ -220,10 +257,15 @@ class Drainer:
         if self.fan_in.coalesce(claimed, owner):  # behind: a digest now, each incident's updates in one reply
             return
         intent = claimed.intent
+        if intent.get("kind") in ("update", "ephemeral"):
+            self._deliver_other(claimed, owner, intent)
+            return
         incident_id = intent.get("incident_id")
         thread_ts = intent.get("thread_ts")
         if intent.get("in_stakeholder_thread") and incident_id:
             thread_ts = self.incidents.get(str(incident_id)).stakeholder_ts
+        if thread_ts and str(thread_ts).startswith(PLACEHOLDER):  # a reply under an agent's message, sent before it
+            thread_ts = real_ts(self.store.redis, self.store.keys, str(thread_ts))
         try:
             ts = self.slack.post_message(intent["channel"], intent["text"], intent.get("blocks"), thread_ts=thread_ts,
                                          post_id=intent["post_id"], look_first=claimed.attempt > 1)
@@ -243,6 +285,9 @@ class Drainer:
         if intent.get("record_ts_as") and incident_id:
             self._settle(claimed_at, lambda: self.incidents.set_fields(str(incident_id),
                                                                        {str(intent["record_ts_as"]): ts}))
+        if intent.get("remember_ts"):
+            self._settle(claimed_at, lambda: self.store.redis.set(
+                self.store.keys.outbox_sent_ts(str(intent["post_id"])), ts, ex=SENT_TS_SECONDS))
         self._settle(claimed_at, lambda: self.store.done(claimed, owner))
         self.sent += 1
 
@@ -259,6 +304,29 @@ class Drainer:
                     raise
                 log.warning("outbox: Redis unavailable after a post was sent; retrying its record")
                 time.sleep(SETTLE_RETRY_SECONDS)
+
+    def _deliver_other(self, claimed: Claimed, owner: str, intent: dict[str, Any]) -> None:
+        """An edit (its placeholder ``ts`` resolved now: the post was queued before it in this channel) or an ephemeral."""
+        try:
+            if intent["kind"] == "update":
+                ts = real_ts(self.store.redis, self.store.keys, str(intent["ts"]))
+                if ts is None:
+                    self._give_up(claimed, owner, "placeholder_not_sent")
+                    return
+                self.slack.update_message(intent["channel"], ts, intent["text"], intent.get("blocks"))
+            else:
+                self.slack.post_ephemeral(intent["channel"], str(intent["user"]), intent["text"], intent.get("blocks"))
+        except SlackApiError as error:
+            if error.code == "ratelimited":
+                self.store.defer(claimed, owner, error.retry_after or 1.0)
+                return
+            if error.code in TRANSIENT_CODES and claimed.attempt < MAX_ATTEMPTS:
+                self.store.defer(claimed, owner, min(30.0, 2.0 ** claimed.attempt))
+                return
+            self._give_up(claimed, owner, error.code)
+            return
+        self.store.done(claimed, owner)
+        self.sent += 1
 
     def _give_up(self, claimed: Claimed, owner: str, code: str) -> None:
         """A write Slack refuses for good (``channel_not_found``, ``is_archived``…): never silently."""

@@ -5,6 +5,9 @@ The bot never resolves on a word alone: ``/k8s resolve`` queues the resolve job
 assessment (its snapshot goes on the timeline like any other, so the post-mortem sees the final state), judges it with :mod:`incident.resolve_check`, and either resolves (announce,
 stop reminders, queue the post-mortem) or posts what is still wrong. The commander can override
 with a reason, which is recorded on the status change and shown in the post-mortem.
+
+For an agent cluster the job runs in that cluster's agent, which holds no Slack token: it records the
+validation and queues :func:`conclude` (``RESOLVE_CONCLUDE``) for the central workers.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from chat.escape import truncate
+from service import jobs
 from service.lifecycle import change_status
 from service.context import Context
 from incident.errors import InvalidTransition
 from incident.model import Status
 from incident.timeline import EntryKind, assessment_payload
-from incident.resolve_check import checklist_passed, resolve_checklist
+from incident.resolve_check import ChecklistItem, checklist_passed, resolve_checklist
 from kube.assessor import assess
 from kube.checks import resolve_validation_checks
 
@@ -43,6 +47,21 @@ def validate_and_resolve(services: Context, incident_id: str, user_id: str,
         "passed": passed, "override_reason": override_reason,
         "items": [{"name": i.name, "passed": i.passed, "detail": i.detail} for i in items],
     }, at=services.clock.now())
+    if services.settings.slack_bot_token is None:
+        # A cluster's agent ran the validation; the central workers (which hold the Slack token) conclude.
+        jobs.enqueue(services.settings, jobs.RESOLVE_CONCLUDE, incident_id, user_id, override_reason,
+                     [[i.name, i.passed, i.detail] for i in items], redis=services.redis)
+        return {"resolved": None, "passed": passed, "concluded_by": "the central workers"}
+    return conclude(services, incident_id, user_id, override_reason, items)
+
+
+def conclude(services: Context, incident_id: str, user_id: str, override_reason: str | None,
+             items: list[ChecklistItem]) -> dict[str, Any]:
+    """Resolve (or post what is still wrong) from a checklist already judged and recorded on the timeline."""
+    incident = services.store.get(incident_id)
+    if incident.status == Status.RESOLVED:
+        return {"resolved": True, "already": True}
+    passed = checklist_passed(items)
     if not passed and not override_reason:
         text = services.templates.render("resolve_refused.slack.j2", items=items, commander=incident.commander)
         services.outbox.post(incident.channel_id, "Not resolving yet: the recovery checklist fails.",

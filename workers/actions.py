@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.actions import drain, expire, prepare, refresh
+from service.actions import action_store, drain, expire, prepare, refresh
+from service.cluster_jobs import job_context
 from service.context import Context
 from service.runtime import DEFAULT_RUNTIME
 from service.actions import kube_slack_runtime as kube_slack_runtime  # the runtime path of jobs queued before the move
 
 
 def prepare_action(action_id: str, runtime_path: str = DEFAULT_RUNTIME) -> str:
-    """Validate against the live cluster, dry-run, post the confirmation message."""
-    return prepare(Context.load(runtime_path=runtime_path), action_id)
+    """Validate against the live cluster (the action's), dry-run, post the confirmation message."""
+    ctx = Context.load(runtime_path=runtime_path)
+    return prepare(job_context(ctx, action_store(ctx).get(action_id).cluster), action_id)
 
 
 def drain_action_queue(cluster: str, runtime_path: str = DEFAULT_RUNTIME, watchdog: bool = False) -> dict[str, Any]:
     """Run the cluster's confirmed actions one at a time (or return at once if another drainer works)."""
-    return drain(Context.load(runtime_path=runtime_path), cluster, watchdog=watchdog)
+    return drain(job_context(Context.load(runtime_path=runtime_path), cluster), cluster, watchdog=watchdog)
 
 
 def expire_action(action_id: str, runtime_path: str = DEFAULT_RUNTIME) -> bool:

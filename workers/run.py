@@ -11,7 +11,7 @@ from rq import Worker
 
 from incident.settings import Settings
 from service.context import Context
-from service.jobs import CATALOGUE, QUEUE_KINDS, all_queues
+from service.jobs import CATALOGUE, all_queues, queue_kinds
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,7 @@ def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool =
         _heal_schedules(settings)
         _finalize_interrupted_assessments(settings)
     context = Context.from_settings(settings)
-    keys = context.keys
-    MeasuredWorker.kinds = {keys.queue_name(kind): kind for kind in QUEUE_KINDS}
+    MeasuredWorker.kinds = queue_kinds(settings)
     worker = MeasuredWorker(all_queues(settings), connection=context.redis,
                             maintenance_interval=MAINTENANCE_INTERVAL_SECONDS, worker_ttl=WORKER_TTL_SECONDS)
     worker.work(with_scheduler=with_scheduler, burst=burst, logging_level=settings.log_level)

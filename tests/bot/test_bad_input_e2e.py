@@ -49,7 +49,7 @@ def test_help_is_generated_from_the_registry(slack: SlackEmulator, bot_server: R
     slack.slash_command("U_ALICE", "C_GENERAL", "help")
     wait_until(lambda: ephemeral_texts(slack))
     # Escaped for mrkdwn: Slack would read a raw <title> as a link and drop it.
-    assert "/k8s incident open [sev1|sev2|sev3] &lt;title&gt;" in ephemeral_texts(slack)[0]
+    assert "/k8s incident open [--cluster &lt;name&gt;] [sev1|sev2|sev3] &lt;title&gt;" in ephemeral_texts(slack)[0]
 
 
 def test_forged_signature_is_rejected_without_side_effects(slack: SlackEmulator, bot_server: RunningBot) -> None:

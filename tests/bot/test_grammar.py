@@ -45,7 +45,7 @@ def test_valid_commands(text: str, name: str, args: dict[str, object]) -> None:
     ("text", "message", "usage"),
     [
         ("frobnicate", "Unknown command `frobnicate`", "/k8s help"),
-        ("incident open", "The title is missing", "incident open [sev1|sev2|sev3] <title>"),
+        ("incident open", "The title is missing", "incident open [--cluster <name>] [sev1|sev2|sev3] <title>"),
         ("incident open sev1", "The title is missing", "incident open"),
         ("incident open sev9 x", "Unknown severity `sev9`", "incident open"),
         ("severity high", "Unknown severity `high`", "severity <sev1|sev2|sev3>"),

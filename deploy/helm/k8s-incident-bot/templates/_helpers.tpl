@@ -56,7 +56,17 @@ every install renders. They fail `helm install`/`template` naming the value to s
 */}}
 {{- define "bot.validate" -}}
 {{- $slack := .Values.slack -}}
-{{- if not $slack.existingSecret -}}
+{{- if eq .Values.mode "agent" -}}
+{{- if not .Values.agent.cluster -}}
+{{- fail "mode=agent needs agent.cluster: the cluster's name in the central release's CLUSTERS_FILE" -}}
+{{- end -}}
+{{- if eq .Values.redis.mode "bundled" -}}
+{{- fail "mode=agent needs the central release's Redis: set redis.mode=external (redis.external.url or existingSecret) or redis.mode=sentinel" -}}
+{{- end -}}
+{{- if or $slack.botToken $slack.signingSecret $slack.appToken $slack.existingSecret -}}
+{{- fail "mode=agent never holds Slack credentials (its results go through the outbox in Redis): leave slack.* empty" -}}
+{{- end -}}
+{{- else if not $slack.existingSecret -}}
 {{- if not $slack.botToken -}}
 {{- fail "slack: set slack.existingSecret (a Secret with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET) or slack.botToken and slack.signingSecret; slack.botToken is empty" -}}
 {{- end -}}
@@ -67,7 +77,7 @@ every install renders. They fail `helm install`/`template` naming the value to s
 {{- fail "slack.mode=socket needs slack.appToken (the xapp-… app-level token) or slack.existingSecret holding SLACK_APP_TOKEN" -}}
 {{- end -}}
 {{- end -}}
-{{- if not $slack.stakeholderChannel -}}
+{{- if and (ne .Values.mode "agent") (not $slack.stakeholderChannel) -}}
 {{- fail "slack.stakeholderChannel is required: the channel ID (C…) for announcements and status updates" -}}
 {{- end -}}
 {{- if and (eq .Values.cluster.accessMode "impersonation") (empty .Values.cluster.impersonate) -}}
@@ -103,8 +113,10 @@ every install renders. They fail `helm install`/`template` naming the value to s
 envFrom:
   - configMapRef:
       name: {{ include "bot.fullname" . }}
+  {{- if ne .Values.mode "agent" }}
   - secretRef:
       name: {{ include "bot.secretName" . }}
+  {{- end }}
   {{- with .Values.extraEnvFrom }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
