@@ -31,6 +31,7 @@ from incident.runbook import (
     DNS_CASCADE,
     IP_EXHAUSTION,
     NODE_FAILURE,
+    PATTERNS,
     RECOVERY_ORDER,
     SINGLE_WORKLOAD,
     SYSTEM_NAMESPACE,
@@ -137,8 +138,7 @@ RUNBOOK_STEPS: dict[str, tuple[StepRule, ...]] = {
         StepRule("cordon", _cordon_targets, "Isolate the failed node: nothing new is scheduled there."),
         StepRule("drain", _drain_targets, "Move its pods away (DaemonSet pods stay; budgets respected)."),
         StepRule("delete-node", _delete_node_targets,
-                 "The server is gone: delete the node object so its stuck pods are released and rescheduled "
-                 "(its labels and taints are recorded for the restore)."),
+                 "The server is gone: delete the node object so its stuck pods are released and rescheduled."),
     ),
     IP_EXHAUSTION.key: (
         StepRule("restart", _daemonset_targets("cni"),
@@ -319,10 +319,12 @@ class Delta:
 def _failing(assessment: Assessment) -> dict[str, str]:
     """Names of what fails, each with its recovery layer: matched patterns, then failing checks."""
     out: dict[str, str] = {}
+    explained: set[str] = set()
     for match in assessment.verdict.patterns:
-        out[f"{match.title}"] = match.layer
+        out[match.title] = match.layer
+        explained |= {signal.check for pattern in PATTERNS if pattern.key == match.key for signal in pattern.signals}
     for check in assessment.checks:
-        if check.status == "fail":
+        if check.status == "fail" and check.name not in explained:
             out.setdefault(f"{check.title or check.name} check", "applications")
     return out
 

@@ -131,6 +131,20 @@ class Keys:
         """Marker that the commander was told stakeholders are updated late (once per window)."""
         return f"{self.prefix}:outbox-late:{incident_id}"
 
+    # -- guided recovery (service.recovery) ---------------------------------------------------------
+
+    def recovery_done(self, incident_id: str) -> str:
+        """Set of the descriptions of actions that succeeded in an incident (plan steps shown as done)."""
+        return f"{self.prefix}:recovery-done:{incident_id}"
+
+    def recovery_step(self, action_id: str) -> str:
+        """Hash: the plan step an action was requested from (assessment ref, step number, incident)."""
+        return f"{self.prefix}:recovery-step:{action_id}"
+
+    def recovery_undo(self, action_id: str) -> str:
+        """Hash: the inverse of a finished action (kind, target, params) or why it has none."""
+        return f"{self.prefix}:recovery-undo:{action_id}"
+
     def queue_name(self, kind: str) -> str:
         """RQ queue name for a kind of job (``assess``, ``actions``, ``schedule``, ``postmortem``)."""
         return f"{self.prefix}-{kind}"

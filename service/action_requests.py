@@ -11,6 +11,7 @@ the confirmation message is rewritten as the request moves. Replies come from ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chat import action_blocks
@@ -84,16 +85,27 @@ def _queue(ctx: Context, cluster: str) -> ActionQueue:
 def request_action(ctx: Context, user_id: str, channel_id: str, incident: Incident | None, kind: str,
                    target: str, params: dict[str, Any]) -> Reply:
     """Authorize, store the request and queue its validation + dry-run."""
+    request = submit_request(ctx, user_id, channel_id, incident, kind, target, params)
+    return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
+
+
+def submit_request(ctx: Context, user_id: str, channel_id: str, incident: Incident | None, kind: str,
+                   target: str, params: dict[str, Any], *, origin: dict[str, Any] | None = None,
+                   before_prepare: Callable[[ActionRequest], None] | None = None) -> ActionRequest:
+    """:func:`request_action`'s work, returning the stored request; ``origin`` (a plan step, an undo) goes on
+    the ``action_requested`` entry, and ``before_prepare`` runs before the dry-run is queued (to link the request)."""
     authorize(ctx, user_id, "request")
     settings = ctx.settings
     request = _store(ctx).new(
         cluster=settings.cluster_name, kind=kind, target=target, requested_by=user_id,
         channel_id=incident.channel_id if incident else channel_id, incident_id=incident.id if incident else None,
         params=params, second_confirmer_for_destructive=settings.second_confirmer_for_destructive)
+    if before_prepare is not None:
+        before_prepare(request)
     enqueue_prepare(settings, request.id)
     _record(ctx, request.incident_id, EntryKind.ACTION_REQUESTED, user_id,
-            {"action_id": request.id, "description": request.description})
-    return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
+            {"action_id": request.id, "description": request.description, **(origin or {})})
+    return request
 
 
 def queue_listing(ctx: Context) -> Reply:

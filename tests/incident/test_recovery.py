@@ -166,7 +166,7 @@ def test_every_step_description_parses_back_into_its_own_step() -> None:
 
 def test_delta_after_a_step_that_helped() -> None:
     change = delta(dns_cascade(), assessment(list(healthy().values())))
-    assert change.cleared == ("DNS cascade", "dns check") and change.new == () and change.still_failing == ()
+    assert change.cleared == ("DNS cascade",) and change.new == () and change.still_failing == ()
     assert change.helped and change.healthy and not change.worse
 
 

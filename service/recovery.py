@@ -1,0 +1,300 @@
+"""Guided recovery (service layer): the plan under each verdict, a click on a step, the re-assessment after it, Undo.
+
+- **The plan** (:func:`verdict_extras`): every published verdict carries the recovery plan of its
+  assessment (:func:`incident.recovery.build_plan`), addressed by the assessment's ``ref`` (stored on its
+  timeline entry). Steps already done in the incident (:meth:`Keys.recovery_done`) are shown done.
+- **A click on a step** (:func:`click_step`) is a normal action request (authorization, dry-run,
+  confirmation, the per-cluster queue, audit) once three things hold: the button's assessment is the
+  incident's latest (else the fresh plan is shown instead), no action finished since it was drawn (else a
+  fresh assessment is queued), and the button names exactly a step of the plan rebuilt from the stored
+  evidence (else it is refused: a forged value cannot target another object). The request is linked to
+  its step (:meth:`Keys.recovery_step`).
+- **After a step** (:func:`action_finished`, called by the action drainer for every finished action): a
+  success is remembered as done; a step from a plan gets a re-assessment, whose verdict opens with the
+  delta (cleared, still failing, new) and, when the step made things worse, its Undo.
+- **Undo** (:func:`record_undo`, :func:`click_undo`): an executor that knows the inverse of what it did
+  (cordon ↔ uncordon, scale → the previous replicas, label → the previous value) returns it with the
+  outcome; it is kept per action and requested, like any action, from the Undo button (once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from redis import Redis
+from slack_sdk.models.blocks import Block
+
+from chat import recovery_blocks
+from chat.recovery_blocks import StepButton
+from incident.action_kinds import action_specs
+from incident.actions import ActionRequest, ActionStatus
+from incident.assessment import Assessment
+from incident.errors import ConfirmationError, IncidentBotError, NotInIncidentChannel
+from incident.model import Incident
+from incident.recovery import PlanStep, RecoveryPlan, build_plan, delta, plan_step
+from incident.settings import Settings
+from incident.templates import renderer_for
+from incident.timeline import EntryKind, TimelineEntry
+from persistence.connection import get_keys
+from persistence.keys import Keys
+from persistence.store import IncidentStore
+from service import jobs
+from service.action_requests import authorize, submit_request
+from service.context import Context
+from service.lifecycle import Reply
+
+log = logging.getLogger(__name__)
+
+RECORD_TTL_SECONDS = 30 * 24 * 3600
+"""Links between actions, plan steps and undos live as long as an incident's post-mortem is worth writing."""
+NO_STEP = "This button carries no recovery step; it may come from an old message."
+NO_UNDO_ID = "This Undo button carries no action id; it may come from an old message."
+
+
+def new_ref() -> str:
+    """The id of one published assessment (on its timeline entry and in its plan's buttons)."""
+    return uuid.uuid4().hex[:12]
+
+
+def ref_of(entry: TimelineEntry) -> str:
+    """An assessment entry's ref (entries written without one, such as the resolve check's, use their id)."""
+    return str(entry.data.get("ref") or entry.id)
+
+
+def done_steps(redis: Redis, keys: Keys, incident_id: str | None) -> set[str]:
+    """Descriptions of the actions that succeeded in the incident."""
+    if not incident_id:
+        return set()
+    return {item.decode() if isinstance(item, bytes) else str(item) for item in redis.smembers(keys.recovery_done(incident_id))}
+
+
+def plan_of(entry: TimelineEntry, done: set[str]) -> tuple[Assessment, RecoveryPlan] | None:
+    """The stored assessment of an entry and its plan (``None`` for an entry without a snapshot)."""
+    snapshot = entry.data.get("snapshot")
+    if not isinstance(snapshot, dict):
+        return None
+    assessment = Assessment.from_json(snapshot)
+    return assessment, build_plan(assessment, ref_of(entry), done)
+
+
+def _entry_with_ref(store: IncidentStore, incident_id: str, ref: str) -> TimelineEntry | None:
+    found = None
+    for entry in store.timeline(incident_id).iter_entries({EntryKind.ASSESSMENT.value}):
+        if ref_of(entry) == ref:
+            found = entry
+    return found
+
+
+def _text(raw: dict[Any, Any]) -> dict[str, str]:
+    return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+            for k, v in raw.items()}
+
+
+# -- the plan under a verdict ------------------------------------------------------------------------
+
+
+def verdict_extras(settings: Settings, redis: Redis | None, incident_id: str | None, assessment: Assessment,
+                   ref: str, after_action: str | None = None) -> tuple[list[Block], list[Block]]:
+    """``(before, plan)`` blocks of a verdict: the delta after a plan step (if it follows one), and the plan."""
+    templates = renderer_for(settings.templates_dir)
+    if redis is None or not incident_id:
+        return [], []  # no incident: nothing to address the plan's buttons to
+    keys = get_keys(settings)
+    done = done_steps(redis, keys, incident_id)
+    plan = build_plan(assessment, ref, done)
+    before: list[Block] = []
+    if after_action:
+        try:
+            before = _delta_blocks(settings, redis, keys, incident_id, assessment, after_action, done)
+        except Exception:  # noqa: BLE001 - the verdict itself must land; the delta is an extra
+            log.exception("could not compare the assessment after action %s", after_action)
+    return before, recovery_blocks.plan_blocks(plan, templates)
+
+
+def _delta_blocks(settings: Settings, redis: Redis, keys: Keys, incident_id: str, after: Assessment, action_id: str,
+                  done: set[str]) -> list[Block]:
+    link = _text(redis.hgetall(keys.recovery_step(action_id)))
+    if not link:
+        return []
+    store = IncidentStore(redis, keys)
+    entry = _entry_with_ref(store, incident_id, link["ref"])
+    planned = plan_of(entry, done) if entry is not None else None
+    if planned is None:
+        return []
+    before, plan = planned
+    step = plan.step(int(link["number"]))
+    if step is None:
+        return []
+    undo = _text(redis.hgetall(keys.recovery_undo(action_id)))
+    change = delta(before, after)
+    return recovery_blocks.delta_blocks(change, step, action_id, renderer_for(settings.templates_dir),
+                                        undo=undo.get("description", ""), undo_note=undo.get("note", ""))
+
+
+# -- a click on a plan step --------------------------------------------------------------------------
+
+
+def _channel_of(body: dict[str, Any]) -> str:
+    return str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+
+
+def _incident_of(ctx: Context, body: dict[str, Any]) -> Incident:
+    incident = ctx.store.find_by_channel(_channel_of(body))
+    if incident is None:
+        raise NotInIncidentChannel("Recovery steps run in an incident channel; this click came from elsewhere.")
+    return incident
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
+def click_step(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
+    """A click on a plan step: checked against the incident's latest assessment, then requested like any action."""
+    actions = body.get("actions") or []
+    button = StepButton.parse(str(actions[0].get("value") or "")) if actions else None
+    if button is None:
+        raise ConfirmationError(NO_STEP)
+    authorize(ctx, user_id, "request")
+    incident = _incident_of(ctx, body)
+    timeline = ctx.store.timeline(incident.id)
+    latest = timeline.latest(EntryKind.ASSESSMENT.value)
+    if latest is None:
+        return Reply(ctx.templates.render("recovery_stale.slack.j2", why="recording"))
+    done = done_steps(ctx.redis, ctx.keys, incident.id)
+    if ref_of(latest) != button.ref:
+        if _entry_with_ref(ctx.store, incident.id, button.ref) is None:
+            return Reply(ctx.templates.render("recovery_stale.slack.j2", why="recording"))
+        _show_fresh_plan(ctx, incident, user_id, latest, done)
+        return Reply("")
+    finished = timeline.latest(EntryKind.ACTION.value)
+    if finished is not None and _stream_id(finished.id) > _stream_id(latest.id):
+        requested = timeline.latest(EntryKind.ASSESSMENT_REQUESTED.value)
+        if requested is None or _stream_id(requested.id) < _stream_id(finished.id):
+            text = ctx.templates.render("recovery_reassess.slack.j2", action=None, number=None)
+            queue_reassessment(ctx.settings, ctx.redis, incident.id, incident.channel_id,
+                               ctx.slack.post_message(incident.channel_id, text), actor=user_id)
+        return Reply(ctx.templates.render("recovery_stale.slack.j2", why="changed",
+                                          change=str(finished.data.get("description", "an action"))))
+    planned = plan_of(latest, done)
+    if planned is None:
+        return Reply(ctx.templates.render("recovery_stale.slack.j2", why="recording"))
+    step = plan_step(planned[1], button.number, button.kind, button.target)
+    return _request_step(ctx, incident, user_id, button.ref, step)
+
+
+def _request_step(ctx: Context, incident: Incident, user_id: str, ref: str, step: PlanStep) -> Reply:
+    def link(request: ActionRequest) -> None:
+        key = ctx.keys.recovery_step(request.id)
+        with ctx.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"ref": ref, "number": str(step.number), "incident_id": incident.id,
+                                    "description": step.description})
+            pipe.expire(key, RECORD_TTL_SECONDS)
+            pipe.execute()
+
+    request = submit_request(ctx, user_id, incident.channel_id, incident, step.kind, step.target, dict(step.params),
+                             origin={"plan_ref": ref, "plan_step": step.number}, before_prepare=link)
+    return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
+
+
+def _show_fresh_plan(ctx: Context, incident: Incident, user_id: str, latest: TimelineEntry, done: set[str]) -> None:
+    """The stale click's answer: it says so, with the latest assessment's plan and its buttons."""
+    text = ctx.templates.render("recovery_stale.slack.j2", why="newer")
+    blocks: list[Block] = [recovery_blocks.note(text)]
+    planned = plan_of(latest, done)
+    if planned is not None:
+        assessment, plan = planned
+        blocks.append(recovery_blocks.note(ctx.templates.render("recovery_fresh_plan.slack.j2",
+                                                                headline=assessment.verdict.headline)))
+        blocks += recovery_blocks.plan_blocks(plan, ctx.templates)
+    ctx.slack.post_ephemeral(incident.channel_id, user_id, text, blocks)
+
+
+# -- after an action finished ------------------------------------------------------------------------
+
+
+def record_undo(redis: Redis, keys: Keys, request: ActionRequest, undo: dict[str, Any] | None, note: str = "") -> None:
+    """Keep the inverse of a finished action (``{"kind", "target", "params"}``), or why it has none."""
+    fields: dict[str, str] = {"note": note}
+    if undo:
+        spec = action_specs().get(str(undo["kind"]))
+        params = dict(undo.get("params") or {})
+        fields.update(kind=spec.kind, target=str(undo["target"]), params=json.dumps(params, sort_keys=True),
+                      description=spec.describe(str(undo["target"]), params))
+    key = keys.recovery_undo(request.id)
+    with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, RECORD_TTL_SECONDS)
+        pipe.execute()
+
+
+def undo_of(redis: Redis, keys: Keys, action_id: str) -> dict[str, str]:
+    """The recorded inverse of an action (``description`` empty: none; ``note`` says why)."""
+    return _text(redis.hgetall(keys.recovery_undo(action_id)))
+
+
+def action_finished(settings: Settings, redis: Redis, request: ActionRequest,
+                    post: Callable[[str, str], str | None]) -> str | None:
+    """Remember a success as done; after a plan step, queue the re-assessment (its progress message via
+    ``post(channel, text)``). Returns the re-assessment's job id, if one was queued."""
+    keys = get_keys(settings)
+    if request.incident_id and request.status == ActionStatus.SUCCEEDED:
+        with redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(keys.recovery_done(request.incident_id), request.description)
+            pipe.expire(keys.recovery_done(request.incident_id), RECORD_TTL_SECONDS)
+            pipe.execute()
+    link = _text(redis.hgetall(keys.recovery_step(request.id)))
+    if not link or not request.incident_id or request.status not in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):
+        return None
+    templates = renderer_for(settings.templates_dir)
+    progress_ts = post(request.channel_id, templates.render("recovery_reassess.slack.j2", action=request,
+                                                            number=link.get("number")))
+    return queue_reassessment(settings, redis, request.incident_id, request.channel_id, progress_ts,
+                              after_action=request.id)
+
+
+def queue_reassessment(settings: Settings, redis: Redis, incident_id: str, channel: str, progress_ts: str | None, *,
+                       after_action: str | None = None, actor: str = "bot") -> str:
+    """Queue an assessment of the incident (after a step: its verdict opens with the step's delta); the job id."""
+    job = jobs.enqueue(settings, jobs.ASSESSMENT, incident_id, channel, redis=redis, progress_ts=progress_ts,
+                       after_action=after_action, timeout=int(settings.assessment_budget_seconds) + 60,
+                       meta={"requested_by": actor, "after_action": after_action})
+    IncidentStore(redis, get_keys(settings)).timeline(incident_id).append(
+        EntryKind.ASSESSMENT_REQUESTED, actor, {"progress_ts": progress_ts, "after_action": after_action})
+    return str(job.id)
+
+
+# -- Undo ---------------------------------------------------------------------------------------------
+
+
+def click_undo(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
+    """A click on Undo: the recorded inverse of that action is requested (dry-run, confirmation, queue), once."""
+    actions = body.get("actions") or []
+    action_id = str(actions[0].get("value") or "") if actions else ""
+    if not action_id:
+        raise ConfirmationError(NO_UNDO_ID)
+    authorize(ctx, user_id, "request")
+    incident = _incident_of(ctx, body)
+    undo = undo_of(ctx.redis, ctx.keys, action_id)
+    original = ctx.redis.hget(ctx.keys.action(action_id), "incident_id")
+    if original is None or (original.decode() if isinstance(original, bytes) else str(original)) != incident.id:
+        raise ConfirmationError("This Undo button names no action of this incident; nothing was requested.")
+    if not undo.get("description"):
+        raise IncidentBotError(ctx.templates.render("recovery_no_undo.slack.j2", action_id=action_id,
+                                                    note=undo.get("note", "")))
+    if not ctx.redis.hsetnx(ctx.keys.recovery_undo(action_id), "undone_by", user_id):
+        raise ConfirmationError(f"Action `{action_id}` was already undone (or its undo requested); nothing new was "
+                                "requested.", hint="`/k8s queue` shows where that undo stands.")
+    try:
+        request = submit_request(ctx, user_id, incident.channel_id, incident, undo["kind"], undo["target"],
+                                 json.loads(undo.get("params") or "{}"), origin={"undo_of": action_id})
+    except Exception:
+        ctx.redis.hdel(ctx.keys.recovery_undo(action_id), "undone_by")  # not requested: the button works again
+        raise
+    ctx.redis.hset(ctx.keys.recovery_undo(action_id), "undo_action", request.id)
+    return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
