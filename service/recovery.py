@@ -184,11 +184,13 @@ def click_step(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     planned = plan_of(latest, done)
     if planned is None:
         return Reply(ctx.templates.render("recovery_stale.slack.j2", why="recording"))
-    step = plan_step(planned[1], button.number, button.kind, button.target)
-    return _request_step(ctx, incident, user_id, button.ref, step)
+    plan = planned[1]
+    step = plan_step(plan, button.number, button.kind, button.target)
+    primary = plan.primary is not None and plan.primary.number == step.number
+    return _request_step(ctx, incident, user_id, button.ref, step, primary)
 
 
-def _request_step(ctx: Context, incident: Incident, user_id: str, ref: str, step: PlanStep) -> Reply:
+def _request_step(ctx: Context, incident: Incident, user_id: str, ref: str, step: PlanStep, primary: bool) -> Reply:
     def link(request: ActionRequest) -> None:
         key = ctx.keys.recovery_step(request.id)
         with ctx.redis.pipeline(transaction=True) as pipe:
@@ -198,7 +200,7 @@ def _request_step(ctx: Context, incident: Incident, user_id: str, ref: str, step
             pipe.execute()
 
     request = submit_request(ctx, user_id, incident.channel_id, incident, step.kind, step.target, dict(step.params),
-                             origin={"plan_ref": ref, "plan_step": step.number}, before_prepare=link)
+                             origin={"plan_ref": ref, "plan_step": step.number, "plan_primary": primary}, before_prepare=link)
     return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
 
 
