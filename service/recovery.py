@@ -118,8 +118,8 @@ def verdict_extras(settings: Settings, redis: Redis | None, incident_id: str | N
 def _delta_blocks(settings: Settings, redis: Redis, keys: Keys, incident_id: str, after: Assessment, action_id: str,
                   done: set[str]) -> list[Block]:
     link = _text(redis.hgetall(keys.recovery_step(action_id)))
-    if not link:
-        return []
+    if not link.get("ref"):
+        return []  # an undo: re-assessed, without a step to compare with
     store = IncidentStore(redis, keys)
     entry = _entry_with_ref(store, incident_id, link["ref"])
     planned = plan_of(entry, done) if entry is not None else None
@@ -176,7 +176,7 @@ def click_step(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     if finished is not None and _stream_id(finished.id) > _stream_id(latest.id):
         requested = timeline.latest(EntryKind.ASSESSMENT_REQUESTED.value)
         if requested is None or _stream_id(requested.id) < _stream_id(finished.id):
-            text = ctx.templates.render("recovery_reassess.slack.j2", action=None, number=None)
+            text = ctx.templates.render("recovery_reassess.slack.j2", action=None, number=None, undo_of=None)
             queue_reassessment(ctx.settings, ctx.redis, incident.id, incident.channel_id,
                                ctx.slack.post_message(incident.channel_id, text), actor=user_id)
         return Reply(ctx.templates.render("recovery_stale.slack.j2", why="changed",
@@ -255,7 +255,7 @@ def action_finished(settings: Settings, redis: Redis, request: ActionRequest,
         return None
     templates = renderer_for(settings.templates_dir)
     progress_ts = post(request.channel_id, templates.render("recovery_reassess.slack.j2", action=request,
-                                                            number=link.get("number")))
+                                                            number=link.get("number"), undo_of=link.get("undo_of")))
     return queue_reassessment(settings, redis, request.incident_id, request.channel_id, progress_ts,
                               after_action=request.id)
 
@@ -292,9 +292,17 @@ def click_undo(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     if not ctx.redis.hsetnx(ctx.keys.recovery_undo(action_id), "undone_by", user_id):
         raise ConfirmationError(f"Action `{action_id}` was already undone (or its undo requested); nothing new was "
                                 "requested.", hint="`/k8s queue` shows where that undo stands.")
+    def link(request: ActionRequest) -> None:  # an undo is a step too: re-assessed when it finished
+        key = ctx.keys.recovery_step(request.id)
+        with ctx.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"undo_of": action_id, "incident_id": incident.id})
+            pipe.expire(key, RECORD_TTL_SECONDS)
+            pipe.execute()
+
     try:
         request = submit_request(ctx, user_id, incident.channel_id, incident, undo["kind"], undo["target"],
-                                 json.loads(undo.get("params") or "{}"), origin={"undo_of": action_id})
+                                 json.loads(undo.get("params") or "{}"), origin={"undo_of": action_id},
+                                 before_prepare=link)
     except Exception:
         ctx.redis.hdel(ctx.keys.recovery_undo(action_id), "undone_by")  # not requested: the button works again
         raise
