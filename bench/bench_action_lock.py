@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,9 @@ from incident.settings import Settings
 from persistence.store import IncidentStore
 from persistence.timeline import Timeline
 from sandbox.redis_server import RedisServer
-from service.actions import ActionContext, ActionRuntime, drain, enqueue_drain
+from service.actions import drain, enqueue_drain
+from service.runtime import ActionRuntime
+from service.context import Context
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = "bench.bench_action_lock:noop_runtime"
@@ -75,7 +76,7 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.2f} ms"
 
 
-def confirmed_actions(ctx: ActionContext, incident: Incident, count: int, *, enqueue: bool) -> list[str]:
+def confirmed_actions(ctx: Context, incident: Incident, count: int, *, enqueue: bool) -> list[str]:
     store = ActionStore(ctx.redis, ctx.keys)
     ids = []
     for index in range(count):
@@ -128,7 +129,7 @@ def main(argv: list[str]) -> int:
     try:
         client = redis.Redis.from_url(server.url)
         settings = Settings(redis_url=server.url, kubeconfig=kubeconfig, action_lease_seconds=30, cluster_name=CLUSTER)
-        ctx = ActionContext(settings, client, noop_runtime(settings), RUNTIME)
+        ctx = Context(settings, client, action_runtime=noop_runtime(settings), runtime_path=RUNTIME)
         incidents = IncidentStore(client)
 
         def fresh_incident(name: str) -> Incident:

@@ -3,7 +3,9 @@
 A configured directory (``TEMPLATES_DIR``) overrides bundled templates file by file. Slack
 templates (``*.slack.j2``) escape every interpolated value for mrkdwn unless it was produced by
 a filter that builds Slack syntax on purpose (``mention``, ``channel``, ``link``), so a title like
-``<!channel>`` can never ping anyone. Markdown templates (``*.md.j2``) are rendered as written.
+``<!channel>`` can never ping anyone. Markdown templates (``*.md.j2``) and plain-text ones (``*.txt.j2``:
+texts that a Slack template later shows, and so escapes, such as the executors' dry-run summaries) are
+rendered as written.
 """
 
 from __future__ import annotations
@@ -83,6 +85,12 @@ class TemplateRenderer:
         """Render ``templates/<name>`` (Slack escaping for ``*.slack.j2``)."""
         env = self._slack if name.endswith(".slack.j2") else self._markdown
         return env.get_template(name).render(**context).strip()
+
+    def macro(self, name: str, macro: str, /, **arguments: Any) -> str:
+        """Call the macro ``macro`` of ``templates/<name>``: one text of a file that holds a family of them
+        (``kube_actions.txt.j2``), escaped like :meth:`render` would by the file's suffix."""
+        env = self._slack if name.endswith(".slack.j2") else self._markdown
+        return str(getattr(env.get_template(name).module, macro)(**arguments)).strip()
 
 
 @lru_cache(maxsize=4)

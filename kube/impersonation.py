@@ -24,7 +24,9 @@ from incident.actions import ActionRequest, Outcome
 from incident.errors import NotPermitted
 from incident.settings import KubeIdentity, Settings
 from kube.client import build_configuration
+from incident.templates import renderer_for
 from kube.actions import Guard, KubeExecutor, Progress
+from kube.actions.api import ActionTexts
 
 IMPERSONATE_USER = "Impersonate-User"
 IMPERSONATE_GROUP = "Impersonate-Group"
@@ -51,14 +53,14 @@ class ImpersonatingExecutor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.texts = ActionTexts(renderer_for(settings.templates_dir))
         self._executors: dict[KubeIdentity, KubeExecutor] = {}
 
     def identity_of(self, slack_user: str) -> KubeIdentity:
         identity = self.settings.kube_impersonate.get(slack_user)
         if identity is None:
-            raise NotPermitted(
-                f"<@{slack_user}> has no Kubernetes identity mapped, so the bot will not act for them.",
-                hint="Ask an admin to add your Slack user ID to KUBE_IMPERSONATE, or have a mapped responder run it.")
+            raise NotPermitted(self.texts.say("no_identity", slack_user=slack_user),
+                               hint=self.texts.say("no_identity_hint"))
         return identity
 
     def executor_for(self, identity: KubeIdentity) -> KubeExecutor:
@@ -66,18 +68,18 @@ class ImpersonatingExecutor:
         if identity not in self._executors:
             client = ImpersonatingApiClient(build_configuration(self.settings), identity)
             self._executors[identity] = KubeExecutor(client, request_timeout=self.settings.kube_request_timeout_seconds,
-                                                     who=f"Kubernetes user `{identity}`")
+                                                     identity=str(identity), templates=self.texts.templates)
         return self._executors[identity]
 
     def prepare(self, request: ActionRequest) -> str:
         identity = self.identity_of(request.requested_by)
         summary = self.executor_for(identity).prepare(request)
-        return f"{summary}\n• runs as Kubernetes user `{identity}`: the cluster's RBAC decides"
+        return self.texts.say("runs_as", summary=summary, identity=str(identity))
 
     def execute(self, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
         identity = self.identity_of(request.requested_by)
         outcome = self.executor_for(identity).execute(request, guard, progress)
-        return Outcome(outcome.succeeded, f"{outcome.text} (as Kubernetes user `{identity}`)")
+        return Outcome(outcome.succeeded, self.texts.say("ran_as", text=outcome.text, identity=str(identity)))
 
 
 def action_executor(settings: Settings) -> KubeExecutor | ImpersonatingExecutor:

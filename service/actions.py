@@ -18,20 +18,18 @@ When an action starts, a watchdog drain is scheduled ``2 × lease`` later (``enq
 worker started with the scheduler), so a SIGKILLed worker's queue resumes once its lease expired.
 Mutating jobs are never retried by RQ.
 
-What actually touches the cluster and Slack is an :class:`ActionRuntime` (an executor and a
-notifier) built by a factory named by import path (``module:function``), so the queue machinery can
-be driven with a stand-in executor in tests; the default is Kubernetes + Slack.
+What actually touches the cluster and Slack is the :class:`service.runtime.ActionRuntime` of the
+one :class:`service.context.Context` (``ctx.runtime``, built on first use from ``ctx.runtime_path``, a
+factory named by import path that travels with every job), so the queue machinery can be driven with a
+stand-in executor in tests; the default is :func:`kube_slack_runtime`, Kubernetes + Slack.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -41,78 +39,18 @@ from chat import action_blocks
 from persistence.action_lock import ActionLock, LeaseKeeper, LeaseLost
 from persistence.action_queue import ActionQueue
 from persistence.action_store import ActionStore, latest_assessment_guard
-from incident.actions import ActionRequest, ActionStatus, Outcome
-from incident.clock import Clock, SystemClock
+from incident.actions import ActionRequest, ActionStatus
 from incident.errors import IncidentBotError
-from persistence.keys import Keys
-from incident.settings import Settings, load_settings
-from incident.templates import TemplateRenderer, renderer_for
+from incident.settings import Settings
 from persistence.connection import get_keys, get_redis
 from service import jobs
+from service.context import Context
+from service.runtime import DEFAULT_RUNTIME, ActionRuntime, LazyExecutor
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RUNTIME = "service.actions:kube_slack_runtime"
-"""The production runtime's factory, by import path (it travels with every action job)."""
 PROGRESS_INTERVAL = 3.0
 """At most one progress reply per this many seconds per action (Slack rate limits)."""
-
-Guard = Callable[[], None]
-"""Raises :class:`LeaseLost` unless the lock is still ours; executors call it before every change."""
-Progress = Callable[[str], None]
-
-
-class Notifier(Protocol):
-    """Where people are told (``chat.client.SlackClient`` fits)."""
-
-    def post_message(self, channel: str, text: str, blocks: Any = None, thread_ts: str | None = None) -> str: ...
-
-    def update_message(self, channel: str, ts: str, text: str, blocks: Any = None) -> None: ...
-
-    def post_ephemeral(self, channel: str, user: str, text: str, blocks: Any = None) -> None: ...
-
-
-class Executor(Protocol):
-    """Talks to the cluster: ``prepare`` validates and dry-runs (read-only), ``execute`` changes it."""
-
-    def prepare(self, request: ActionRequest) -> str:
-        """The human summary of what will change; raises IncidentBotError to reject the request."""
-        ...
-
-    def execute(self, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome: ...
-
-
-@dataclass
-class ActionRuntime:
-    """The cluster side and the chat side of running actions."""
-
-    executor: Executor
-    notifier: Notifier
-    clock: Clock = field(default_factory=SystemClock)
-
-
-RuntimeFactory = Callable[[Settings], ActionRuntime]
-
-
-class LazyExecutor:
-    """Builds the Kubernetes executor on first use, so Slack-only jobs (a confirmation's expiry, queue
-    positions) never load the kubeconfig: a broken one must not stop Confirm buttons from expiring."""
-
-    def __init__(self, build: Callable[[], Executor]) -> None:
-        self._build = build
-        self._executor: Executor | None = None
-
-    def _get(self) -> Executor:
-        if self._executor is None:
-            self._executor = self._build()
-        return self._executor
-
-    def prepare(self, request: ActionRequest) -> str:
-        return self._get().prepare(request)
-
-    def execute(self, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
-        return self._get().execute(request, guard, progress)
-
 
 def kube_slack_runtime(settings: Settings) -> ActionRuntime:
     """The production runtime: ``kube.actions`` (as the bot, or as the requester: ``kube.impersonation``), Slack."""
@@ -122,64 +60,40 @@ def kube_slack_runtime(settings: Settings) -> ActionRuntime:
     return ActionRuntime(executor=LazyExecutor(lambda: action_executor(settings)), notifier=SlackClient(settings))
 
 
-def load_runtime(path: str, settings: Settings) -> ActionRuntime:
-    """Build the runtime named ``module:function``."""
-    module_name, _, attribute = path.partition(":")
-    factory: RuntimeFactory = getattr(importlib.import_module(module_name), attribute)
-    return factory(settings)
+def action_store(ctx: Context) -> ActionStore:
+    """The risky actions' store of ``ctx``."""
+    return ActionStore(ctx.redis, ctx.keys, ctx.clock)
 
 
-@dataclass
-class ActionContext:
-    """What every action job needs, built once per job."""
+def action_queue(ctx: Context, cluster: str) -> ActionQueue:
+    """``cluster``'s FIFO of confirmed actions."""
+    return ActionQueue(ctx.redis, cluster, ctx.keys, ctx.clock)
 
-    settings: Settings
-    redis: Redis
-    runtime: ActionRuntime
-    runtime_path: str = DEFAULT_RUNTIME
 
-    @property
-    def keys(self) -> Keys:
-        return get_keys(self.settings)
+# --- telling people; a Slack failure never stops the serialized path ----------------------------
 
-    @property
-    def clock(self) -> Clock:
-        return self.runtime.clock
 
-    @property
-    def store(self) -> ActionStore:
-        return ActionStore(self.redis, self.keys, self.clock)
+def _post(ctx: Context, channel: str, text: str, blocks: list[Block] | None = None,
+          thread_ts: str | None = None) -> str | None:
+    try:
+        return ctx.runtime.notifier.post_message(channel, text, blocks, thread_ts=thread_ts)
+    except Exception:  # noqa: BLE001 - the action's state is in Redis; the message is best effort
+        log.exception("could not post to %s: %s", channel, text[:200])
+        return None
 
-    @property
-    def templates(self) -> TemplateRenderer:
-        return renderer_for(self.settings.templates_dir)
 
-    def queue(self, cluster: str) -> ActionQueue:
-        return ActionQueue(self.redis, cluster, self.keys, self.clock)
+def _update(ctx: Context, request: ActionRequest, text: str, blocks: list[Block]) -> None:
+    if not request.message_ts:
+        return
+    try:
+        ctx.runtime.notifier.update_message(request.channel_id, request.message_ts, text, blocks)
+    except Exception:  # noqa: BLE001
+        log.exception("could not update the message of action %s", request.id)
 
-    @classmethod
-    def load(cls, runtime_path: str = DEFAULT_RUNTIME) -> "ActionContext":
-        settings = load_settings("worker")
-        return cls(settings, get_redis(settings), load_runtime(runtime_path, settings), runtime_path)
 
-    # --- telling people; a Slack failure never stops the serialized path ----------------------------
-    def post(self, channel: str, text: str, blocks: list[Block] | None = None, thread_ts: str | None = None) -> str | None:
-        try:
-            return self.runtime.notifier.post_message(channel, text, blocks, thread_ts=thread_ts)
-        except Exception:  # noqa: BLE001 - the action's state is in Redis; the message is best effort
-            log.exception("could not post to %s: %s", channel, text[:200])
-            return None
-
-    def update(self, request: ActionRequest, text: str, blocks: list[Block]) -> None:
-        if not request.message_ts:
-            return
-        try:
-            self.runtime.notifier.update_message(request.channel_id, request.message_ts, text, blocks)
-        except Exception:  # noqa: BLE001
-            log.exception("could not update the message of action %s", request.id)
-
-    def show_state(self, request: ActionRequest, position: int | None = None) -> None:
-        self.update(request, *action_blocks.state(request, self.templates, position))
+def show_state(ctx: Context, request: ActionRequest, position: int | None = None) -> None:
+    """Rewrite the action's message with its current state (and its place in the queue)."""
+    _update(ctx, request, *action_blocks.state(request, ctx.templates, position))
 
 
 # --- enqueueing (used by the bot and by the drainer itself) ---------------------------------------------
@@ -214,7 +128,7 @@ def enqueue_prepare(settings: Settings, action_id: str, runtime_path: str = DEFA
     jobs.enqueue(settings, jobs.ACTION_PREPARE, action_id, runtime_path)
 
 
-def _ensure_watchdog(ctx: ActionContext, cluster: str) -> None:
+def _ensure_watchdog(ctx: Context, cluster: str) -> None:
     """Schedule one delayed drain ``2 × lease`` from now unless one is already pending."""
     lease = ctx.settings.action_lease_seconds
     if ctx.redis.set(ctx.keys.action_watchdog(cluster), "1", nx=True, px=int(2 * lease * 1000)):
@@ -234,30 +148,30 @@ def request_positions_refresh(settings: Settings, redis: Redis, cluster: str,
 # --- the work -------------------------------------------------------------------------------------------
 
 
-def expire(ctx: ActionContext, action_id: str) -> bool:
+def expire(ctx: Context, action_id: str) -> bool:
     """An unconfirmed request past its deadline expires and its buttons go away (Slack and Redis only)."""
-    if not ctx.store.expire(action_id):
+    if not action_store(ctx).expire(action_id):
         return False
-    ctx.show_state(ctx.store.get(action_id))
+    show_state(ctx, action_store(ctx).get(action_id))
     return True
 
 
-def refresh(ctx: ActionContext, cluster: str) -> int:
+def refresh(ctx: Context, cluster: str) -> int:
     """Rewrite each waiting action's message with its current position; returns how many."""
     ctx.redis.delete(ctx.keys.action_positions_pending(cluster))
     updated = 0
-    for position, action_id in enumerate(ctx.queue(cluster).ids(), start=1):
-        request = ctx.store.find(action_id)
+    for position, action_id in enumerate(action_queue(ctx, cluster).ids(), start=1):
+        request = action_store(ctx).find(action_id)
         if request is not None and request.status == ActionStatus.QUEUED:
-            ctx.show_state(request, position)
+            show_state(ctx, request, position)
             updated += 1
     return updated
 
 
 
-def prepare(ctx: ActionContext, action_id: str) -> str:
+def prepare(ctx: Context, action_id: str) -> str:
     """Validation + dry-run → ``awaiting_confirmation`` and the confirmation message (or ``rejected``)."""
-    store = ctx.store
+    store = action_store(ctx)
     request = store.get(action_id)
     if request.status != ActionStatus.PREPARING:
         return request.status.value
@@ -276,7 +190,7 @@ def prepare(ctx: ActionContext, action_id: str) -> str:
     ttl = ctx.settings.confirmation_ttl_seconds
     request = store.prepared(action_id, dry_run=summary, guard=guard, ttl_seconds=ttl)
     text, blocks = action_blocks.confirmation(request, ctx.templates, ctx.clock.now())
-    ts = ctx.post(request.channel_id, text, blocks)
+    ts = _post(ctx, request.channel_id, text, blocks)
     if ts:
         store.set_fields(action_id, {"message_ts": ts})
     try:
@@ -287,9 +201,9 @@ def prepare(ctx: ActionContext, action_id: str) -> str:
     return ActionStatus.AWAITING_CONFIRMATION.value
 
 
-def drain(ctx: ActionContext, cluster: str, *, watchdog: bool = False) -> dict[str, Any]:
+def drain(ctx: Context, cluster: str, *, watchdog: bool = False) -> dict[str, Any]:
     """Run ``cluster``'s FIFO to the end if we can take its lock; see the module docstring."""
-    queue = ctx.queue(cluster)
+    queue = action_queue(ctx, cluster)
     report: dict[str, Any] = {"ran": [], "unknown": [], "held_by": None}
     ctx.redis.delete(ctx.keys.action_watchdog(cluster) if watchdog else ctx.keys.action_drain_pending(cluster))
     while True:
@@ -312,7 +226,7 @@ def drain(ctx: ActionContext, cluster: str, *, watchdog: bool = False) -> dict[s
             return report
 
 
-def _record_lock_wait(ctx: ActionContext, cluster: str, action_id: str) -> None:
+def _record_lock_wait(ctx: Context, cluster: str, action_id: str) -> None:
     """How long the action waited from its confirmation (queued) until it held the lock."""
     from observability import metrics
 
@@ -321,9 +235,9 @@ def _record_lock_wait(ctx: ActionContext, cluster: str, action_id: str) -> None:
         metrics.record_lock_wait(cluster, time.time() - float(queued_at))
 
 
-def _drain_held(ctx: ActionContext, queue: ActionQueue, lock: ActionLock, keeper: LeaseKeeper,
+def _drain_held(ctx: Context, queue: ActionQueue, lock: ActionLock, keeper: LeaseKeeper,
                 report: dict[str, Any]) -> None:
-    store = ctx.store
+    store = action_store(ctx)
     assert lock.fence is not None
     while True:
         try:
@@ -353,17 +267,22 @@ def _drain_held(ctx: ActionContext, queue: ActionQueue, lock: ActionLock, keeper
         request = store.get(head)
         _record_lock_wait(ctx, queue.cluster, head)
         _ensure_watchdog(ctx, queue.cluster)
-        ctx.show_state(request)
+        show_state(ctx, request)
         request_positions_refresh(ctx.settings, ctx.redis, queue.cluster, ctx.runtime_path)
         status, text = _execute(ctx, request, keeper)
         if queue.finish(request, status, text, fence=lock.fence):
             request = store.get(head)
-            ctx.show_state(request)
-            ctx.post(request.channel_id, *action_blocks.outcome(request, ctx.templates))
+            show_state(ctx, request)
+            _post(ctx, request.channel_id, *action_blocks.outcome(request, ctx.templates))
         report["ran"].append(head)
 
 
-def _execute(ctx: ActionContext, request: ActionRequest, keeper: LeaseKeeper) -> tuple[ActionStatus, str]:
+def _say(ctx: Context, macro: str, /, **arguments: Any) -> str:
+    """An outcome text of the serialized path (``templates/kube_actions.txt.j2``; plain, escaped where shown)."""
+    return ctx.templates.macro("kube_actions.txt.j2", macro, **arguments)
+
+
+def _execute(ctx: Context, request: ActionRequest, keeper: LeaseKeeper) -> tuple[ActionStatus, str]:
     last_post = [0.0]
 
     def progress(text: str) -> None:
@@ -371,26 +290,26 @@ def _execute(ctx: ActionContext, request: ActionRequest, keeper: LeaseKeeper) ->
         if now - last_post[0] < PROGRESS_INTERVAL:
             return
         last_post[0] = now
-        ctx.post(request.channel_id, action_blocks.progress(request, text, ctx.templates),
+        _post(ctx, request.channel_id, action_blocks.progress(request, text, ctx.templates),
                  thread_ts=request.message_ts or None)
 
     try:
         outcome = ctx.runtime.executor.execute(request, keeper.check, progress)
     except LeaseLost as error:
-        return ActionStatus.OUTCOME_UNKNOWN, f"Stopped mid-way: {error.user_text()}"
+        return ActionStatus.OUTCOME_UNKNOWN, _say(ctx, "lease_lost", reason=error.user_text())
     except IncidentBotError as error:
         return ActionStatus.FAILED, error.user_text()
     except Exception as error:  # noqa: BLE001 - we cannot know how far it got
         log.exception("action %s failed unexpectedly", request.id)
-        return ActionStatus.OUTCOME_UNKNOWN, f"Unexpected error ({type(error).__name__}: {str(error)[:300]})."
+        return ActionStatus.OUTCOME_UNKNOWN, _say(ctx, "unexpected_error", error=type(error).__name__,
+                                                  detail=str(error)[:300])
     return (ActionStatus.SUCCEEDED if outcome.succeeded else ActionStatus.FAILED), outcome.text
 
 
-def _outcome_unknown(ctx: ActionContext, queue: ActionQueue, lock: ActionLock, request: ActionRequest) -> None:
+def _outcome_unknown(ctx: Context, queue: ActionQueue, lock: ActionLock, request: ActionRequest) -> None:
     """The head was left ``running`` by a holder whose lease expired: say so, audit, never re-run."""
-    text = (f"The worker running it ({request.worker or 'unknown'}, fence {request.fence}) stopped before reporting "
-            "an outcome and its lease expired. It was not retried.")
+    text = _say(ctx, "worker_died", worker=request.worker, fence=request.fence)
     if queue.mark_unknown(request, token=lock.token, outcome=text):
-        request = ctx.store.get(request.id)
-        ctx.show_state(request)
-        ctx.post(request.channel_id, *action_blocks.outcome(request, ctx.templates))
+        request = action_store(ctx).get(request.id)
+        show_state(ctx, request)
+        _post(ctx, request.channel_id, *action_blocks.outcome(request, ctx.templates))

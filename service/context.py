@@ -2,9 +2,10 @@
 
 The bot's listeners and the workers' job entry points each build one :class:`Context` and hand it to
 the service functions; tests build their own (a real Redis, the Slack emulator, a fixed clock). The
-Kubernetes side is never built here: only jobs that talk to the cluster build it (see
-:mod:`service.actions` and :mod:`service.assessment`), so a Slack-only job keeps working when the
-kubeconfig is broken.
+Kubernetes side is never built here: the risky actions' runtime (:attr:`Context.runtime`, named by
+import path in ``runtime_path`` because the path travels with every action job) is built on first use,
+and its Kubernetes executor only when an action really runs (``service.runtime.LazyExecutor``), so a
+Slack-only job (a confirmation's expiry, the queue positions) keeps working when the kubeconfig is broken.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from persistence.connection import get_keys, get_redis
 from persistence.keys import Keys
 from persistence.store import IncidentStore
 
+from service.runtime import DEFAULT_RUNTIME, ActionRuntime, load_runtime
+
 if TYPE_CHECKING:
     from service.outbox import Outbox
 
@@ -38,6 +41,9 @@ class Context:
     redis: Redis
     slack_client: SlackClient | None = field(default=None, repr=False)
     clock: Clock = field(default_factory=SystemClock)
+    runtime_path: str = DEFAULT_RUNTIME
+    """Which factory builds :attr:`runtime` (``module:function``); tests name a stand-in."""
+    action_runtime: ActionRuntime | None = field(default=None, repr=False)
 
     @property
     def slack(self) -> SlackClient:
@@ -45,6 +51,13 @@ class Context:
         if self.slack_client is None:
             self.slack_client = SlackClient(self.settings)
         return self.slack_client
+
+    @property
+    def runtime(self) -> ActionRuntime:
+        """The risky actions' executor and notifier, built on first use from :attr:`runtime_path`."""
+        if self.action_runtime is None:
+            self.action_runtime = load_runtime(self.runtime_path, self.settings)
+        return self.action_runtime
 
     @property
     def keys(self) -> Keys:
@@ -66,10 +79,13 @@ class Context:
         return renderer_for(self.settings.templates_dir)
 
     @classmethod
-    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> "Context":
-        return cls(settings=settings, redis=get_redis(settings), clock=clock or SystemClock())
+    def from_settings(cls, settings: Settings, clock: Clock | None = None,
+                      runtime_path: str = DEFAULT_RUNTIME) -> "Context":
+        return cls(settings=settings, redis=get_redis(settings), clock=clock or SystemClock(),
+                   runtime_path=runtime_path)
 
     @classmethod
-    def load(cls, mode: RunMode = "worker", **overrides: object) -> "Context":
+    def load(cls, mode: RunMode = "worker", *, runtime_path: str = DEFAULT_RUNTIME,
+             **overrides: object) -> "Context":
         """The context of a job or CLI command: settings from the environment (``overrides`` win)."""
-        return cls.from_settings(load_settings(mode, **overrides))
+        return cls.from_settings(load_settings(mode, **overrides), runtime_path=runtime_path)

@@ -189,10 +189,9 @@ def publish_postmortem(settings: Settings, redis: Redis, slack: SlackClient, inc
         report, markdown = draft_postmortem(settings, redis, incident_id, permalink_base=_permalink_base(slack))
         incident = report.incident
         size = len(markdown.encode())
-        patterns = ", ".join(report.root_cause_patterns) or "no pattern identified"
-        summary = (f":page_facing_up: Post-mortem draft for `{incident.id}`: "
-                   f"{report.duration.total_seconds() / 60:.0f} min, {len(report.actions)} action(s), "
-                   f"{len(report.assessments)} assessment(s); hypothesis: {patterns}.")
+        summary = renderer_for(settings.templates_dir).render(
+            "postmortem_posted.slack.j2", incident=incident, minutes=report.duration.total_seconds() / 60,
+            actions=len(report.actions), assessments=len(report.assessments), patterns=report.root_cause_patterns)
         file_id = upload_markdown(slack, incident.channel_id, f"postmortem-{incident.id}.md",
                                   f"Post-mortem draft {incident.id}", markdown, summary,
                                   on_ticket=lambda new_id: record.started(new_id, size))

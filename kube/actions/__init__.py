@@ -5,7 +5,8 @@
 what will change; ``execute(request, guard, progress)`` makes the change). It looks the request's kind
 up in :func:`default_executors` — ``nodes.EXECUTORS`` (cordon, uncordon, drain, delete node, label,
 unlabel) and ``workloads.EXECUTORS`` (restart, scale, delete pod) — and runs it as one identity: the
-bot's own, or (``kube.impersonation``) the Kubernetes user mapped to the requester. Which kinds exist
+bot's own, or (``kube.impersonation``) the Kubernetes user mapped to the requester. What they say is in
+``templates/kube_actions.txt.j2``. Which kinds exist
 is :mod:`incident.action_kinds`' business; a guard test keeps the two lists equal.
 """
 
@@ -19,7 +20,8 @@ from kubernetes import client as k8s
 from incident.actions import ActionRequest, Outcome
 from incident.settings import Settings
 from kube.actions import nodes, workloads
-from kube.actions.api import BOT_IDENTITY, ClusterApi, Guard, KindExecutor, Progress
+from incident.templates import TemplateRenderer, renderer_for
+from kube.actions.api import ActionTexts, ClusterApi, Guard, KindExecutor, Progress
 
 __all__ = ["Guard", "KindExecutor", "KubeExecutor", "Progress", "api_client_for", "default_executors"]
 
@@ -40,9 +42,11 @@ class KubeExecutor:
     """Validates, dry-runs and runs action requests against one cluster, as one identity."""
 
     def __init__(self, api: k8s.ApiClient, *, request_timeout: float = 30.0,
-                 sleep: Callable[[float], None] = time.sleep, who: str = BOT_IDENTITY,
+                 sleep: Callable[[float], None] = time.sleep, identity: str | None = None,
+                 templates: TemplateRenderer | None = None,
                  executors: Iterable[KindExecutor] | None = None) -> None:
-        self.cluster = ClusterApi(api, request_timeout=request_timeout, sleep=sleep, who=who)
+        self.cluster = ClusterApi(api, request_timeout=request_timeout, sleep=sleep, identity=identity,
+                                  texts=ActionTexts(templates))
         self._by_kind: dict[str, KindExecutor] = {}
         for executor in default_executors() if executors is None else executors:
             if executor.kind in self._by_kind:
@@ -59,7 +63,8 @@ class KubeExecutor:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "KubeExecutor":
-        return cls(api_client_for(settings), request_timeout=settings.kube_request_timeout_seconds)
+        return cls(api_client_for(settings), request_timeout=settings.kube_request_timeout_seconds,
+                   templates=renderer_for(settings.templates_dir))
 
     def _for(self, request: ActionRequest) -> KindExecutor:
         try:

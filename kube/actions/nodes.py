@@ -24,7 +24,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from incident.action_kinds import DEFAULT_DRAIN_TIMEOUT
 from incident.actions import ActionRequest, Outcome
 from incident.errors import ClusterError
-from kube.actions.api import ClusterApi, Guard, KindExecutor, Progress, api_error, listing
+from kube.actions.api import LISTED, ClusterApi, Guard, KindExecutor, Progress
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 EVICTION_RETRY_SECONDS = 2.0
@@ -46,7 +46,7 @@ def _ref(pod: k8s.V1Pod) -> str:
 
 
 def _pods_on(api: ClusterApi, node: str) -> _Pods:
-    pods = api.call(f"the pods of node `{node}`", "list", api.core.list_pod_for_all_namespaces,
+    pods = api.call(api.say("pods_of_node", node=node), "list", api.core.list_pod_for_all_namespaces,
                     field_selector=f"spec.nodeName={node}")
     sorted_pods = _Pods()
     for pod in pods.items:
@@ -71,23 +71,20 @@ def _prepare_schedulable(api: ClusterApi, name: str, *, cordon: bool) -> str:
     node = api.node(name)
     unschedulable = bool(node.spec.unschedulable) if node.spec else False
     if cordon and unschedulable:
-        raise ClusterError(f"Node `{name}` is already cordoned (unschedulable); nothing to do.",
-                           hint=f"`/k8s drain node {name}` moves its pods away; `/k8s uncordon node {name}` undoes it.")
+        raise ClusterError(api.say("already_cordoned", name=name), hint=api.say("already_cordoned_hint", name=name))
     if not cordon and not unschedulable:
-        raise ClusterError(f"Node `{name}` is not cordoned; nothing to do.")
+        raise ClusterError(api.say("not_cordoned", name=name))
     api.patch_node(name, {"spec": {"unschedulable": cordon}}, dry_run=True)
     running = len(_pods_on(api, name).evict)
     if cordon:
-        return (f"• node `{name}`: spec.unschedulable false → true — no new pods are scheduled on it\n"
-                f"• its {running} evictable pod(s) keep running (drain moves them)")
-    return f"• node `{name}`: spec.unschedulable true → false — it accepts new pods again"
+        return api.say("cordon_dry_run", name=name, running=running)
+    return api.say("uncordon_dry_run", name=name)
 
 
 def _execute_schedulable(api: ClusterApi, request: ActionRequest, guard: Guard, *, cordon: bool) -> Outcome:
     guard()
     api.patch_node(request.target, {"spec": {"unschedulable": cordon}}, dry_run=False)
-    state = "cordoned (unschedulable)" if cordon else "uncordoned (schedulable again)"
-    return Outcome(True, f"Node `{request.target}` is {state}.")
+    return Outcome(True, api.say("cordoned" if cordon else "uncordoned", name=request.target))
 
 
 def prepare_cordon(api: ClusterApi, request: ActionRequest) -> str:
@@ -124,9 +121,9 @@ def _evict(api: ClusterApi, pod: k8s.V1Pod, grace: Any, *, dry_run: bool) -> str
             return "blocked"
         if error.status == 404:
             return "gone"
-        raise api_error(error, f"Pod `{_ref(pod)}`", "evict", api.who) from error
+        raise api.error(error, api.say("pod", ref=_ref(pod)), "evict") from error
     except (Urllib3Error, OSError) as error:
-        raise api_error(error, f"Pod `{_ref(pod)}`", "evict", api.who) from error
+        raise api.error(error, api.say("pod", ref=_ref(pod)), "evict") from error
     return "evicted"
 
 
@@ -134,27 +131,15 @@ def prepare_drain(api: ClusterApi, request: ActionRequest) -> str:
     name = request.target
     node = api.node(name)
     pods = _pods_on(api, name)
-    lines = []
-    if node.spec and node.spec.unschedulable:
-        lines.append(f"• node `{name}` is already cordoned")
-    else:
+    already_cordoned = bool(node.spec and node.spec.unschedulable)
+    if not already_cordoned:
         api.patch_node(name, {"spec": {"unschedulable": True}}, dry_run=True)
-        lines.append(f"• cordon node `{name}` (spec.unschedulable false → true)")
     grace = request.params.get("grace")
     blocked = [_ref(pod) for pod in pods.evict if _evict(api, pod, grace, dry_run=True) == "blocked"]
-    names = [_ref(p) for p in pods.evict]
-    lines.append(f"• evict {len(names)} pod(s)" + (f": {listing(names)}" if names else " (none to evict)"))
-    if blocked:
-        timeout = request.params.get("timeout") or DEFAULT_DRAIN_TIMEOUT
-        lines.append(f"• :warning: {len(blocked)} eviction(s) refused right now by a PodDisruptionBudget: "
-                     f"{listing(blocked)} — retried for up to {timeout}s, then reported")
-    if pods.unmanaged:
-        lines.append(f"• :warning: not managed by a controller, will not come back: {listing(pods.unmanaged)}")
-    if pods.daemonset or pods.mirror:
-        lines.append(f"• skip {len(pods.daemonset)} DaemonSet pod(s) and {len(pods.mirror)} mirror pod(s)")
-    if pods.terminating:
-        lines.append(f"• {len(pods.terminating)} pod(s) already terminating")
-    return "\n".join(lines)
+    return api.say("drain_dry_run", name=name, already_cordoned=already_cordoned, evict=[_ref(p) for p in pods.evict],
+                   blocked=blocked, timeout=request.params.get("timeout") or DEFAULT_DRAIN_TIMEOUT,
+                   unmanaged=pods.unmanaged, daemonset=len(pods.daemonset), mirror=len(pods.mirror),
+                   terminating=len(pods.terminating), limit=LISTED)
 
 
 def execute_drain(api: ClusterApi, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
@@ -168,7 +153,7 @@ def execute_drain(api: ClusterApi, request: ActionRequest, guard: Guard, progres
     pods = _pods_on(api, name)
     pending = {_ref(p): p for p in pods.evict}
     total, evicted, blocked = len(pending), [], {}  # type: ignore[var-annotated]
-    progress(f"cordoned `{name}`; evicting {total} pod(s)")
+    progress(api.say("drain_started", name=name, total=total))
     while pending:
         for ref, pod in list(pending.items()):
             guard()
@@ -180,33 +165,30 @@ def execute_drain(api: ClusterApi, request: ActionRequest, guard: Guard, progres
             del pending[ref]
         if not pending:
             break
-        progress(f"evicted {len(evicted)}/{total}; {len(pending)} refused by a PodDisruptionBudget, retrying")
+        progress(api.say("drain_retrying", evicted=len(evicted), total=total, pending=len(pending)))
         if time.monotonic() + EVICTION_RETRY_SECONDS > deadline:
             break
         api.sleep(EVICTION_RETRY_SECONDS)
-    skipped = len(pods.daemonset) + len(pods.mirror)
-    skip_text = f" Skipped {len(pods.daemonset)} DaemonSet and {len(pods.mirror)} mirror pod(s)." if skipped else ""
+    skipped = {"daemonset": len(pods.daemonset), "mirror": len(pods.mirror)}
     if pending:
-        refused = ", ".join(f"`{ref}` ({blocked.get(ref, 0)} tries)" for ref in sorted(pending))
-        return Outcome(False, f"Drain of `{name}` incomplete after {int(timeout)}s: the node is cordoned and "
-                              f"{len(evicted)} of {total} pod(s) were evicted; a PodDisruptionBudget kept refusing "
-                              f"(HTTP 429): {refused}.{skip_text} Fix the budget or its pods, then drain again.")
+        refused = [(ref, blocked.get(ref, 0)) for ref in sorted(pending)]
+        return Outcome(False, api.say("drain_incomplete", name=name, timeout=int(timeout), evicted=len(evicted),
+                                      total=total, refused=refused, **skipped))
     gone = _wait_gone(api, name, set(evicted), deadline, progress)
-    waiting = "" if gone else " Some evicted pods are still terminating."
-    return Outcome(True, f"Node `{name}` drained: cordoned, {len(evicted)} pod(s) evicted.{skip_text}{waiting}")
+    return Outcome(True, api.say("drained", name=name, evicted=len(evicted), all_gone=gone, **skipped))
 
 
 def _wait_gone(api: ClusterApi, node: str, refs: set[str], deadline: float, progress: Progress) -> bool:
     """Wait (until the drain's deadline) for the evicted pods to leave the node."""
     while refs:
-        pods = api.call(f"the pods of node `{node}`", "list", api.core.list_pod_for_all_namespaces,
+        pods = api.call(api.say("pods_of_node", node=node), "list", api.core.list_pod_for_all_namespaces,
                         field_selector=f"spec.nodeName={node}")
         left = {_ref(p) for p in pods.items} & refs
         if not left:
             return True
         if time.monotonic() >= deadline:
             return False
-        progress(f"waiting for {len(left)} evicted pod(s) to terminate")
+        progress(api.say("drain_waiting", left=len(left)))
         api.sleep(1.0)
     return True
 
@@ -218,17 +200,15 @@ def prepare_delete_node(api: ClusterApi, request: ActionRequest) -> str:
     name = request.target
     api.node(name)
     pods = _pods_on(api, name)
-    api.call(f"Node `{name}`", "delete", api.core.delete_node, name, dry_run="All")
+    api.call(api.say("node", name=name), "delete", api.core.delete_node, name, dry_run="All")
     total = len(pods.evict) + len(pods.daemonset) + len(pods.mirror)
-    return (f"• node `{name}` is removed from the cluster\n"
-            f"• its {total} pod(s) are then deleted by the pod garbage collector "
-            f"({len(pods.evict)} managed elsewhere would be rescheduled, PodDisruptionBudgets are *not* consulted)")
+    return api.say("delete_node_dry_run", name=name, total=total, managed=len(pods.evict))
 
 
 def execute_delete_node(api: ClusterApi, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
     guard()
-    api.call(f"Node `{request.target}`", "delete", api.core.delete_node, request.target)
-    return Outcome(True, f"Node `{request.target}` was deleted from the cluster.")
+    api.call(api.say("node", name=request.target), "delete", api.core.delete_node, request.target)
+    return Outcome(True, api.say("node_deleted", name=request.target))
 
 
 # --- label / unlabel --------------------------------------------------------------------------------------
@@ -243,35 +223,32 @@ def prepare_label(api: ClusterApi, request: ActionRequest) -> str:
     name, key, value = request.target, str(request.params["key"]), str(request.params.get("value", ""))
     current = _labels(api, name).get(key)
     if current == value:
-        raise ClusterError(f"Node `{name}` already has label `{key}={value}`; nothing to do.")
+        raise ClusterError(api.say("already_labelled", name=name, key=key, value=value))
     api.patch_node(name, {"metadata": {"labels": {key: value}}}, dry_run=True)
-    before = "unset" if current is None else f"`{current}`"
-    return (f"• node `{name}`: label `{key}`: {before} → `{value}`\n"
-            "• nothing else changes; pods whose node selector or affinity needs it may now be scheduled here")
+    return api.say("label_dry_run", name=name, key=key, before=current, value=value)
 
 
 def execute_label(api: ClusterApi, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
     name, key, value = request.target, str(request.params["key"]), str(request.params.get("value", ""))
     guard()
     api.patch_node(name, {"metadata": {"labels": {key: value}}}, dry_run=False)
-    return Outcome(True, f"Node `{name}` has label `{key}={value}`.")
+    return Outcome(True, api.say("labelled", name=name, key=key, value=value))
 
 
 def prepare_unlabel(api: ClusterApi, request: ActionRequest) -> str:
     name, key = request.target, str(request.params["key"])
     labels = _labels(api, name)
     if key not in labels:
-        raise ClusterError(f"Node `{name}` has no label `{key}`; nothing to do.")
+        raise ClusterError(api.say("no_such_label", name=name, key=key))
     api.patch_node(name, {"metadata": {"labels": {key: None}}}, dry_run=True)
-    return (f"• node `{name}`: label `{key}` (now `{labels[key]}`) is removed\n"
-            "• running pods stay; new pods that select on it are no longer scheduled here")
+    return api.say("unlabel_dry_run", name=name, key=key, value=labels[key])
 
 
 def execute_unlabel(api: ClusterApi, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
     name, key = request.target, str(request.params["key"])
     guard()
     api.patch_node(name, {"metadata": {"labels": {key: None}}}, dry_run=False)
-    return Outcome(True, f"Label `{key}` was removed from node `{name}`.")
+    return Outcome(True, api.say("unlabelled", name=name, key=key))
 
 
 EXECUTORS: tuple[KindExecutor, ...] = (

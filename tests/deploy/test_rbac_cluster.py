@@ -278,7 +278,7 @@ def test_actions_run_as_the_requesters_identity_and_the_clusters_rbac_decides(
             executor.execute(_as("U_MALLORY", "cordon", node), **no_op)  # type: ignore[arg-type]
         with pytest.raises(NotPermitted) as caught:
             executor.prepare(_as("U_NOBODY", "cordon", node))
-        assert "<@U_NOBODY> has no Kubernetes identity mapped" in caught.value.user_text()
+        assert "Slack user `U_NOBODY` has no Kubernetes identity mapped" in caught.value.user_text()
         assert "KUBE_IMPERSONATE" in caught.value.user_text()
         assert not core.read_node(node).spec.unschedulable  # the refusals changed nothing
     finally:

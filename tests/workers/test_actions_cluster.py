@@ -27,7 +27,8 @@ from sandbox.objects import container, deployment, pod_template, pods_matching
 from sandbox.scenarios import BlockingPdb
 from tests.workers import test_actions_standin as standin
 from tests.workers.test_actions_standin import Workers, wait_for, worker_env
-from service.actions import ActionContext, enqueue_drain, enqueue_prepare
+from service.actions import action_store, enqueue_drain, enqueue_prepare
+from service.context import Context
 
 if "tests.fixtures.cluster" not in getattr(_root, "pytest_plugins", []):
     from tests.fixtures.cluster import k8s_api, k8s_cluster, kubeconfig, namespace, scenarios  # noqa: F401
@@ -50,8 +51,9 @@ def worker(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
 
 
 @pytest.fixture()
-def context(settings: Settings, redis_client: redis.Redis) -> ActionContext:
-    return ActionContext(settings, redis_client, standin.recording_runtime(settings), standin.KUBE_RUNTIME)
+def context(settings: Settings, redis_client: redis.Redis) -> Context:
+    return Context(settings, redis_client, action_runtime=standin.recording_runtime(settings),
+                   runtime_path=standin.KUBE_RUNTIME)
 
 
 @pytest.fixture()
@@ -61,9 +63,9 @@ def incident(redis_client: redis.Redis) -> Incident:
                                  channel_name="inc-drill", opened_by="U_ALICE", opened_at=store.clock.now()))
 
 
-def run(context: ActionContext, incident: Incident, kind: str, target: str, **params: Any) -> ActionRequest:
+def run(context: Context, incident: Incident, kind: str, target: str, **params: Any) -> ActionRequest:
     """Request → validation + dry-run in the worker → confirm → serialized run in the worker; the final request."""
-    store = context.store
+    store = action_store(context)
     action = store.new(cluster="local", kind=kind, target=target, requested_by="U_ALICE", channel_id=incident.channel_id,
                        incident_id=incident.id, params=params)
     enqueue_prepare(context.settings, action.id, standin.KUBE_RUNTIME)
@@ -100,7 +102,7 @@ def spare_node(k8s_cluster: LocalCluster, k8s_api: k8s.ApiClient) -> Iterator[st
                 raise
 
 
-def test_cordon_then_uncordon(context: ActionContext, incident: Incident, worker: Workers, k8s_api: k8s.ApiClient,
+def test_cordon_then_uncordon(context: Context, incident: Incident, worker: Workers, k8s_api: k8s.ApiClient,
                               spare_node: str, redis_client: redis.Redis) -> None:
     cordoned = run(context, incident, "cordon", spare_node)
     assert cordoned.status == ActionStatus.SUCCEEDED, cordoned.outcome
@@ -121,7 +123,7 @@ def test_cordon_then_uncordon(context: ActionContext, incident: Incident, worker
     assert audit[0].data["started_at"] <= audit[0].data["finished_at"] <= audit[1].data["started_at"]
 
 
-def test_bad_targets_are_rejected_and_change_nothing(context: ActionContext, incident: Incident, worker: Workers,
+def test_bad_targets_are_rejected_and_change_nothing(context: Context, incident: Incident, worker: Workers,
                                                      namespace: str, redis_client: redis.Redis) -> None:
     missing = run(context, incident, "cordon", "no-such-node")
     assert missing.status == ActionStatus.REJECTED and "Node `no-such-node` does not exist" in missing.outcome
@@ -147,7 +149,7 @@ def _web(api: k8s.ApiClient, namespace: str, replicas: int, **spec: Any) -> dict
     return labels
 
 
-def test_restart_and_scale_a_deployment(context: ActionContext, incident: Incident, worker: Workers,
+def test_restart_and_scale_a_deployment(context: Context, incident: Incident, worker: Workers,
                                         k8s_api: k8s.ApiClient, namespace: str) -> None:
     _web(k8s_api, namespace, 2)
     apps = k8s.AppsV1Api(k8s_api)
@@ -170,7 +172,7 @@ def test_restart_and_scale_a_deployment(context: ActionContext, incident: Incide
     assert same.status == ActionStatus.REJECTED and "already has 0" in same.outcome
 
 
-def test_restart_daemonset_and_delete_pod(context: ActionContext, incident: Incident, worker: Workers,
+def test_restart_daemonset_and_delete_pod(context: Context, incident: Incident, worker: Workers,
                                           k8s_api: k8s.ApiClient, namespace: str) -> None:
     labels = _web(k8s_api, namespace, 1)
     core = k8s.CoreV1Api(k8s_api)
@@ -199,7 +201,7 @@ def test_restart_daemonset_and_delete_pod(context: ActionContext, incident: Inci
     assert "kubectl.kubernetes.io/restartedAt" in annotations
 
 
-def test_drain_respects_a_blocking_pdb_then_completes(context: ActionContext, incident: Incident, worker: Workers,
+def test_drain_respects_a_blocking_pdb_then_completes(context: Context, incident: Incident, worker: Workers,
                                                       k8s_api: k8s.ApiClient, namespace: str, spare_node: str,
                                                       scenarios: Any) -> None:
     core = k8s.CoreV1Api(k8s_api)
@@ -249,7 +251,7 @@ def test_drain_respects_a_blocking_pdb_then_completes(context: ActionContext, in
         set_unschedulable(k8s_api, spare_node, False)
 
 
-def test_delete_node(context: ActionContext, incident: Incident, worker: Workers, k8s_api: k8s.ApiClient,
+def test_delete_node(context: Context, incident: Incident, worker: Workers, k8s_api: k8s.ApiClient,
                      spare_node: str) -> None:
     deleted = run(context, incident, "delete-node", spare_node)
     assert deleted.status == ActionStatus.SUCCEEDED, deleted.outcome
@@ -259,13 +261,13 @@ def test_delete_node(context: ActionContext, incident: Incident, worker: Workers
     assert raised.value.status == 404
 
 
-def test_label_then_unlabel_a_node(context: ActionContext, incident: Incident, worker: Workers, k8s_api: k8s.ApiClient,
+def test_label_then_unlabel_a_node(context: Context, incident: Incident, worker: Workers, k8s_api: k8s.ApiClient,
                                    spare_node: str, redis_client: redis.Redis) -> None:
     """The runbook's restore step: re-apply a replaced node's labels (dry-run first, confirmed, serialized, audited)."""
     core = k8s.CoreV1Api(k8s_api)
     key = "incident.example.com/restored"
     before = dict(core.read_node(spare_node).metadata.labels)
-    store = context.store
+    store = action_store(context)
     action = store.new(cluster="local", kind="label", target=spare_node, requested_by="U_ALICE",
                        channel_id=incident.channel_id, incident_id=incident.id, params={"key": key, "value": "yes"})
     enqueue_prepare(context.settings, action.id, standin.KUBE_RUNTIME)

@@ -25,7 +25,8 @@ from persistence.store import IncidentStore
 from persistence.timeline import Timeline
 from tests.workers import test_actions_standin as standin
 from tests.workers.test_actions_standin import Workers, wait_for, worker_env
-from service.actions import ActionContext, enqueue_drain, enqueue_prepare
+from service.actions import action_store, enqueue_drain, enqueue_prepare
+from service.context import Context
 
 LEASE = 2
 USERS = ("U_ALICE", "U_BOB", "U_CAROL", "U_DAVE")
@@ -47,8 +48,9 @@ def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
 
 
 @pytest.fixture()
-def context(settings: Settings, redis_client: redis.Redis) -> ActionContext:
-    return ActionContext(settings, redis_client, standin.recording_runtime(settings), standin.RUNTIME)
+def context(settings: Settings, redis_client: redis.Redis) -> Context:
+    return Context(settings, redis_client, action_runtime=standin.recording_runtime(settings),
+                   runtime_path=standin.RUNTIME)
 
 
 @pytest.fixture()
@@ -59,14 +61,14 @@ def incident(redis_client: redis.Redis) -> Incident:
     return store.create(incident)
 
 
-def request(context: ActionContext, incident: Incident, user: str, target: str, **params: object) -> ActionRequest:
-    return context.store.new(cluster="prod", kind="cordon", target=target, requested_by=user,
+def request(context: Context, incident: Incident, user: str, target: str, **params: object) -> ActionRequest:
+    return action_store(context).new(cluster="prod", kind="cordon", target=target, requested_by=user,
                              channel_id=incident.channel_id, incident_id=incident.id, params=dict(params))
 
 
-def confirm(context: ActionContext, action_id: str, user: str) -> None:
+def confirm(context: Context, action_id: str, user: str) -> None:
     """What the bot does on Confirm: the atomic confirm, then a drain job on the actions queue."""
-    result = context.store.confirm(action_id, user)
+    result = action_store(context).confirm(action_id, user)
     assert result.queued
     enqueue_drain(context.settings, "prod", standin.RUNTIME)
 
@@ -76,10 +78,10 @@ def audit(client: redis.Redis, incident: Incident) -> list[dict]:
 
 
 def test_twenty_concurrent_requests_run_one_at_a_time_in_request_order(
-        context: ActionContext, incident: Incident, workers: Workers, redis_client: redis.Redis) -> None:
+        context: Context, incident: Incident, workers: Workers, redis_client: redis.Redis) -> None:
     for _ in range(4):
         workers.start()
-    store = context.store
+    store = action_store(context)
     prepared = threading.Barrier(20)
     errors: list[BaseException] = []
 
@@ -130,9 +132,9 @@ def test_twenty_concurrent_requests_run_one_at_a_time_in_request_order(
 
 
 def test_sigkill_mid_action_lease_expires_outcome_unknown_and_next_runs(
-        context: ActionContext, incident: Incident, workers: Workers, redis_client: redis.Redis) -> None:
+        context: Context, incident: Incident, workers: Workers, redis_client: redis.Redis) -> None:
     doomed = workers.start("--no-scheduler")
-    store = context.store
+    store = action_store(context)
     first = request(context, incident, "U_ALICE", "node-hang", hang=True)
     second = request(context, incident, "U_BOB", "node-next", sleep=0.1)
     for action in (first, second):
@@ -170,13 +172,13 @@ def test_sigkill_mid_action_lease_expires_outcome_unknown_and_next_runs(
     assert from_epoch(entries[1]["started_at"]).timestamp() >= killed_at
 
 
-def test_validation_failure_rejects_without_queueing(context: ActionContext, incident: Incident,
+def test_validation_failure_rejects_without_queueing(context: Context, incident: Incident,
                                                      workers: Workers, redis_client: redis.Redis) -> None:
     action = request(context, incident, "U_ALICE", "missing-node")
     enqueue_prepare(context.settings, action.id, standin.RUNTIME)
     workers.start("--burst")  # after the job is queued: a burst worker stops once it finds the queues empty
-    wait_for(lambda: context.store.get(action.id).status == ActionStatus.REJECTED, 20, "rejected")
-    assert "does not exist" in context.store.get(action.id).outcome
+    wait_for(lambda: action_store(context).get(action.id).status == ActionStatus.REJECTED, 20, "rejected")
+    assert "does not exist" in action_store(context).get(action.id).outcome
     wait_for(lambda: any(n["method"] == "ephemeral" for n in standin.notes(redis_client)), 10, "the requester told")
     told = [n for n in standin.notes(redis_client) if n["method"] == "ephemeral"]
     assert told and told[0]["user"] == "U_ALICE" and "nothing was changed" in told[0]["text"]

@@ -22,7 +22,8 @@ from incident.actions import ActionRequest
 from incident.errors import ObjectNotFound
 from incident.settings import Settings
 from tests.fixtures.workers import WorkerProcesses, settings_environment
-from service.actions import ActionRuntime, Guard, Outcome, Progress
+from incident.actions import Outcome
+from service.runtime import ActionRuntime, Guard, Progress
 
 RUNTIME = "tests.workers.test_actions_standin:recording_runtime"
 KUBE_RUNTIME = "tests.workers.test_actions_standin:kube_recording_runtime"
