@@ -9,12 +9,11 @@
   fresh assessment is queued), and the button names exactly a step of the plan rebuilt from the stored
   evidence (else it is refused: a forged value cannot target another object). The request is linked to
   its step (:meth:`Keys.recovery_step`).
-- **After a step** (:func:`action_finished`, called by the action drainer for every finished action): a
-  success is remembered as done; a step from a plan gets a re-assessment, whose verdict opens with the
+- **After a step** (:mod:`service.recovery_record`, called by the action drainer): a success is
+  remembered as done; a step from a plan (or an undo) gets a re-assessment, whose verdict opens with the
   delta (cleared, still failing, new) and, when the step made things worse, its Undo.
-- **Undo** (:func:`record_undo`, :func:`click_undo`): an executor that knows the inverse of what it did
-  (cordon ↔ uncordon, scale → the previous replicas, label → the previous value) returns it with the
-  outcome; it is kept per action and requested, like any action, from the Undo button (once).
+- **Undo** (:func:`click_undo`): the inverse the executor recorded (cordon ↔ uncordon, scale → the
+  previous replicas, label → the previous value) is requested, like any action, once.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
@@ -30,8 +28,7 @@ from slack_sdk.models.blocks import Block
 
 from chat import recovery_blocks
 from chat.recovery_blocks import StepButton
-from incident.action_kinds import action_specs
-from incident.actions import ActionRequest, ActionStatus
+from incident.actions import ActionRequest
 from incident.assessment import Assessment
 from incident.errors import ConfirmationError, IncidentBotError, NotInIncidentChannel
 from incident.model import Incident
@@ -42,15 +39,13 @@ from incident.timeline import EntryKind, TimelineEntry
 from persistence.connection import get_keys
 from persistence.keys import Keys
 from persistence.store import IncidentStore
-from service import jobs
 from service.action_requests import authorize, submit_request
+from service.recovery_record import RECORD_TTL_SECONDS, done_steps, queue_reassessment, text_fields, undo_of
 from service.context import Context
 from service.lifecycle import Reply
 
 log = logging.getLogger(__name__)
 
-RECORD_TTL_SECONDS = 30 * 24 * 3600
-"""Links between actions, plan steps and undos live as long as an incident's post-mortem is worth writing."""
 NO_STEP = "This button carries no recovery step; it may come from an old message."
 NO_UNDO_ID = "This Undo button carries no action id; it may come from an old message."
 
@@ -63,13 +58,6 @@ def new_ref() -> str:
 def ref_of(entry: TimelineEntry) -> str:
     """An assessment entry's ref (entries written without one, such as the resolve check's, use their id)."""
     return str(entry.data.get("ref") or entry.id)
-
-
-def done_steps(redis: Redis, keys: Keys, incident_id: str | None) -> set[str]:
-    """Descriptions of the actions that succeeded in the incident."""
-    if not incident_id:
-        return set()
-    return {item.decode() if isinstance(item, bytes) else str(item) for item in redis.smembers(keys.recovery_done(incident_id))}
 
 
 def plan_of(entry: TimelineEntry, done: set[str]) -> tuple[Assessment, RecoveryPlan] | None:
@@ -87,11 +75,6 @@ def _entry_with_ref(store: IncidentStore, incident_id: str, ref: str) -> Timelin
         if ref_of(entry) == ref:
             found = entry
     return found
-
-
-def _text(raw: dict[Any, Any]) -> dict[str, str]:
-    return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
-            for k, v in raw.items()}
 
 
 # -- the plan under a verdict ------------------------------------------------------------------------
@@ -117,7 +100,7 @@ def verdict_extras(settings: Settings, redis: Redis | None, incident_id: str | N
 
 def _delta_blocks(settings: Settings, redis: Redis, keys: Keys, incident_id: str, after: Assessment, action_id: str,
                   done: set[str]) -> list[Block]:
-    link = _text(redis.hgetall(keys.recovery_step(action_id)))
+    link = text_fields(redis.hgetall(keys.recovery_step(action_id)))
     if not link.get("ref"):
         return []  # an undo: re-assessed, without a step to compare with
     store = IncidentStore(redis, keys)
@@ -129,7 +112,7 @@ def _delta_blocks(settings: Settings, redis: Redis, keys: Keys, incident_id: str
     step = plan.step(int(link["number"]))
     if step is None:
         return []
-    undo = _text(redis.hgetall(keys.recovery_undo(action_id)))
+    undo = text_fields(redis.hgetall(keys.recovery_undo(action_id)))
     change = delta(before, after)
     return recovery_blocks.delta_blocks(change, step, action_id, renderer_for(settings.templates_dir),
                                         undo=undo.get("description", ""), undo_note=undo.get("note", ""))
@@ -215,60 +198,6 @@ def _show_fresh_plan(ctx: Context, incident: Incident, user_id: str, latest: Tim
                                                                 headline=assessment.verdict.headline)))
         blocks += recovery_blocks.plan_blocks(plan, ctx.templates)
     ctx.slack.post_ephemeral(incident.channel_id, user_id, text, blocks)
-
-
-# -- after an action finished ------------------------------------------------------------------------
-
-
-def record_undo(redis: Redis, keys: Keys, request: ActionRequest, undo: dict[str, Any] | None, note: str = "") -> None:
-    """Keep the inverse of a finished action (``{"kind", "target", "params"}``), or why it has none."""
-    fields: dict[str, str] = {"note": note}
-    if undo:
-        spec = action_specs().get(str(undo["kind"]))
-        params = dict(undo.get("params") or {})
-        fields.update(kind=spec.kind, target=str(undo["target"]), params=json.dumps(params, sort_keys=True),
-                      description=spec.describe(str(undo["target"]), params))
-    key = keys.recovery_undo(request.id)
-    with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping=fields)
-        pipe.expire(key, RECORD_TTL_SECONDS)
-        pipe.execute()
-
-
-def undo_of(redis: Redis, keys: Keys, action_id: str) -> dict[str, str]:
-    """The recorded inverse of an action (``description`` empty: none; ``note`` says why)."""
-    return _text(redis.hgetall(keys.recovery_undo(action_id)))
-
-
-def action_finished(settings: Settings, redis: Redis, request: ActionRequest,
-                    post: Callable[[str, str], str | None]) -> str | None:
-    """Remember a success as done; after a plan step, queue the re-assessment (its progress message via
-    ``post(channel, text)``). Returns the re-assessment's job id, if one was queued."""
-    keys = get_keys(settings)
-    if request.incident_id and request.status == ActionStatus.SUCCEEDED:
-        with redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(keys.recovery_done(request.incident_id), request.description)
-            pipe.expire(keys.recovery_done(request.incident_id), RECORD_TTL_SECONDS)
-            pipe.execute()
-    link = _text(redis.hgetall(keys.recovery_step(request.id)))
-    if not link or not request.incident_id or request.status not in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):
-        return None
-    templates = renderer_for(settings.templates_dir)
-    progress_ts = post(request.channel_id, templates.render("recovery_reassess.slack.j2", action=request,
-                                                            number=link.get("number"), undo_of=link.get("undo_of")))
-    return queue_reassessment(settings, redis, request.incident_id, request.channel_id, progress_ts,
-                              after_action=request.id)
-
-
-def queue_reassessment(settings: Settings, redis: Redis, incident_id: str, channel: str, progress_ts: str | None, *,
-                       after_action: str | None = None, actor: str = "bot") -> str:
-    """Queue an assessment of the incident (after a step: its verdict opens with the step's delta); the job id."""
-    job = jobs.enqueue(settings, jobs.ASSESSMENT, incident_id, channel, redis=redis, progress_ts=progress_ts,
-                       after_action=after_action, timeout=int(settings.assessment_budget_seconds) + 60,
-                       meta={"requested_by": actor, "after_action": after_action})
-    IncidentStore(redis, get_keys(settings)).timeline(incident_id).append(
-        EntryKind.ASSESSMENT_REQUESTED, actor, {"progress_ts": progress_ts, "after_action": after_action})
-    return str(job.id)
 
 
 # -- Undo ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from incident.assessment import Assessment
 from incident.model import Incident
 from persistence.action_store import ActionStore
 from sandbox.slack import SlackEmulator
-from service import recovery
+from service import recovery_record
 from service.assessment import SlackTarget, publish
 from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
 from tests.fixtures.slack import RunningBot
@@ -166,7 +166,7 @@ def test_the_verdict_after_a_step_opens_with_the_delta_and_offers_undo_when_wors
     assert "Checking" in reply_after(slack, seen)
     services = bot_server.services
     request = ActionStore(services.redis, services.keys).get("A1")
-    recovery.record_undo(services.redis, services.keys, request, None, "a restart replaces pods; nothing to put back")
+    recovery_record.record_undo(services.redis, services.keys, request, None, "a restart replaces pods; nothing to put back")
     worse = make_assessment(with_(healthy(),
                                   result("dns", "fail", ready_endpoints_zero=True, ready_replicas_zero=True,
                                          deployments=[{"name": "coredns", "desired": 2, "ready": 0}]),
