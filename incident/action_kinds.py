@@ -215,6 +215,12 @@ def _parse_scale(tokens: list[str]) -> ActionArgs:
     return ActionArgs(parse_namespaced(tokens[0], "deployment"), {"workload": "deployment", "replicas": int(tokens[1])})
 
 
+def _parse_probes(tokens: list[str]) -> ActionArgs:
+    if len(tokens) != 2 or tokens[0].lower() != "deployment":
+        raise CommandError("Give `deployment` and &lt;namespace&gt;/&lt;name&gt;.")
+    return ActionArgs(parse_namespaced(tokens[1], "deployment"), {"workload": "deployment"})
+
+
 def _parse_pod(tokens: list[str]) -> ActionArgs:
     if len(tokens) != 1:
         raise CommandError("Give exactly one pod as &lt;namespace&gt;/&lt;name&gt;.")
@@ -299,6 +305,14 @@ def workload_specs() -> tuple[ActionSpec, ...]:
                    guarded=True, destructive=_scale_to_zero, **common),
         ActionSpec("delete-pod", ("delete", "pod"), "delete pod <namespace>/<name>", "delete one pod (confirm first)",
                    _parse_pod, _typed("delete", "pod"), **common),
+        ActionSpec("probes-off", ("probes", "off"), "probes off deployment <namespace>/<name>",
+                   "emergency isolation: remove a Deployment's readiness/liveness/startup probes that spread a "
+                   "cascade; the originals are kept on the Deployment for `probes restore` (confirm first)",
+                   _parse_probes, _typed("probes", "off", "deployment"), guarded=True, destructive=_always,
+                   warning="action_warning_probes_off.slack.j2", **common),
+        ActionSpec("probes-restore", ("probes", "restore"), "probes restore deployment <namespace>/<name>",
+                   "put back exactly the probes `probes off` removed (confirm first)", _parse_probes,
+                   _typed("probes", "restore", "deployment"), **common),
     )
 
 

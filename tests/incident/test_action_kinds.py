@@ -30,6 +30,8 @@ EXAMPLES: dict[str, tuple[str, ActionArgs]] = {
                 ActionArgs("kube-system/aws-node", {"workload": "daemonset"})),
     "scale": ("scale deployment shop/web to 0", ActionArgs("shop/web", {"workload": "deployment", "replicas": 0})),
     "delete-pod": ("delete pod shop/web-7d4f", ActionArgs("shop/web-7d4f")),
+    "probes-off": ("probes off deployment shop/web", ActionArgs("shop/web", {"workload": "deployment"})),
+    "probes-restore": ("probes restore deployment shop/web", ActionArgs("shop/web", {"workload": "deployment"})),
 }
 """One typed command per kind: a new kind without an example fails :func:`test_every_kind_has_an_example`."""
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -74,11 +76,12 @@ def test_the_recovery_layer_comes_from_the_spec() -> None:
 
 def test_flags() -> None:
     specs = action_specs()
-    assert {spec.kind for spec in specs if spec.guarded} == {"restart", "scale"}
+    assert {spec.kind for spec in specs if spec.guarded} == {"restart", "scale", "probes-off"}
     assert specs.get("delete-node").destructive({})
     assert specs.get("scale").destructive({"replicas": 0}) and not specs.get("scale").destructive({"replicas": 2})
     assert not any(specs.get(kind).destructive({}) for kind in ("cordon", "label", "unlabel", "delete-pod"))
-    assert [spec.kind for spec in specs if spec.warning] == ["delete-node"]
+    assert [spec.kind for spec in specs if spec.warning] == ["delete-node", "probes-off"]
+    assert specs.get("probes-off").destructive({}) and not specs.get("probes-restore").destructive({})
     with pytest.raises(ValueError, match="unknown action kind"):
         specs.get("reboot")
 
