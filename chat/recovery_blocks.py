@@ -98,3 +98,14 @@ def undo_row(action_id: str, undo: str) -> ActionsBlock:
 
 def note(text: str) -> ContextBlock:
     return ContextBlock(elements=[_md(text, 2000)])
+
+
+ACTION_RESTORE_NODE = "recovery_restore_node"
+"""*Re-apply labels and taints* on a node that registered again; the value is the node's name (the labels
+and taints are read from what the bot recorded when it deleted the node, never from the button)."""
+
+
+def restore_blocks(text: str, node: str) -> list[Block]:
+    """The "node registered again" message with its *Re-apply labels and taints* button."""
+    return [SectionBlock(text=_md(text)), ActionsBlock(block_id=f"recovery_restore:{node}", elements=[ButtonElement(
+        text="Re-apply labels and taints", action_id=ACTION_RESTORE_NODE, value=node, style="primary")])]

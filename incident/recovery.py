@@ -346,3 +346,17 @@ def delta(before: Assessment, after: Assessment) -> Delta:
 def pattern_keys(assessments: Sequence[Assessment]) -> list[set[str]]:
     """The matched pattern keys of each assessment (the post-mortem's "did the pattern clear")."""
     return [{match.key for match in assessment.verdict.patterns} for assessment in assessments]
+
+
+# -- node restore ---------------------------------------------------------------------------------------
+
+SYSTEM_TAINT_PREFIXES: tuple[str, ...] = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/")
+"""Taints the node lifecycle controller and the cloud provider set and clear themselves (unreachable,
+not-ready, uninitialized…): recorded but never re-applied, or a restored node would stay unschedulable."""
+
+
+def restore_params(labels: Mapping[str, str], taints: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What ``restore node`` re-applies from a deleted node: every label, the taints people set (not the system's)."""
+    kept = [{"key": str(t.get("key")), "value": str(t.get("value") or ""), "effect": str(t.get("effect"))}
+            for t in taints if not str(t.get("key") or "").startswith(SYSTEM_TAINT_PREFIXES)]
+    return {"labels": {str(k): str(v) for k, v in sorted(labels.items())}, "taints": kept}

@@ -145,6 +145,10 @@ class Keys:
         """Hash: the inverse of a finished action (kind, target, params) or why it has none."""
         return f"{self.prefix}:recovery-undo:{action_id}"
 
+    def node_restore(self, incident_id: str, node: str) -> str:
+        """Hash: a node the bot deleted in an incident — its labels and taints, when, and whether it came back."""
+        return f"{self.prefix}:node-restore:{incident_id}:{node}"
+
     def queue_name(self, kind: str) -> str:
         """RQ queue name for a kind of job (``assess``, ``actions``, ``schedule``, ``postmortem``)."""
         return f"{self.prefix}-{kind}"

@@ -93,8 +93,16 @@ ACTION_POSITIONS = JobSpec(
     "action_positions", "workers.actions.refresh_positions", "default", timeout=300, result_ttl=600,
     why="Slack and Redis only: waiting actions' messages show their positions, off the serialized path")
 
+NODE_WATCH = JobSpec(
+    "node_watch", "workers.recovery.watch_node", "assess", timeout=60, result_ttl=600,
+    why="read-only (one node GET), re-queued by itself until the deleted node registers again or the watch ends")
+NODE_REBALANCE = JobSpec(
+    "node_rebalance", "workers.recovery.check_rebalance", "assess", timeout=60, result_ttl=600,
+    why="read-only: a restored node's Ready, schedulable and pods landed, once, after the rebalance window")
+
 CATALOGUE: Mapping[str, JobSpec] = {spec.name: spec for spec in (
-    ASSESSMENT, RESOLVE, POSTMORTEM, STATUS_TICK, PAGE, ACTION_PREPARE, ACTION_DRAIN, ACTION_EXPIRE, ACTION_POSITIONS)}
+    ASSESSMENT, RESOLVE, POSTMORTEM, STATUS_TICK, PAGE, ACTION_PREPARE, ACTION_DRAIN, ACTION_EXPIRE, ACTION_POSITIONS,
+    NODE_WATCH, NODE_REBALANCE)}
 """Every job kind by name."""
 
 

@@ -41,6 +41,7 @@ from persistence.keys import Keys
 from persistence.store import IncidentStore
 from service.action_requests import authorize, submit_request
 from service.recovery_record import RECORD_TTL_SECONDS, done_steps, queue_reassessment, text_fields, undo_of
+from service import node_restore
 from service.context import Context
 from service.lifecycle import Reply
 
@@ -198,6 +199,25 @@ def _show_fresh_plan(ctx: Context, incident: Incident, user_id: str, latest: Tim
                                                                 headline=assessment.verdict.headline)))
         blocks += recovery_blocks.plan_blocks(plan, ctx.templates)
     ctx.slack.post_ephemeral(incident.channel_id, user_id, text, blocks)
+
+
+# -- node restore -------------------------------------------------------------------------------------
+
+
+def click_restore(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
+    """*Re-apply labels and taints*: ``restore node`` with what the bot recorded when it deleted that node."""
+    actions = body.get("actions") or []
+    node = str(actions[0].get("value") or "") if actions else ""
+    authorize(ctx, user_id, "request")
+    incident = _incident_of(ctx, body)
+    record = node_restore.record_of(ctx.redis, ctx.settings, incident.id, node) if node else None
+    if record is None:
+        raise ConfirmationError("The bot deleted no node of that name in this incident, so it has nothing to "
+                                "re-apply; nothing was requested.",
+                                hint="`/k8s restore node <name> <key>=<value> … --taint …` sets them by hand.")
+    request = submit_request(ctx, user_id, incident.channel_id, incident, "restore-node", node,
+                             node_restore.restore_request_params(record), origin={"restore_of": record.get("action_id")})
+    return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
 
 
 # -- Undo ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from incident.timeline import EntryKind
 from persistence.connection import get_keys
 from persistence.keys import Keys
 from persistence.store import IncidentStore
-from service import jobs
+from service import jobs, node_restore
 
 RECORD_TTL_SECONDS = 30 * 24 * 3600
 """Links between actions, plan steps and undos live as long as an incident's post-mortem is worth writing."""
@@ -73,6 +73,8 @@ def action_finished(settings: Settings, redis: Redis, request: ActionRequest,
     """Remember a success as done; after a plan step, queue the re-assessment (its progress message via
     ``post(channel, text)``). Returns the re-assessment's job id, if one was queued."""
     keys = get_keys(settings)
+    if request.kind == "restore-node" and request.status == ActionStatus.SUCCEEDED:
+        node_restore.restored(settings, redis, request)
     if request.incident_id and request.status == ActionStatus.SUCCEEDED:
         with redis.pipeline(transaction=True) as pipe:
             pipe.sadd(keys.recovery_done(request.incident_id), request.description)

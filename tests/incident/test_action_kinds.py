@@ -30,6 +30,11 @@ EXAMPLES: dict[str, tuple[str, ActionArgs]] = {
                 ActionArgs("kube-system/aws-node", {"workload": "daemonset"})),
     "scale": ("scale deployment shop/web to 0", ActionArgs("shop/web", {"workload": "deployment", "replicas": 0})),
     "delete-pod": ("delete pod shop/web-7d4f", ActionArgs("shop/web-7d4f")),
+    "restore-node": ("restore node n1 node-role.kubernetes.io/worker= topology.kubernetes.io/zone=eu-1a "
+                     "--taint dedicated=db:NoSchedule",
+                     ActionArgs("n1", {"labels": {"node-role.kubernetes.io/worker": "",
+                                                  "topology.kubernetes.io/zone": "eu-1a"},
+                                       "taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]})),
     "probes-off": ("probes off deployment shop/web", ActionArgs("shop/web", {"workload": "deployment"})),
     "probes-restore": ("probes restore deployment shop/web", ActionArgs("shop/web", {"workload": "deployment"})),
 }

@@ -182,3 +182,32 @@ def test_delta_flags_a_step_that_made_things_worse() -> None:
 def test_delta_says_still_failing_when_nothing_changed() -> None:
     change = delta(dns_cascade(), dns_cascade())
     assert change.cleared == () and change.new == () and not change.worse and not change.healthy
+
+
+def test_a_restore_reapplies_every_label_and_only_the_taints_people_set() -> None:
+    from incident.recovery import restore_params
+
+    params = restore_params({"zone": "eu-1a", "node-role.kubernetes.io/db": ""}, [
+        {"key": "dedicated", "value": "db", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
+        {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}])
+    assert params == {"labels": {"node-role.kubernetes.io/db": "", "zone": "eu-1a"},
+                      "taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]}
+    typed = action_specs().get("restore-node").describe("n1", params)
+    assert typed == "restore node n1 node-role.kubernetes.io/db= zone=eu-1a --taint dedicated=db:NoSchedule"
+    assert action_specs().match(typed)[1].params == params
+
+
+@pytest.mark.parametrize(("typed", "problem"), [
+    ("restore node n1", "at least one label"),
+    ("restore node n1 zone", "is not `key=value`"),
+    ("restore node n1 --taint dedicated=db:Sometimes", "is not a taint"),
+    ("restore node n1 --taint", "needs `key=value:effect`"),
+    ("restore node N_1 zone=a", "not a valid node name"),
+])
+def test_restore_node_bad_input_is_named(typed: str, problem: str) -> None:
+    from incident.errors import CommandError
+
+    spec = action_specs().get("restore-node")
+    with pytest.raises(CommandError, match=problem):
+        spec.parse(typed.split()[2:])
