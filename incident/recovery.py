@@ -76,8 +76,11 @@ def _cordoned(facts: Facts) -> set[str]:
 
 
 def _cordon_targets(facts: Facts) -> list[tuple[str, dict[str, Any]]]:
-    cordoned = _cordoned(facts)
-    return [(node, {}) for node in failed_nodes(facts) if node not in cordoned]
+    return [(node, {}) for node in failed_nodes(facts)]
+
+
+def _is_cordoned(facts: Facts, node: str) -> bool:
+    return node in _cordoned(facts)
 
 
 def _drain_targets(facts: Facts) -> list[tuple[str, dict[str, Any]]]:
@@ -131,11 +134,14 @@ class StepRule:
     """For a manual step: the recovery layer it works on (an action's layer comes from its spec)."""
     when_layer: str = ""
     """Only when the pattern's failing layers include this one (the control-plane hierarchy)."""
+    already: Callable[[Facts, str], bool] | None = None
+    """The evidence shows the step's effect on this target already (a node cordoned by hand): shown done."""
 
 
 RUNBOOK_STEPS: dict[str, tuple[StepRule, ...]] = {
     NODE_FAILURE.key: (
-        StepRule("cordon", _cordon_targets, "Isolate the failed node: nothing new is scheduled there."),
+        StepRule("cordon", _cordon_targets, "Isolate the failed node: nothing new is scheduled there.",
+                 already=_is_cordoned),
         StepRule("drain", _drain_targets, "Move its pods away (DaemonSet pods stay; budgets respected)."),
         StepRule("delete-node", _delete_node_targets,
                  "The server is gone: delete the node object so its stuck pods are released and rescheduled."),
@@ -268,8 +274,8 @@ def build_plan(assessment: Assessment, ref: str, done: Iterable[str] = ()) -> Re
                 if key in seen:
                     continue
                 seen.add(key)
-                step = PlanStep(0, match.key, match.title, layer, rule.kind, target, dict(params), rule.why,
-                                done=bool(rule.kind) and key in done_set)
+                done = bool(rule.kind) and (key in done_set or bool(rule.already and rule.already(facts, target)))
+                step = PlanStep(0, match.key, match.title, layer, rule.kind, target, dict(params), rule.why, done=done)
                 raw.append((layer_index(layer), pattern_rank, rule_rank, step))
     raw.sort(key=lambda item: item[:3])
     steps = tuple(PlanStep(number, s.pattern, s.pattern_title, s.layer, s.kind, s.target, s.params, s.why, s.done)

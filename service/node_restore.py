@@ -130,10 +130,21 @@ def _ready(node: dict[str, Any]) -> bool:
                for c in (node.get("status") or {}).get("conditions") or ())
 
 
-def check_rebalance(settings: Settings, slack: SlackClient, node: str, channel: str, since: float) -> dict[str, Any]:
-    """Ready, schedulable, and how many pods landed on the node since ``since`` (its labels re-applied); posted."""
+def _scheduled_at(pod: dict[str, Any]) -> float | None:
+    """When the scheduler bound the pod (its PodScheduled condition), else when it was created (epoch seconds)."""
     from incident.clock import parse_moment
 
+    for condition in (pod.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "True":
+            moment = parse_moment(condition.get("lastTransitionTime"))
+            if moment is not None:
+                return moment.timestamp()
+    moment = parse_moment((pod.get("metadata") or {}).get("creationTimestamp"))
+    return moment.timestamp() if moment is not None else None
+
+
+def check_rebalance(settings: Settings, slack: SlackClient, node: str, channel: str, since: float) -> dict[str, Any]:
+    """Ready, schedulable, and how many pods landed on the node since ``since`` (its labels re-applied); posted."""
     kube = KubeApi.from_settings(settings)
     try:
         try:
@@ -143,9 +154,7 @@ def check_rebalance(settings: Settings, slack: SlackClient, node: str, channel: 
         pods = [] if found is None else list(kube.list_items("/api/v1/pods", field_selector=f"spec.nodeName={node}"))
     finally:
         kube.close()
-    landed = sum(1 for pod in pods
-                 if (moment := parse_moment((pod.get("metadata") or {}).get("creationTimestamp"))) is not None
-                 and moment.timestamp() >= since - 1)
+    landed = sum(1 for pod in pods if (moment := _scheduled_at(pod)) is not None and moment >= since - 1)
     result = {"node": node, "present": found is not None, "ready": bool(found) and _ready(found or {}),
               "schedulable": bool(found) and not ((found or {}).get("spec") or {}).get("unschedulable"),
               "landed": landed, "pods": len(pods), "window_s": settings.node_rebalance_window_seconds}

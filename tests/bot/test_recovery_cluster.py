@@ -15,19 +15,22 @@ from kubernetes import client as k8s
 
 import tests.conftest as _root
 from chat.action_blocks import ACTION_CONFIRM
-from chat.recovery_blocks import ACTION_UNDO, STEP_ACTION_PREFIX
+from chat.recovery_blocks import ACTION_RESTORE_NODE, ACTION_UNDO, STEP_ACTION_PREFIX
 from incident.actions import ActionStatus
 from incident.model import Incident
 from incident.settings import Settings
 from persistence.action_store import ActionStore
-from sandbox.cluster import LocalCluster
+from sandbox.cluster import LocalCluster, kwok_node_manifest
+from sandbox.objects import container, deployment, pod_template
 from sandbox.scenarios import CrashLoop, DnsOutage, NodeFailure, PodIpExhaustion
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
 from tests.fixtures.slack import BOT_TOKEN, RESPONDER_GROUP, SIGNING_SECRET, STAKEHOLDER_CHANNEL, RunningBot
 
 if "tests.fixtures.cluster" not in getattr(_root, "pytest_plugins", []):
-    from tests.fixtures.cluster import k8s_api, k8s_cluster, kubeconfig, scenarios, settled_cluster  # noqa: F401
+    from tests.fixtures.cluster import (  # noqa: F401
+        k8s_api, k8s_cluster, kubeconfig, namespace, scenarios, settled_cluster,
+    )
 if "tests.fixtures.workers" not in getattr(_root, "pytest_plugins", []):
     from tests.fixtures.workers import workers  # noqa: F401
 
@@ -43,6 +46,7 @@ def bot_settings(slack: SlackEmulator, redis_url: str, kubeconfig: Path) -> Sett
         stakeholder_channel=STAKEHOLDER_CHANNEL, responder_usergroup=RESPONDER_GROUP, redis_url=redis_url,
         kubeconfig=kubeconfig, action_allowed_users=["U_ALICE", "U_BOB"], cluster_name="local",
         confirmation_ttl_seconds=300, action_lease_seconds=10, slack_app_token=slack.app_token,
+        node_rebalance_window_seconds=5,
     )
 
 
@@ -91,13 +95,21 @@ class Flow:
         assert "Checking `" in ephemeral_texts(self.slack)[-1], ephemeral_texts(self.slack)[-1]
         return self.confirm_latest(before)
 
-    def confirm_latest(self, before: int) -> tuple[str, dict[str, Any]]:
-        action_id = f"A{self.bot.services.redis.get(self.bot.services.keys.action_seq()).decode()}"
+    def latest_action_id(self) -> str:
+        return f"A{self.bot.services.redis.get(self.bot.services.keys.action_seq()).decode()}"
+
+    def confirm(self, action_id: str) -> None:
+        """Bob confirms the action once its confirmation message is up; it must succeed."""
         confirmation = self.wait_for_message(lambda m: f"action `{action_id}`" in str(m.get("blocks"))
                                              and any(e["action_id"] == ACTION_CONFIRM for e in self.buttons(m)))
         self.slack.click_button("U_BOB", self.channel, confirmation["ts"], ACTION_CONFIRM, action_id)
         wait_until(lambda: self.store.get(action_id).is_final, STEP_TIMEOUT)
         assert self.store.get(action_id).status == ActionStatus.SUCCEEDED, self.store.get(action_id).outcome
+
+    def confirm_latest(self, before: int) -> tuple[str, dict[str, Any]]:
+        """Confirm the newest action, then the verdict of the re-assessment after it."""
+        action_id = self.latest_action_id()
+        self.confirm(action_id)
         return action_id, self.verdict(before + 1)
 
     @staticmethod
@@ -140,14 +152,13 @@ def test_node_failure_plan_isolates_the_node_step_by_step_to_a_healthy_verdict(
         assert "Node failure" in text_of(verdict)
         texts = [b["text"]["text"] for b in flow.steps(verdict)]
         assert texts == [f"1. cordon node {node}", f"2. drain node {node} --timeout 60", f"3. delete node {node}"]
-        for number, expected in ((1, "drain"), (2, "delete node")):
-            step = next(b for b in flow.steps(verdict) if b["text"]["text"].startswith(f"{number}. "))
-            _, verdict = flow.click_and_confirm(verdict, step)
+        for expected in (f"2. drain node {node} --timeout 60", f"3. delete node {node}"):
             primary = next(b for b in flow.steps(verdict) if b.get("style") == "primary")
-            assert expected in primary["text"]["text"], text_of(verdict)
-            assert "~cordon node" in text_of(verdict)  # the done step is struck through
-        step = next(b for b in flow.steps(verdict) if b.get("style") == "primary")
-        _, verdict = flow.click_and_confirm(verdict, step)
+            _, verdict = flow.click_and_confirm(verdict, primary)
+            primary = next(b for b in flow.steps(verdict) if b.get("style") == "primary")
+            assert primary["text"]["text"] == expected, text_of(verdict)
+            assert f"~cordon node {node}~ done" in text_of(verdict)  # the done step stays, struck through
+        _, verdict = flow.click_and_confirm(verdict, primary)
         assert "looks healthy" in text_of(verdict) and "cleared: Node failure" in text_of(verdict), text_of(verdict)
         with pytest.raises(k8s.ApiException):
             core.read_node(node)
@@ -206,3 +217,57 @@ def test_the_plan_names_the_runbook_first_step_and_target(slack: SlackEmulator, 
     verdict = flow.assess()
     primary = next(b for b in flow.steps(verdict) if b.get("style") == "primary")
     assert primary["text"]["text"] == first, text_of(verdict)
+
+
+def test_a_deleted_node_that_registers_again_gets_exactly_its_labels_and_taints_back_and_pods_land(
+        slack: SlackEmulator, bot_server: RunningBot, incident: Incident, k8s_api: k8s.ApiClient,
+        k8s_cluster: LocalCluster, namespace: str) -> None:
+    core = k8s.CoreV1Api(k8s_api)
+    (node,) = k8s_cluster.create_nodes(k8s_api, 1)
+    wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
+    pool, taint = "incident.example.com/pool", {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
+    core.patch_node(node, {"metadata": {"labels": {pool: "db", "node-role.kubernetes.io/db": ""}},
+                           "spec": {"taints": [taint]}})
+    had = core.read_node(node)
+    labels_before = dict(had.metadata.labels)
+    NodeFailure(nodes=[node]).apply(k8s_api)
+    try:
+        flow = Flow(slack, bot_server, incident)
+        verdict = flow.assess()
+        delete = next(b for b in flow.steps(verdict) if b["text"]["text"] == f"3. delete node {node}")
+        flow.click_and_confirm(verdict, delete)
+        wait_until(lambda: not [n for n in core.list_node().items if n.metadata.name == node], 30)
+
+        # the repaired server registers again: a fresh kubelet, its own Lease, none of the labels people set
+        try:
+            k8s.CoordinationV1Api(k8s_api).delete_namespaced_lease(node, "kube-node-lease")
+        except k8s.ApiException:
+            pass
+        index = int(node.rsplit("-", 1)[1])
+        core.create_node(kwok_node_manifest(node, index))
+        wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
+        assert pool not in (core.read_node(node).metadata.labels or {})
+        web = pod_template({"app": "db-client"}, [container("c", "registry.k8s.io/pause:3.10")],
+                           nodeSelector={pool: "db"}, tolerations=[{"key": "dedicated", "operator": "Equal",
+                                                                    "value": "db", "effect": "NoSchedule"}])
+        k8s.AppsV1Api(k8s_api).create_namespaced_deployment(namespace, deployment("db-client", namespace, 2, web))
+
+        returned = flow.wait_for_message(lambda m: "registered again" in str(m.get("text")))
+        assert f"`{pool}=db`" in returned["text"] and "`dedicated=db:NoSchedule`" in returned["text"]
+        assert "unreachable" not in returned["text"]
+        before = len(ephemeral_texts(slack))
+        slack.click_button("U_ALICE", flow.channel, returned["ts"], ACTION_RESTORE_NODE, node)
+        wait_until(lambda: len(ephemeral_texts(slack)) > before)
+        assert f"Checking `restore node {node}" in ephemeral_texts(slack)[-1], ephemeral_texts(slack)[-1]
+        flow.confirm(flow.latest_action_id())
+
+        now = core.read_node(node)
+        assert {k: v for k, v in now.metadata.labels.items() if k in labels_before} == labels_before
+        assert [(t.key, t.value, t.effect) for t in now.spec.taints or []] == [("dedicated", "db", "NoSchedule")]
+        report = flow.wait_for_message(lambda m: "Rebalance check of node" in str(m.get("text")))
+        assert "Ready, schedulable; 2 pod(s) landed on it" in report["text"], report["text"]
+    finally:
+        try:
+            core.delete_node(node)
+        except k8s.ApiException:
+            pass
