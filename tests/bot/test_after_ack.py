@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from chat.recovery_blocks import ACTION_RESTORE_NODE, ACTION_UNDO, STEP_ACTION_IDS
 from chat.schedule_blocks import ACTION_ESCALATION_DISMISS, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE
 from bot.after_ack import AfterAck, ButtonSpec
 from bot.app import buttons, create_app
@@ -93,4 +94,5 @@ def test_every_button_of_the_app_goes_through_the_wrapper(monkeypatch: pytest.Mo
         pool.shutdown(wait=True)
     assert wired == [spec.action_id for spec in buttons()]
     assert {ACTION_CONFIRM, ACTION_CANCEL, ACTION_PROCEED_ANYWAY, ACTION_RESOLVE, ACTION_POST_UPDATE, ACTION_ASSESS,
-            ACTION_ESCALATE, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE, ACTION_ESCALATION_DISMISS} == set(wired)
+            ACTION_ESCALATE, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE, ACTION_ESCALATION_DISMISS,
+            *STEP_ACTION_IDS, ACTION_UNDO, ACTION_RESTORE_NODE} == set(wired)
