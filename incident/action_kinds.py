@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from incident.errors import CommandError
+from incident.runbook import CNI_DAEMONSETS
 from incident.kube_syntax import check_label_key, check_label_value, check_name, parse_namespaced, shown
 
 WORKLOAD_KINDS: tuple[str, ...] = ("deployment", "daemonset", "statefulset")
@@ -36,7 +37,7 @@ PROBES_FAMILY = "probes"
 COMPONENT_LAYERS: tuple[tuple[str, str], ...] = (
     ("etcd", "etcd"), ("apiserver", "apiserver"), ("scheduler", "scheduler/controller-manager"),
     ("controller-manager", "scheduler/controller-manager"), ("coredns", "dns/ingress"), ("kube-dns", "dns/ingress"),
-    ("ingress", "dns/ingress"),
+    ("ingress", "dns/ingress"), *((f"/{name}", "infrastructure") for name in CNI_DAEMONSETS),
 )
 """A workload whose ``namespace/name`` contains the word on the left works on the layer on the right
 (first match wins); other workloads are applications. Keys are :data:`incident.runbook.RECOVERY_ORDER`'s."""

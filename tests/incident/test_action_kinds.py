@@ -76,6 +76,7 @@ def test_the_recovery_layer_comes_from_the_spec() -> None:
     assert action_layer("delete pod kube-system/etcd-cp-1") == "etcd"
     assert action_layer("restart statefulset ingress-nginx/controller") == "dns/ingress"
     assert action_layer("scale deployment shop/web to 3") == "applications"
+    assert action_layer("restart daemonset kube-system/aws-node") == "infrastructure"  # the CNI is the ground
     assert action_layer("reboot the datacenter") == "applications"  # no kind reads it
 
 
