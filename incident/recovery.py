@@ -253,9 +253,31 @@ def facts_of(checks: Iterable[CheckResult]) -> dict[str, Mapping[str, Any]]:
     return {check.name: check.facts for check in checks if check.finished}
 
 
-def build_plan(assessment: Assessment, ref: str, done: Iterable[str] = ()) -> RecoveryPlan:
-    """The recovery plan of one assessment; ``done`` holds descriptions of actions that already succeeded."""
-    done_set = set(done)
+def episode_starts(points: Iterable[tuple[float, Iterable[str]]], current: Iterable[str], now: float) -> dict[str, float]:
+    """When each pattern of ``current`` started to be seen without a break, from earlier assessments
+    ``(when, pattern keys)`` in order; a pattern new in ``current`` starts ``now``."""
+    starts: dict[str, float] = {}
+    for at, keys in points:
+        seen = set(keys)
+        for key in list(starts):
+            if key not in seen:
+                del starts[key]  # it cleared: a later match is a new episode
+        for key in seen:
+            starts.setdefault(key, at)
+    return {key: starts.get(key, now) for key in current}
+
+
+def build_plan(assessment: Assessment, ref: str, done: Mapping[str, float] | Iterable[str] = (),
+               episodes: Mapping[str, float] | None = None) -> RecoveryPlan:
+    """The recovery plan of one assessment.
+
+    ``done``: descriptions of actions that succeeded, with when (a plain iterable: done whenever);
+    ``episodes``: when each pattern's current episode started (:func:`episode_starts`). A step counts as
+    done only if it succeeded during its pattern's current episode: DNS that breaks again after it
+    recovered is offered the restart again.
+    """
+    done_at = dict(done) if isinstance(done, Mapping) else {key: float("inf") for key in done}
+    episodes = episodes or {}
     facts = facts_of(assessment.checks)
     specs = action_specs()
     raw: list[tuple[int, int, int, PlanStep]] = []
@@ -274,7 +296,10 @@ def build_plan(assessment: Assessment, ref: str, done: Iterable[str] = ()) -> Re
                 if key in seen:
                     continue
                 seen.add(key)
-                done = bool(rule.kind) and (key in done_set or bool(rule.already and rule.already(facts, target)))
+                finished = done_at.get(key)
+                done = bool(rule.kind) and (
+                    (finished is not None and finished >= episodes.get(match.key, float("-inf")))
+                    or bool(rule.already and rule.already(facts, target)))
                 step = PlanStep(0, match.key, match.title, layer, rule.kind, target, dict(params), rule.why, done=done)
                 raw.append((layer_index(layer), pattern_rank, rule_rank, step))
     raw.sort(key=lambda item: item[:3])

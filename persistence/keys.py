@@ -134,7 +134,7 @@ class Keys:
     # -- guided recovery (service.recovery) ---------------------------------------------------------
 
     def recovery_done(self, incident_id: str) -> str:
-        """Set of the descriptions of actions that succeeded in an incident (plan steps shown as done)."""
+        """Hash: description of an action that succeeded in an incident → when (plan steps shown as done)."""
         return f"{self.prefix}:recovery-done:{incident_id}"
 
     def recovery_step(self, action_id: str) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -32,7 +33,8 @@ from incident.actions import ActionRequest
 from incident.assessment import Assessment
 from incident.errors import ConfirmationError, IncidentBotError, NotInIncidentChannel
 from incident.model import Incident
-from incident.recovery import PlanStep, RecoveryPlan, build_plan, delta, plan_step
+from incident.assessment import verdict_of_entry
+from incident.recovery import PlanStep, RecoveryPlan, build_plan, delta, episode_starts, plan_step
 from incident.settings import Settings
 from incident.templates import renderer_for
 from incident.timeline import EntryKind, TimelineEntry
@@ -61,13 +63,29 @@ def ref_of(entry: TimelineEntry) -> str:
     return str(entry.data.get("ref") or entry.id)
 
 
-def plan_of(entry: TimelineEntry, done: set[str]) -> tuple[Assessment, RecoveryPlan] | None:
-    """The stored assessment of an entry and its plan (``None`` for an entry without a snapshot)."""
+def _pattern_keys(entry: TimelineEntry) -> set[str]:
+    return {str(p.get("key")) for p in verdict_of_entry(entry.data).get("patterns") or () if isinstance(p, dict)}
+
+
+def _history(store: IncidentStore, incident_id: str, upto: str | None = None) -> list[tuple[float, set[str]]]:
+    """``(when, pattern keys)`` of the incident's assessments in order (up to and including entry ``upto``)."""
+    points = []
+    for entry in store.timeline(incident_id).iter_entries({EntryKind.ASSESSMENT.value}):
+        points.append((entry.at.timestamp(), _pattern_keys(entry)))
+        if entry.id == upto:
+            break
+    return points
+
+
+def plan_of(store: IncidentStore, incident_id: str, entry: TimelineEntry,
+            done: dict[str, float]) -> tuple[Assessment, RecoveryPlan] | None:
+    """The stored assessment of an entry and its plan as it was drawn (``None`` for an entry without a snapshot)."""
     snapshot = entry.data.get("snapshot")
     if not isinstance(snapshot, dict):
         return None
     assessment = Assessment.from_json(snapshot)
-    return assessment, build_plan(assessment, ref_of(entry), done)
+    episodes = episode_starts(_history(store, incident_id, entry.id), _pattern_keys(entry), entry.at.timestamp())
+    return assessment, build_plan(assessment, ref_of(entry), done, episodes)
 
 
 def _entry_with_ref(store: IncidentStore, incident_id: str, ref: str) -> TimelineEntry | None:
@@ -89,7 +107,9 @@ def verdict_extras(settings: Settings, redis: Redis | None, incident_id: str | N
         return [], []  # no incident: nothing to address the plan's buttons to
     keys = get_keys(settings)
     done = done_steps(redis, keys, incident_id)
-    plan = build_plan(assessment, ref, done)
+    current = {match.key for match in assessment.verdict.patterns}
+    episodes = episode_starts(_history(IncidentStore(redis, keys), incident_id), current, time.time())
+    plan = build_plan(assessment, ref, done, episodes)
     before: list[Block] = []
     if after_action:
         try:
@@ -100,13 +120,13 @@ def verdict_extras(settings: Settings, redis: Redis | None, incident_id: str | N
 
 
 def _delta_blocks(settings: Settings, redis: Redis, keys: Keys, incident_id: str, after: Assessment, action_id: str,
-                  done: set[str]) -> list[Block]:
+                  done: dict[str, float]) -> list[Block]:
     link = text_fields(redis.hgetall(keys.recovery_step(action_id)))
     if not link.get("ref"):
         return []  # an undo: re-assessed, without a step to compare with
     store = IncidentStore(redis, keys)
     entry = _entry_with_ref(store, incident_id, link["ref"])
-    planned = plan_of(entry, done) if entry is not None else None
+    planned = plan_of(store, incident_id, entry, done) if entry is not None else None
     if planned is None:
         return []
     before, plan = planned
@@ -165,7 +185,7 @@ def click_step(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
                                ctx.slack.post_message(incident.channel_id, text), actor=user_id)
         return Reply(ctx.templates.render("recovery_stale.slack.j2", why="changed",
                                           change=str(finished.data.get("description", "an action"))))
-    planned = plan_of(latest, done)
+    planned = plan_of(ctx.store, incident.id, latest, done)
     if planned is None:
         return Reply(ctx.templates.render("recovery_stale.slack.j2", why="recording"))
     plan = planned[1]
@@ -188,11 +208,12 @@ def _request_step(ctx: Context, incident: Incident, user_id: str, ref: str, step
     return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
 
 
-def _show_fresh_plan(ctx: Context, incident: Incident, user_id: str, latest: TimelineEntry, done: set[str]) -> None:
+def _show_fresh_plan(ctx: Context, incident: Incident, user_id: str, latest: TimelineEntry,
+                     done: dict[str, float]) -> None:
     """The stale click's answer: it says so, with the latest assessment's plan and its buttons."""
     text = ctx.templates.render("recovery_stale.slack.j2", why="newer")
     blocks: list[Block] = [recovery_blocks.note(text)]
-    planned = plan_of(latest, done)
+    planned = plan_of(ctx.store, incident.id, latest, done)
     if planned is not None:
         assessment, plan = planned
         blocks.append(recovery_blocks.note(ctx.templates.render("recovery_fresh_plan.slack.j2",

@@ -14,6 +14,7 @@ import the request side (``service.action_requests`` imports the drainer's queue
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,11 +34,11 @@ RECORD_TTL_SECONDS = 30 * 24 * 3600
 """Links between actions, plan steps and undos live as long as an incident's post-mortem is worth writing."""
 
 
-def done_steps(redis: Redis, keys: Keys, incident_id: str | None) -> set[str]:
-    """Descriptions of the actions that succeeded in the incident."""
+def done_steps(redis: Redis, keys: Keys, incident_id: str | None) -> dict[str, float]:
+    """Descriptions of the actions that succeeded in the incident, with when (the latest success)."""
     if not incident_id:
-        return set()
-    return {item.decode() if isinstance(item, bytes) else str(item) for item in redis.smembers(keys.recovery_done(incident_id))}
+        return {}
+    return {key: float(value) for key, value in text_fields(redis.hgetall(keys.recovery_done(incident_id))).items()}
 
 
 def text_fields(raw: dict[Any, Any]) -> dict[str, str]:
@@ -77,7 +78,8 @@ def action_finished(settings: Settings, redis: Redis, request: ActionRequest,
         node_restore.restored(settings, redis, request)
     if request.incident_id and request.status == ActionStatus.SUCCEEDED:
         with redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(keys.recovery_done(request.incident_id), request.description)
+            finished = request.finished_at.timestamp() if request.finished_at else time.time()
+            pipe.hset(keys.recovery_done(request.incident_id), request.description, repr(finished))
             pipe.expire(keys.recovery_done(request.incident_id), RECORD_TTL_SECONDS)
             pipe.execute()
     link = text_fields(redis.hgetall(keys.recovery_step(request.id)))

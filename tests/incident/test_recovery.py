@@ -211,3 +211,16 @@ def test_restore_node_bad_input_is_named(typed: str, problem: str) -> None:
     spec = action_specs().get("restore-node")
     with pytest.raises(CommandError, match=problem):
         spec.parse(typed.split()[2:])
+
+
+def test_a_step_done_in_an_earlier_episode_of_its_pattern_is_offered_again() -> None:
+    from incident.recovery import episode_starts
+
+    history = [(100.0, {"dns-cascade"}), (200.0, set()), (300.0, {"dns-cascade"})]
+    assert episode_starts(history, {"dns-cascade"}, 400.0) == {"dns-cascade": 300.0}
+    assert episode_starts(history[:2], {"dns-cascade"}, 400.0) == {"dns-cascade": 400.0}  # new: starts now
+    done = {"restart deployment kube-system/coredns": 150.0}
+    again = build_plan(dns_cascade(), "r", done, {"dns-cascade": 300.0})
+    assert again.primary is not None and again.primary.description == "restart deployment kube-system/coredns"
+    same_episode = build_plan(dns_cascade(), "r", done, {"dns-cascade": 100.0})
+    assert same_episode.steps[0].done and same_episode.primary is None
