@@ -17,7 +17,7 @@ import tests.conftest as _root
 from chat.action_blocks import ACTION_CONFIRM
 from chat.recovery_blocks import ACTION_RESTORE_NODE, ACTION_UNDO, STEP_ACTION_PREFIX
 from incident.actions import ActionStatus
-from incident.model import Incident
+from incident.model import Incident, Status
 from incident.settings import Settings
 from persistence.action_store import ActionStore
 from sandbox.cluster import LocalCluster, kwok_node_manifest
@@ -25,6 +25,7 @@ from sandbox.objects import container, deployment, pod_template
 from sandbox.scenarios import CrashLoop, DnsOutage, NodeFailure, PodIpExhaustion
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
+from tests.workers.test_resolve_e2e import forget_earlier_warnings
 from tests.fixtures.slack import BOT_TOKEN, RESPONDER_GROUP, SIGNING_SECRET, STAKEHOLDER_CHANNEL, RunningBot
 
 if "tests.fixtures.cluster" not in getattr(_root, "pytest_plugins", []):
@@ -139,10 +140,11 @@ def test_dns_cascade_plan_clicked_through_reaches_a_healthy_verdict(slack: Slack
     assert flow.steps(after) == []
 
 
-def test_node_failure_plan_isolates_the_node_step_by_step_to_a_healthy_verdict(
+def test_node_failure_plan_isolates_the_node_step_by_step_to_a_healthy_verdict_and_a_passing_checklist(
         slack: SlackEmulator, bot_server: RunningBot, incident: Incident, k8s_api: k8s.ApiClient,
         k8s_cluster: LocalCluster) -> None:
     core = k8s.CoreV1Api(k8s_api)
+    forget_earlier_warnings(core)  # the resolve checklist below judges this incident's events only
     (node,) = k8s_cluster.create_nodes(k8s_api, 1)
     wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
     NodeFailure(nodes=[node]).apply(k8s_api)  # no undo: the plan deletes the node
@@ -162,6 +164,12 @@ def test_node_failure_plan_isolates_the_node_step_by_step_to_a_healthy_verdict(
         assert "looks healthy" in text_of(verdict) and "cleared: Node failure" in text_of(verdict), text_of(verdict)
         with pytest.raises(k8s.ApiException):
             core.read_node(node)
+        store = bot_server.services.store
+        slack.slash_command("U_ALICE", flow.channel, "resolve")
+        wait_until(lambda: store.timeline(incident.id).entries({"resolve_check"}), STEP_TIMEOUT)
+        (check,) = store.timeline(incident.id).entries({"resolve_check"})
+        assert check.data["passed"] is True, check.data
+        wait_until(lambda: store.get(incident.id).status == Status.RESOLVED, STEP_TIMEOUT)
     finally:
         try:
             core.delete_node(node)
