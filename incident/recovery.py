@@ -11,9 +11,11 @@ you (etcd quorum, the apiserver). :func:`build_plan` orders the steps by the rec
 every click (never read from the button), so a forged button cannot name another object, and
 :func:`plan_step` says why a click does not match the plan.
 
-:func:`delta` compares two assessments (cleared, still failing, new) and says whether a step made
-things worse. Used by ``chat.assessment_blocks`` (the buttons), ``service.recovery`` (clicks, the
-re-assessment after a step) and the tests; imports neither Redis, Slack nor Kubernetes.
+:func:`episode_starts` tells a step done in this episode of its pattern from one done before it cleared
+and came back. :func:`delta` compares two assessments (cleared, still failing, new) and says whether a
+step made things worse. :func:`restore_params` is what ``restore node`` re-applies of a deleted node.
+Used by ``chat.recovery_blocks`` (the buttons), ``service.recovery`` (clicks, the re-assessment after a
+step), ``service.node_restore`` and the tests; imports neither Redis, Slack nor Kubernetes.
 """
 
 from __future__ import annotations
@@ -372,11 +374,6 @@ def delta(before: Assessment, after: Assessment) -> Delta:
     new = tuple(name for name in now if name not in was)
     lower_broke = _lowest(now.values()) < _lowest(was.values())
     return Delta(cleared, still, new, worse=bool(new) or lower_broke, healthy=after.verdict.scope == "healthy")
-
-
-def pattern_keys(assessments: Sequence[Assessment]) -> list[set[str]]:
-    """The matched pattern keys of each assessment (the post-mortem's "did the pattern clear")."""
-    return [{match.key for match in assessment.verdict.patterns} for assessment in assessments]
 
 
 # -- node restore ---------------------------------------------------------------------------------------
