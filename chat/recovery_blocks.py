@@ -105,7 +105,15 @@ ACTION_RESTORE_NODE = "recovery_restore_node"
 and taints are read from what the bot recorded when it deleted the node, never from the button)."""
 
 
-def restore_blocks(text: str, node: str) -> list[Block]:
-    """The "node registered again" message with its *Re-apply labels and taints* button."""
-    return [SectionBlock(text=_md(text)), ActionsBlock(block_id=f"recovery_restore:{node}", elements=[ButtonElement(
-        text="Re-apply labels and taints", action_id=ACTION_RESTORE_NODE, value=node, style="primary")])]
+def restore_blocks(text: str, deleted: str, registered: str) -> list[Block]:
+    """The "node registered again" message with its *Re-apply labels and taints* button; the value names the
+    deleted node and, for a replacement, the node that registered (``old|new``)."""
+    value = deleted if registered == deleted else f"{deleted}{SEPARATOR}{registered}"
+    return [SectionBlock(text=_md(text)), ActionsBlock(block_id=f"recovery_restore:{registered}", elements=[
+        ButtonElement(text="Re-apply labels and taints", action_id=ACTION_RESTORE_NODE, value=value, style="primary")])]
+
+
+def restore_target(value: str) -> tuple[str, str]:
+    """``(deleted node, node to restore)`` from a *Re-apply labels and taints* value."""
+    deleted, _, registered = value.partition(SEPARATOR)
+    return deleted, registered or deleted

@@ -383,8 +383,18 @@ SYSTEM_TAINT_PREFIXES: tuple[str, ...] = ("node.kubernetes.io/", "node.cloudprov
 not-ready, uninitialized…): recorded but never re-applied, or a restored node would stay unschedulable."""
 
 
+SYSTEM_LABELS: frozenset[str] = frozenset({
+    "kubernetes.io/hostname", "kubernetes.io/arch", "kubernetes.io/os", "node.kubernetes.io/instance-type"})
+SYSTEM_LABEL_PREFIXES: tuple[str, ...] = ("beta.kubernetes.io/", "topology.kubernetes.io/",
+                                          "failure-domain.beta.kubernetes.io/", "topology.k8s.aws/")
+"""Labels the kubelet and the cloud provider set on registration (a replacement has its own hostname, zone and
+instance type): never re-applied. ``node-role.kubernetes.io/…`` is not among them — the kubelet may not set it."""
+
+
 def restore_params(labels: Mapping[str, str], taints: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """What ``restore node`` re-applies from a deleted node: every label, the taints people set (not the system's)."""
+    """What ``restore node`` re-applies from a deleted node: the labels and taints people set, not the system's."""
     kept = [{"key": str(t.get("key")), "value": str(t.get("value") or ""), "effect": str(t.get("effect"))}
             for t in taints if not str(t.get("key") or "").startswith(SYSTEM_TAINT_PREFIXES)]
-    return {"labels": {str(k): str(v) for k, v in sorted(labels.items())}, "taints": kept}
+    ours = {str(k): str(v) for k, v in sorted(labels.items())
+            if k not in SYSTEM_LABELS and not str(k).startswith(SYSTEM_LABEL_PREFIXES)}
+    return {"labels": ours, "taints": kept}

@@ -8,7 +8,8 @@ taints that kept workloads apart, so the scheduler does not use it as before. Th
    executor read just before the delete are kept per incident and node (:meth:`Keys.node_restore`), and a
    watch starts (:data:`service.jobs.NODE_WATCH`, every :data:`WATCH_INTERVAL_S`, for
    ``NODE_RETURN_WATCH_MINUTES``).
-2. :func:`watch` (the job): when a node of that name registers again, the incident is told, with a
+2. :func:`watch` (the job): when a node of that name — or the replacement the operator names,
+   :func:`name_replacement` (``/k8s replaced node <old> by <new>``) — registers, the incident is told, with a
    *Re-apply labels and taints* button (``service.recovery.click_restore``: the ``restore node`` action,
    dry-run and confirmed like any other; the taints of the node lifecycle controller are not re-applied).
 3. :func:`restored` (when ``restore node`` succeeded): the rebalance check runs once after
@@ -29,7 +30,7 @@ from redis import Redis
 from chat import recovery_blocks
 from chat.client import SlackClient
 from incident.actions import ActionRequest
-from incident.errors import ObjectNotFound
+from incident.errors import CommandError, ObjectNotFound
 from incident.recovery import restore_params
 from incident.settings import Settings
 from incident.templates import renderer_for
@@ -88,14 +89,31 @@ def _read_node(settings: Settings, node: str) -> dict[str, Any] | None:
         kube.close()
 
 
+def name_replacement(settings: Settings, redis: Redis, incident_id: str, old: str, new: str) -> None:
+    """The operator names the node replacing a deleted one: the watch looks for ``new`` and offers ``old``'s
+    labels and taints when it registers (a fresh watch if the first one ended)."""
+    key = get_keys(settings).node_restore(incident_id, old)
+    if record_of(redis, settings, incident_id, old) is None:
+        raise CommandError(renderer_for(settings.templates_dir).render("node_replacement_unknown.slack.j2", old=old))
+    with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, "replacement", new)
+        pipe.hdel(key, "returned_at")
+        pipe.execute()
+    deadline = time.time() + settings.node_return_watch_minutes * 60
+    jobs.enqueue(settings, jobs.NODE_WATCH, incident_id, old, deadline, redis=redis,
+                 description=f"watch for node {new}, replacing {old}")
+
+
 def watch(settings: Settings, redis: Redis, slack: SlackClient, incident_id: str, node: str, deadline: float) -> str:
-    """One look for the deleted node: ``returned`` (told, once), ``waiting`` (looked again later) or ``gave up``."""
+    """One look for the deleted node (or its named replacement): ``returned`` (told, once), ``waiting`` (looked
+    again later), ``gave up`` or ``done`` (told already)."""
     key = get_keys(settings).node_restore(incident_id, node)
     record = record_of(redis, settings, incident_id, node)
     if record is None or record.get("returned_at"):
         return "done"
+    target = str(record.get("replacement") or node)
     try:
-        found = _read_node(settings, node)
+        found = _read_node(settings, target)
     except Exception:  # noqa: BLE001 - the API may be down for a while: keep watching
         log.exception("could not look for node %s", node)
         found = None
@@ -110,9 +128,9 @@ def watch(settings: Settings, redis: Redis, slack: SlackClient, incident_id: str
     templates = renderer_for(settings.templates_dir)
     params = restore_request_params(record)
     unschedulable = bool((found.get("spec") or {}).get("unschedulable"))
-    text = templates.render("node_returned.slack.j2", node=node, params=params, unschedulable=unschedulable,
+    text = templates.render("node_returned.slack.j2", node=target, was=node, params=params, unschedulable=unschedulable,
                             labels=sorted(params["labels"].items()), taints=params["taints"])
-    slack.post_message(record["channel"], text, recovery_blocks.restore_blocks(text, node))
+    slack.post_message(record["channel"], text, recovery_blocks.restore_blocks(text, node, target))
     return "returned"
 
 

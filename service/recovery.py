@@ -228,17 +228,26 @@ def _show_fresh_plan(ctx: Context, incident: Incident, user_id: str, latest: Tim
 def click_restore(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     """*Re-apply labels and taints*: ``restore node`` with what the bot recorded when it deleted that node."""
     actions = body.get("actions") or []
-    node = str(actions[0].get("value") or "") if actions else ""
+    node, target = recovery_blocks.restore_target(str(actions[0].get("value") or "") if actions else "")
     authorize(ctx, user_id, "request")
     incident = _incident_of(ctx, body)
     record = node_restore.record_of(ctx.redis, ctx.settings, incident.id, node) if node else None
+    if record is not None and target != node and record.get("replacement") != target:
+        record = None  # a value naming a node nobody said replaces this one
     if record is None:
         raise ConfirmationError("The bot deleted no node of that name in this incident, so it has nothing to "
                                 "re-apply; nothing was requested.",
                                 hint="`/k8s restore node <name> <key>=<value> … --taint …` sets them by hand.")
-    request = submit_request(ctx, user_id, incident.channel_id, incident, "restore-node", node,
+    request = submit_request(ctx, user_id, incident.channel_id, incident, "restore-node", target,
                              node_restore.restore_request_params(record), origin={"restore_of": record.get("action_id")})
     return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
+
+
+def replacement_named(ctx: Context, incident: Incident, old: str, new: str, user_id: str) -> Reply:
+    """``/k8s replaced node <old> by <new>``: watch for ``new`` and offer it ``old``'s labels and taints."""
+    authorize(ctx, user_id, "request")
+    node_restore.name_replacement(ctx.settings, ctx.redis, incident.id, old, new)
+    return Reply(ctx.templates.render("node_replacement_reply.slack.j2", old=old, new=new))
 
 
 # -- Undo ---------------------------------------------------------------------------------------------

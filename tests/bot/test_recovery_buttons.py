@@ -179,3 +179,15 @@ def test_the_verdict_after_a_step_opens_with_the_delta_and_offers_undo_when_wors
 
     healed = post_verdict(bot_server, incident, make_assessment(list(healthy().values())), after_action="A1")
     assert "the cluster looks healthy" in str(healed["blocks"])
+
+
+def test_naming_a_replacement_for_a_node_the_bot_did_not_delete_changes_nothing(
+        slack: SlackEmulator, bot_server: RunningBot, incident: Incident, redis_client: redis.Redis) -> None:
+    for text, expected in (("replaced node kwok-node-1 kwok-node-9", "Give the deleted node, `by`"),
+                           ("replaced node Bad_Node by kwok-node-9", "not a valid node name")):
+        response = slack.slash_command("U_ALICE", incident.channel_id, text)
+        assert expected in response.body, response.body
+    seen = len(ephemeral_texts(slack))
+    slack.slash_command("U_ALICE", incident.channel_id, "replaced node kwok-node-1 by kwok-node-9")
+    assert "The bot deleted no node `kwok-node-1` in this incident" in reply_after(slack, seen)
+    assert not redis_client.keys("k8sbot:node-restore:*")

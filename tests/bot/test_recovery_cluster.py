@@ -227,18 +227,19 @@ def test_the_plan_names_the_runbook_first_step_and_target(slack: SlackEmulator, 
     assert primary["text"]["text"] == first, text_of(verdict)
 
 
+@pytest.mark.parametrize("replacement", [False, True], ids=["same-name", "named-replacement"])
 def test_a_deleted_node_that_registers_again_gets_exactly_its_labels_and_taints_back_and_pods_land(
         slack: SlackEmulator, bot_server: RunningBot, incident: Incident, k8s_api: k8s.ApiClient,
-        k8s_cluster: LocalCluster, namespace: str) -> None:
+        k8s_cluster: LocalCluster, namespace: str, replacement: bool) -> None:
     core = k8s.CoreV1Api(k8s_api)
     (node,) = k8s_cluster.create_nodes(k8s_api, 1)
     wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
     pool, taint = "incident.example.com/pool", {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
     core.patch_node(node, {"metadata": {"labels": {pool: "db", "node-role.kubernetes.io/db": ""}},
                            "spec": {"taints": [taint]}})
-    had = core.read_node(node)
-    labels_before = dict(had.metadata.labels)
+    wanted = {pool: "db", "node-role.kubernetes.io/db": "", "type": "kwok"}  # what people (and the test bed) set
     NodeFailure(nodes=[node]).apply(k8s_api)
+    registered = node
     try:
         flow = Flow(slack, bot_server, incident)
         verdict = flow.assess()
@@ -246,36 +247,45 @@ def test_a_deleted_node_that_registers_again_gets_exactly_its_labels_and_taints_
         flow.click_and_confirm(verdict, delete)
         wait_until(lambda: not [n for n in core.list_node().items if n.metadata.name == node], 30)
 
-        # the repaired server registers again: a fresh kubelet, its own Lease, none of the labels people set
-        try:
-            k8s.CoordinationV1Api(k8s_api).delete_namespaced_lease(node, "kube-node-lease")
-        except k8s.ApiException:
-            pass
-        index = int(node.rsplit("-", 1)[1])
-        core.create_node(kwok_node_manifest(node, index))
-        wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
-        assert pool not in (core.read_node(node).metadata.labels or {})
+        if replacement:  # a new server with another name; the operator says which node it replaces
+            (registered,) = k8s_cluster.create_nodes(k8s_api, 1)
+            seen = len(ephemeral_texts(slack))
+            slack.slash_command("U_ALICE", flow.channel, f"replaced node {node} by {registered}")
+            wait_until(lambda: len(ephemeral_texts(slack)) > seen)
+            assert f"Watching for node `{registered}`" in ephemeral_texts(slack)[-1], ephemeral_texts(slack)[-1]
+        else:  # the repaired server registers again: a fresh kubelet, its own Lease, none of the labels people set
+            try:
+                k8s.CoordinationV1Api(k8s_api).delete_namespaced_lease(node, "kube-node-lease")
+            except k8s.ApiException:
+                pass
+            core.create_node(kwok_node_manifest(node, int(node.rsplit("-", 1)[1])))
+        wait_until(lambda: LocalCluster.node_ready(core.read_node(registered)), 60)
+        assert pool not in (core.read_node(registered).metadata.labels or {})
         web = pod_template({"app": "db-client"}, [container("c", "registry.k8s.io/pause:3.10")],
                            nodeSelector={pool: "db"}, tolerations=[{"key": "dedicated", "operator": "Equal",
                                                                     "value": "db", "effect": "NoSchedule"}])
         k8s.AppsV1Api(k8s_api).create_namespaced_deployment(namespace, deployment("db-client", namespace, 2, web))
 
-        returned = flow.wait_for_message(lambda m: "registered again" in str(m.get("text")))
+        returned = flow.wait_for_message(lambda m: f"Node `{registered}` registered" in str(m.get("text")))
         assert f"`{pool}=db`" in returned["text"] and "`dedicated=db:NoSchedule`" in returned["text"]
         assert "unreachable" not in returned["text"]
+        assert (f"replacing `{node}`" in returned["text"]) is replacement
+        button = next(b for b in flow.buttons(returned) if b["action_id"] == ACTION_RESTORE_NODE)
         before = len(ephemeral_texts(slack))
-        slack.click_button("U_ALICE", flow.channel, returned["ts"], ACTION_RESTORE_NODE, node)
+        slack.click_button("U_ALICE", flow.channel, returned["ts"], ACTION_RESTORE_NODE, button["value"])
         wait_until(lambda: len(ephemeral_texts(slack)) > before)
-        assert f"Checking `restore node {node}" in ephemeral_texts(slack)[-1], ephemeral_texts(slack)[-1]
+        assert f"Checking `restore node {registered}" in ephemeral_texts(slack)[-1], ephemeral_texts(slack)[-1]
         flow.confirm(flow.latest_action_id())
 
-        now = core.read_node(node)
-        assert {k: v for k, v in now.metadata.labels.items() if k in labels_before} == labels_before
+        now = core.read_node(registered)
+        assert {k: v for k, v in now.metadata.labels.items() if k in wanted} == wanted
+        assert now.metadata.labels["kubernetes.io/hostname"] == registered  # its own, not the deleted node's
         assert [(t.key, t.value, t.effect) for t in now.spec.taints or []] == [("dedicated", "db", "NoSchedule")]
         report = flow.wait_for_message(lambda m: "Rebalance check of node" in str(m.get("text")))
         assert "Ready, schedulable; 2 pod(s) landed on it" in report["text"], report["text"]
     finally:
-        try:
-            core.delete_node(node)
-        except k8s.ApiException:
-            pass
+        for name in {node, registered}:
+            try:
+                core.delete_node(name)
+            except k8s.ApiException:
+                pass

@@ -184,10 +184,11 @@ def test_delta_says_still_failing_when_nothing_changed() -> None:
     assert change.cleared == () and change.new == () and not change.worse and not change.healthy
 
 
-def test_a_restore_reapplies_every_label_and_only_the_taints_people_set() -> None:
+def test_a_restore_reapplies_only_the_labels_and_taints_people_set() -> None:
     from incident.recovery import restore_params
 
-    params = restore_params({"zone": "eu-1a", "node-role.kubernetes.io/db": ""}, [
+    params = restore_params({"zone": "eu-1a", "node-role.kubernetes.io/db": "", "kubernetes.io/hostname": "n1",
+                             "topology.kubernetes.io/zone": "eu-west-1a"}, [
         {"key": "dedicated", "value": "db", "effect": "NoSchedule"},
         {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
         {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}])
