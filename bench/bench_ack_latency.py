@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +36,7 @@ from slack_sdk import WebClient
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from sandbox.bot_process import BotProcess
 from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
@@ -81,29 +81,6 @@ def measure(label: str, call: Callable[[int], float], requests: int, concurrency
         return Figures(label, samples, time.perf_counter() - started)
 
 
-def _wait_ready(port: int, path: str = "/healthz", timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"the bot did not answer {path} within {timeout} s")
-
-
-@contextmanager
-def bot_process(command: str, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    bot = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", command], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield bot
-    finally:
-        bot.terminate()
-        bot.wait(timeout=30)
-
-
 @contextmanager
 def bare_socket_app(slack: SlackEmulator) -> Iterator[None]:
     """A WebSocket client that acknowledges every envelope at once: Socket Mode's own cost."""
@@ -145,15 +122,13 @@ def run(requests: int, concurrency: int) -> int:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read()
             return (time.perf_counter() - started) * 1000
 
-        with bot_process("serve", env):
-            _wait_ready(port)
+        with BotProcess(env, port, command="serve"):
             slack.request_url = f"http://127.0.0.1:{port}/slack/events"
             http_ack = measure("HTTP /k8s ack", command, requests, concurrency)
             http_bare = measure("HTTP /healthz (bare)", health, requests, concurrency)
 
         slack.socket_mode = True
-        with bot_process("socket", env):
-            _wait_ready(port, "/readyz?exclude=kubernetes")  # ready = connected over Socket Mode
+        with BotProcess(env, port, command="socket", ready_path="/readyz?exclude=kubernetes"):  # connected
             socket_ack = measure("Socket Mode /k8s ack", command, requests, concurrency)
         with bare_socket_app(slack):
             socket_bare = measure("Socket Mode bare ack", command, requests, concurrency)

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from sandbox.bot_process import BotProcess
 from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
@@ -38,6 +37,7 @@ SECRET = "bench-secret"
 TOKEN = "xoxb-bench"
 STAKE = "C_STAKE"
 WRITE_LATENCY_S = 0.15
+DIGEST_MARK = "Stakeholder digest"
 WRITES = ("chat.postMessage", "chat.update", "chat.postEphemeral", "conversations.setTopic", "pins.add")
 
 
@@ -46,24 +46,22 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def _bot(slack: SlackEmulator, redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
+def bot_env(slack: SlackEmulator, redis_url: str) -> dict[str, str]:
+    """The environment of a benchmarked bot (or worker) process."""
     kubeconfig = Path(tempfile.mkdtemp()) / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
-           "STAKEHOLDER_CHANNEL": STAKE, "REDIS_URL": redis_url, "KUBECONFIG": str(kubeconfig),
-           "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING"}
-    bot = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "serve"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-            return bot, port
-        except OSError:
-            time.sleep(0.2)
-    bot.kill()
-    raise RuntimeError("the bot did not start")
+    return {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
+            "STAKEHOLDER_CHANNEL": STAKE, "REDIS_URL": redis_url, "KUBECONFIG": str(kubeconfig),
+            "LOG_LEVEL": "WARNING", "SHUTDOWN_DELAY_SECONDS": "0"}
+
+
+def _bot(slack: SlackEmulator, redis_url: str) -> BotProcess:
+    return BotProcess(bot_env(slack, redis_url), free_port()).start()
+
+
+def _thread_posts(slack: SlackEmulator) -> list[dict[str, Any]]:
+    """The stakeholder channel without its digests (which quote the latest updates: not their delivery)."""
+    return [m for m in slack.messages(STAKE) if DIGEST_MARK not in str(m.get("text", ""))]
 
 
 def _first_ts(messages: list[dict[str, Any]], marker: str) -> tuple[float | None, int]:
@@ -78,9 +76,9 @@ def scenario(incidents: int, rate: float, seconds: float, limited: bool) -> dict
         for method in ("chat.postEphemeral", "conversations.create", "conversations.setTopic",
                        "conversations.setPurpose", "conversations.invite", "pins.add"):
             slack.set_rate_limit(method, 10_000)
-        bot, port = _bot(slack, redis_server.url)
+        bot = _bot(slack, redis_server.url)
         try:
-            slack.request_url = f"http://127.0.0.1:{port}/slack/events"
+            slack.request_url = f"{bot.url}/slack/events"
             for n in range(incidents):
                 slack.slash_command("U_BENCH", "C_GENERAL", f"incident open sev2 bench incident {n}")
             deadline = time.monotonic() + 120
@@ -115,13 +113,13 @@ def scenario(incidents: int, rate: float, seconds: float, limited: bool) -> dict
             doubled = 0
             settle_deadline = time.monotonic() + 600
             while time.monotonic() < settle_deadline:
-                stake_messages = slack.messages(STAKE)
+                stake_messages = _thread_posts(slack)
                 landed = sum(1 for marker, _, _ in sent if _first_ts(stake_messages, marker)[0] is not None)
                 if landed == total:
                     break
                 time.sleep(1.0)
             all_landed_after = time.time() - load_ended
-            stake_messages = slack.messages(STAKE)
+            stake_messages = _thread_posts(slack)
             missing = 0
             for marker, channel, at in sent:
                 first, count = _first_ts(slack.messages(channel), marker)
@@ -133,10 +131,11 @@ def scenario(incidents: int, rate: float, seconds: float, limited: bool) -> dict
                 incident_lags.append(first - at)
                 stake_lags.append(s_first - at)
         finally:
-            bot.terminate()
-            bot.wait(timeout=30)
+            bot.stop()
+            digests = sum(DIGEST_MARK in str(m.get("text", "")) for m in slack.messages(STAKE, include_replies=False))
+            stake_posts = sum(c.params.get("channel") == STAKE for c in slack.calls_to("chat.postMessage") if c.ok)
     return {"incident_lags": incident_lags, "stake_lags": stake_lags, "missing": missing, "doubled": doubled,
-            "total": total, "settled_after": all_landed_after}
+            "total": total, "settled_after": all_landed_after, "digests": digests, "stake_posts": stake_posts}
 
 
 def storm(count: int, seconds: float) -> dict[str, Any]:
@@ -147,9 +146,9 @@ def storm(count: int, seconds: float) -> dict[str, Any]:
         slack.add_channel(STAKE, name="stakeholders", members=[slack.bot_user_id])
         for method in WRITES:  # Slack's own tiers and per-channel allowance, per minute, as the emulator models them
             slack.faults.set_delay(method, WRITE_LATENCY_S)
-        bot, port = _bot(slack, redis_server.url)
+        bot = _bot(slack, redis_server.url)
         try:
-            slack.request_url = f"http://127.0.0.1:{port}/slack/events"
+            slack.request_url = f"{bot.url}/slack/events"
             started = time.monotonic()
             acks = 0
             for n in range(count):
@@ -171,8 +170,7 @@ def storm(count: int, seconds: float) -> dict[str, Any]:
             doubled = sum(max(0, sum(f"storm {n:03d}" in t for t in titles) - 1) for n in range(count))
             missing = sum(1 for n in range(count) if not any(f"storm {n:03d}" in t for t in titles))
         finally:
-            bot.terminate()
-            bot.wait(timeout=60)
+            bot.stop()
     return {"acks": acks, "channels_at": channels_at, "announced_at": announced_at, "missing": missing,
             "doubled": doubled}
 
@@ -193,7 +191,8 @@ def main(argv: list[str]) -> int:
         s50, s99 = percentile(run["stake_lags"], 50), percentile(run["stake_lags"], 99)
         print(f"{name:36s} incident channel lag p50 {i50:6.2f} s p99 {i99:6.2f} s | stakeholder thread lag "
               f"p50 {s50:6.1f} s p99 {s99:6.1f} s | all landed {run['settled_after']:.0f} s after the load | "
-              f"missing {run['missing']} doubled {run['doubled']}")
+              f"missing {run['missing']} doubled {run['doubled']} | stakeholder posts {run['stake_posts']} "
+              f"({run['digests']} digest(s))")
     ratio = percentile(limited["incident_lags"], 99) / max(1e-9, percentile(floor["incident_lags"], 99))
     print(f"incident-channel p99 with the stakeholder channel saturated / without: {ratio:.2f}x   target p99 < 2 s")
     ok = percentile(limited["incident_lags"], 99) < 2.0 and not limited["missing"] and not limited["doubled"]

@@ -1,8 +1,9 @@
 """The Bolt app: thin listeners that parse, ``ack()`` within Slack's 3 seconds, then work.
 
-Every listener acknowledges first and hands the rest to the one after-ack wrapper
-(:class:`bot.after_ack.AfterAck`), which runs it on the post-ack pool — never on Bolt's listener
-threads — and turns its text or its :class:`IncidentBotError` into an ephemeral reply. The listeners
+Every listener hands the request to the one after-ack wrapper (:class:`bot.after_ack.AfterAck`),
+which records it in the durable inbox (when serving), acknowledges, runs the work on the post-ack
+pool — never on Bolt's listener threads — and turns its text or its :class:`IncidentBotError` into an
+ephemeral reply. The listeners
 come from explicit lists: the command registry (``bot.commands.build_registry``), the incident
 header's buttons and the risky actions' buttons (:class:`bot.after_ack.ButtonSpec` s). Events API
 deliveries are de-duplicated by ``event_id`` so Slack's retries never record anything twice.
@@ -29,6 +30,7 @@ from incident.errors import CommandError
 from observability import metrics
 from service.channel_log import record_event
 from service.context import Context
+from service.inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,14 @@ def buttons() -> tuple[ButtonSpec, ...]:
 
 
 def create_app(services: Context, registry: CommandRegistry | None = None, *,
-               work: ThreadPoolExecutor | None = None) -> App:
-    """Build the Bolt app wired to ``services``; acknowledged work runs on ``work`` (:func:`post_ack_pool`)."""
+               work: ThreadPoolExecutor | None = None, after_ack: AfterAck | None = None) -> App:
+    """Build the Bolt app wired to ``services``; acknowledged work runs on ``work`` (:func:`post_ack_pool`),
+    recorded in the inbox first when ``after_ack`` has one (:func:`durable_after_ack`)."""
     registry = registry or build_registry()
     settings = services.settings
-    after_ack = AfterAck(work or post_ack_pool(), services.templates)
+    after_ack = after_ack or AfterAck(work or post_ack_pool(), services.templates)
+    after_ack.kind(COMMAND_KIND, _command_work(services, registry))
+    after_ack.kind(UPDATE_MODAL_KIND, lambda body: _modal_update_work(services, body))
 
     app = App(
         client=services.slack.web,
@@ -80,11 +85,7 @@ def create_app(services: Context, registry: CommandRegistry | None = None, *,
             metrics.record_command("unparsed", "invalid")
             ack(text=error.user_text())
             return
-        ack()
-        invocation = Invocation(parsed, str(command["user_id"]), str(command["channel_id"]),
-                                command.get("response_url"), command.get("trigger_id"))
-        after_ack.run(respond, metrics.counted_command(parsed.name,
-                                                       lambda: run_command(services, registry, invocation).text))
+        after_ack.accept(ack, COMMAND_KIND, {name: command.get(name) for name in COMMAND_FIELDS}, respond)
 
     for spec in buttons():
         app.action(spec.action_id)(after_ack.button(services, spec))
@@ -96,14 +97,8 @@ def create_app(services: Context, registry: CommandRegistry | None = None, *,
             missing = services.templates.render("status_update_missing.slack.j2")
             ack(response_action="errors", errors={"update": missing})
             return
-        ack()
-        incident_id, user_id = str(view.get("private_metadata")), clicked_by(body)
-
-        def post() -> str:
-            submit_status_update(services, incident_id, text, user_id)
-            return ""  # a modal has no response_url: only a failure is worth a line (in the log)
-
-        after_ack.run(log_reply, post)
+        after_ack.accept(ack, UPDATE_MODAL_KIND, {"incident_id": str(view.get("private_metadata")), "text": text,
+                                                  "user_id": clicked_by(body)}, log_reply)
 
     for event_type in CHANNEL_LOG_EVENTS:
         app.event(event_type)(_channel_log_listener(services))
@@ -113,6 +108,35 @@ def create_app(services: Context, registry: CommandRegistry | None = None, *,
         log.exception("unhandled error in a listener: %s", error)
 
     return app
+
+
+COMMAND_KIND = "command"
+COMMAND_FIELDS = ("text", "user_id", "channel_id", "response_url", "trigger_id")
+"""What of a slash command is recorded in the inbox: enough to parse and run it again after a crash."""
+UPDATE_MODAL_KIND = "status_update_modal"
+
+
+def durable_after_ack(services: Context, work: ThreadPoolExecutor, inbox: Inbox) -> AfterAck:
+    """The after-ack wrapper of a serving bot: every command, click and submission recorded before its ack."""
+    return AfterAck(work, services.templates, inbox)
+
+
+def _command_work(services: Context, registry: CommandRegistry) -> Callable[[dict[str, Any]], Callable[[], str]]:
+    def build(command: dict[str, Any]) -> Callable[[], str]:
+        parsed = registry.parse(str(command.get("text") or ""))  # parsed before the ack too: it parses again
+        invocation = Invocation(parsed, str(command["user_id"]), str(command["channel_id"]),
+                                command.get("response_url"), command.get("trigger_id"))
+        return metrics.counted_command(parsed.name, lambda: run_command(services, registry, invocation).text)
+
+    return build
+
+
+def _modal_update_work(services: Context, body: dict[str, Any]) -> Callable[[], str]:
+    def post() -> str:
+        submit_status_update(services, str(body["incident_id"]), str(body["text"]), str(body["user_id"]))
+        return ""  # a modal has no response_url: only a failure is worth a line (in the log)
+
+    return post
 
 
 def _channel_log_listener(services: Context) -> Callable[..., None]:

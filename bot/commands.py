@@ -253,7 +253,7 @@ def _on_escalate(services: Context, body: dict[str, Any]) -> Reply:
 
 def incident_buttons() -> tuple[ButtonSpec, ...]:
     """The buttons of the pinned incident header."""
-    return (ButtonSpec(ACTION_RESOLVE, _on_resolve), ButtonSpec(ACTION_POST_UPDATE, _on_post_update),
+    return (ButtonSpec(ACTION_RESOLVE, _on_resolve), ButtonSpec(ACTION_POST_UPDATE, _on_post_update, durable=False),
             ButtonSpec(ACTION_ASSESS, _on_assess), ButtonSpec(ACTION_ESCALATE, _on_escalate))
 
 

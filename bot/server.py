@@ -5,6 +5,13 @@ as the Slack app manifest declares) to Bolt, and answers ``/healthz`` (process u
 and the Kubernetes API reachable) and ``/metrics`` (Prometheus) itself.
 On start the channel log is back-filled for every active incident, in the background.
 
+Stopping (SIGTERM), in this order, so that no request is refused and nothing acknowledged is lost:
+``/readyz`` fails at once (``"draining"``) while requests are still served, for
+``SHUTDOWN_DELAY_SECONDS`` — the time the load balancer needs to stop routing here; then the server
+stops taking requests and closes its socket; then the acknowledged work finishes (what does not
+finish within :data:`DRAIN_SECONDS` stays in the inbox, :mod:`service.inbox`, for another replica to
+replay); then the outbox's drainers send what they can and stop.
+
 In Socket Mode the same Bolt app is fed envelopes by a :class:`~bot.socket_mode.SocketModeLink`,
 and the same WSGI app serves only the probes: ``/readyz`` is ready only while the link is connected
 and greeted (``hello``), ``/healthz`` fails once the process has been without a connection for
@@ -17,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -27,13 +35,14 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.app import create_app, post_ack_pool
+from bot.app import create_app, durable_after_ack, post_ack_pool
 from bot.payload_check import form_payload_problem
 from bot.socket_mode import SocketModeLink
 from bot.backfill import backfill_active_incidents
 from observability.logging_setup import configure_logging
 from service.context import Context
 from service.health import KubeProbe
+from service.inbox import Inbox, Keeper
 from service.outbox import Drainer
 from observability import metrics
 from incident.settings import Settings
@@ -46,8 +55,10 @@ StartResponse = Callable[..., Any]
 
 FLUSH_SECONDS = 30.0
 """Without a deadline (tests), how long a stopping bot keeps sending queued posts at most."""
-DRAIN_SECONDS = 25.0
-"""How long a stopping bot finishes acknowledged work: inside Kubernetes' default 30 s grace period."""
+DRAIN_SECONDS = 20.0
+"""How long a stopping bot finishes acknowledged work: with ``SHUTDOWN_DELAY_SECONDS`` (5 s) before it, inside
+Kubernetes' default 30 s grace period, with time left to send queued posts (what is not finished is replayed
+from the inbox by another replica)."""
 SOCKET_UNHEALTHY_AFTER_SECONDS = 60.0
 """A Socket Mode process without a connection this long fails ``/healthz`` (reconnects take seconds)."""
 
@@ -56,7 +67,8 @@ class BotWsgiApp:
     """WSGI entry: Slack requests to Bolt, health endpoints answered here."""
 
     def __init__(self, app: App, services: Context, work: ThreadPoolExecutor | None = None,
-                 drainer: Drainer | None = None, link: SocketModeLink | None = None) -> None:
+                 drainer: Drainer | None = None, link: SocketModeLink | None = None,
+                 keeper: Keeper | None = None) -> None:
         self._slack = SlackRequestHandler(app)
         self._services = services
         self._kube_probe = KubeProbe(services)
@@ -64,6 +76,14 @@ class BotWsgiApp:
         self._drainer = drainer
         self._link = link
         """Set in Socket Mode: Slack's requests come over it, so ``/slack/events`` is not served."""
+        self._keeper = keeper
+        self._draining = threading.Event()
+
+    def start_draining(self) -> None:
+        """The first step of stopping: ``/readyz`` fails (requests are still served), no replays are taken on."""
+        self._draining.set()
+        if self._keeper is not None:
+            self._keeper.stop_taking_over()
 
     def drain(self, timeout: float | None = DRAIN_SECONDS) -> bool:
         """Finish the work already acknowledged to Slack (call after the server stopped taking requests).
@@ -82,10 +102,13 @@ class BotWsgiApp:
             waiter.join(timeout)
             if waiter.is_alive():
                 self._work.shutdown(wait=False, cancel_futures=True)
-                log.error("acknowledged work still running after %s s; work not yet started was dropped", timeout)
+                log.error("acknowledged work still running after %s s; what did not finish stays in the inbox and "
+                          "another replica replays it", timeout)
                 return False
             return True
         finally:
+            if self._keeper is not None:  # leases end unrenewed from here: what is left is another replica's
+                self._keeper.stop()
             if self._drainer is not None:
                 self._drainer.stop(flush_until=deadline if deadline is not None else time.monotonic() + FLUSH_SECONDS)
 
@@ -132,7 +155,9 @@ class BotWsgiApp:
 
     def _readyz(self, start_response: StartResponse, excluded: frozenset[str] = frozenset()) -> Iterable[bytes]:
         """Redis and the Kubernetes API (and the Socket Mode connection in Socket Mode);
-        ``?exclude=kubernetes`` (like the apiserver's) leaves a check out."""
+        ``?exclude=kubernetes`` (like the apiserver's) leaves a check out. Not ready once stopping."""
+        if self._draining.is_set():
+            return _json(start_response, 503, {"status": "draining"})
         probes: dict[str, Callable[[], object]] = {"redis": self._services.redis.ping,
                                                    "kubernetes": self._kube_probe}
         if self._link is not None:
@@ -178,7 +203,16 @@ def _json(start_response: StartResponse, status: int, body: dict[str, Any]) -> I
 def build_wsgi_app(settings: Settings, services: Context | None = None) -> BotWsgiApp:
     services = services or Context.from_settings(settings)
     work = post_ack_pool()
-    return BotWsgiApp(create_app(services, work=work), services, work, Drainer.start_for(settings))
+    app, keeper = _durable_app(services, work)
+    return BotWsgiApp(app, services, work, Drainer.start_for(settings), keeper=keeper)
+
+
+def _durable_app(services: Context, work: ThreadPoolExecutor) -> tuple[App, Keeper]:
+    """The Bolt app whose requests are recorded in the inbox before their ack, and this process's keeper."""
+    inbox = Inbox(services.redis, services.keys)
+    after_ack = durable_after_ack(services, work, inbox)
+    app = create_app(services, work=work, after_ack=after_ack)
+    return app, Keeper(inbox, after_ack.replay).start()
 
 
 def _start_backfill(services: Context) -> None:
@@ -186,25 +220,36 @@ def _start_backfill(services: Context) -> None:
 
 
 def serve_http(settings: Settings, *, host: str, port: int, threads: int = 16) -> None:
-    """Serve until interrupted."""
-    from waitress import serve
+    """Serve until interrupted (SIGTERM: readiness first, then the requests, then the work; see the module)."""
+    from waitress.server import create_server
 
     configure_logging(settings)
     services = Context.from_settings(settings)
     app = build_wsgi_app(settings, services)
     _start_backfill(services)
+    server = create_server(app, host=host, port=port, threads=threads, ident="k8s-incident-bot")
     log.info("serving Slack requests on http://%s:%d%s", host, port, SLACK_PATH)
-    signal.signal(signal.SIGTERM, _stop_serving)
+    signal.signal(signal.SIGTERM, lambda signum, frame: _stop_after_delay(app, settings.shutdown_delay_seconds))
     try:
-        serve(app, host=host, port=port, threads=threads, ident="k8s-incident-bot")
+        server.run()  # returns on KeyboardInterrupt, after the requests being served were answered
     finally:
+        server.close()  # refuse from now on (a load balancer retries a refused connection elsewhere)
         log.info("stopped taking requests; finishing the work already acknowledged to Slack")
         app.drain()
         log.info("stopped")
 
 
+def _stop_after_delay(app: BotWsgiApp, delay: float) -> None:
+    """SIGTERM (a pod being replaced): not ready now, still serving for ``delay`` s, then stop like Ctrl-C."""
+    log.info("SIGTERM: not ready; serving %.1f s more while the load balancer routes around this replica", delay)
+    app.start_draining()
+    timer = threading.Timer(delay, os.kill, args=(os.getpid(), signal.SIGINT))
+    timer.daemon = True
+    timer.start()
+
+
 def _stop_serving(signum: int, frame: object) -> None:
-    """SIGTERM (a pod being replaced) stops like Ctrl-C: waitress stops, then :meth:`BotWsgiApp.drain`."""
+    """SIGTERM in Socket Mode: the connection closes at once (Slack sends to the app's other connections)."""
     raise KeyboardInterrupt
 
 
@@ -212,9 +257,9 @@ def build_socket_mode(settings: Settings, services: Context | None = None) -> tu
     """The Bolt app behind a :class:`SocketModeLink`, and the probes' WSGI app that reports on it."""
     services = services or Context.from_settings(settings)
     work = post_ack_pool()
-    app = create_app(services, work=work)
+    app, keeper = _durable_app(services, work)
     link = SocketModeLink(app, settings.secret("slack_app_token"))
-    return link, BotWsgiApp(app, services, work, Drainer.start_for(settings), link)
+    return link, BotWsgiApp(app, services, work, Drainer.start_for(settings), link, keeper=keeper)
 
 
 def serve_socket_mode(settings: Settings) -> None:
@@ -240,6 +285,7 @@ def serve_socket_mode(settings: Settings) -> None:
         pass
     finally:
         log.info("disconnecting from Slack; finishing the work already acknowledged")
+        wsgi.start_draining()
         link.close()
         wsgi.drain()
         probes.close()

@@ -192,6 +192,11 @@ class Settings(BaseSettings):
     # --- Serving ------------------------------------------------------------------------
     http_host: str = Field(default="0.0.0.0", description="Address the HTTP server listens on.")
     http_port: int = Field(default=3000, gt=0, lt=65536, description="Port the HTTP server listens on.")
+    shutdown_delay_seconds: float = Field(
+        default=5.0, ge=0, le=20,
+        description="On SIGTERM, how long /readyz fails while requests are still served, before the bot stops "
+                    "taking them: the time the load balancer (or the Service's endpoints) needs to route around it.",
+    )
     templates_dir: Path | None = Field(
         default=None, description="Directory whose templates override the bundled ones (same file names)."
     )

@@ -131,6 +131,34 @@ class Keys:
         """Marker that the commander was told stakeholders are updated late (once per window)."""
         return f"{self.prefix}:outbox-late:{incident_id}"
 
+    def outbox_pushed(self, post_id: str) -> str:
+        """Marker that a post with this (deterministic) id was queued: a replayed command queues it once."""
+        return f"{self.prefix}:outbox-pushed:{post_id}"
+
+    def outbox_digest(self, channel: str) -> str:
+        """Marker that a channel that fell behind got its digest (one per window, :mod:`service.fan_in`)."""
+        return f"{self.prefix}:outbox-digest:{channel}"
+
+    def open_channel_name(self, token: str) -> str:
+        """The channel name a replayable ``incident open`` is creating (a replay adopts that channel)."""
+        return f"{self.prefix}:open-channel:{token}"
+
+    def inbox_entries(self) -> str:
+        """Hash entry id → the acknowledged command/click/submission (JSON), until its work is done."""
+        return f"{self.prefix}:inbox"
+
+    def inbox_due(self) -> str:
+        """Sorted set entry id → when (epoch ms) its lease ends; a lease that ends unrenewed is replayed."""
+        return f"{self.prefix}:inbox-due"
+
+    def inbox_owners(self) -> str:
+        """Hash entry id → the process (owner token) running it now; only the owner may finish it."""
+        return f"{self.prefix}:inbox-owners"
+
+    def inbox_attempts(self) -> str:
+        """Hash entry id → how many times its work was started (1: the first; more: replays)."""
+        return f"{self.prefix}:inbox-attempts"
+
     # -- guided recovery (service.recovery) ---------------------------------------------------------
 
     def recovery_done(self, incident_id: str) -> str:

@@ -89,8 +89,10 @@ return redis.call('DEL', KEYS[1])
 """
 
 
-# The outbox (persistence/outbox.py). KEYS: channel list, ready zset; ARGV: channel, intent json, now ms
+# The outbox (persistence/outbox.py). KEYS: channel list, ready zset[, pushed marker]; ARGV: channel, intent json,
+# now ms[, marker ttl s]. With the marker (a replayed command's deterministic post id) a post is queued once.
 OUTBOX_PUSH = """
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then return redis.call('LLEN', KEYS[1]) end
 redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
 return redis.call('LLEN', KEYS[1])
@@ -107,6 +109,8 @@ if not head then
   redis.call('DEL', KEYS[1])
   return false
 end
+-- Not due while it is being sent (done/defer set the next time); due again if the sender dies with the lease.
+redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + tonumber(ARGV[3]), ARGV[1])
 return {head, redis.call('HINCRBY', KEYS[4], ARGV[1], 1)}
 """
 
@@ -132,6 +136,26 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
+
+# KEYS: lease, channel list, ready zset, attempts hash; ARGV: channel, owner, old count, new count, old items…,
+# new items…, ready at (ms). Replace the channel's first items (still exactly ``old items``) by ``new items``.
+OUTBOX_REWRITE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+local n_old, n_new = tonumber(ARGV[3]), tonumber(ARGV[4])
+local head = redis.call('LRANGE', KEYS[2], 0, n_old - 1)
+if #head ~= n_old then return 0 end
+for i = 1, n_old do
+  if head[i] ~= ARGV[4 + i] then return 0 end
+end
+redis.call('LTRIM', KEYS[2], n_old, -1)
+for i = n_new, 1, -1 do
+  redis.call('LPUSH', KEYS[2], ARGV[4 + n_old + i])
+end
+redis.call('ZADD', KEYS[3], ARGV[5 + n_old + n_new], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+"""
 
 # --- action requests (persistence.action_store) ------------------------------------------------------
 
@@ -182,3 +206,54 @@ for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 """Set fields only while the request is still in the expected status."""
+
+
+# --- the command inbox (persistence.inbox) -------------------------------------------------------------
+# KEYS: entries hash, due zset, owners hash, attempts hash
+
+INBOX_RECORD = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[1], 1)
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return 1
+"""
+"""ARGV: id, entry json, owner, lease ends (ms). The entry is ours (attempt 1) before Slack is acknowledged."""
+
+INBOX_RENEW = """
+local renewed = 0
+for i = 3, #ARGV do
+  if redis.call('HGET', KEYS[3], ARGV[i]) == ARGV[1] then
+    redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[i])
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+"""ARGV: owner, lease ends (ms), ids…: extend the leases this owner still holds."""
+
+INBOX_CLAIM = """
+local claimed = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))) do
+  local entry = redis.call('HGET', KEYS[1], id)
+  if entry then
+    redis.call('HSET', KEYS[3], id, ARGV[1])
+    redis.call('ZADD', KEYS[2], ARGV[3], id)
+    table.insert(claimed, {id, entry, redis.call('HINCRBY', KEYS[4], id, 1)})
+  else
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+return claimed
+"""
+"""ARGV: owner, now (ms), lease ends (ms), limit: take over entries whose lease ended (their process died)."""
+
+INBOX_DONE = """
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+"""ARGV: id, owner: the work is done; only the entry's current owner removes it (a fenced finish)."""

@@ -30,6 +30,8 @@ from persistence.keys import Keys
 
 LEASE_MS = 60_000
 """Longer than one send may take (the client's timeouts and its own retries of a lost answer)."""
+PUSHED_TTL_SECONDS = 7 * 24 * 3600
+"""How long a queued post id is remembered: far longer than any replay of a command comes after it."""
 
 
 @dataclass(frozen=True)
@@ -60,14 +62,23 @@ class OutboxStore:
         self._claim = redis.register_script(lua.OUTBOX_CLAIM)
         self._done = redis.register_script(lua.OUTBOX_DONE)
         self._defer = redis.register_script(lua.OUTBOX_DEFER)
+        self._rewrite = redis.register_script(lua.OUTBOX_REWRITE)
 
-    def push(self, channel: str, intent: dict[str, Any]) -> int:
-        """Append a write for ``channel``; returns how many now wait for it (this one included)."""
-        return int(self._push(keys=[self.keys.outbox(channel), self.keys.outbox_ready()],
-                              args=[channel, json.dumps(intent, default=str), _now_ms()]))
+    def push(self, channel: str, intent: dict[str, Any], *, once: bool = False) -> int:
+        """Append a write for ``channel``; returns how many now wait for it (this one included).
+
+        ``once``: the intent's ``post_id`` is deterministic (a replayed command computes the same one), so
+        it is queued only if it was not queued before (a marker kept :data:`PUSHED_TTL_SECONDS`).
+        """
+        keys = [self.keys.outbox(channel), self.keys.outbox_ready()]
+        args: list[Any] = [channel, json.dumps(intent, default=str), _now_ms()]
+        if once:
+            keys.append(self.keys.outbox_pushed(str(intent["post_id"])))
+            args.append(PUSHED_TTL_SECONDS)
+        return int(self._push(keys=keys, args=args))
 
     def due_channels(self, limit: int = 32) -> list[str]:
-        """Channels whose next write may go out now, the longest-waiting first."""
+        """Channels whose next write may go out now and nobody sends, the longest-waiting first."""
         raw = self.redis.zrangebyscore(self.keys.outbox_ready(), "-inf", _now_ms(), start=0, num=limit)
         return [c.decode() if isinstance(c, bytes) else str(c) for c in raw]
 
@@ -89,14 +100,32 @@ class OutboxStore:
         return bool(self._defer(keys=[self.keys.outbox_lease(claimed.channel), self.keys.outbox_ready()],
                                 args=[claimed.channel, owner, _now_ms() + int(seconds * 1000)]))
 
+    def peek(self, channel: str, limit: int) -> list[str]:
+        """The first ``limit`` writes waiting for ``channel`` (stored JSON), oldest first."""
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in self.redis.lrange(self.keys.outbox(channel), 0,
+                                                                                          limit - 1)]
+
+    def rewrite(self, claimed: Claimed, owner: str, old: list[str], new: list[dict[str, Any]]) -> bool:
+        """Replace the channel's first writes ``old`` (as :meth:`peek` read them) by ``new`` and release the channel.
+
+        Atomic and guarded: only the lease holder may, and only while those writes are still the head
+        (writes queued meanwhile are behind them and stay). The coalescing of a channel that is behind
+        (:mod:`service.fan_in`) uses it."""
+        raws = [json.dumps(intent, default=str) for intent in new]
+        return bool(self._rewrite(keys=self._channel_keys(claimed.channel),
+                                  args=[claimed.channel, owner, len(old), len(raws), *old, *raws, _now_ms()]))
+
     def backlog(self, channel: str) -> int:
         """Writes waiting for ``channel``."""
         return int(self.redis.llen(self.keys.outbox(channel)))
 
     def waits_until(self, channel: str) -> float | None:
-        """When (epoch seconds) ``channel`` may send next, or ``None`` when nothing waits for it."""
+        """When (epoch seconds) ``channel`` may send next, or ``None`` when nothing waits for it (now, while a
+        drainer is sending its head: the lease's end is its due time then, not a wait Slack asked for)."""
         score = self.redis.zscore(self.keys.outbox_ready(), channel)
-        return float(score) / 1000 if score is not None else None
+        if score is None:
+            return None
+        return time.time() if self.redis.exists(self.keys.outbox_lease(channel)) else float(score) / 1000
 
     def pending(self) -> int:
         """Writes waiting over all channels."""

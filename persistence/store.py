@@ -33,14 +33,20 @@ class IncidentStore:
         self.clock = clock or SystemClock()
 
     # --- creation ------------------------------------------------------------------------
-    def claim_open(self, dedupe_key: str) -> str | None:
+    def claim_open(self, dedupe_key: str, token: str | None = None) -> str | None:
         """Reserve an ``incident open`` request; returns ``None`` if this call won the claim,
-        else what the earlier request left (``"pending"`` or the incident id)."""
+        else what the earlier request left (``"pending"`` or the incident id).
+
+        ``token`` (a replayable request's identity): a pending claim holding the same token is this
+        request's own, left by its first run (which died): it is ``None`` too, and the open resumes."""
         key = self.keys.open_request(dedupe_key)
-        if self.redis.set(key, PENDING, nx=True, ex=OPEN_CLAIM_TTL_SECONDS):
+        mine = f"{PENDING}:{token}" if token else PENDING
+        if self.redis.set(key, mine, nx=True, ex=OPEN_CLAIM_TTL_SECONDS):
             return None
-        value = self.redis.get(key)
-        return value.decode() if value else PENDING
+        value = (self.redis.get(key) or b"").decode() or PENDING
+        if token and value == mine:
+            return None
+        return PENDING if value.startswith(PENDING) else value
 
     def release_open_claim(self, dedupe_key: str) -> None:
         """Forget a claim whose opening failed, so the user can try again."""
@@ -99,7 +105,8 @@ class IncidentStore:
         return Timeline(self.redis, incident_id, self.keys)
 
     # --- changes -------------------------------------------------------------------------
-    def transition(self, incident_id: str, target: Status, actor: str, data: dict[str, Any] | None = None) -> Incident:
+    def transition(self, incident_id: str, target: Status, actor: str, data: dict[str, Any] | None = None, *,
+                   dedupe: str | None = None) -> Incident:
         """Move to ``target`` if the state machine allows it; records ``status_changed``."""
 
         def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
@@ -111,9 +118,9 @@ class IncidentStore:
                 fields["resolved_at"] = repr(to_epoch(now))
             return fields, {"from": incident.status.value, "to": target.value, **(data or {})}
 
-        return self._change(incident_id, EntryKind.STATUS_CHANGED, actor, change)
+        return self._change(incident_id, EntryKind.STATUS_CHANGED, actor, change, dedupe)
 
-    def set_severity(self, incident_id: str, severity: str, actor: str) -> Incident:
+    def set_severity(self, incident_id: str, severity: str, actor: str, *, dedupe: str | None = None) -> Incident:
         """Change the severity; records ``severity_changed``."""
         if severity not in SEVERITIES:
             raise ValueError(f"unknown severity {severity!r}")
@@ -121,9 +128,9 @@ class IncidentStore:
         def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
             return {"severity": severity}, {"from": incident.severity, "to": severity}
 
-        return self._change(incident_id, EntryKind.SEVERITY_CHANGED, actor, change)
+        return self._change(incident_id, EntryKind.SEVERITY_CHANGED, actor, change, dedupe)
 
-    def set_role(self, incident_id: str, role: str, user_id: str, actor: str) -> Incident:
+    def set_role(self, incident_id: str, role: str, user_id: str, actor: str, *, dedupe: str | None = None) -> Incident:
         """Assign ``commander`` or ``comms``; records ``role_assigned``."""
         if role not in ("commander", "comms"):
             raise ValueError(f"unknown role {role!r}")
@@ -131,10 +138,10 @@ class IncidentStore:
         def change(incident: Incident, now: datetime) -> tuple[dict[str, str], dict[str, Any]]:
             return {role: user_id}, {"role": role, "user": user_id, "previous": getattr(incident, role)}
 
-        return self._change(incident_id, EntryKind.ROLE_ASSIGNED, actor, change)
+        return self._change(incident_id, EntryKind.ROLE_ASSIGNED, actor, change, dedupe)
 
     def set_impact(self, incident_id: str, actor: str, *, customer_facing: bool | None = None,
-                   business_pressure: bool | None = None) -> Incident:
+                   business_pressure: bool | None = None, dedupe: str | None = None) -> Incident:
         """Mark the incident customer-facing (or not) and business pressure on (or off); records ``impact_changed``.
 
         Both feed the escalation thresholds; customer-facing time is the post-mortem's business impact.
@@ -151,19 +158,25 @@ class IncidentStore:
                 data["business_pressure"] = business_pressure
             return fields, data
 
-        return self._change(incident_id, EntryKind.IMPACT_CHANGED, actor, change)
+        return self._change(incident_id, EntryKind.IMPACT_CHANGED, actor, change, dedupe)
 
     def set_fields(self, incident_id: str, fields: dict[str, str]) -> None:
         """Bookkeeping fields with no timeline meaning (message timestamps of the header etc.)."""
         self.redis.hset(self.keys.incident(incident_id), mapping=fields)
 
-    def _change(self, incident_id: str, kind: str, actor: str, change: Any) -> Incident:
+    def _change(self, incident_id: str, kind: str, actor: str, change: Any, dedupe: str | None = None) -> Incident:
+        """Apply ``change`` with its timeline entry; with ``dedupe`` (a replayed command's identity of this
+        change) only once: a second call finds the identity recorded with the first and changes nothing."""
         key = self.keys.incident(incident_id)
+        seen = self.keys.timeline_seen(incident_id)
         timeline = self.timeline(incident_id)
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key, seen)
+                    if dedupe and pipe.sismember(seen, dedupe):
+                        pipe.reset()
+                        break
                     data = pipe.hgetall(key)
                     if not data:
                         raise IncidentNotFound(f"No incident {incident_id!r} exists.")
@@ -172,6 +185,8 @@ class IncidentStore:
                     pipe.multi()
                     pipe.hset(key, mapping=fields)
                     _queue_entry(pipe, timeline, kind, actor, now, entry)
+                    if dedupe:
+                        pipe.sadd(seen, dedupe)
                     pipe.execute()
                     break
                 except WatchError:

@@ -2,14 +2,18 @@
 
 Slack delivers every request to one URL; in production that URL is an ingress or a Service spreading
 requests over the bot's replicas, and taking a replica out of rotation while it restarts. This is that
-part, small: ``balance roundrobin``, a health check on ``/healthz`` every 200 ms (a stopping replica is
-out of rotation within a few hundred milliseconds), and a retry on another replica when a connection is
-refused (the request never reached the stopped one, so repeating it is safe).
+part, small: ``balance roundrobin``, a readiness check (``/readyz``, as a Kubernetes Service follows the
+readiness probe) every 200 ms, out of rotation after two failures — a stopping replica fails it at once
+and keeps serving while it is taken out of rotation — and a retry on another replica when a connection
+is refused (the request never reached that replica, so repeating it is safe). A request that reached a replica which then died is *not*
+retried: the replica may have recorded it (the inbox replays it), and a retry would do it twice.
 """
 
 from __future__ import annotations
 
+import csv
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -40,10 +44,11 @@ class HaproxyFront:
         return f"http://127.0.0.1:{self.port}"
 
     def _config(self) -> str:
-        servers = "\n".join(f"    server bot{i} 127.0.0.1:{port} check inter 200 fall 1 rise 2"
+        servers = "\n".join(f"    server bot{i} 127.0.0.1:{port} check inter 200 fall 2 rise 2"
                             for i, port in enumerate(self.backend_ports))
         return f"""global
     log stdout format raw local0 warning
+    stats socket {self.directory / "admin.sock"} mode 600 level user
 defaults
     mode http
     timeout connect 2s
@@ -51,13 +56,13 @@ defaults
     timeout server 30s
     retries 3
     option redispatch
-    retry-on conn-failure empty-response
+    retry-on conn-failure
 frontend slack
     bind 127.0.0.1:{self.port}
     default_backend bots
 backend bots
     balance roundrobin
-    option httpchk GET /healthz
+    option httpchk GET /readyz?exclude=kubernetes
 {servers}
 """
 
@@ -83,6 +88,20 @@ backend bots
             except OSError:
                 time.sleep(0.1)
         raise FrontError(f"haproxy did not answer on {self.port} within {timeout} s")
+
+    def routes_to(self, port: int) -> bool:
+        """Whether the backend on ``port`` is in rotation (its readiness check passes), from HAProxy's own stats."""
+        index = self.backend_ports.index(port)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as admin:
+            admin.connect(str(self.directory / "admin.sock"))
+            admin.sendall(b"show stat\n")
+            raw = b"".join(iter(lambda: admin.recv(65536), b""))
+        rows = list(csv.reader(raw.decode().lstrip("# ").splitlines()))
+        header = rows[0]
+        for row in rows[1:]:
+            if len(row) == len(header) and row[0] == "bots" and row[1] == f"bot{index}":
+                return row[header.index("status")] == "UP"
+        return False
 
     def stop(self) -> None:
         if self._process is not None:

@@ -40,6 +40,7 @@ from kube.client import KubeApi
 from incident.model import Incident
 from incident.timeline import EntryKind, assessment_payload
 from persistence.connection import get_keys, get_redis
+from service import inbox
 from service import jobs, recovery
 from service.context import Context
 from service.lifecycle import Reply
@@ -230,13 +231,16 @@ def request_assessment(services: Context, incident: Incident | None, channel_id:
     """
     target = incident.channel_id if incident else channel_id
     progress_ts = services.slack.post_message(target, services.templates.render(
-        "assessment_requested.slack.j2", user_id=user_id))
-    jobs.enqueue(services.settings, jobs.ASSESSMENT, incident.id if incident else None, target, redis=services.redis,
-                 progress_ts=progress_ts, timeout=int(services.settings.assessment_budget_seconds) + 60,
-                 meta={"requested_by": user_id})
+        "assessment_requested.slack.j2", user_id=user_id), post_id=inbox.effect_id("progress"),
+        look_first=inbox.replaying())  # a replay after a crash finds its first run's message, job and entry
+    job_id, queued = inbox.job_once(services.redis)
+    if not queued:
+        jobs.enqueue(services.settings, jobs.ASSESSMENT, incident.id if incident else None, target,
+                     redis=services.redis, progress_ts=progress_ts, job_id=job_id,
+                     timeout=int(services.settings.assessment_budget_seconds) + 60, meta={"requested_by": user_id})
     if incident is not None:
         services.store.timeline(incident.id).append(EntryKind.ASSESSMENT_REQUESTED, user_id, {"progress_ts": progress_ts},
-                                                    at=services.clock.now())
+                                                    at=services.clock.now(), dedupe=inbox.effect_id("timeline"))
     return Reply("")
 
 

@@ -34,7 +34,7 @@ def escalate(services: Context, incident: Incident, user_id: str, *, rule: Escal
     group = settings.escalation_usergroup
     text = templates.render("escalation_prompt.slack.j2", mode="announce", rule=rule, incident=incident,
                             actor=user_id, group=group, reason=reason)
-    services.slack.post_message(incident.channel_id, text, text_blocks(text))
+    services.outbox.post(incident.channel_id, text, text_blocks(text), incident_id=incident.id)
     paged = settings.pagerduty_routing_key is not None
     if paged:
         paging.request_page(settings, services.redis, incident.id, rule.key if rule else BY_HAND, user_id)

@@ -4,6 +4,9 @@ Each function does the Slack side (channel, topic, header, announcements) around
 change, and returns the ephemeral reply for the person who asked. The state change is written
 before any optional Slack step, so a Slack failure afterwards never loses the incident; such
 failures are recorded on the timeline and reported to the user.
+
+Run again after a crash (a replay from the inbox, :mod:`service.inbox`), a function adds nothing twice:
+its timeline entries, state changes and outbox posts carry identities from :func:`service.inbox.effect_id`.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from chat.escape import truncate
 from chat.blocks import header_fallback_text, incident_header, text_section
 from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Incident, Status
-from persistence.store import PENDING
+from persistence.store import OPEN_CLAIM_TTL_SECONDS, PENDING
 from incident.timeline import EntryKind
-from service import jobs, reminders
+from service import inbox, jobs, reminders
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +48,47 @@ def open_incident(services: Context, *, user_id: str, severity: str, title: str)
     """Create the channel, store the incident, set it up and announce it (idempotent per request)."""
     store = services.store
     dedupe = open_dedupe_key(user_id, severity, title)
-    earlier = store.claim_open(dedupe)
+    token = inbox.effect_id("open")  # a replay after a crash finds its first run's claim, channel, incident
+    earlier = store.claim_open(dedupe, token)
     if earlier == PENDING:
         return Reply(services.templates.render("lifecycle_reply.slack.j2", what="opening"))
     if earlier is not None:
         existing = store.get(earlier)
-        return Reply(services.templates.render("lifecycle_reply.slack.j2", what="already_open", incident=existing))
-    try:
-        now = services.clock.now()
-        incident_id = store.next_id(now)
-        channel_id, channel_name = _create_channel(services, now, title)
-        incident = Incident(
-            id=incident_id, title=title, severity=severity, channel_id=channel_id, channel_name=channel_name,
-            opened_by=user_id, opened_at=now, commander=user_id,
-        )
-        store.create(incident, dedupe_key=dedupe)
-    except BaseException:
-        store.release_open_claim(dedupe)
-        raise
+        if token is None or existing.extra.get("open_request") != token:
+            return Reply(services.templates.render("lifecycle_reply.slack.j2", what="already_open", incident=existing))
+        incident = existing  # this request's own, stored by its first run: finish the set-up
+    else:
+        try:
+            now = services.clock.now()
+            incident_id = store.next_id(now)
+            channel_id, channel_name = _create_channel(services, now, title, token)
+            incident = Incident(
+                id=incident_id, title=title, severity=severity, channel_id=channel_id, channel_name=channel_name,
+                opened_by=user_id, opened_at=now, commander=user_id, extra={"open_request": token} if token else {},
+            )
+            store.create(incident, dedupe_key=dedupe)
+        except BaseException:
+            store.release_open_claim(dedupe)
+            raise
     reminders.start_schedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
     problems = _set_up_channel(services, incident)
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="opened", incident=incident, problems=problems))
 
 
-def _create_channel(services: Context, now: object, title: str) -> tuple[str, str]:
+def _create_channel(services: Context, now: object, title: str, token: str | None = None) -> tuple[str, str]:
+    """A new channel for the incident; ``token`` (a replayable request): the name being created is recorded
+    first, and a replay adopts the channel its first run created (or was creating when it died)."""
     prefix = services.settings.incident_channel_prefix
+    name_key = services.keys.open_channel_name(token) if token else None
+    if name_key is not None and inbox.replaying():
+        created = services.redis.get(name_key)
+        adopted = _own_unused_channel(services, created.decode()) if created else None
+        if adopted is not None:
+            return adopted
     for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
         name = incident_channel_name(prefix, now, title, suffix=attempt if attempt > 1 else None)  # type: ignore[arg-type]
+        if name_key is not None:
+            services.redis.set(name_key, name, ex=OPEN_CLAIM_TTL_SECONDS)
         try:
             body = services.slack.call("conversations.create", name=name, is_private=False)
         except SlackApiError as error:
@@ -84,6 +101,22 @@ def _create_channel(services: Context, now: object, title: str) -> tuple[str, st
         f"Could not find a free channel name after {MAX_NAME_ATTEMPTS} tries.",
         hint="Archive old incident channels or use a different title.",
     )
+
+
+def _own_unused_channel(services: Context, name: str) -> tuple[str, str] | None:
+    """The channel ``name`` if the bot created it and no incident has it (a dead first run's), else ``None``."""
+    bot = _bot_user_id(services)
+    cursor = ""
+    while True:
+        body = services.slack.call("conversations.list", types="public_channel", exclude_archived=True, limit=999,
+                                   **({"cursor": cursor} if cursor else {}))
+        for channel in body.get("channels", []):
+            if channel.get("name") == name:
+                mine = channel.get("creator") == bot and services.store.find_by_channel(str(channel["id"])) is None
+                return (str(channel["id"]), name) if mine else None
+        cursor = str((body.get("response_metadata") or {}).get("next_cursor") or "")
+        if not cursor:
+            return None
 
 
 def _set_up_channel(services: Context, incident: Incident) -> list[str]:
@@ -110,11 +143,14 @@ def _set_up_channel(services: Context, incident: Incident) -> list[str]:
     invitees.discard(_bot_user_id(services))
     if invitees:
         attempt("invite responders", lambda: _invite(services, incident.channel_id, sorted(invitees)))
-    header_ts = attempt("post header", lambda: slack.post_message(
-        incident.channel_id, header_fallback_text(incident), incident_header(incident)))
+    header_ts: object = incident.header_ts  # set already when a replay finishes a dead first run's set-up
+    if not header_ts:
+        header_ts = attempt("post header", lambda: slack.post_message(
+            incident.channel_id, header_fallback_text(incident), incident_header(incident),
+            post_id=inbox.effect_id("header"), look_first=inbox.replaying()))
     if isinstance(header_ts, str):
         store.set_fields(incident.id, {"header_ts": header_ts})
-        attempt("pin header", lambda: slack.call("pins.add", channel=incident.channel_id, timestamp=header_ts))
+        attempt("pin header", lambda: _pin(services, incident.channel_id, header_ts))
     stakeholders = services.settings.stakeholder_channel
     if stakeholders:
         # Through the outbox: in an alert storm the stakeholder channel takes about one post a second, and
@@ -124,6 +160,14 @@ def _set_up_channel(services: Context, incident: Incident) -> list[str]:
         services.outbox.post(stakeholders, text, text_section(text), incident_id=incident.id,
                              record_ts_as="stakeholder_ts")
     return problems
+
+
+def _pin(services: Context, channel_id: str, ts: str) -> None:
+    try:
+        services.slack.call("pins.add", channel=channel_id, timestamp=ts)
+    except SlackApiError as error:
+        if error.code != "already_pinned":  # a replay pinning what its first run pinned
+            raise
 
 
 def _bot_user_id(services: Context) -> str | None:
@@ -166,10 +210,17 @@ def incident_status(services: Context, incident: Incident) -> Reply:
 
 
 def change_severity(services: Context, incident: Incident, severity: str, user_id: str) -> Reply:
-    if severity == incident.severity:
+    change_id = inbox.effect_id("change")
+    timeline = services.store.timeline(incident.id)
+    made_before = inbox.replaying() and change_id is not None and timeline.has_seen(change_id)
+    if severity == incident.severity and not made_before:
         return Reply(services.templates.render("lifecycle_reply.slack.j2", what="same_severity", severity=severity))
-    updated = services.store.set_severity(incident.id, severity, user_id)
-    text = services.templates.render("severity_changed.slack.j2", incident=updated, previous=incident.severity, actor=user_id)
+    previous = incident.severity
+    if made_before:  # a replay after the change was made: announce what the first run changed
+        latest = timeline.latest(EntryKind.SEVERITY_CHANGED)
+        previous = str(latest.data.get("from", previous)) if latest else previous
+    updated = services.store.set_severity(incident.id, severity, user_id, dedupe=change_id)
+    text = services.templates.render("severity_changed.slack.j2", incident=updated, previous=previous, actor=user_id)
     _announce(services, updated, text)
     _refresh_header(services, updated)
     reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
@@ -177,7 +228,7 @@ def change_severity(services: Context, incident: Incident, severity: str, user_i
 
 
 def assign_role(services: Context, incident: Incident, role: str, assignee: str, user_id: str) -> Reply:
-    updated = services.store.set_role(incident.id, role, assignee, user_id)
+    updated = services.store.set_role(incident.id, role, assignee, user_id, dedupe=inbox.effect_id("change"))
     services.outbox.post(updated.channel_id, services.templates.render(
         "role_assigned.slack.j2", assignee=assignee, role=role, actor=user_id), incident_id=updated.id)
     _refresh_header(services, updated)
@@ -189,7 +240,8 @@ def post_status_update(services: Context, incident: Incident, text: str, user_id
     elapsed = services.clock.now() - incident.opened_at
     rendered = services.templates.render("status_update.slack.j2", incident=incident, text=text, elapsed=elapsed,
                                          author=user_id, **reminders.update_context(services.settings, services.redis, incident))
-    services.store.timeline(incident.id).append(EntryKind.STATUS_UPDATE, user_id, {"text": text}, at=services.clock.now())
+    services.store.timeline(incident.id).append(EntryKind.STATUS_UPDATE, user_id, {"text": text}, at=services.clock.now(),
+                                                dedupe=inbox.effect_id("timeline"))  # once, even when replayed
     _announce(services, incident, rendered)
     reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="update"))
@@ -199,7 +251,7 @@ def change_status(services: Context, incident: Incident, target: Status, user_id
                   extra: dict[str, object] | None = None) -> Reply:
     """Mitigate, resolve or reopen, then announce (``extra`` goes into the timeline entry)."""
     data = {**({"note": note} if note else {}), **(extra or {})}
-    updated = services.store.transition(incident.id, target, user_id, data or None)
+    updated = services.store.transition(incident.id, target, user_id, data or None, dedupe=inbox.effect_id("change"))
     elapsed = services.clock.now() - updated.opened_at
     text = services.templates.render("status_changed.slack.j2", incident=updated, actor=user_id, elapsed=elapsed, note=note)
     _announce(services, updated, text)
@@ -239,7 +291,9 @@ def _refresh_header(services: Context, incident: Incident) -> None:
 
 def request_postmortem(services: Context, incident: Incident, user_id: str) -> None:
     """Queue the post-mortem draft (rendering a long timeline takes longer than Slack's 3 s)."""
-    jobs.enqueue(services.settings, jobs.POSTMORTEM, incident.id, user_id, redis=services.redis)
+    job_id, queued = inbox.job_once(services.redis)
+    if not queued:
+        jobs.enqueue(services.settings, jobs.POSTMORTEM, incident.id, user_id, redis=services.redis, job_id=job_id)
 
 
 def request_resolve(services: Context, incident: Incident, user_id: str, override_reason: str | None) -> Reply:
@@ -253,10 +307,12 @@ def request_resolve(services: Context, incident: Incident, user_id: str, overrid
         raise NotPermitted("Only the incident commander can resolve over a failing checklist.",
                            hint=f"The commander is <@{incident.commander}>; `/k8s role commander @you` changes it.")
     budget = int(services.settings.assessment_budget_seconds)
-    jobs.enqueue(services.settings, jobs.RESOLVE, incident.id, user_id, override_reason, redis=services.redis,
-                 timeout=budget + 120)
+    job_id, queued = inbox.job_once(services.redis)
+    if not queued:
+        jobs.enqueue(services.settings, jobs.RESOLVE, incident.id, user_id, override_reason, redis=services.redis,
+                     timeout=budget + 120, job_id=job_id)
     services.store.timeline(incident.id).append(EntryKind.RESOLVE_REQUESTED, user_id, {"override_reason": override_reason},
-                                                at=services.clock.now())
+                                                at=services.clock.now(), dedupe=inbox.effect_id("timeline"))
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="resolving"))
 
 
@@ -264,7 +320,7 @@ def change_impact(services: Context, incident: Incident, user_id: str, *, custom
                   business_pressure: bool | None = None) -> Reply:
     """Record customer impact / business pressure, tell the channel, and re-plan escalations."""
     services.store.set_impact(incident.id, user_id, customer_facing=customer_facing,
-                              business_pressure=business_pressure)
+                              business_pressure=business_pressure, dedupe=inbox.effect_id("change"))
     if customer_facing is not None:
         what = "customer-facing" if customer_facing else "internal only (not customer-facing)"
     else:

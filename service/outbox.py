@@ -16,7 +16,8 @@ Ordering: per channel, strictly (one lease holder, FIFO). Between channels there
 Slack does not give either.
 
 When the stakeholder channel falls behind, the incident's commander is told once per
-:data:`LATE_NOTICE_SECONDS` in the incident channel (which is not behind), with how many updates wait.
+:data:`LATE_NOTICE_SECONDS` in the incident channel (which is not behind), with how many updates wait,
+and the drainer coalesces what waits (:mod:`service.fan_in`: one digest, one reply per incident).
 
 What answers within Slack's 3 s (the ack, ``views.open`` with its trigger) and what needs the answer of
 its call (a new channel's id, the pinned header's ``ts``) stays synchronous.
@@ -30,6 +31,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -38,10 +40,13 @@ from slack_sdk.models.blocks import Block
 from chat.client import TRANSIENT_CODES, SlackClient
 from incident.errors import SlackApiError
 from incident.settings import Settings
+from incident.templates import renderer_for
 from incident.timeline import EntryKind
 from persistence.connection import get_keys, get_redis
 from persistence.outbox import Claimed, OutboxStore
 from persistence.store import IncidentStore
+from service import inbox
+from service.fan_in import FanIn
 
 if TYPE_CHECKING:
     from service.context import Context  # the context builds the outbox (Context.outbox)
@@ -49,7 +54,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_SECONDS = 0.05
-"""How long an idle drainer thread waits before looking for due channels again."""
+"""How long the idle first drainer thread (the scout) waits before looking for due channels again."""
+HELPER_IDLE_SECONDS = 1.0
+"""How long the other idle threads wait unless woken: a thread that finds several channels due wakes them,
+so an idle process polls Redis about 35 times a second instead of 16 threads × 20."""
+SETTLE_RETRY_SECONDS = 0.25
+"""How often a drainer retries recording a sent post while Redis is away (a Sentinel failover: seconds)."""
+SETTLE_LEASE_SHARE = 0.8
+"""It retries for this share of the channel's lease, so the lease never lapses under a live sender."""
 MAX_ATTEMPTS = 8
 """Transient failures (5xx, timeouts) of one write before it is given up on (logged, on the timeline)."""
 LATE_BACKLOG = 3
@@ -57,7 +69,10 @@ LATE_BACKLOG = 3
 LATE_WAIT_SECONDS = 5.0
 """Or: the stakeholder channel may not send for this long (a 429's Retry-After)."""
 LATE_NOTICE_SECONDS = 120
-DRAINER_THREADS = 4
+DRAINER_THREADS = 16
+"""Senders per process. Each waits on Slack (~150 ms a write), and one channel is one sender at a time, so
+this bounds a process's posts per second (measured in ``bench/bench_replicas.py``). The first polls Redis for
+due channels; the others sleep until it (or any of them) finds more than one due."""
 
 
 def _blocks(blocks: list[Block] | list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -83,11 +98,12 @@ class Outbox:
         ``stakeholder_ts`` as it is *when the post is sent* — the announcement that sets it was queued
         earlier in the same channel, so it has been sent by then.
         """
-        post_id = uuid.uuid4().hex
+        stable = inbox.effect_id(f"post:{channel}")  # the work of an inbox entry: the same id when replayed
+        post_id = stable or uuid.uuid4().hex
         waiting = self.store.push(channel, {
             "kind": "post", "channel": channel, "text": text, "blocks": _blocks(blocks), "thread_ts": thread_ts,
             "post_id": post_id, "incident_id": incident_id, "queued_at": time.time(), "record_ts_as": record_ts_as,
-            "in_stakeholder_thread": in_stakeholder_thread})
+            "in_stakeholder_thread": in_stakeholder_thread}, once=stable is not None)
         if incident_id and channel == self.services.settings.stakeholder_channel and channel:
             self._tell_if_late(channel, waiting, incident_id)
         return post_id
@@ -103,7 +119,12 @@ class Outbox:
         incident = self.services.store.get(incident_id)
         text = self.services.templates.render("stakeholders_late.slack.j2", incident=incident, waiting=waiting,
                                               wait_s=wait_s, channel=channel)
-        self.post(incident.channel_id, text, incident_id=None)
+        self._push_notice(incident.channel_id, text)
+
+    def _push_notice(self, channel: str, text: str) -> None:
+        """A notice of the outbox's own (deduplicated by its marker, so no stable id is needed)."""
+        self.store.push(channel, {"kind": "post", "channel": channel, "text": text, "blocks": None, "thread_ts": None,
+                                  "post_id": uuid.uuid4().hex, "incident_id": None, "queued_at": time.time()})
 
 
 class Drainer:
@@ -114,7 +135,10 @@ class Drainer:
         self.store = OutboxStore(get_redis(settings), get_keys(settings))
         self.slack = slack or SlackClient(settings, max_rate_limit_retries=0)
         self.incidents = IncidentStore(get_redis(settings), get_keys(settings))
+        self.fan_in = FanIn(get_redis(settings), get_keys(settings), self.store,
+                            lambda: renderer_for(settings.templates_dir))
         self._stop = threading.Event()
+        self._more = threading.Condition()
         self._threads = [threading.Thread(target=self._run, args=(index,), name=f"outbox-{index}", daemon=True)
                          for index in range(threads)]
         self.sent = 0
@@ -141,10 +165,23 @@ class Drainer:
                     break
                 time.sleep(IDLE_WAIT_SECONDS)
         self._stop.set()
+        with self._more:
+            self._more.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(max(0.0, deadline - time.monotonic()))
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Send everything queued now, in the calling thread (a one-off process, a test); how many were sent.
+
+        Channels held back by a ``Retry-After`` are waited for, up to ``timeout``."""
+        owner = f"{socket.gethostname()}:{os.getpid()}:flush:{uuid.uuid4().hex[:6]}"
+        before, deadline = self.sent, time.monotonic() + timeout
+        while self.store.pending() and time.monotonic() < deadline:
+            if not self.drain_once(owner):
+                time.sleep(IDLE_WAIT_SECONDS)
+        return self.sent - before
 
     def _run(self, index: int) -> None:
         owner = f"{socket.gethostname()}:{os.getpid()}:{index}:{uuid.uuid4().hex[:6]}"
@@ -158,12 +195,21 @@ class Drainer:
             except Exception:  # noqa: BLE001 - a drainer thread must survive anything one write does
                 log.exception("outbox: unexpected error; the drainer carries on")
                 sent = False
-            if not sent:
+            if sent:
+                continue
+            if index == 0:
                 self._stop.wait(IDLE_WAIT_SECONDS)
+            else:
+                with self._more:
+                    self._more.wait(HELPER_IDLE_SECONDS)
 
     def drain_once(self, owner: str) -> bool:
         """Send the head of the first due channel nobody else is sending; whether one was handled."""
-        for channel in self.store.due_channels():
+        due = self.store.due_channels()
+        if len(due) > 1:  # more than this thread can take: wake the idle ones
+            with self._more:
+                self._more.notify_all()
+        for channel in due:
             claimed = self.store.claim(channel, owner)
             if claimed is not None:
                 self._deliver(claimed, owner)
@@ -171,6 +217,8 @@ class Drainer:
         return False
 
     def _deliver(self, claimed: Claimed, owner: str) -> None:
+        if self.fan_in.coalesce(claimed, owner):  # behind: a digest now, each incident's updates in one reply
+            return
         intent = claimed.intent
         incident_id = intent.get("incident_id")
         thread_ts = intent.get("thread_ts")
@@ -188,10 +236,29 @@ class Drainer:
                 return
             self._give_up(claimed, owner, error.code)
             return
+        # Slack has the post: what is left is Redis' record of it. A blip of Redis here (a failover) is
+        # waited out while the channel's lease is still ours; giving up at once would leave the channel
+        # leased to nobody for LEASE_MS, and every later post of the channel would wait behind it.
+        claimed_at = time.monotonic()
         if intent.get("record_ts_as") and incident_id:
-            self.incidents.set_fields(str(incident_id), {str(intent["record_ts_as"]): ts})
-        self.store.done(claimed, owner)
+            self._settle(claimed_at, lambda: self.incidents.set_fields(str(incident_id),
+                                                                       {str(intent["record_ts_as"]): ts}))
+        self._settle(claimed_at, lambda: self.store.done(claimed, owner))
         self.sent += 1
+
+    def _settle(self, claimed_at: float, step: Callable[[], object]) -> None:
+        """Run a Redis step that must follow a sent post, retrying while the lease is ours; then the lease
+        lapses and the next drainer re-sends the head with ``look_first`` (found by its post id: no double)."""
+        deadline = claimed_at + self.store.lease_ms / 1000 * SETTLE_LEASE_SHARE
+        while True:
+            try:
+                step()
+                return
+            except RedisError:
+                if self._stop.is_set() or time.monotonic() + SETTLE_RETRY_SECONDS > deadline:
+                    raise
+                log.warning("outbox: Redis unavailable after a post was sent; retrying its record")
+                time.sleep(SETTLE_RETRY_SECONDS)
 
     def _give_up(self, claimed: Claimed, owner: str, code: str) -> None:
         """A write Slack refuses for good (``channel_not_found``, ``is_archived``…): never silently."""

@@ -26,6 +26,7 @@ from incident.templates import renderer_for
 from persistence.connection import get_keys
 from incident.timeline import EntryKind
 from service import jobs
+from service.context import Context
 from service.reminders import schedule_job_id
 
 DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -97,6 +98,7 @@ def run_page(settings: Settings, redis: Redis, slack: SlackClient, incident_id: 
     templates = renderer_for(settings.templates_dir)
     dedup_key = f"{incident.id}-{rule_key}"
     timeline = store.timeline(incident.id)
+    outbox = Context(settings=settings, redis=redis, slack_client=slack).outbox  # a bot's drainers send
     try:
         answer = trigger_pagerduty(
             settings.secret("pagerduty_routing_key"), dedup_key=dedup_key, source=f"k8s-incident-bot/{settings.cluster_name}",
@@ -108,11 +110,11 @@ def run_page(settings: Settings, redis: Redis, slack: SlackClient, incident_id: 
         timeline.append(EntryKind.BOT_ERROR, "bot", {"step": "pagerduty", "rule": rule_key, "error": error.message})
         text = templates.render("escalation_prompt.slack.j2", mode="page_failed", rule=rule, incident=incident,
                                 error=error.message)
-        slack.post_message(incident.channel_id, text, text_blocks(text))
+        outbox.post(incident.channel_id, text, text_blocks(text), incident_id=incident.id)
         return {"paged": False, "error": error.message}
     timeline.append(EntryKind.ESCALATION_PAGED, requested_by, {"rule": rule_key, "dedup_key": answer.get("dedup_key", dedup_key)},
                     dedupe=f"escalation_paged:{dedup_key}")
     text = templates.render("escalation_prompt.slack.j2", mode="paged", rule=rule, incident=incident,
                             dedup_key=answer.get("dedup_key", dedup_key))
-    slack.post_message(incident.channel_id, text, text_blocks(text))
+    outbox.post(incident.channel_id, text, text_blocks(text), incident_id=incident.id)
     return {"paged": True, "dedup_key": answer.get("dedup_key", dedup_key)}

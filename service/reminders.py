@@ -55,6 +55,7 @@ from incident.templates import TemplateRenderer, renderer_for
 from persistence.connection import get_keys
 from incident.timeline import EntryKind
 from service import jobs
+from service.context import Context
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -366,8 +367,11 @@ class _Sender:
             if not channel:
                 return {"skipped": "STAKEHOLDER_CHANNEL is not set"}
             text = self.templates.render("stakeholder_ping.slack.j2", **context)
-            ts = self.slack.post_message(channel, text, text_blocks(text), thread_ts=incident.stakeholder_ts)
-            return {"channel": channel, "ts": ts, "thread_ts": incident.stakeholder_ts}
+            # Through the outbox: the stakeholder channel is the busiest (every incident's updates), and a
+            # tick must not sleep on its Retry-After; the post is sent by the bot's drainers.
+            post_id = Context(settings=self.settings, redis=self.redis, slack_client=self.slack).outbox.post(
+                channel, text, text_blocks(text), incident_id=incident.id, in_stakeholder_thread=True)
+            return {"channel": channel, "post_id": post_id, "thread_ts": incident.stakeholder_ts, "queued": True}
         assert notice.rule is not None
         since = state.signals.get(notice.rule.signal)
         text = self.templates.render("escalation_prompt.slack.j2", mode="prompt", rule=notice.rule, since=since,

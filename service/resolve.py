@@ -45,12 +45,13 @@ def validate_and_resolve(services: Context, incident_id: str, user_id: str,
     }, at=services.clock.now())
     if not passed and not override_reason:
         text = services.templates.render("resolve_refused.slack.j2", items=items, commander=incident.commander)
-        services.slack.post_message(incident.channel_id, "Not resolving yet: the recovery checklist fails.",
-                                    [{"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}])
+        services.outbox.post(incident.channel_id, "Not resolving yet: the recovery checklist fails.",
+                             [{"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}],
+                             incident_id=incident.id)
         return {"resolved": False, "failed": [i.name for i in items if not i.passed]}
     text = services.templates.render("resolve_passed.slack.j2", items=items, override=override_reason, actor=user_id)
-    services.slack.post_message(incident.channel_id, "Recovery checklist", [
-        {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}])
+    services.outbox.post(incident.channel_id, "Recovery checklist", [
+        {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}], incident_id=incident.id)
     try:
         change_status(services, incident, Status.RESOLVED, user_id,
                       note=f"override: {override_reason}" if override_reason and not passed else "",

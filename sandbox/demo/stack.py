@@ -20,13 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from kubernetes import client as k8s
 
 from sandbox.baseline import install_baseline
+from sandbox.bot_process import wait_for_http
 from sandbox.cluster import LocalCluster
 from sandbox.ports import free_port
 from sandbox.processes import ManagedProcess
@@ -141,16 +141,9 @@ class DemoStack:
             process = ManagedProcess(name, command + args, logs / f"{name}.log", env=process_env).start()
             self._processes.append(process)
         deadline = time.monotonic() + BOT_START_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.bot_port}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError(f"the bot did not come up within {BOT_START_SECONDS:.0f} s:\n"
-                               f"{self._processes[-1].tail()}")
+        bot = self._processes[-1]
+        wait_for_http(f"http://127.0.0.1:{self.bot_port}/healthz", timeout=BOT_START_SECONDS,
+                      exited=lambda: not bot.running(), log_tail=bot.tail)
         if self.slack_mode == "socket":  # up is not enough: it must have opened its WebSocket
             try:
                 self.slack.wait_for_socket_connections(1, max(1.0, deadline - time.monotonic()))

@@ -90,12 +90,16 @@ class SlackHttpServer:
                 self._write(dispatch(request))
 
             def _write(self, reply: HttpReply) -> None:
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
+                try:
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):  # the client died (a SIGKILLed bot): as Slack does,
+                    log.debug("client gone before its answer: %s", self.path)  # the call took effect regardless
+                    self.close_connection = True
 
             do_GET = do_POST = _serve
 
