@@ -237,7 +237,7 @@ def click_restore(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     if record is None:
         raise ConfirmationError("The bot deleted no node of that name in this incident, so it has nothing to "
                                 "re-apply; nothing was requested.",
-                                hint="`/k8s restore node <name> <key>=<value> … --taint …` sets them by hand.")
+                                hint="`/k8s restore node &lt;name&gt; &lt;key&gt;=&lt;value&gt; … --taint …` sets them by hand.")
     request = submit_request(ctx, user_id, incident.channel_id, incident, "restore-node", target,
                              node_restore.restore_request_params(record), origin={"restore_of": record.get("action_id")})
     return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
