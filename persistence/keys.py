@@ -173,6 +173,10 @@ class Keys:
         """Hash: the inverse of a finished action (kind, target, params) or why it has none."""
         return f"{self.prefix}:recovery-undo:{action_id}"
 
+    def recovery_click(self, effect: str) -> str:
+        """Marker that an acknowledged click (its inbox effect id) already requested its action: a replay does not."""
+        return f"{self.prefix}:recovery-click:{effect}"
+
     def node_restore(self, incident_id: str, node: str) -> str:
         """Hash: a node the bot deleted in an incident — its labels and taints, when, and whether it came back."""
         return f"{self.prefix}:node-restore:{incident_id}:{node}"

@@ -3,7 +3,8 @@
 - **The plan** (:func:`verdict_extras`): every published verdict carries the recovery plan of its
   assessment (:func:`incident.recovery.build_plan`), addressed by the assessment's ``ref`` (stored on its
   timeline entry). Steps already done in the incident (:meth:`Keys.recovery_done`) are shown done.
-- **A click on a step** (:func:`click_step`) is a normal action request (authorization, dry-run,
+- **A click on a step** (:func:`click_step`; like the other clicks here, requested once even when the
+  inbox replays it after a crash: :func:`service.inbox.effect_id`) is a normal action request (authorization, dry-run,
   confirmation, the per-cluster queue, audit) once three things hold: the button's assessment is the
   incident's latest (else the fresh plan is shown instead), no action finished since it was drawn (else a
   fresh assessment is queued), and the button names exactly a step of the plan rebuilt from the stored
@@ -43,7 +44,7 @@ from persistence.keys import Keys
 from persistence.store import IncidentStore
 from service.action_requests import authorize, submit_request
 from service.recovery_record import RECORD_TTL_SECONDS, done_steps, queue_reassessment, text_fields, undo_of
-from service import node_restore
+from service import inbox, node_restore
 from service.context import Context
 from service.lifecycle import Reply
 
@@ -194,6 +195,14 @@ def click_step(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     return _request_step(ctx, incident, user_id, button.ref, step, primary)
 
 
+def _first_run(ctx: Context, what: str) -> bool:
+    """False when this click's work is a replay (``service.inbox``) whose first run already requested its action."""
+    effect = inbox.effect_id(what)
+    if effect is None:
+        return True
+    return bool(ctx.redis.set(ctx.keys.recovery_click(effect), "1", nx=True, ex=RECORD_TTL_SECONDS))
+
+
 def _request_step(ctx: Context, incident: Incident, user_id: str, ref: str, step: PlanStep, primary: bool) -> Reply:
     def link(request: ActionRequest) -> None:
         key = ctx.keys.recovery_step(request.id)
@@ -203,6 +212,8 @@ def _request_step(ctx: Context, incident: Incident, user_id: str, ref: str, step
             pipe.expire(key, RECORD_TTL_SECONDS)
             pipe.execute()
 
+    if not _first_run(ctx, "plan-step"):
+        return Reply(ctx.templates.render("recovery_replayed.slack.j2", what=step.description))
     request = submit_request(ctx, user_id, incident.channel_id, incident, step.kind, step.target, dict(step.params),
                              origin={"plan_ref": ref, "plan_step": step.number, "plan_primary": primary}, before_prepare=link)
     return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
@@ -238,8 +249,11 @@ def click_restore(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
         raise ConfirmationError("The bot deleted no node of that name in this incident, so it has nothing to "
                                 "re-apply; nothing was requested.",
                                 hint="`/k8s restore node &lt;name&gt; &lt;key&gt;=&lt;value&gt; … --taint …` sets them by hand.")
-    request = submit_request(ctx, user_id, incident.channel_id, incident, "restore-node", target,
-                             node_restore.restore_request_params(record), origin={"restore_of": record.get("action_id")})
+    params = node_restore.restore_request_params(record)
+    if not _first_run(ctx, "restore-node"):
+        return Reply(ctx.templates.render("recovery_replayed.slack.j2", what=f"restore node {target}"))
+    request = submit_request(ctx, user_id, incident.channel_id, incident, "restore-node", target, params,
+                             origin={"restore_of": record.get("action_id")})
     return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
 
 

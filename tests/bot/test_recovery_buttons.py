@@ -191,3 +191,24 @@ def test_naming_a_replacement_for_a_node_the_bot_did_not_delete_changes_nothing(
     slack.slash_command("U_ALICE", incident.channel_id, "replaced node kwok-node-1 by kwok-node-9")
     assert "The bot deleted no node `kwok-node-1` in this incident" in reply_after(slack, seen)
     assert not redis_client.keys("k8sbot:node-restore:*")
+
+
+def test_a_replayed_plan_click_requests_its_action_once(slack: SlackEmulator, bot_server: RunningBot,
+                                                        incident: Incident, redis_client: redis.Redis) -> None:
+    """The bot died after the click's work requested the step; the inbox replays the click: no second request."""
+    from service import inbox
+    from service.inbox import Inbox
+    from service.recovery import click_step
+
+    message = post_verdict(bot_server, incident, node_failure())
+    first = buttons(message)[0]
+    body = slack_payload(slack, message, first, first["value"])
+    services = bot_server.services
+    entry = Inbox(services.redis, services.keys).record({"kind": "button", "body": body})
+    replies = []
+    for _ in range(2):  # the first run, then its replay
+        with inbox.scope(entry):
+            replies.append(click_step(services, body, "U_ALICE").text)
+    assert "Checking `cordon node kwok-node-2`" in replies[0]
+    assert "was already requested by this click" in replies[1]
+    assert [k for k in redis_client.keys("k8sbot:action:A*")] == [b"k8sbot:action:A1"]
