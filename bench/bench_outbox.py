@@ -59,6 +59,18 @@ def _bot(slack: SlackEmulator, redis_url: str) -> BotProcess:
     return BotProcess(bot_env(slack, redis_url), free_port()).start()
 
 
+def open_incidents(slack: SlackEmulator, count: int, timeout: float = 120.0) -> list[str]:
+    """Open ``count`` incidents through ``/k8s incident open``; their channel ids once they all exist."""
+    for n in range(count):
+        slack.slash_command("U_BENCH", "C_GENERAL", f"incident open sev2 bench incident {n}")
+    deadline = time.monotonic() + timeout
+    while len([c for c in slack.channels.values() if c.name.startswith("inc-")]) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("incidents did not open")
+        time.sleep(0.2)
+    return sorted(c.id for c in slack.channels.values() if c.name.startswith("inc-"))
+
+
 def _thread_posts(slack: SlackEmulator) -> list[dict[str, Any]]:
     """The stakeholder channel without its digests (which quote the latest updates: not their delivery)."""
     return [m for m in slack.messages(STAKE) if DIGEST_MARK not in str(m.get("text", ""))]
@@ -79,14 +91,7 @@ def scenario(incidents: int, rate: float, seconds: float, limited: bool) -> dict
         bot = _bot(slack, redis_server.url)
         try:
             slack.request_url = f"{bot.url}/slack/events"
-            for n in range(incidents):
-                slack.slash_command("U_BENCH", "C_GENERAL", f"incident open sev2 bench incident {n}")
-            deadline = time.monotonic() + 120
-            while len([c for c in slack.channels.values() if c.name.startswith("inc-")]) < incidents:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("incidents did not open")
-                time.sleep(0.2)
-            channels = sorted(c.id for c in slack.channels.values() if c.name.startswith("inc-"))
+            channels = open_incidents(slack, incidents)
             time.sleep(3)  # set-up posts done
             for method in WRITES:
                 slack.faults.set_delay(method, WRITE_LATENCY_S)

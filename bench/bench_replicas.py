@@ -31,7 +31,7 @@ from pathlib import Path
 
 import redis as redis_lib
 
-from bench.bench_outbox import DIGEST_MARK, STAKE, WRITE_LATENCY_S, WRITES, bot_env, percentile
+from bench.bench_outbox import DIGEST_MARK, STAKE, WRITE_LATENCY_S, WRITES, bot_env, open_incidents, percentile
 from persistence.inbox import InboxStore
 from persistence.keys import Keys
 from persistence.outbox import OutboxStore
@@ -79,14 +79,7 @@ def run(replicas: int, incidents: int, seconds: float, clients: int, rate: float
         front = HaproxyFront([b.port for b in bots]).start()
         try:
             slack.request_url = f"{front.url}/slack/events"
-            for n in range(incidents):
-                slack.slash_command("U_BENCH", "C_GENERAL", f"incident open sev2 bench incident {n}")
-            deadline = time.monotonic() + 120
-            while len([c for c in slack.channels.values() if c.name.startswith("inc-")]) < incidents:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("incidents did not open")
-                time.sleep(0.2)
-            channels = sorted(c.id for c in slack.channels.values() if c.name.startswith("inc-"))
+            channels = open_incidents(slack, incidents)
             client = redis_lib.Redis.from_url(redis_server.url)
             outbox, inbox = OutboxStore(client, Keys()), InboxStore(client, Keys())
             while outbox.pending() or inbox.pending():

@@ -20,11 +20,13 @@ from slack_bolt import Ack, App, Respond
 from slack_bolt.response import BoltResponse
 
 from bot.action_commands import action_buttons
+from bot.alert_buttons import ATTACH_KIND, alert_buttons, attach_submission, attach_submission_work
 from bot.after_ack import AfterAck, ButtonSpec, clicked_by, log_reply
 from bot.commands import UPDATE_MODAL_CALLBACK, build_registry, incident_buttons, run_command, submit_status_update
 from bot.grammar import CommandRegistry, Invocation
 from bot.schedule_listeners import escalation_buttons
 from bot.recovery_buttons import recovery_buttons
+from chat.alert_blocks import ATTACH_MODAL_CALLBACK
 from chat.views import read_status_update
 from incident.errors import CommandError
 from observability import metrics
@@ -48,7 +50,7 @@ def post_ack_pool() -> ThreadPoolExecutor:
 
 def buttons() -> tuple[ButtonSpec, ...]:
     """Every button the app answers."""
-    return (*incident_buttons(), *action_buttons(), *escalation_buttons(), *recovery_buttons())
+    return (*incident_buttons(), *action_buttons(), *escalation_buttons(), *alert_buttons(), *recovery_buttons())
 
 
 def create_app(services: Context, registry: CommandRegistry | None = None, *,
@@ -60,6 +62,7 @@ def create_app(services: Context, registry: CommandRegistry | None = None, *,
     after_ack = after_ack or AfterAck(work or post_ack_pool(), services.templates)
     after_ack.kind(COMMAND_KIND, _command_work(services, registry))
     after_ack.kind(UPDATE_MODAL_KIND, lambda body: _modal_update_work(services, body))
+    after_ack.kind(ATTACH_KIND, lambda body: attach_submission_work(services, body))
 
     app = App(
         client=services.slack.web,
@@ -99,6 +102,10 @@ def create_app(services: Context, registry: CommandRegistry | None = None, *,
             return
         after_ack.accept(ack, UPDATE_MODAL_KIND, {"incident_id": str(view.get("private_metadata")), "text": text,
                                                   "user_id": clicked_by(body)}, log_reply)
+
+    @app.view(ATTACH_MODAL_CALLBACK)
+    def on_alerts_attach_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        after_ack.accept(ack, ATTACH_KIND, attach_submission(body, view), log_reply)
 
     for event_type in CHANNEL_LOG_EVENTS:
         app.event(event_type)(_channel_log_listener(services))

@@ -1,7 +1,8 @@
 """Serving the Bolt app: HTTP (a WSGI app under waitress) or Socket Mode.
 
 The HTTP app routes ``/slack/events`` (slash commands, interactivity and Events API all share it,
-as the Slack app manifest declares) to Bolt, and answers ``/healthz`` (process up), ``/readyz`` (Redis
+as the Slack app manifest declares) to Bolt, ``/alerts/alertmanager`` (Alertmanager's webhook, in both
+modes) to :class:`bot.alert_intake.AlertIntake`, and answers ``/healthz`` (process up), ``/readyz`` (Redis
 and the Kubernetes API reachable) and ``/metrics`` (Prometheus) itself.
 On start the channel log is back-filled for every active incident, in the background.
 
@@ -35,6 +36,7 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.alert_intake import ALERTS_PATH, AlertIntake
 from bot.app import create_app, durable_after_ack, post_ack_pool
 from bot.payload_check import form_payload_problem
 from bot.socket_mode import SocketModeLink
@@ -78,6 +80,8 @@ class BotWsgiApp:
         """Set in Socket Mode: Slack's requests come over it, so ``/slack/events`` is not served."""
         self._keeper = keeper
         self._draining = threading.Event()
+        self._alerts = AlertIntake(services)
+        """Alertmanager's webhook (``bot.alert_intake``), served in both modes."""
 
     def start_draining(self) -> None:
         """The first step of stopping: ``/readyz`` fails (requests are still served), no replays are taken on."""
@@ -116,6 +120,8 @@ class BotWsgiApp:
         path = environ.get("PATH_INFO", "")
         if path == SLACK_PATH and self._link is None:
             return self._slack_or_400(environ, start_response)
+        if path == ALERTS_PATH:
+            return self._alerts(environ, start_response)
         if path == "/healthz":
             return self._healthz(start_response)
         if path == "/readyz":

@@ -18,6 +18,7 @@ from slack_sdk.models.blocks import (
 
 from chat.escape import escape_mrkdwn, truncate
 from incident.model import Incident
+from incident.templates import mention
 
 ACTION_ASSESS = "incident_assess"
 ACTION_POST_UPDATE = "incident_post_update"
@@ -40,7 +41,7 @@ def incident_header(incident: Incident) -> list[Block]:
             MarkdownTextObject(text=f"*Comms*\n{comms}"),
         ]),
         ContextBlock(elements=[MarkdownTextObject(
-            text=f"Incident `{incident.id}` · opened {incident.opened_at:%Y-%m-%d %H:%M UTC} by <@{incident.opened_by}>"
+            text=f"Incident `{incident.id}` · opened {incident.opened_at:%Y-%m-%d %H:%M UTC} by {mention(incident.opened_by)}"
         )]),
         ActionsBlock(block_id=f"incident_header:{incident.id}", elements=[
             ButtonElement(text="Assess", action_id=ACTION_ASSESS, value=incident.id, style="primary"),

@@ -89,3 +89,17 @@ class StoreUnavailable(IncidentBotError):
             "out." + (f" ({detail})" if detail else ""),
             hint="The bot keeps retrying on its own; check with `/k8s incident status` in a minute before "
                  "repeating a change. Operators: `/readyz` says what is wrong.")
+
+
+class AlertPayloadError(IncidentBotError):
+    """An Alertmanager notification was malformed or of an unknown version; ``reasons`` lists what is wrong."""
+
+    MAX_REASONS = 10
+    """How many problems the message lists (the rest are counted)."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        shown = reasons[:self.MAX_REASONS]
+        more = f" (and {len(reasons) - len(shown)} more)" if len(reasons) > len(shown) else ""
+        super().__init__("Malformed Alertmanager notification: " + "; ".join(shown) + more,
+                         hint="The endpoint reads Alertmanager's webhook payload version 4; nothing was stored.")

@@ -21,6 +21,7 @@ from typing import Any
 from incident.assessment import pattern_titles, verdict_of_entry
 from incident.clock import parse_moment
 from incident.model import Incident
+from incident.templates import is_user_id
 from incident.timeline import EntryKind, TimelineEntry
 
 EXCERPT = 300
@@ -118,6 +119,18 @@ class ActionItem:
 
 
 @dataclass
+class AlertInvolved:
+    """One Alertmanager alert linked to the incident (from its ``alert_fired`` / ``alert_resolved`` entries)."""
+
+    fingerprint: str
+    name: str
+    labels: str
+    starts_at: datetime | None
+    resolved_at: datetime | None
+    url: str | None
+
+
+@dataclass
 class PostmortemReport:
     """Everything the post-mortem template renders."""
 
@@ -138,6 +151,14 @@ class PostmortemReport:
     resolve_override: str | None = None
     drill: dict[str, Any] | None = None
     """The ``drill_started`` entry's data when this incident was a game-day drill (scenario, expected pattern)."""
+    alerts: list[AlertInvolved] = field(default_factory=list)
+    """The linked Alertmanager alerts, first fired first."""
+    detected_at: datetime | None = None
+    """The first linked alert's ``startsAt``: when the problem was detected (before anyone opened anything)."""
+    acknowledged_at: datetime | None = None
+    """The first timeline entry by a person (a message, a click, a command): when someone responded."""
+    firing_at_resolve: list[str] = field(default_factory=list)
+    """Alerts still firing when the incident was resolved (``alerts_firing_at_resolve``)."""
     origins: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Action id → where its request came from (``plan_step``, ``plan_primary``, ``undo_of``; guided recovery)."""
 
@@ -165,6 +186,26 @@ class PostmortemReport:
     @property
     def time_to_resolve(self) -> timedelta | None:
         return self.incident.resolved_at - self.incident.opened_at if self.incident.resolved_at else None
+
+    @property
+    def detection(self) -> datetime:
+        """Detection time: the first alert's ``startsAt``, else the opening."""
+        return self.detected_at or self.incident.opened_at
+
+    @property
+    def time_to_open(self) -> timedelta | None:
+        """Detection → incident opened (only with alerts)."""
+        return self.incident.opened_at - self.detected_at if self.detected_at else None
+
+    @property
+    def time_to_acknowledge(self) -> timedelta | None:
+        """Detection → the first response by a person."""
+        return self.acknowledged_at - self.detection if self.acknowledged_at else None
+
+    @property
+    def time_to_mitigate_from_detection(self) -> timedelta | None:
+        """Detection → mitigated (only with alerts; without, it equals :attr:`time_to_mitigate`)."""
+        return self.incident.mitigated_at - self.detected_at if self.detected_at and self.incident.mitigated_at else None
 
     @property
     def customer_facing_duration(self) -> timedelta | None:
@@ -250,6 +291,7 @@ USED_KINDS: frozenset[EntryKind] = frozenset({
     EntryKind.IMPACT_CHANGED, EntryKind.STATUS_UPDATE, EntryKind.ESCALATED, EntryKind.ESCALATION_DECISION,
     EntryKind.ESCALATION_PROMPT, EntryKind.ASSESSMENT, EntryKind.ACTION, EntryKind.MESSAGE, EntryKind.REACTION_ADDED,
     EntryKind.PIN_ADDED, EntryKind.DRILL_STARTED,
+    EntryKind.ALERT_FIRED, EntryKind.ALERT_RESOLVED, EntryKind.ALERTS_LINKED, EntryKind.ALERTS_FIRING_AT_RESOLVE,
     EntryKind.ACTION_REQUESTED,
 })
 """The entry kinds :func:`build_report` reads."""
@@ -284,6 +326,7 @@ def build_report(incident: Incident, entries: Iterable[TimelineEntry], *, now: d
     speakers: Counter[str] = Counter()
     marked_items: set[str] = set()
     marked_important: set[str] = set()
+    alerts: dict[str, AlertInvolved] = {}
 
     def link(data: dict[str, Any]) -> str | None:
         ts = data.get("ts")
@@ -297,7 +340,20 @@ def build_report(incident: Incident, entries: Iterable[TimelineEntry], *, now: d
     for entry in entries:
         data = entry.data
         kind = entry.kind
-        if kind == EntryKind.MESSAGE:
+        if report.acknowledged_at is None and is_user_id(entry.actor):
+            report.acknowledged_at = entry.at
+        if kind in (EntryKind.ALERT_FIRED, EntryKind.ALERT_RESOLVED):
+            _alert_entry(report, alerts, entry)
+        elif kind == EntryKind.ALERTS_LINKED:
+            how = "opened from" if data.get("how") == "opened" else "attached:"
+            event(entry, f"Alerts {how} {data.get('title', '')} ({data.get('alerts', 0)} alert(s), "
+                         f"{data.get('firing', 0)} firing)")
+        elif kind == EntryKind.ALERTS_FIRING_AT_RESOLVE:
+            names = [str(a.get("name")) for a in data.get("alerts") or [] if isinstance(a, dict)]
+            report.firing_at_resolve = names
+            event(entry, f"Resolved while {data.get('count', len(names))} linked alert(s) still fired: "
+                         + ", ".join(names[:10]))
+        elif kind == EntryKind.MESSAGE:
             report.message_count += 1
             if not data.get("bot"):
                 speakers[entry.actor] += 1
@@ -356,11 +412,35 @@ def build_report(incident: Incident, entries: Iterable[TimelineEntry], *, now: d
             if kind != EntryKind.ESCALATION_PROMPT:
                 report.escalations += 1
             event(entry, f"{kind.replace('_', ' ').capitalize()}: " + ", ".join(f"{k}={v}" for k, v in data.items() if v))
+    report.alerts = sorted(alerts.values(), key=lambda a: (a.starts_at is None, a.starts_at or now))
+    if report.detected_at is not None:
+        first = report.alerts[0]
+        report.key_events.append(KeyEvent(report.detected_at, "detection", "alertmanager",
+                                          f"Detection: {first.name} fired ({first.labels})", first.url))
     report.key_events.sort(key=lambda e: e.at)
     report.participants = speakers.most_common()
     report.effects = [_effect(action, report.assessments) for action in report.actions]
     report.parallel_actions = _overlaps(report.actions)
     return report
+
+
+def _alert_entry(report: PostmortemReport, alerts: dict[str, AlertInvolved], entry: TimelineEntry) -> None:
+    data = entry.data
+    fingerprint = str(data.get("fingerprint") or "")
+    labels = data.get("labels") if isinstance(data.get("labels"), dict) else {}
+    starts_at = parse_moment(data.get("starts_at"))
+    if entry.kind == EntryKind.ALERT_FIRED:
+        if starts_at is not None and (report.detected_at is None or starts_at < report.detected_at):
+            report.detected_at = starts_at
+        if fingerprint not in alerts or alerts[fingerprint].resolved_at is not None:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "alertname").replace("|", "\\|")
+            name = str(labels.get("alertname") or fingerprint).replace("|", "\\|")  # both go into a Markdown table
+            alerts[fingerprint] = AlertInvolved(fingerprint, name, shown,
+                                                starts_at, None, str(data.get("generator_url") or "") or None)
+    elif fingerprint in alerts:
+        known = alerts[fingerprint]
+        alerts[fingerprint] = AlertInvolved(known.fingerprint, known.name, known.labels, known.starts_at,
+                                            parse_moment(data.get("ends_at")) or entry.at, known.url)
 
 
 def _effect(action: ActionRecord, assessments: list[AssessmentPoint]) -> ActionEffect:

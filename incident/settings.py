@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from incident.errors import ConfigError
+
+if TYPE_CHECKING:
+    from incident.alert_rules import AlertRules
 
 Severity = Literal["sev1", "sev2", "sev3"]
 RunMode = Literal["http", "socket", "worker", "any"]
@@ -202,6 +205,19 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
 
+    # --- Alertmanager intake (incident.alert_payload, incident.alert_rules) ------------------
+    alertmanager_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token Alertmanager sends to POST /alerts/alertmanager (its webhook receiver's "
+                    "http_config.authorization.credentials, from a Secret); unset: the endpoint is off (404).")
+    alert_rules: str | None = Field(
+        default=None, description="Alert rules as YAML or JSON (which alerts open an incident, go to triage or are "
+                                  "only recorded; severity mapping; cluster label; title template).")
+    alert_rules_file: Path | None = Field(
+        default=None, description="Path of a YAML file with the alert rules (a mounted ConfigMap); ALERT_RULES wins.")
+    alert_triage_channel: str | None = Field(
+        default=None, description="Channel ID where alert groups the rules send to triage are posted (C0123ABCD).")
+
     @field_validator("responder_users", "action_allowed_users", "action_allowed_usergroups", "etcd_endpoints",
                      "redis_sentinels", mode="before")
     @classmethod
@@ -284,12 +300,26 @@ class Settings(BaseSettings):
         if mode in ("socket", "any"):
             needed.append("slack_app_token")
         problems = [_missing_message(name) for name in needed if getattr(self, name) in (None, "")]
+        if self.alertmanager_token is not None or self.alert_rules or self.alert_rules_file is not None:
+            problems += self.alert_rule_problems()
         if not self.kube_in_cluster and self.kubeconfig is None and not _default_kubeconfig().exists():
             problems.append(
                 "KUBECONFIG is not set, KUBE_IN_CLUSTER is false and ~/.kube/config does not exist: "
                 "set KUBECONFIG to a kubeconfig file, or KUBE_IN_CLUSTER=true inside the cluster."
             )
         return problems
+
+    def alert_rule_problems(self) -> list[str]:
+        """Every problem of the alert rules (``check-config`` lists them with the rest)."""
+        from incident.alert_rules import rule_problems
+
+        return rule_problems(self.alert_rules, self.alert_rules_file, triage_channel=self.alert_triage_channel)
+
+    def intake_rules(self) -> "AlertRules":
+        """The alert rules in force (:class:`ConfigError` listing their problems when they are invalid)."""
+        from incident.alert_rules import load_rules
+
+        return load_rules(self.alert_rules, self.alert_rules_file)
 
 
 def _default_kubeconfig() -> Path:

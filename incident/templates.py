@@ -10,6 +10,7 @@ rendered as written.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -30,8 +31,18 @@ def _escape_slack(value: Any) -> Any:
 
 
 def mention(user_id: str | None) -> Markup:
-    """``<@U123>`` for a user id (empty for none)."""
-    return Markup(f"<@{user_id}>") if user_id else Markup("_nobody_")
+    """``<@U123>`` for a user id (empty for none); an actor that is no Slack user (``alertmanager``, which
+    opens incidents from alerts) is shown as its escaped name."""
+    if not user_id:
+        return Markup("_nobody_")
+    if not is_user_id(user_id):
+        return Markup(_escape_slack(user_id))
+    return Markup(f"<@{user_id}>")
+
+
+def is_user_id(value: str) -> bool:
+    """Whether ``value`` looks like a Slack user id (``U…``/``W…``, upper-case letters, digits)."""
+    return bool(re.fullmatch(r"[UW][A-Z0-9_]+", value))
 
 
 def channel_link(channel_id: str | None) -> Markup:

@@ -61,6 +61,14 @@ class EntryKind(StrEnum):
     BOT_ERROR = "bot_error"
     POSTMORTEM_DRAFTED = "postmortem_drafted"
     DRILL_STARTED = "drill_started"
+    # Alertmanager (service.alerts): alerts of the groups linked to the incident
+    ALERT_FIRED = "alert_fired"
+    """An alert of a linked group started firing (labels, annotations, startsAt, the generator link)."""
+    ALERT_RESOLVED = "alert_resolved"
+    ALERTS_LINKED = "alerts_linked"
+    """An alert group was linked: the incident was opened from it, or a person attached it."""
+    ALERTS_FIRING_AT_RESOLVE = "alerts_firing_at_resolve"
+    """The incident was resolved while linked alerts still fired (which ones)."""
 
 
 @dataclass(frozen=True)

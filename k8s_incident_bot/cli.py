@@ -36,6 +36,11 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     print(f"  Redis:       {settings.redis_url}")
     kube = "in-cluster" if settings.kube_in_cluster else str(settings.kubeconfig or "~/.kube/config")
     print(f"  Kubernetes:  {kube} (cluster name {settings.cluster_name!r})")
+    if settings.alertmanager_token is not None:
+        rules = settings.intake_rules()
+        print(f"  Alerts:      POST /alerts/alertmanager on; {len(rules.actions)} action rule(s), default "
+              f"{rules.default_action}; cluster label {rules.cluster_label!r}; triage in "
+              f"{settings.alert_triage_channel or '(no channel)'}")
     return 0
 
 

@@ -75,6 +75,10 @@ VERDICTS = Counter(
     "assessment_verdicts", "Assessment verdicts by matched failure pattern and scope (cluster-wide, component).",
     ["pattern", "scope"], namespace=NAMESPACE, registry=REGISTRY,
 )
+ALERT_NOTIFICATIONS = Counter(
+    "alert_notifications", "Alertmanager webhook notifications received, by HTTP status answered (200 accepted).",
+    ["status"], namespace=NAMESPACE, registry=REGISTRY,
+)
 QUEUE_DEPTH_NAME = f"{NAMESPACE}_queue_depth"
 
 QueueDepths = Callable[[], Mapping[str, int]]
@@ -136,6 +140,11 @@ def record_slack_error(method: str, code: str) -> None:
 def record_slack_rate_limited(method: str) -> None:
     """Count one HTTP 429 from Slack for ``method``."""
     SLACK_RATE_LIMITED.labels(method=method).inc()
+
+
+def record_alert_notification(status: str) -> None:
+    """Count one request to the Alertmanager intake by the HTTP status it was answered with."""
+    ALERT_NOTIFICATIONS.labels(status=status).inc()
 
 
 def record_verdict(pattern: str, scope: str = "") -> None:

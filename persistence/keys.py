@@ -184,3 +184,28 @@ class Keys:
     def queue_name(self, kind: str) -> str:
         """RQ queue name for a kind of job (``assess``, ``actions``, ``schedule``, ``postmortem``)."""
         return f"{self.prefix}-{kind}"
+
+    # --- Alertmanager intake (persistence.alert_store) ----------------------------------
+    def alert_group(self, group_id: str) -> str:
+        """Hash of one Alertmanager alert group: state, incident, cluster, severity, title (``AlertGroup``)."""
+        return f"{self.prefix}:alert-group:{group_id}"
+
+    def alert_group_alerts(self, group_id: str) -> str:
+        """Hash fingerprint → JSON record (status, labels, annotations, startsAt…) of a group's alerts."""
+        return f"{self.prefix}:alert-group-alerts:{group_id}"
+
+    def alert_group_lock(self, group_id: str) -> str:
+        """Lock serializing the processing of one group's notifications (two workers, one group)."""
+        return f"{self.prefix}:alert-group-lock:{group_id}"
+
+    def alert_groups(self) -> str:
+        """Sorted set of every alert group id, scored by when it was first seen."""
+        return f"{self.prefix}:alert-groups"
+
+    def incident_alert_groups(self, incident_id: str) -> str:
+        """Set of the alert group ids linked to an incident (its own and those attached to it)."""
+        return f"{self.prefix}:incident-alert-groups:{incident_id}"
+
+    def alerts_all_resolved_prompt(self, incident_id: str) -> str:
+        """Marker that the "all linked alerts resolved" prompt was posted (cleared when one fires again)."""
+        return f"{self.prefix}:alerts-resolved-prompt:{incident_id}"

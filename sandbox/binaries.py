@@ -85,6 +85,22 @@ HELM_PROGRAMS: tuple[Program, ...] = (
     )),
 )
 
+ALERTMANAGER_VERSION = "v0.35.0"
+"""Alertmanager release the alert-intake tests use (``go.mod`` of ``sandbox/gotools/alertmanager`` pins the same)."""
+
+ALERTMANAGER_DIR = Path(__file__).resolve().parent / "gotools" / "alertmanager"
+"""The wrapper Go module of Alertmanager and amtool (go.mod, go.sum, tools.go)."""
+
+_PROMETHEUS_LDFLAGS = (
+    f"-X github.com/prometheus/common/version.Version={ALERTMANAGER_VERSION.lstrip('v')}",
+    "-X github.com/prometheus/common/version.Branch=HEAD",
+)
+
+ALERTMANAGER_PROGRAMS: tuple[Program, ...] = (
+    Program("alertmanager", "github.com/prometheus/alertmanager/cmd/alertmanager", _PROMETHEUS_LDFLAGS),
+    Program("amtool", "github.com/prometheus/alertmanager/cmd/amtool", _PROMETHEUS_LDFLAGS),
+)
+
 KWOK_STAGES_NAME = "kwok-stages.yaml"
 STAMP_NAME = ".stamp.json"
 
@@ -115,8 +131,9 @@ def kwok_stages_path(directory: Path | None = None) -> Path:
 class GoBuild:
     """One wrapper module and the programs built from it into ``<cache>/<key>/bin``.
 
-    ``extra`` names a step run after the programs (kwok's Stage files); it is part of the stamp so a
-    change of it rebuilds. The control plane's stamp keeps the exact shape it always had, so caches
+    ``extra`` names a step run after the programs (kwok's Stage files) or, for ``"ui-stub"``, before them
+    (Alertmanager's web UI, see :func:`_vendor_with_ui_stub`); it is part of the stamp so a change of it
+    rebuilds. The control plane's stamp keeps the exact shape it always had, so caches
     made before helm joined stay valid.
     """
 
@@ -138,6 +155,8 @@ class GoBuild:
         }
         if self.extra == "kwok-stages":
             recipe["stages"] = list(KWOK_STAGE_FILES)
+        if self.extra == "ui-stub":
+            recipe["ui_stub"] = [ALERTMANAGER_UI_DIST, ALERTMANAGER_UI_STUB]
         return recipe
 
     def outputs(self, directory: Path) -> list[Path]:
@@ -149,6 +168,7 @@ class GoBuild:
 
 CONTROL_PLANE = GoBuild(KUBERNETES_VERSION, TESTBED_DIR, PROGRAMS, extra="kwok-stages")
 HELM = GoBuild(f"helm-{HELM_VERSION}", HELM_DIR, HELM_PROGRAMS)
+ALERTMANAGER = GoBuild(f"alertmanager-{ALERTMANAGER_VERSION}", ALERTMANAGER_DIR, ALERTMANAGER_PROGRAMS, extra="ui-stub")
 
 
 def _recipe() -> dict[str, object]:
@@ -166,11 +186,12 @@ def _is_current(directory: Path, recipe: dict[str, object], build: GoBuild = CON
     return all(path.is_file() for path in build.outputs(directory))
 
 
-def _go_env() -> dict[str, str]:
+def _go_env(mod: str = "readonly") -> dict[str, str]:
     env = dict(os.environ)
     env["GOTOOLCHAIN"] = "local"
+    env["GOWORK"] = "off"
     parallel = max(1, min(os.cpu_count() or 1, 4))
-    env["GOFLAGS"] = f"-mod=readonly -p={parallel}"
+    env["GOFLAGS"] = f"-mod={mod} -p={parallel}"
     env.setdefault("CGO_ENABLED", "0")
     return env
 
@@ -185,9 +206,9 @@ def _go_binary() -> str:
     return go
 
 
-def _run_go(args: list[str], what: str, module_dir: Path = TESTBED_DIR) -> str:
+def _run_go(args: list[str], what: str, module_dir: Path = TESTBED_DIR, mod: str = "readonly") -> str:
     result = subprocess.run(
-        [_go_binary(), *args], cwd=module_dir, env=_go_env(), capture_output=True, text=True, check=False
+        [_go_binary(), *args], cwd=module_dir, env=_go_env(mod), capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         output = (result.stderr or result.stdout).strip()
@@ -200,11 +221,11 @@ def _run_go(args: list[str], what: str, module_dir: Path = TESTBED_DIR) -> str:
     return result.stdout
 
 
-def _build_program(program: Program, out_dir: Path, module_dir: Path = TESTBED_DIR) -> None:
+def _build_program(program: Program, out_dir: Path, module_dir: Path = TESTBED_DIR, mod: str = "readonly") -> None:
     ldflags = " ".join(("-s", "-w", *program.ldflags))
     target = out_dir / f".{program.name}.partial"
     _run_go(["build", "-trimpath", f"-ldflags={ldflags}", "-o", str(target), program.package], f"building {program.name}",
-            module_dir)
+            module_dir, mod)
     target.replace(out_dir / program.name)
 
 
@@ -220,6 +241,32 @@ def _write_kwok_stages(out_dir: Path) -> None:
     partial = target.with_suffix(".partial")
     partial.write_text("\n---\n".join(documents) + "\n")
     partial.replace(target)
+
+
+ALERTMANAGER_UI_DIST = "vendor/github.com/prometheus/alertmanager/ui/app/dist/index.html"
+ALERTMANAGER_UI_STUB = "<!doctype html><title>Alertmanager</title><p>The web UI is not built into this test binary.</p>\n"
+
+
+def _vendor_with_ui_stub(build: GoBuild, directory: Path) -> Path:
+    """Copy the wrapper module next to the binaries, vendor it and give Alertmanager's UI a stub page.
+
+    Alertmanager's ``ui`` package embeds ``app/dist``, which its release process builds with npm and
+    which is not in the module zip the Go proxy serves, so ``go build`` of the pinned module fails with
+    "pattern app/dist: no matching files found". The module cache is read-only and Go refuses overlays
+    into it; so the build vendors the wrapper's exact graph (``go mod vendor -e``: the missing embed is
+    the one error it passes over) into ``<cache>/<key>/src`` and adds one placeholder page. The API the
+    tests use is unaffected; only the browser UI is missing. Returns the module directory to build in.
+    """
+    source = directory.parent / "src"
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir(parents=True)
+    for name in ("go.mod", "go.sum", "tools.go"):
+        shutil.copyfile(build.module_dir / name, source / name)
+    _run_go(["mod", "vendor", "-e"], "vendoring the Alertmanager module", source, mod="mod")
+    stub = source / ALERTMANAGER_UI_DIST
+    stub.parent.mkdir(parents=True, exist_ok=True)
+    stub.write_text(ALERTMANAGER_UI_STUB)
+    return source
 
 
 @contextmanager
@@ -247,13 +294,18 @@ def _ensure(build: GoBuild, report: Reporter | None, what: str) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / STAMP_NAME).unlink(missing_ok=True)
         started = time.monotonic()
+        module_dir, mod = build.module_dir, "readonly"
+        if build.extra == "ui-stub":
+            module_dir, mod = _vendor_with_ui_stub(build, directory), "vendor"
         for index, program in enumerate(build.programs, start=1):
             say(f"building {program.name} ({index}/{len(build.programs)}) from {program.package}")
             step = time.monotonic()
-            _build_program(program, directory, build.module_dir)
+            _build_program(program, directory, module_dir, mod)
             say(f"built {program.name} in {time.monotonic() - step:.0f} s")
         if build.extra == "kwok-stages":
             _write_kwok_stages(directory)
+        if build.extra == "ui-stub":
+            shutil.rmtree(module_dir, ignore_errors=True)  # 48 MB of vendored sources, rebuilt from the proxy cache
         (directory / STAMP_NAME).write_text(json.dumps(recipe, indent=2, sort_keys=True))
         say(f"{what} ready in {directory} after {time.monotonic() - started:.0f} s")
     return directory
@@ -276,23 +328,34 @@ def ensure_helm(report: Reporter | None = None) -> Path:
     return _ensure(HELM, report, f"helm {HELM_VERSION}") / "helm"
 
 
+def ensure_alertmanager(report: Reporter | None = None) -> Path:
+    """Return the directory holding the pinned ``alertmanager`` and ``amtool`` binaries, building them
+    first if needed (a stamp check when warm). Same caches, lock and errors as :func:`ensure_binaries`."""
+    return _ensure(ALERTMANAGER, report, f"alertmanager {ALERTMANAGER_VERSION}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI: build or reuse the binaries (``--helm``: helm too, ``--only-helm``: helm alone); progress goes
-    to stderr, nothing is printed when everything is already built."""
+    """CLI: build or reuse the binaries (``--helm``: helm too, ``--alertmanager``: Alertmanager and amtool too;
+    ``--only-helm`` / ``--only-alertmanager``: without the control plane); progress goes to stderr, nothing
+    is printed when everything is already built."""
     args = sys.argv[1:] if argv is None else argv
-    unknown = [a for a in args if a not in ("--helm", "--only-helm")]
+    unknown = [a for a in args if a not in ("--helm", "--only-helm", "--alertmanager", "--only-alertmanager")]
     if unknown:
-        print(f"usage: python -m sandbox.binaries [--helm | --only-helm] (unknown: {' '.join(unknown)})", file=sys.stderr)
+        print("usage: python -m sandbox.binaries [--helm | --only-helm] [--alertmanager | --only-alertmanager]"
+              f" (unknown: {' '.join(unknown)})", file=sys.stderr)
         return 2
 
     def report(message: str) -> None:
         print(f"[sandbox.binaries] {message}", file=sys.stderr, flush=True)
 
     try:
-        if "--only-helm" not in args:
+        only = [a for a in args if a.startswith("--only-")]
+        if not only:
             ensure_binaries(report)
         if "--helm" in args or "--only-helm" in args:
             ensure_helm(report)
+        if "--alertmanager" in args or "--only-alertmanager" in args:
+            ensure_alertmanager(report)
     except BinaryBuildError as error:
         print(f"[sandbox.binaries] {error}", file=sys.stderr)
         return 1

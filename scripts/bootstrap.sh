@@ -60,5 +60,6 @@ fi
 
 if [ "${SKIP_CLUSTER_BUILD:-0}" != "1" ]; then
     # --helm: helm v4.3.1 for the chart tests, from its own wrapper module (sandbox/gotools/helm).
-    .venv/bin/python -m sandbox.binaries --helm
+    # --alertmanager: Alertmanager and amtool v0.35.0 for the alert-intake tests (sandbox/gotools/alertmanager).
+    .venv/bin/python -m sandbox.binaries --helm --alertmanager
 fi

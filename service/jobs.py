@@ -93,6 +93,13 @@ ACTION_POSITIONS = JobSpec(
     "action_positions", "workers.actions.refresh_positions", "default", timeout=300, result_ttl=600,
     why="Slack and Redis only: waiting actions' messages show their positions, off the serialized path")
 
+ALERT_NOTIFICATION = JobSpec(
+    "alert_notification", "workers.alerts.process_notification", "default", timeout=300, retries=5,
+    retry_intervals=(2, 5, 15, 30, 60), result_ttl=DAY,
+    why="one Alertmanager notification; its job id is the notification's idempotency key and the result is kept a "
+        "day, so a retried delivery is recognised; processing is idempotent per alert fingerprint (under the group's "
+        "lock), so RQ's retries after a Slack or Redis failure never announce an alert twice")
+
 NODE_WATCH = JobSpec(
     "node_watch", "workers.recovery.watch_node", "assess", timeout=60, result_ttl=600,
     why="read-only (one node GET), re-queued by itself until the deleted node registers again or the watch ends")
@@ -102,7 +109,7 @@ NODE_REBALANCE = JobSpec(
 
 CATALOGUE: Mapping[str, JobSpec] = {spec.name: spec for spec in (
     ASSESSMENT, RESOLVE, POSTMORTEM, STATUS_TICK, PAGE, ACTION_PREPARE, ACTION_DRAIN, ACTION_EXPIRE, ACTION_POSITIONS,
-    NODE_WATCH, NODE_REBALANCE)}
+    ALERT_NOTIFICATION, NODE_WATCH, NODE_REBALANCE)}
 """Every job kind by name."""
 
 
@@ -138,3 +145,8 @@ def enqueue_in(settings: Settings, spec: JobSpec, delay: timedelta, *args: Any, 
     """Schedule one job of kind ``spec`` after ``delay``."""
     return get_queue(settings, spec.queue, redis).enqueue_in(
         delay, spec.path, *args, description=description, **spec.options(), **kwargs)
+
+
+def job_exists(settings: Settings, job_id: str, redis: Redis | None = None) -> bool:
+    """Whether a job with this id is still known to RQ (queued, running, finished within its TTL or failed)."""
+    return Job.exists(job_id, connection=redis or get_redis(settings))

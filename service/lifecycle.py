@@ -23,7 +23,7 @@ from incident.errors import IncidentBotError, SlackApiError
 from incident.model import Incident, Status
 from persistence.store import OPEN_CLAIM_TTL_SECONDS, PENDING
 from incident.timeline import EntryKind
-from service import inbox, jobs, reminders
+from service import alert_links, inbox, jobs, reminders
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,43 @@ def open_incident(services: Context, *, user_id: str, severity: str, title: str)
     return Reply(services.templates.render("lifecycle_reply.slack.j2", what="opened", incident=incident, problems=problems))
 
 
+def open_incident_from_alerts(services: Context, *, dedupe_key: str, severity: str, title: str, cluster: str,
+                              opened_by: str, commander: str | None) -> Incident:
+    """Open an incident for an Alertmanager group (``service.alerts``): by itself (``opened_by`` is
+    ``alertmanager``, no commander yet) or from a triage click (the person who clicked).
+
+    The one place an alert-opened incident is made. ``cluster`` is the value of the rules' cluster label
+    (``AlertGroup.cluster``); it is kept in the incident's ``extra`` as ``alert_cluster`` until incidents
+    have a cluster of their own (issue #19), which is to be set from it here. ``dedupe_key`` (the group's)
+    makes a retried job find the incident its first attempt made, the way a repeated ``/k8s incident
+    open`` does; a claim left ``pending`` by an attempt that died is taken over (the caller holds the
+    group's lock, so no other attempt is running).
+    """
+    store = services.store
+    earlier = store.claim_open(dedupe_key)
+    if earlier == PENDING:
+        store.release_open_claim(dedupe_key)
+        earlier = store.claim_open(dedupe_key)
+    if earlier not in (None, PENDING):
+        return store.get(str(earlier))
+    try:
+        now = services.clock.now()
+        incident_id = store.next_id(now)
+        channel_id, channel_name = _create_channel(services, now, title)
+        incident = Incident(
+            id=incident_id, title=title, severity=severity, channel_id=channel_id, channel_name=channel_name,
+            opened_by=opened_by, opened_at=now, commander=commander,
+            extra={"alert_cluster": cluster} if cluster else {},
+        )
+        store.create(incident, dedupe_key=dedupe_key)
+    except BaseException:
+        store.release_open_claim(dedupe_key)
+        raise
+    reminders.start_schedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)
+    _set_up_channel(services, incident, invite_opener=commander is not None)
+    return incident
+
+
 def _create_channel(services: Context, now: object, title: str, token: str | None = None) -> tuple[str, str]:
     """A new channel for the incident; ``token`` (a replayable request): the name being created is recorded
     first, and a replay adopts the channel its first run created (or was creating when it died)."""
@@ -119,8 +156,10 @@ def _own_unused_channel(services: Context, name: str) -> tuple[str, str] | None:
             return None
 
 
-def _set_up_channel(services: Context, incident: Incident) -> list[str]:
-    """Topic, purpose, invitations, pinned header, stakeholder announcement; returns failures."""
+def _set_up_channel(services: Context, incident: Incident, *, invite_opener: bool = True) -> list[str]:
+    """Topic, purpose, invitations, pinned header, stakeholder announcement; returns failures.
+
+    ``invite_opener=False``: the opener is not a Slack user (Alertmanager opened it)."""
     problems: list[str] = []
     slack, store = services.slack, services.store
     timeline = store.timeline(incident.id)
@@ -139,7 +178,7 @@ def _set_up_channel(services: Context, incident: Incident) -> list[str]:
                                             topic=truncate(templates.render("incident_topic.slack.j2", incident=incident), 250)))
     attempt("set purpose", lambda: slack.call("conversations.setPurpose", channel=incident.channel_id,
                                               purpose=truncate(templates.render("incident_purpose.slack.j2", incident=incident), 250)))
-    invitees = _responders(services, attempt) | {incident.opened_by}
+    invitees = _responders(services, attempt) | ({incident.opened_by} if invite_opener else set())
     invitees.discard(_bot_user_id(services))
     if invitees:
         attempt("invite responders", lambda: _invite(services, incident.channel_id, sorted(invitees)))
@@ -206,7 +245,8 @@ def _invite(services: Context, channel_id: str, users: list[str]) -> None:
 def incident_status(services: Context, incident: Incident) -> Reply:
     elapsed = services.clock.now() - incident.opened_at
     entries = len(services.store.timeline(incident.id))
-    return Reply(services.templates.render("incident_status.slack.j2", incident=incident, elapsed=elapsed, entries=entries))
+    return Reply(services.templates.render("incident_status.slack.j2", incident=incident, elapsed=elapsed, entries=entries,
+                                           alerts=alert_links.linked_alerts(services, incident)))
 
 
 def change_severity(services: Context, incident: Incident, severity: str, user_id: str) -> Reply:
@@ -258,6 +298,7 @@ def change_status(services: Context, incident: Incident, target: Status, user_id
     _refresh_header(services, updated)
     if target == Status.RESOLVED:
         reminders.cancel_schedule(services.settings, services.redis, incident.id, quiet=True)
+        alert_links.note_resolved_while_firing(services, updated, user_id)
         request_postmortem(services, updated, user_id)
         return Reply(services.templates.render("lifecycle_reply.slack.j2", what="resolved"))
     reminders.reschedule(services.settings, services.redis, incident.id, clock=services.clock, quiet=True)

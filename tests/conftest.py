@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 
 pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.slack", "tests.fixtures.cluster", "tests.fixtures.workers",
-                  "tests.fixtures.image"]
+                  "tests.fixtures.image", "tests.fixtures.alertmanager"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", default=False, help="also run the long soak variants")
 
 
-CLUSTER_FIXTURES = {"k8s_cluster", "kubeconfig", "k8s_api", "namespace", "scenarios"}
-"""Fixtures that start the local control plane: a test using one is a ``cluster`` test (``make test-fast`` skips it)."""
+CLUSTER_FIXTURES = {"k8s_cluster", "kubeconfig", "k8s_api", "namespace", "scenarios", "alertmanager"}
+"""Fixtures that start the local control plane (or Alertmanager, also built from source): a test using one is a
+``cluster`` test (``make test-fast`` skips it)."""
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -4,7 +4,8 @@
 kube-system baseline, a fault proxy in front of the apiserver (so "control plane slow/unreachable"
 can be injected), the Slack emulator with a small workspace and the demo page mounted on it, an RQ
 worker with the scheduler and the production bot — the last two as separate processes running the
-real console script. The bot runs over HTTP (``serve``) or, with ``slack_mode="socket"``
+real console script — and a real Alertmanager whose webhook receiver is the bot (the panel fires each
+scenario's alerts through it: critical ones open an incident, warnings go to triage in #alerts). The bot runs over HTTP (``serve``) or, with ``slack_mode="socket"``
 (``DEMO_SLACK_MODE=socket make demo``), in Socket Mode (``socket``): the emulator then sends
 everything over the WebSocket the bot opens, as Slack does for an app behind a firewall.
 :meth:`DemoStack.start_drill` breaks the cluster and opens a drill incident whose post-mortem
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from kubernetes import client as k8s
 
+from sandbox.alertmanager import LocalAlertmanager
 from sandbox.baseline import install_baseline
 from sandbox.bot_process import wait_for_http
 from sandbox.cluster import LocalCluster
@@ -40,6 +42,9 @@ SIGNING_SECRET = "demo-signing-secret"
 BOT_TOKEN = "xoxb-demo"
 STAKEHOLDER_CHANNEL = "C_STAKEHOLDERS"
 RESPONDERS = "S_RESPONDERS"
+ALERTS_CHANNEL = "C_ALERTS"
+"""Where alert groups the rules send to triage appear (``ALERT_TRIAGE_CHANNEL``)."""
+ALERTMANAGER_TOKEN = "demo-alertmanager-token"
 DEMO_USER = "U_ONCALL"
 DEMO_PEOPLE = {"U_ONCALL": "oncall", "U_SRE": "sre-lead", "U_MANAGER": "eng-manager"}
 SLACK_MODES = ("http", "socket")
@@ -67,6 +72,9 @@ class DemoStack:
         self.panel = ScenarioPanel(self)
         self.page: DemoPage | None = None
         self.bot_port = free_port()
+        self.alertmanager = LocalAlertmanager(webhook_url=f"http://127.0.0.1:{self.bot_port}/alerts/alertmanager",
+                                              token=ALERTMANAGER_TOKEN, workdir=self.workdir / "alertmanager")
+        """The demo's real Alertmanager (v0.35.0 from source), its receiver the bot: the panel's *Alerts* part."""
         self._processes: list[ManagedProcess] = []
         self.timings: dict[str, float] = {}
 
@@ -89,6 +97,7 @@ class DemoStack:
             self.proxy = FaultProxy("127.0.0.1", int(self.cluster.server.rsplit(":", 1)[1])).start()
             self._timed("slack emulator", self._start_slack)
             self._timed("bot and worker", self._start_bot_and_worker)
+            self._timed("alertmanager", self.alertmanager.start)
         except BaseException:
             self.stop()
             raise
@@ -106,6 +115,7 @@ class DemoStack:
             self.slack.add_user(user_id, name=name)
         self.slack.add_channel(STAKEHOLDER_CHANNEL, name="stakeholders", members=[self.slack.bot_user_id, *DEMO_PEOPLE])
         self.slack.add_channel("C_GENERAL", name="general", members=list(DEMO_PEOPLE))
+        self.slack.add_channel(ALERTS_CHANNEL, name="alerts", members=[self.slack.bot_user_id, *DEMO_PEOPLE])
         self.slack.add_usergroup(RESPONDERS, handle="responders", users=["U_SRE"])
         if self.slack_mode == "socket":
             self.slack.socket_mode = True
@@ -127,6 +137,7 @@ class DemoStack:
             "ACTION_ALLOWED_USERS": ",".join(DEMO_PEOPLE), "REDIS_URL": self.redis.url, "KUBECONFIG": str(kubeconfig),
             "CLUSTER_NAME": "sandbox", "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(self.bot_port),
             "ASSESSMENT_BUDGET_SECONDS": "30", "KUBE_REQUEST_TIMEOUT_SECONDS": "10",
+            "ALERTMANAGER_TOKEN": ALERTMANAGER_TOKEN, "ALERT_TRIAGE_CHANNEL": ALERTS_CHANNEL,
         }
 
     def _start_bot_and_worker(self) -> None:
@@ -176,6 +187,7 @@ class DemoStack:
     def stop(self) -> None:
         """Stop everything, newest first; safe to call twice."""
         self.panel.undo_all()
+        self.alertmanager.stop()
         for process in reversed(self._processes):
             process.stop()
         self._processes.clear()

@@ -26,7 +26,7 @@ COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / "deploy" / "env.example"
 DOCKERFILE = REPO / "Dockerfile"
 SECRET_SETTINGS = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "PAGERDUTY_ROUTING_KEY",
-                   "REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"}
+                   "REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD", "ALERTMANAGER_TOKEN"}
 
 
 @pytest.fixture(scope="module")

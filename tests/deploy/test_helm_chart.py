@@ -90,6 +90,21 @@ def test_actions_socket_renders_socket_mode_a_created_secret_and_external_redis(
     assert 6380 in ports and 6379 not in ports
 
 
+def test_the_alertmanager_intake_gets_its_token_settings_and_a_service_even_in_socket_mode(
+        helm: Helm, tmp_path: Path) -> None:
+    rules = "actions:\n  - {match: {severity: critical}, action: open}\n"
+    values = tmp_path / "alertmanager-values.yaml"
+    values.write_text(yaml.safe_dump({"alertmanager": {"enabled": True, "token": "am-token",
+                                                       "triageChannel": "C0ALERTS", "rules": rules}}))
+    objects = helm.template("-f", str(_values("actions-socket")), "-f", str(values))
+    assert f"{NS}/bot-k8s-incident-bot" in by_kind(objects, "Service"), "Alertmanager needs the Service"
+    secret = by_kind(objects, "Secret")[f"{NS}/bot-k8s-incident-bot"]
+    assert secret["stringData"]["ALERTMANAGER_TOKEN"] == "am-token"
+    config = by_kind(objects, "ConfigMap")[f"{NS}/bot-k8s-incident-bot"]["data"]
+    assert config["ALERT_TRIAGE_CHANNEL"] == "C0ALERTS" and config["ALERT_RULES"] == rules
+    assert "ALERTMANAGER_TOKEN" not in config
+
+
 def test_impersonation_grants_exactly_the_mapped_identities(helm: Helm) -> None:
     objects = helm.template("-f", str(_values("impersonation")))
     roles = by_kind(objects, "ClusterRole")
@@ -143,6 +158,8 @@ def test_sentinel_gives_the_bot_the_sentinels_the_master_and_the_passwords(helm:
     (("--set", "slack.botToken=xoxp-user-token", "--set", "slack.signingSecret=x", "--set", "slack.stakeholderChannel=C1"),
      "at '/slack/botToken'"),
     (("--set", "config.SLACK_BOT_TOKEN=xoxb-1", *EXISTING), "at '/config'"),
+    (("--set", "config.ALERTMANAGER_TOKEN=t", *EXISTING), "at '/config'"),
+    (("--set", "alertmanager.triageChannel=#alerts", *EXISTING), "at '/alertmanager/triageChannel'"),
     (("--set", "bot.replicas=-1", *EXISTING), "at '/bot/replicas'"),
     (("--set", "botReplicas=3", *EXISTING), "additional properties 'botReplicas' not allowed"),
     (("--set", "cluster.impersonate.U1=*", "--set", "cluster.accessMode=impersonation", *EXISTING), "at '/cluster/impersonate/U1'"),

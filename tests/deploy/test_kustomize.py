@@ -14,7 +14,8 @@ from tests.deploy.conftest import DEPLOY, by_kind, run_kubectl
 
 NAMESPACE = "k8s-incident-bot"
 SECRET_NAME = "k8s-incident-bot"
-SECRET_SETTINGS = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "PAGERDUTY_ROUTING_KEY"}
+SECRET_SETTINGS = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "PAGERDUTY_ROUTING_KEY",
+                   "ALERTMANAGER_TOKEN"}
 
 
 def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:

@@ -249,6 +249,34 @@ def walk_through_an_incident(demo_stack: DemoStack, page: Page, shot: Callable[[
     assert [f.filename.endswith(".md") for f in files] == [True]
 
 
+@pytest.mark.cluster
+@pytest.mark.timeout(300)
+def test_the_alerts_part_fires_a_scenarios_alerts_through_alertmanager(demo_stack: DemoStack, page: Page) -> None:
+    """*Fire alerts* of the node failure: Alertmanager groups them and sends them to the bot, the critical
+    one (KubeletDown) opens an incident by itself, the warning waits in #alerts for triage; *Dismiss* there."""
+    folder = ARTIFACTS / demo_stack.slack_mode / "alerts"
+    folder.mkdir(parents=True, exist_ok=True)
+    key = "node-failure"
+    page.get_by_test_id(f"alerts-{key}").click()
+    expect(page.get_by_test_id(f"resolve-alerts-{key}")).to_be_enabled(timeout=BOT_SECONDS)
+    channel = page.locator('[data-testid^="channel-inc-"][data-testid*="kubeletdown"]')
+    expect(channel).to_have_count(1, timeout=BOT_SECONDS)
+    channel.click()
+    expect(bot_message(page, "Opened from Alertmanager").first).to_be_visible(timeout=BOT_SECONDS)
+    page.screenshot(path=str(folder / "01-incident-from-alert.png"))
+    page.get_by_test_id("channel-alerts").click()
+    triage = bot_message(page, "KubeNodeNotReady")
+    expect(triage.first).to_be_visible(timeout=BOT_SECONDS)
+    expect(triage.first.get_by_role("button", name="Attach to an open incident…")).to_be_visible()
+    page.screenshot(path=str(folder / "02-triage.png"))
+    triage.first.get_by_role("button", name="Dismiss").click()
+    expect(bot_message(page, "Dismissed by").first).to_be_visible(timeout=BOT_SECONDS)
+    page.get_by_test_id(f"resolve-alerts-{key}").click()
+    expect(page.get_by_test_id(f"alerts-{key}")).to_be_enabled(timeout=BOT_SECONDS)
+    assert key not in demo_stack.panel.alerting
+    page.screenshot(path=str(folder / "03-dismissed-and-resolved.png"))
+
+
 # --- the page's JSON API, without a browser or a cluster -------------------------------------------------
 def _get(url: str) -> tuple[int, bytes]:
     try:

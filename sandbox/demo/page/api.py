@@ -17,7 +17,7 @@ Routes (JSON bodies; every answer is ``{"ok": true, …}`` or ``{"ok": false, "e
 ``POST /ui/api/click``    ``{user, channel, ts, action_id, block_id?, value?}`` — a button.
 ``POST /ui/api/submit``   ``{user, view_id, values}`` — the modal's Submit.
 ``POST /ui/api/close``    ``{user, view_id}`` — the modal's Cancel.
-``POST /ui/api/scenario`` ``{op: inject|undo|drill, key, user}`` — queued on a :class:`JobRunner`.
+``POST /ui/api/scenario`` ``{op: inject|undo|drill|alerts|resolve-alerts, key, user}`` — queued on a :class:`JobRunner`.
 ``GET  /ui/api/files/<id>`` — an uploaded file's bytes (``text/plain``).
 """
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
@@ -56,6 +56,9 @@ class ScenarioLike(Protocol):
     @property
     def expected_pattern(self) -> str: ...
 
+    @property
+    def alerts(self) -> Sequence[object]: ...
+
 
 class PanelLike(Protocol):
     """The scenario panel of the demo stack (``sandbox.demo.catalogue.ScenarioPanel``)."""
@@ -66,6 +69,13 @@ class PanelLike(Protocol):
     def inject(self, key: str) -> str: ...
 
     def undo(self, key: str) -> str: ...
+
+    @property
+    def alerting(self) -> Mapping[str, object]: ...
+
+    def fire_alerts(self, key: str) -> str: ...
+
+    def resolve_alerts(self, key: str) -> str: ...
 
 
 class DemoStackLike(Protocol):
@@ -155,8 +165,10 @@ class DemoPage:
                      for f in ws.files.values() if f.completed]
             team = {"id": ws.team_id, "name": ws.team_name, "bot_user_id": ws.bot_user_id}
         active = self.stack.panel.active if self.stack is not None else {}
+        alerting = self.stack.panel.alerting if self.stack is not None else {}
         scenarios = [{"key": key, "label": spec.label, "expected_pattern": spec.expected_pattern,
-                      "active": key in active} for key, spec in self.scenarios.items()]
+                      "active": key in active, "alerts": len(spec.alerts),
+                      "alerting": key in alerting} for key, spec in self.scenarios.items()]
         return {"team": team, "users": users, "channels": channels, "channel": selected.id if selected else None,
                 "messages": messages, "ephemeral": ephemeral, "thread": replies, "views": views[-1:],
                 "files": files, "scenarios": scenarios, "panel": self.stack is not None,
@@ -226,9 +238,11 @@ class DemoPage:
             "inject": (f"Inject {spec.label}", lambda: stack.panel.inject(key)),
             "undo": (f"Undo {spec.label}", lambda: stack.panel.undo(key)),
             "drill": (f"Drill: {spec.label}", lambda: stack.start_drill(key, user)),
+            "alerts": (f"Fire the alerts of {spec.label}", lambda: stack.panel.fire_alerts(key)),
+            "resolve-alerts": (f"Resolve the alerts of {spec.label}", lambda: stack.panel.resolve_alerts(key)),
         }
         if op not in work:
-            raise BadRequest(f"unknown panel operation {op!r} (inject, undo or drill)")
+            raise BadRequest(f"unknown panel operation {op!r} (inject, undo, drill, alerts or resolve-alerts)")
         title, run = work[op]
         return {"job": self.jobs.submit(title, run).to_json()}
 

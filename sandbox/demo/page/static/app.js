@@ -463,6 +463,18 @@
           buttons.appendChild(b);
         }
         li.appendChild(buttons);
+        if (s.alerts) {  // the Alerts part: what a real cluster's Prometheus would fire, through the real Alertmanager
+          const alertButtons = document.createElement("div");
+          alertButtons.className = "scenario-buttons scenario-alerts";
+          for (const [op, label] of [["alerts", `Fire ${s.alerts} alert${s.alerts > 1 ? "s" : ""}`], ["resolve-alerts", "Resolve alerts"]]) {
+            const b = Object.assign(document.createElement("button"), { type: "button", className: "bk-button", textContent: label });
+            b.dataset.testid = `${op}-${s.key}`;
+            b.disabled = (op === "alerts" ? s.alerting : !s.alerting) || busy;
+            b.addEventListener("click", () => act("scenario", { op, key: s.key, user: ui.user }));
+            alertButtons.appendChild(b);
+          }
+          li.appendChild(alertButtons);
+        }
         list.appendChild(li);
       }
     }
