@@ -25,6 +25,7 @@ from bot.after_ack import AfterAck, ButtonSpec, clicked_by, log_reply
 from bot.commands import UPDATE_MODAL_CALLBACK, build_registry, incident_buttons, run_command, submit_status_update
 from bot.grammar import CommandRegistry, Invocation
 from bot.schedule_listeners import escalation_buttons
+from bot.recovery_buttons import recovery_buttons
 from chat.alert_blocks import ATTACH_MODAL_CALLBACK
 from chat.views import read_status_update
 from incident.errors import CommandError
@@ -49,7 +50,7 @@ def post_ack_pool() -> ThreadPoolExecutor:
 
 def buttons() -> tuple[ButtonSpec, ...]:
     """Every button the app answers."""
-    return (*incident_buttons(), *action_buttons(), *escalation_buttons(), *alert_buttons())
+    return (*incident_buttons(), *action_buttons(), *escalation_buttons(), *alert_buttons(), *recovery_buttons())
 
 
 def create_app(services: Context, registry: CommandRegistry | None = None, *,

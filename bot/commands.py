@@ -34,10 +34,10 @@ from chat.blocks import ACTION_ASSESS, ACTION_ESCALATE, ACTION_POST_UPDATE, ACTI
 from chat.views import status_update_modal
 from incident.action_kinds import ActionSpecs, action_specs
 from incident.errors import CommandError, NotInIncidentChannel
-from incident.kube_syntax import shown
+from incident.kube_syntax import check_name, shown
 from incident.model import DEFAULT_SEVERITY, SEVERITIES, Incident, Status
 from incident.clusters import ALL
-from service import escalation, fleet, lifecycle
+from service import escalation, fleet, lifecycle, recovery
 from service.assessment import request_assessment
 from service.context import Context
 from service.lifecycle import Reply
@@ -159,7 +159,16 @@ def incident_commands() -> tuple[CommandSpec, ...]:
         CommandSpec("assess", "assess [--cluster <name>|all]",
                     "run the 60-second cluster assessment and post the verdict (`all`: a verdict matrix of every cluster)",
                     _parse_assess, _run_assess),
+        CommandSpec("replaced node", "replaced node <deleted> by <new>",
+                    "a node the bot deleted is replaced by another: when it registers, offer the deleted one's "
+                    "labels and taints", _parse_replaced, _run_replaced, needs_incident=True),
     )
+
+
+def _parse_replaced(tokens: list[str], rest: str) -> dict[str, Any]:
+    if len(tokens) != 3 or tokens[1].lower() != "by":
+        raise CommandError("Give the deleted node, `by`, and the node replacing it.")
+    return {"old": check_name(tokens[0], "node"), "new": check_name(tokens[2], "node")}
 
 
 # --- handlers: the calls into the lifecycle -----------------------------------------------------------
@@ -170,6 +179,12 @@ def _run_open(services: Context, inv: Invocation, incident: Incident | None) -> 
     cluster = fleet.cluster_for(services, inv.channel_id, None, args.get("cluster"))
     return lifecycle.open_incident(services, user_id=inv.user_id, severity=args["severity"], title=args["title"],
                                    cluster=cluster.name)
+
+
+def _run_replaced(services: Context, inv: Invocation, incident: Incident | None) -> Reply:
+    assert incident is not None
+    args = inv.command.args
+    return recovery.replacement_named(services, incident, args["old"], args["new"], inv.user_id)
 
 
 def _run_status(services: Context, inv: Invocation, incident: Incident | None) -> Reply:

@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 )
 
 from chat.escape import truncate
+from chat.recovery_blocks import undo_row
 from incident.actions import ActionRequest
 from incident.templates import TemplateRenderer
 
@@ -79,10 +80,20 @@ def state(action: ActionRequest, templates: TemplateRenderer, position: int | No
     return templates.render("action_fallback.slack.j2", action=action, which="state"), blocks
 
 
-def outcome(action: ActionRequest, templates: TemplateRenderer) -> tuple[str, list[Block]]:
-    """The channel message when an action ended (succeeded, failed or outcome unknown)."""
+def outcome(action: ActionRequest, templates: TemplateRenderer, *, undo: str = "",
+            undo_note: str = "") -> tuple[str, list[Block]]:
+    """The channel message when an action ended (succeeded, failed or outcome unknown).
+
+    ``undo``: the recorded inverse's description (an *Undo* button, ``chat.recovery_blocks``); ``undo_note``:
+    why a succeeded action has none, said instead.
+    """
     text = templates.render("action_outcome.slack.j2", action=action)
-    return templates.render("action_fallback.slack.j2", action=action, which="outcome"), [_section(text)]
+    blocks: list[Block] = [_section(text)]
+    if undo:
+        blocks.append(undo_row(action.id, undo))
+    elif undo_note and action.status == "succeeded":
+        blocks.append(_context(templates.render("recovery_no_undo.slack.j2", action_id=action.id, note=undo_note)))
+    return templates.render("action_fallback.slack.j2", action=action, which="outcome"), blocks
 
 
 def rejected(action: ActionRequest, reason: str, templates: TemplateRenderer) -> tuple[str, list[Block]]:

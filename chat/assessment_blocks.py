@@ -62,14 +62,20 @@ def _recovery_text(verdict: Verdict) -> str:
     return "*Recovery order* (one change at a time, re-assess after each):\n" + "\n".join(lines)
 
 
-def verdict_view(assessment: Assessment, *, details_in_thread: bool = True) -> tuple[str, list[Block]]:
-    """The compact verdict that replaces the progress message."""
+def verdict_view(assessment: Assessment, *, details_in_thread: bool = True, before: Sequence[Block] = (),
+                 plan: Sequence[Block] = ()) -> tuple[str, list[Block]]:
+    """The compact verdict that replaces the progress message.
+
+    ``before``: blocks under the headline (the delta after a recovery step, ``chat.recovery_blocks``);
+    ``plan``: the recovery plan's steps and buttons, under the recovery order.
+    """
     verdict = assessment.verdict
     counts = assessment.counts()
     text = f"Assessment of {assessment.cluster}: {verdict.headline}"
     blocks: list[Block] = [
         HeaderBlock(text=truncate(SCOPE_HEADER.get(verdict.scope, verdict.scope), 150)),
         SectionBlock(text=_md(f"*{_esc(verdict.headline)}*")),
+        *before,
     ]
     if assessment.interrupted:
         blocks.append(ContextBlock(elements=[_md(":warning: " + _esc(interrupted_text(assessment.interrupted)))]))
@@ -81,6 +87,7 @@ def verdict_view(assessment: Assessment, *, details_in_thread: bool = True) -> t
             f"*{_esc(match.title)}* ({match.scope}{root})\n{evidence}" + (f"\n_…and {more} more_" if more > 0 else ""))))
     if verdict.recovery:
         blocks.append(SectionBlock(text=_md(_recovery_text(verdict))))
+    blocks.extend(plan)
     if verdict.unchecked:
         lines = [f"{STATUS_EMOJI[u.status]} {_esc(u.title)}: {_esc(truncate(u.reason, 160))}" for u in verdict.unchecked]
         blocks.append(ContextBlock(elements=[_md("*Could not check:*\n" + "\n".join(lines))]))

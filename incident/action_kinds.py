@@ -8,7 +8,7 @@ confirmer may be needed), the recovery layer it works on (the drill's order chec
 recovery-order guard holds it back while the control plane fails, and the template of an extra warning
 in its confirmation message. :func:`default_action_specs` lists them explicitly, like
 ``kube.checks.default_checks``; the executor of each kind lives in ``kube.actions`` (one module per
-family: ``nodes``, ``workloads``), and a guard test keeps the two lists equal.
+family: ``nodes``, ``workloads``, ``probes``), and a guard test keeps the two lists equal.
 
 Adding a kind: one spec here, one executor in ``kube/actions/<family>.py`` (see docs/architecture.md).
 """
@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from incident.errors import CommandError
+from incident.runbook import CNI_DAEMONSETS
 from incident.kube_syntax import check_label_key, check_label_value, check_name, parse_namespaced, shown
 
 WORKLOAD_KINDS: tuple[str, ...] = ("deployment", "daemonset", "statefulset")
@@ -31,11 +32,12 @@ MAX_GRACE = 3600
 
 NODE_FAMILY = "nodes"
 WORKLOAD_FAMILY = "workloads"
+PROBES_FAMILY = "probes"
 
 COMPONENT_LAYERS: tuple[tuple[str, str], ...] = (
     ("etcd", "etcd"), ("apiserver", "apiserver"), ("scheduler", "scheduler/controller-manager"),
     ("controller-manager", "scheduler/controller-manager"), ("coredns", "dns/ingress"), ("kube-dns", "dns/ingress"),
-    ("ingress", "dns/ingress"),
+    ("ingress", "dns/ingress"), *((f"/{name}", "infrastructure") for name in CNI_DAEMONSETS),
 )
 """A workload whose ``namespace/name`` contains the word on the left works on the layer on the right
 (first match wins); other workloads are applications. Keys are :data:`incident.runbook.RECOVERY_ORDER`'s."""
@@ -197,6 +199,47 @@ def _parse_unlabel(tokens: list[str]) -> ActionArgs:
     return ActionArgs(check_name(tokens[0], "node"), {"key": check_label_key(tokens[1])})
 
 
+TAINT_EFFECTS: tuple[str, ...] = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _parse_taint(token: str) -> dict[str, str]:
+    """``key[=value]:Effect`` (kubectl's taint syntax) → ``{"key", "value", "effect"}``."""
+    body, colon, effect = token.rpartition(":")
+    if not colon or effect not in TAINT_EFFECTS:
+        raise CommandError(f"`{shown(token)}` is not a taint `key[=value]:effect` with effect "
+                           f"{', '.join(TAINT_EFFECTS)}.")
+    key, _, value = body.partition("=")
+    key = check_label_key(key)
+    return {"key": key, "value": check_label_value(value, key) if value else "", "effect": effect}
+
+
+def _parse_restore_node(tokens: list[str]) -> ActionArgs:
+    if not tokens:
+        raise CommandError("Give the node name, then its labels as `key=value` and taints as `--taint key=value:effect`.")
+    node = check_name(tokens[0], "node")
+    labels: dict[str, str] = {}
+    taints: list[dict[str, str]] = []
+    rest = tokens[1:]
+    index = 0
+    while index < len(rest):
+        token = rest[index]
+        if token.lower() == "--taint":
+            if index + 1 >= len(rest):
+                raise CommandError("`--taint` needs `key=value:effect`.")
+            taints.append(_parse_taint(rest[index + 1]))
+            index += 2
+            continue
+        key, equals, value = token.partition("=")
+        if not equals:
+            raise CommandError(f"`{shown(token)}` is not `key=value` (a label) nor `--taint key=value:effect`.")
+        key = check_label_key(key)
+        labels[key] = check_label_value(value, key)
+        index += 1
+    if not labels and not taints:
+        raise CommandError("Give at least one label `key=value` or one `--taint key=value:effect` to re-apply.")
+    return ActionArgs(node, {"labels": labels, "taints": taints})
+
+
 def _parse_restart(tokens: list[str]) -> ActionArgs:
     if len(tokens) != 2 or tokens[0].lower() not in WORKLOAD_KINDS:
         raise CommandError("Give the workload kind (deployment, daemonset or statefulset) and "
@@ -213,6 +256,12 @@ def _parse_scale(tokens: list[str]) -> ActionArgs:
     if not tokens[1].isdigit() or int(tokens[1]) > MAX_REPLICAS:
         raise CommandError(f"Replicas must be a whole number from 0 to {MAX_REPLICAS} (got `{shown(tokens[1])}`).")
     return ActionArgs(parse_namespaced(tokens[0], "deployment"), {"workload": "deployment", "replicas": int(tokens[1])})
+
+
+def _parse_probes(tokens: list[str]) -> ActionArgs:
+    if len(tokens) != 2 or tokens[0].lower() != "deployment":
+        raise CommandError("Give `deployment` and &lt;namespace&gt;/&lt;name&gt;.")
+    return ActionArgs(parse_namespaced(tokens[1], "deployment"), {"workload": "deployment"})
 
 
 def _parse_pod(tokens: list[str]) -> ActionArgs:
@@ -243,6 +292,17 @@ def _describe_label(target: str, params: dict[str, Any]) -> str:
 
 def _describe_unlabel(target: str, params: dict[str, Any]) -> str:
     return f"unlabel node {target} {params.get('key')}"
+
+
+def taint_text(taint: dict[str, Any]) -> str:
+    value = f"={taint['value']}" if taint.get("value") else ""
+    return f"{taint.get('key')}{value}:{taint.get('effect')}"
+
+
+def _describe_restore_node(target: str, params: dict[str, Any]) -> str:
+    labels = " ".join(f"{key}={value}" for key, value in sorted((params.get("labels") or {}).items()))
+    taints = " ".join(f"--taint {taint_text(taint)}" for taint in params.get("taints") or ())
+    return " ".join(part for part in (f"restore node {target}", labels, taints) if part)
 
 
 def _describe_restart(target: str, params: dict[str, Any]) -> str:
@@ -284,6 +344,10 @@ def node_specs() -> tuple[ActionSpec, ...]:
                    _parse_label, _describe_label, **common),
         ActionSpec("unlabel", ("unlabel", "node"), "unlabel node <name> <key>",
                    "remove one label from a node (confirm first)", _parse_unlabel, _describe_unlabel, **common),
+        ActionSpec("restore-node", ("restore", "node"),
+                   "restore node <name> [<key>=<value> ...] [--taint <key>[=<value>]:<effect> ...]",
+                   "re-apply the labels and taints a deleted node had, once it registered again (confirm first)",
+                   _parse_restore_node, _describe_restore_node, **common),
     )
 
 
@@ -302,9 +366,24 @@ def workload_specs() -> tuple[ActionSpec, ...]:
     )
 
 
+def probes_specs() -> tuple[ActionSpec, ...]:
+    """The runbook's emergency isolation and its way back (``kube/actions/probes.py``): a Deployment's probes."""
+    common: dict[str, Any] = {"family": PROBES_FAMILY, "layer": "applications", "component_layers": True}
+    return (
+        ActionSpec("probes-off", ("probes", "off"), "probes off deployment <namespace>/<name>",
+                   "emergency isolation: remove a Deployment's readiness/liveness/startup probes that spread a "
+                   "cascade; the originals are kept on the Deployment for `probes restore` (confirm first)",
+                   _parse_probes, _typed("probes", "off", "deployment"), guarded=True, destructive=_always,
+                   warning="action_warning_probes_off.slack.j2", **common),
+        ActionSpec("probes-restore", ("probes", "restore"), "probes restore deployment <namespace>/<name>",
+                   "put back exactly the probes `probes off` removed (confirm first)", _parse_probes,
+                   _typed("probes", "restore", "deployment"), **common),
+    )
+
+
 def default_action_specs() -> tuple[ActionSpec, ...]:
     """Every kind, in ``/k8s help`` order."""
-    return (*node_specs(), *workload_specs())
+    return (*node_specs(), *workload_specs(), *probes_specs())
 
 
 @lru_cache(maxsize=1)

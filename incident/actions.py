@@ -50,6 +50,14 @@ class Outcome:
 
     succeeded: bool
     text: str
+    undo: dict[str, Any] | None = None
+    """The inverse of what it did, as a request (``{"kind", "target", "params"}``), when the executor knows one:
+    offered as *Undo* (guided recovery, ``service.recovery_record``)."""
+    undo_note: str = ""
+    """Why there is no inverse (a restart replaced pods), said where *Undo* would be."""
+    before: dict[str, Any] | None = None
+    """What the object looked like before, when a later step needs it: a deleted node's ``labels`` and
+    ``taints``, re-applied when it registers again (``service.node_restore``)."""
 
 
 # --- the request --------------------------------------------------------------------------------------

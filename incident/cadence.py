@@ -304,6 +304,9 @@ class Digest:
     """The most recent risky actions, as ``description: outcome`` lines (newest last)."""
     prompts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """The last escalation prompt of each rule (its recorded data: due, channel, ts)."""
+    probes_off: Mapping[str, datetime] = field(default_factory=dict)
+    """Deployments whose probes the bot removed (``probes off``) and has not restored, with since when:
+    every status prompt reminds the channel (emergency isolation must not be forgotten)."""
 
 
 MAX_ACTIONS = 3
@@ -321,6 +324,7 @@ def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
     escalations: dict[str, EscalationState] = {}
     prompts: dict[str, Mapping[str, Any]] = {}
     actions: list[str] = []
+    probes_off: dict[str, datetime] = {}
     verdict = assessed_at = cp_since = etcd_since = None
     for entry in entries:
         data = entry.data
@@ -344,6 +348,10 @@ def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
         elif kind == EntryKind.ACTION:
             description = str(data.get("description") or f"{data.get('kind', 'action')} {data.get('target', '')}".strip())
             actions.append(f"{description}: {data.get('outcome') or data.get('status') or 'in progress'}")
+            if data.get("status") == "succeeded" and data.get("kind") == "probes-off":
+                probes_off[str(data.get("target"))] = parse_moment(data.get("finished_at")) or entry.at
+            elif data.get("status") == "succeeded" and data.get("kind") == "probes-restore":
+                probes_off.pop(str(data.get("target")), None)
         elif kind == EntryKind.ASSESSMENT:
             found = verdict_of_entry(data)
             verdict, assessed_at = _headline(found), entry.at
@@ -366,7 +374,7 @@ def digest(incident: "Incident", entries: Iterable["TimelineEntry"]) -> Digest:
         last_update_at=last_update_at, last_prompt_at=last_prompt, last_overdue_at=last_overdue,
         last_ping_at=last_ping, signals=signals, escalations=escalations,
     )
-    return Digest(state, evidence, update_text, update_by, tuple(actions[-MAX_ACTIONS:]), prompts)
+    return Digest(state, evidence, update_text, update_by, tuple(actions[-MAX_ACTIONS:]), prompts, probes_off)
 
 
 def _decided(previous: EscalationState | None, entry: "TimelineEntry") -> EscalationState:

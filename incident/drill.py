@@ -4,7 +4,8 @@ A drill breaks the cluster with a known scenario, so the expected failure patter
 score answers the runbook's questions: how fast was the first assessment, did it name the pattern,
 did risky actions stay one at a time and follow the recovery order (infrastructure → etcd →
 apiserver → scheduler/controller-manager → DNS/ingress → applications), did status updates keep
-the cadence. Which layer an action works on comes from its kind's spec (:mod:`incident.action_kinds`).
+the cadence, and — with guided recovery — was every step clicked from a plan its suggested one, and how
+many steps did it take until the pattern cleared. Which layer an action works on comes from its kind's spec (:mod:`incident.action_kinds`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ class DrillScore:
     order_violations: list[str] = field(default_factory=list)
     cadence_kept: bool = True
     longest_update_gap: timedelta | None = None
+    suggested_order_followed: bool = True
+    """Every action clicked from a recovery plan was the plan's suggested (primary) step."""
+    skipped_suggestions: list[str] = field(default_factory=list)
+    steps_to_clear: int | None = None
+    """Actions run (undos included) until an assessment no longer found the expected pattern; ``None``: never."""
 
     @property
     def checks(self) -> list[tuple[str, bool]]:
@@ -56,6 +62,9 @@ class DrillScore:
             ("risky actions one at a time", self.serialized),
             ("recovery order followed", self.order_followed),
             ("status updates kept the cadence", self.cadence_kept),
+            ("suggested recovery order followed" + (f" ({self.steps_to_clear} step(s) to clear the pattern)"
+                                                     if self.steps_to_clear is not None else ""),
+             self.suggested_order_followed),
         ]
 
     @property
@@ -80,9 +89,25 @@ def score_drill(report: PostmortemReport, scenario: str, expected_pattern: str, 
     marks = [report.incident.opened_at, *updates, report.end]
     gaps = [b - a for a, b in zip(marks, marks[1:])]
     longest = max(gaps) if gaps else None
+    skipped = [f"{action.description} (plan step {action.plan_step}, not the suggested step)"
+               for action in report.actions if action.plan_step is not None and not action.plan_primary]
     return DrillScore(
+        suggested_order_followed=not skipped, skipped_suggestions=skipped,
+        steps_to_clear=_steps_to_clear(report, expected),
         scenario=scenario, expected_pattern=expected_pattern,
         time_to_first_assessment=report.time_to_first_assessment, pattern_identified=identified,
         serialized=not report.parallel_actions, order_followed=not violations, order_violations=violations,
         cadence_kept=longest is None or longest <= cadence, longest_update_gap=longest,
     )
+
+
+def _steps_to_clear(report: PostmortemReport, expected: str) -> int | None:
+    """How many actions had finished when an assessment first stopped finding the expected pattern."""
+    seen = False
+    for point in report.assessments:
+        found = any(expected in pattern.lower() for pattern in point.patterns)
+        if found:
+            seen = True
+        elif seen:
+            return sum(1 for action in report.actions if (action.finished_at or action.at) <= point.at)
+    return None

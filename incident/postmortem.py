@@ -65,6 +65,26 @@ class ActionRecord:
     outcome: str
     started_at: datetime | None
     finished_at: datetime | None
+    action_id: str = ""
+    plan_step: int | None = None
+    """The recovery plan's step it was requested from (``None``: typed, or an undo)."""
+    plan_primary: bool = False
+    """It was the plan's primary step when clicked (the suggested next step)."""
+    undo_of: str = ""
+    """The action it undid (its Undo button)."""
+
+    @property
+    def duration(self) -> timedelta | None:
+        return self.finished_at - self.started_at if self.started_at and self.finished_at else None
+
+
+@dataclass(frozen=True)
+class PatternClearing:
+    """A pattern of the first verdict, and when an assessment first no longer found it."""
+
+    title: str
+    first_seen: datetime
+    cleared_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -139,6 +159,8 @@ class PostmortemReport:
     """The first timeline entry by a person (a message, a click, a command): when someone responded."""
     firing_at_resolve: list[str] = field(default_factory=list)
     """Alerts still firing when the incident was resolved (``alerts_firing_at_resolve``)."""
+    origins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Action id → where its request came from (``plan_step``, ``plan_primary``, ``undo_of``; guided recovery)."""
 
     @property
     def end(self) -> datetime:
@@ -193,6 +215,22 @@ class PostmortemReport:
         return end - self.incident.opened_at
 
     @property
+    def undone(self) -> list[tuple[ActionRecord, ActionRecord]]:
+        """(the action, the action that undid it) for every Undo that ran."""
+        by_id = {action.action_id: action for action in self.actions if action.action_id}
+        return [(by_id[a.undo_of], a) for a in self.actions if a.undo_of and a.undo_of in by_id]
+
+    @property
+    def pattern_clearing(self) -> list[PatternClearing]:
+        """Each pattern of the first verdict that found one, and when it first cleared (time to recovery)."""
+        first = next((point for point in self.assessments if point.patterns), None)
+        if first is None:
+            return []
+        later = [point for point in self.assessments if point.at > first.at]
+        return [PatternClearing(title, first.at, next((p.at for p in later if title not in p.patterns), None))
+                for title in first.patterns]
+
+    @property
     def root_cause_patterns(self) -> list[str]:
         """Patterns named by the assessments, most recent worst first, without repeats."""
         seen: list[str] = []
@@ -222,8 +260,9 @@ def assessment_point(entry: TimelineEntry) -> AssessmentPoint:
     return AssessmentPoint(entry.at, scope, patterns, _failing_checks(entry.data), headline)
 
 
-def action_record(entry: TimelineEntry) -> ActionRecord:
+def action_record(entry: TimelineEntry, origin: dict[str, Any] | None = None) -> ActionRecord:
     data = entry.data
+    origin = origin or {}
     description = str(data.get("description") or f"{data.get('kind', 'action')} {data.get('target', '')}".strip())
     confirmed = data.get("confirmed_by") or []
     return ActionRecord(
@@ -231,6 +270,9 @@ def action_record(entry: TimelineEntry) -> ActionRecord:
         confirmed_by=tuple(confirmed if isinstance(confirmed, list) else [confirmed]),
         outcome=str(data.get("outcome") or data.get("status") or "unknown"),
         started_at=parse_moment(data.get("started_at")), finished_at=parse_moment(data.get("finished_at")),
+        action_id=str(data.get("action_id") or ""),
+        plan_step=int(origin["plan_step"]) if isinstance(origin.get("plan_step"), int) else None,
+        plan_primary=bool(origin.get("plan_primary")), undo_of=str(origin.get("undo_of") or ""),
     )
 
 
@@ -250,6 +292,7 @@ USED_KINDS: frozenset[EntryKind] = frozenset({
     EntryKind.ESCALATION_PROMPT, EntryKind.ASSESSMENT, EntryKind.ACTION, EntryKind.MESSAGE, EntryKind.REACTION_ADDED,
     EntryKind.PIN_ADDED, EntryKind.DRILL_STARTED,
     EntryKind.ALERT_FIRED, EntryKind.ALERT_RESOLVED, EntryKind.ALERTS_LINKED, EntryKind.ALERTS_FIRING_AT_RESOLVE,
+    EntryKind.ACTION_REQUESTED,
 })
 """The entry kinds :func:`build_report` reads."""
 
@@ -265,8 +308,7 @@ IGNORED_KINDS: dict[EntryKind, str] = {
     EntryKind.ASSESSMENT_REQUESTED: "the assessment's result is what the report shows",
     EntryKind.RESOLVE_REQUESTED: "the status change to resolved is the event",
     EntryKind.RESOLVE_CHECK: "its validation assessment is an assessment entry; an override is on the status change",
-    EntryKind.ACTION_REQUESTED: "the action's audit line (kind action) carries who asked and confirmed",
-    EntryKind.ACTION_CONFIRMED: "as above",
+    EntryKind.ACTION_CONFIRMED: "the action's audit line (kind action) carries who asked and confirmed",
     EntryKind.ACTION_CANCELLED: "a cancelled action changed nothing in the cluster",
     EntryKind.BOT_ERROR: "the bot's own trouble (logged and on the timeline for operators), not the incident's",
     EntryKind.POSTMORTEM_DRAFTED: "the report's own record",
@@ -358,8 +400,12 @@ def build_report(incident: Incident, entries: Iterable[TimelineEntry], *, now: d
             point = assessment_point(entry)
             report.assessments.append(point)
             event(entry, f"Assessment: {point.headline}")
+        elif kind == EntryKind.ACTION_REQUESTED:
+            origin = {key: data[key] for key in ("plan_step", "plan_primary", "undo_of") if key in data}
+            if origin and data.get("action_id"):
+                report.origins[str(data["action_id"])] = origin
         elif kind == EntryKind.ACTION:
-            record = action_record(entry)
+            record = action_record(entry, report.origins.get(str(data.get("action_id") or "")))
             report.actions.append(record)
             event(entry, f"Action {record.description}: {record.outcome}")
         elif kind in (EntryKind.ESCALATED, EntryKind.ESCALATION_DECISION, EntryKind.ESCALATION_PROMPT):

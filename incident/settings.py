@@ -165,6 +165,13 @@ class Settings(BaseSettings):
     second_confirmer_for_destructive: bool = Field(
         default=False, description="Require a second person to confirm destructive actions (delete node, scale to 0)."
     )
+    node_rebalance_window_seconds: int = Field(
+        default=120, gt=0, description="After a restored node's labels and taints are back, how long pods may take "
+                                       "to land on it before the bot reports the rebalance."
+    )
+    node_return_watch_minutes: int = Field(
+        default=60, gt=0, description="How long after a delete node the bot watches for the node to register again."
+    )
     kube_impersonate: Annotated[dict[str, KubeIdentity], NoDecode] = Field(
         default_factory=dict,
         description='Slack user ID → Kubernetes identity the actions run as (Impersonate-User/-Group), as JSON: '

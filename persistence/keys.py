@@ -187,6 +187,28 @@ class Keys:
         """Hash entry id → how many times its work was started (1: the first; more: replays)."""
         return f"{self.prefix}:inbox-attempts"
 
+    # -- guided recovery (service.recovery) ---------------------------------------------------------
+
+    def recovery_done(self, incident_id: str) -> str:
+        """Hash: description of an action that succeeded in an incident → when (plan steps shown as done)."""
+        return f"{self.prefix}:recovery-done:{incident_id}"
+
+    def recovery_step(self, action_id: str) -> str:
+        """Hash: the plan step an action was requested from (assessment ref, step number, incident)."""
+        return f"{self.prefix}:recovery-step:{action_id}"
+
+    def recovery_undo(self, action_id: str) -> str:
+        """Hash: the inverse of a finished action (kind, target, params) or why it has none."""
+        return f"{self.prefix}:recovery-undo:{action_id}"
+
+    def recovery_click(self, effect: str) -> str:
+        """Marker that an acknowledged click (its inbox effect id) already requested its action: a replay does not."""
+        return f"{self.prefix}:recovery-click:{effect}"
+
+    def node_restore(self, incident_id: str, node: str) -> str:
+        """Hash: a node the bot deleted in an incident — its labels and taints, when, and whether it came back."""
+        return f"{self.prefix}:node-restore:{incident_id}:{node}"
+
     def queue_name(self, kind: str) -> str:
         """RQ queue name for a kind of job (``assess``, ``actions``, ``schedule``, ``postmortem``)."""
         return f"{self.prefix}-{kind}"

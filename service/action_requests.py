@@ -11,6 +11,7 @@ the confirmation message is rewritten as the request moves. Replies come from ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chat import action_blocks
@@ -88,9 +89,19 @@ def _queue(ctx: Context, cluster: str) -> ActionQueue:
 
 def request_action(ctx: Context, user_id: str, channel_id: str, incident: Incident | None, kind: str,
                    target: str, params: dict[str, Any]) -> Reply:
-    """Authorize (on the cluster of the incident or the channel), store the request, queue its validation + dry-run.
+    """Authorize, store the request and queue its validation + dry-run."""
+    request = submit_request(ctx, user_id, channel_id, incident, kind, target, params)
+    return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
 
-    An agent cluster whose agent is not seen is answered at once (:func:`service.fleet.require_reachable`).
+
+def submit_request(ctx: Context, user_id: str, channel_id: str, incident: Incident | None, kind: str,
+                   target: str, params: dict[str, Any], *, origin: dict[str, Any] | None = None,
+                   before_prepare: Callable[[ActionRequest], None] | None = None) -> ActionRequest:
+    """:func:`request_action`'s work, returning the stored request; ``origin`` (a plan step, an undo) goes on
+    the ``action_requested`` entry, and ``before_prepare`` runs before the dry-run is queued (to link the request).
+
+    Authorized on the cluster of the incident or the channel; an agent cluster whose agent is not seen is
+    answered at once (:func:`service.fleet.require_reachable`).
     """
     cluster = fleet.cluster_for(ctx, channel_id, incident)
     authorize(cluster_settings_context(ctx, cluster.name), user_id, "request")
@@ -100,10 +111,12 @@ def request_action(ctx: Context, user_id: str, channel_id: str, incident: Incide
         cluster=cluster.name, kind=kind, target=target, requested_by=user_id,
         channel_id=incident.channel_id if incident else channel_id, incident_id=incident.id if incident else None,
         params=params, second_confirmer_for_destructive=settings.second_confirmer_for_destructive)
+    if before_prepare is not None:
+        before_prepare(request)
     enqueue_prepare(settings, request.id, cluster=cluster.name)
     _record(ctx, request.incident_id, EntryKind.ACTION_REQUESTED, user_id,
-            {"action_id": request.id, "description": request.description})
-    return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
+            {"action_id": request.id, "description": request.description, **(origin or {})})
+    return request
 
 
 def queue_listing(ctx: Context, clusters: list[str] | None = None) -> Reply:

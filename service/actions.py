@@ -44,7 +44,7 @@ from incident.actions import ActionRequest, ActionStatus
 from incident.errors import IncidentBotError
 from incident.settings import Settings
 from persistence.connection import get_keys, get_redis
-from service import jobs
+from service import jobs, node_restore, recovery_record
 from service.context import Context
 from service.outbox import real_ts
 from service.runtime import DEFAULT_RUNTIME, ActionRuntime, LazyExecutor
@@ -279,8 +279,20 @@ def _drain_held(ctx: Context, queue: ActionQueue, lock: ActionLock, keeper: Leas
         if queue.finish(request, status, text, fence=lock.fence):
             request = store.get(head)
             show_state(ctx, request)
-            _post(ctx, request.channel_id, *action_blocks.outcome(request, ctx.templates))
+            undo = recovery_record.undo_of(ctx.redis, ctx.keys, request.id) if status == ActionStatus.SUCCEEDED else {}
+            _post(ctx, request.channel_id, *action_blocks.outcome(request, ctx.templates, undo=undo.get("description", ""),
+                                                                  undo_note=undo.get("note", "")))
+            _after_action(ctx, request)
         report["ran"].append(head)
+
+
+def _after_action(ctx: Context, request: ActionRequest) -> None:
+    """Guided recovery's bookkeeping (done steps, the re-assessment after a step); never stops the queue."""
+    try:
+        recovery_record.action_finished(ctx.settings, ctx.redis, request,
+                                        lambda channel, text: _post(ctx, channel, text))
+    except Exception:  # noqa: BLE001 - the action ran and is audited; the follow-up is an extra
+        log.exception("could not follow up action %s for guided recovery", request.id)
 
 
 def _say(ctx: Context, macro: str, /, **arguments: Any) -> str:
@@ -309,6 +321,13 @@ def _execute(ctx: Context, request: ActionRequest, keeper: LeaseKeeper) -> tuple
         log.exception("action %s failed unexpectedly", request.id)
         return ActionStatus.OUTCOME_UNKNOWN, _say(ctx, "unexpected_error", error=type(error).__name__,
                                                   detail=str(error)[:300])
+    if outcome.succeeded:
+        try:
+            recovery_record.record_undo(ctx.redis, ctx.keys, request, outcome.undo, outcome.undo_note)
+            if request.kind == "delete-node":
+                node_restore.node_deleted(ctx.settings, ctx.redis, request, outcome.before)
+        except RedisError:
+            log.exception("could not record the inverse of action %s (no Undo offered, no restore)", request.id)
     return (ActionStatus.SUCCEEDED if outcome.succeeded else ActionStatus.FAILED), outcome.text
 
 

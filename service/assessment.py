@@ -42,7 +42,7 @@ from incident.model import Incident
 from incident.timeline import EntryKind, assessment_payload
 from persistence.connection import get_keys, get_redis
 from service import inbox
-from service import jobs
+from service import jobs, recovery
 from service.context import Context
 from service.lifecycle import Reply
 
@@ -112,6 +112,8 @@ class AssessmentJob:
     checks: tuple[CheckSpec, ...] = field(default_factory=default_checks)
     kube_factory: Callable[[Settings], KubeApi] = KubeApi.from_settings
     clock: Callable[[], float] = time.monotonic
+    after_action: str | None = None
+    """The recovery step (action id) this assessment follows: its verdict opens with what the step changed."""
 
     def run(self) -> Assessment:
         interrupted = self._previous_attempt()
@@ -142,7 +144,7 @@ class AssessmentJob:
         finally:
             _close_later(kube)
         assessment.interrupted = interrupted
-        publish(self.settings, self.target, assessment, self.redis, self.incident_id)
+        publish(self.settings, self.target, assessment, self.redis, self.incident_id, after_action=self.after_action)
         self._save_progress(done, finished=True)
         return assessment
 
@@ -185,12 +187,15 @@ def interruption(state: dict[str, Any], reason: str = "the worker stopped mid-as
 
 
 def publish(settings: Settings, target: SlackTarget, assessment: Assessment, redis: Redis | None,
-            incident_id: str | None) -> str | None:
-    """Replace the progress message with the verdict, post the details, save the snapshot; returns the entry id."""
+            incident_id: str | None, *, after_action: str | None = None) -> str | None:
+    """Replace the progress message with the verdict and its recovery plan (:mod:`service.recovery`), post the
+    details, save the snapshot under the plan's ref; returns the entry id."""
     from observability import metrics
 
     threaded = bool(target.progress_ts or not target.response_url)
-    target.show(*verdict_view(assessment, details_in_thread=threaded), final=True)
+    ref = recovery.new_ref()
+    before, plan = recovery.verdict_extras(settings, redis, incident_id, assessment, ref, after_action)
+    target.show(*verdict_view(assessment, details_in_thread=threaded, before=before, plan=plan), final=True)
     for pattern in assessment.verdict.patterns or ():
         metrics.record_verdict(pattern.key, assessment.verdict.scope)
     if not assessment.verdict.patterns:
@@ -201,7 +206,7 @@ def publish(settings: Settings, target: SlackTarget, assessment: Assessment, red
         return None
     timeline = IncidentStore(redis, get_keys(settings)).timeline(incident_id)
     return timeline.append(EntryKind.ASSESSMENT, "bot", assessment_payload(
-        assessment, progress_ts=target.progress_ts, channel=target.channel))
+        assessment, progress_ts=target.progress_ts, channel=target.channel, ref=ref, after_action=after_action))
 
 
 def _close_later(kube: KubeApi) -> None:
@@ -289,7 +294,7 @@ class QuietTarget:
 
 def run_routed(services: Context, incident_id: str | None, channel: str, *, progress_ts: str | None = None,
                response_url: str | None = None, cluster: str | None = None,
-               fleet_run: str | None = None) -> dict[str, Any]:
+               fleet_run: str | None = None, after_action: str | None = None) -> dict[str, Any]:
     """The assessment job of one cluster: its settings, its target (Slack, the outbox, or a fleet row)."""
     from incident.clusters import load_registry
     from service import fleet
@@ -303,7 +308,7 @@ def run_routed(services: Context, incident_id: str | None, channel: str, *, prog
     else:
         target = SlackTarget(services.slack, channel, progress_ts, response_url)
     assessment = AssessmentJob(settings, target, services.redis, None if fleet_run else incident_id,
-                               get_current_job()).run()
+                               get_current_job(), after_action=after_action).run()
     summary = job_result(assessment, target)
     fleet.record_verdict(services, settings.cluster_name, {"scope": summary["scope"], "headline": summary["headline"]})
     if fleet_run:
@@ -314,10 +319,11 @@ def run_routed(services: Context, incident_id: str | None, channel: str, *, prog
 
 
 def run_job(settings: Settings, slack: SlackClient, redis: Redis, incident_id: str | None, channel: str, *,
-            progress_ts: str | None = None, response_url: str | None = None) -> dict[str, Any]:
+            progress_ts: str | None = None, response_url: str | None = None,
+            after_action: str | None = None) -> dict[str, Any]:
     """The body of the assessment job; returns a short summary of the result."""
     target = SlackTarget(slack, channel, progress_ts, response_url)
-    job = AssessmentJob(settings, target, redis, incident_id, get_current_job())
+    job = AssessmentJob(settings, target, redis, incident_id, get_current_job(), after_action=after_action)
     return job_result(job.run(), target)
 
 

@@ -352,7 +352,7 @@ class _Sender:
             "since_prompt": now - state.last_prompt_at if state.last_prompt_at else timedelta(0),
             "cadence": self.policy.cadence_for(incident.severity), "grace": self.policy.grace,
             "verdict": facts.evidence.verdict, "assessed_at": facts.evidence.assessed_at,
-            "actions": list(facts.actions),
+            "actions": list(facts.actions), "probes_off": dict(facts.probes_off),
         }
 
     def _deliver(self, notice: Notice, state: Any) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 ``prepare(request)`` validates against the live cluster and dry-runs with ``dryRun=All``, saying in words
 what will change; ``execute(request, guard, progress)`` makes the change). It looks the request's kind
 up in :func:`default_executors` — ``nodes.EXECUTORS`` (cordon, uncordon, drain, delete node, label,
-unlabel) and ``workloads.EXECUTORS`` (restart, scale, delete pod) — and runs it as one identity: the
+unlabel, restore node), ``workloads.EXECUTORS`` (restart, scale, delete pod) and ``probes.EXECUTORS``
+(probes off, probes restore) — and runs it as one identity: the
 bot's own, or (``kube.impersonation``) the Kubernetes user mapped to the requester. What they say is in
 ``templates/kube_actions.txt.j2``. Which kinds exist
 is :mod:`incident.action_kinds`' business; a guard test keeps the two lists equal.
@@ -19,7 +20,7 @@ from kubernetes import client as k8s
 
 from incident.actions import ActionRequest, Outcome
 from incident.settings import Settings
-from kube.actions import nodes, workloads
+from kube.actions import nodes, probes, workloads
 from incident.templates import TemplateRenderer, renderer_for
 from kube.actions.api import ActionTexts, ClusterApi, Guard, KindExecutor, Progress
 
@@ -28,7 +29,7 @@ __all__ = ["Guard", "KindExecutor", "KubeExecutor", "Progress", "api_client_for"
 
 def default_executors() -> tuple[KindExecutor, ...]:
     """Every kind's executor, family by family."""
-    return (*nodes.EXECUTORS, *workloads.EXECUTORS)
+    return (*nodes.EXECUTORS, *workloads.EXECUTORS, *probes.EXECUTORS)
 
 
 def api_client_for(settings: Settings) -> k8s.ApiClient:

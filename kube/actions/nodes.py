@@ -1,14 +1,19 @@
-"""The node kinds against the Kubernetes API: cordon, uncordon, drain, delete node, label, unlabel.
+"""The node kinds against the Kubernetes API: cordon, uncordon, drain, delete node, label, unlabel, restore node.
 
 - cordon / uncordon: merge-patch ``spec.unschedulable``;
 - drain: cordon, then the Eviction API for every pod on the node except DaemonSet-owned and mirror
   pods; a 429 (a PodDisruptionBudget refuses) is retried until ``--timeout`` and reported by pod;
 - delete node: the runbook's isolation step (its pods go with it, budgets are not consulted);
 - label / unlabel: merge-patch one key of ``metadata.labels`` (``null`` removes it) — the runbook's
-  restore step re-applies the labels a replaced node had. Nothing else of the node is touched.
+  restore step re-applies the labels a replaced node had. Nothing else of the node is touched;
+- restore node: the labels and taints a deleted node had, re-applied once it registered again (the labels
+  that differ are merge-patched, the missing taints added to the ones it has).
 
 Each kind refuses, before any confirmation, when there is nothing to do (already cordoned, the label
-already has that value, …). One :class:`kube.actions.api.KindExecutor` per kind in :data:`EXECUTORS`.
+already has that value, …). Each outcome says how to undo it when it can (cordon ↔ uncordon, a drain's
+cordon, a label's previous value; guided recovery's *Undo*), and a delete node returns the labels and
+taints it read just before, for the restore. One :class:`kube.actions.api.KindExecutor` per kind in
+:data:`EXECUTORS`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from incident.action_kinds import DEFAULT_DRAIN_TIMEOUT
+from incident.action_kinds import DEFAULT_DRAIN_TIMEOUT, taint_text
 from incident.actions import ActionRequest, Outcome
 from incident.errors import ClusterError
 from kube.actions.api import LISTED, ClusterApi, Guard, KindExecutor, Progress
@@ -84,7 +89,8 @@ def _prepare_schedulable(api: ClusterApi, name: str, *, cordon: bool) -> str:
 def _execute_schedulable(api: ClusterApi, request: ActionRequest, guard: Guard, *, cordon: bool) -> Outcome:
     guard()
     api.patch_node(request.target, {"spec": {"unschedulable": cordon}}, dry_run=False)
-    return Outcome(True, api.say("cordoned" if cordon else "uncordoned", name=request.target))
+    inverse = {"kind": "uncordon" if cordon else "cordon", "target": request.target}
+    return Outcome(True, api.say("cordoned" if cordon else "uncordoned", name=request.target), undo=inverse)
 
 
 def prepare_cordon(api: ClusterApi, request: ActionRequest) -> str:
@@ -147,7 +153,8 @@ def execute_drain(api: ClusterApi, request: ActionRequest, guard: Guard, progres
     timeout = float(request.params.get("timeout") or DEFAULT_DRAIN_TIMEOUT)
     deadline = time.monotonic() + timeout
     node = api.node(name)
-    if not (node.spec and node.spec.unschedulable):
+    cordoned_here = not (node.spec and node.spec.unschedulable)
+    if cordoned_here:
         guard()
         api.patch_node(name, {"spec": {"unschedulable": True}}, dry_run=False)
     pods = _pods_on(api, name)
@@ -175,7 +182,10 @@ def execute_drain(api: ClusterApi, request: ActionRequest, guard: Guard, progres
         return Outcome(False, api.say("drain_incomplete", name=name, timeout=int(timeout), evicted=len(evicted),
                                       total=total, refused=refused, **skipped))
     gone = _wait_gone(api, name, set(evicted), deadline, progress)
-    return Outcome(True, api.say("drained", name=name, evicted=len(evicted), all_gone=gone, **skipped))
+    text = api.say("drained", name=name, evicted=len(evicted), all_gone=gone, **skipped)
+    if cordoned_here:  # the evicted pods are not brought back; the cordon is what can be taken back
+        return Outcome(True, text, undo={"kind": "uncordon", "target": name})
+    return Outcome(True, text, undo_note=api.say("no_undo_drain"))
 
 
 def _wait_gone(api: ClusterApi, node: str, refs: set[str], deadline: float, progress: Progress) -> bool:
@@ -206,9 +216,14 @@ def prepare_delete_node(api: ClusterApi, request: ActionRequest) -> str:
 
 
 def execute_delete_node(api: ClusterApi, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
+    node = api.node(request.target)  # its labels and taints, for the restore when it registers again
+    before = {"labels": dict((node.metadata.labels if node.metadata else None) or {}),
+              "taints": [{"key": t.key, "value": t.value or "", "effect": t.effect}
+                         for t in (node.spec.taints if node.spec else None) or []]}
     guard()
     api.call(api.say("node", name=request.target), "delete", api.core.delete_node, request.target)
-    return Outcome(True, api.say("node_deleted", name=request.target))
+    return Outcome(True, api.say("node_deleted", name=request.target), undo_note=api.say("no_undo_delete_node"),
+                   before=before)
 
 
 # --- label / unlabel --------------------------------------------------------------------------------------
@@ -230,9 +245,17 @@ def prepare_label(api: ClusterApi, request: ActionRequest) -> str:
 
 def execute_label(api: ClusterApi, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
     name, key, value = request.target, str(request.params["key"]), str(request.params.get("value", ""))
+    before = _labels(api, name).get(key)
     guard()
     api.patch_node(name, {"metadata": {"labels": {key: value}}}, dry_run=False)
-    return Outcome(True, api.say("labelled", name=name, key=key, value=value))
+    return Outcome(True, api.say("labelled", name=name, key=key, value=value), undo=_label_inverse(name, key, before))
+
+
+def _label_inverse(name: str, key: str, before: str | None) -> dict[str, Any]:
+    """The request that puts a label back as it was: its previous value, or no label at all."""
+    if before is None:
+        return {"kind": "unlabel", "target": name, "params": {"key": key}}
+    return {"kind": "label", "target": name, "params": {"key": key, "value": before}}
 
 
 def prepare_unlabel(api: ClusterApi, request: ActionRequest) -> str:
@@ -246,9 +269,55 @@ def prepare_unlabel(api: ClusterApi, request: ActionRequest) -> str:
 
 def execute_unlabel(api: ClusterApi, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
     name, key = request.target, str(request.params["key"])
+    before = _labels(api, name).get(key)
     guard()
     api.patch_node(name, {"metadata": {"labels": {key: None}}}, dry_run=False)
-    return Outcome(True, api.say("unlabelled", name=name, key=key))
+    return Outcome(True, api.say("unlabelled", name=name, key=key), undo=_label_inverse(name, key, before))
+
+
+# --- restore node -----------------------------------------------------------------------------------------
+
+
+def _restore_changes(api: ClusterApi, request: ActionRequest) -> tuple[dict[str, str], list[dict[str, str]], Any]:
+    """The labels that differ and the taints missing on the node now (and the node)."""
+    node = api.node(request.target)
+    labels = dict((node.metadata.labels if node.metadata else None) or {})
+    current = [{"key": t.key, "value": t.value or "", "effect": t.effect}
+               for t in (node.spec.taints if node.spec else None) or []]
+    wanted = dict(request.params.get("labels") or {})
+    changed = {key: value for key, value in wanted.items() if labels.get(key) != value}
+    missing = [t for t in request.params.get("taints") or [] if
+               not any(c["key"] == t["key"] and c["effect"] == t["effect"] and c["value"] == t.get("value", "")
+                       for c in current)]
+    return changed, missing, current
+
+
+def _restore_patch(changed: dict[str, str], missing: list[dict[str, str]],
+                   current: list[dict[str, str]]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if changed:
+        body["metadata"] = {"labels": changed}
+    if missing:  # a merge patch replaces the list: the taints it has, then the missing ones
+        body["spec"] = {"taints": [{k: v for k, v in t.items() if v or k != "value"} for t in current + missing]}
+    return body
+
+
+def prepare_restore_node(api: ClusterApi, request: ActionRequest) -> str:
+    changed, missing, current = _restore_changes(api, request)
+    if not changed and not missing:
+        raise ClusterError(api.say("restore_nothing", name=request.target))
+    api.patch_node(request.target, _restore_patch(changed, missing, current), dry_run=True)
+    return api.say("restore_dry_run", name=request.target, labels=sorted(changed.items()),
+                   taints=[taint_text(t) for t in missing])
+
+
+def execute_restore_node(api: ClusterApi, request: ActionRequest, guard: Guard, progress: Progress) -> Outcome:
+    changed, missing, current = _restore_changes(api, request)
+    if changed or missing:
+        guard()
+        api.patch_node(request.target, _restore_patch(changed, missing, current), dry_run=False)
+    return Outcome(True, api.say("restored_node", name=request.target, labels=len(changed), taints=len(missing)),
+                   undo_note=api.say("no_undo_restore"))
 
 
 EXECUTORS: tuple[KindExecutor, ...] = (
@@ -258,4 +327,5 @@ EXECUTORS: tuple[KindExecutor, ...] = (
     KindExecutor("delete-node", prepare_delete_node, execute_delete_node),
     KindExecutor("label", prepare_label, execute_label),
     KindExecutor("unlabel", prepare_unlabel, execute_unlabel),
+    KindExecutor("restore-node", prepare_restore_node, execute_restore_node),
 )

@@ -76,7 +76,7 @@ def execute_restart(api: ClusterApi, request: ActionRequest, guard: Guard, progr
     guard()
     _restart_patch(api, workload, namespace, name, stamp, dry_run=False)
     return Outcome(True, api.say("restarted", workload=workload, namespace=namespace, name=name,
-                                 annotation=RESTARTED_AT, stamp=stamp))
+                                 annotation=RESTARTED_AT, stamp=stamp), undo_note=api.say("no_undo_restart"))
 
 
 # --- scale ------------------------------------------------------------------------------------------------
@@ -104,7 +104,10 @@ def execute_scale(api: ClusterApi, request: ActionRequest, guard: Guard, progres
     guard()
     api.call(what, "scale", api.apps.patch_namespaced_deployment_scale, name, namespace,
              {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH)
-    return Outcome(True, api.say("scaled", what=what, before=before.spec.replicas, replicas=replicas))
+    previous = before.spec.replicas if before.spec and before.spec.replicas is not None else 0
+    return Outcome(True, api.say("scaled", what=what, before=before.spec.replicas, replicas=replicas),
+                   undo={"kind": "scale", "target": request.target,
+                         "params": {"workload": "deployment", "replicas": previous}})
 
 
 # --- delete pod -------------------------------------------------------------------------------------------
@@ -126,7 +129,7 @@ def execute_delete_pod(api: ClusterApi, request: ActionRequest, guard: Guard, pr
     assert namespace is not None
     guard()
     api.call(api.say("pod", ref=request.target), "delete", api.core.delete_namespaced_pod, name, namespace)
-    return Outcome(True, api.say("pod_deleted", ref=request.target))
+    return Outcome(True, api.say("pod_deleted", ref=request.target), undo_note=api.say("no_undo_delete_pod"))
 
 
 EXECUTORS: tuple[KindExecutor, ...] = (

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from chat.recovery_blocks import ACTION_RESTORE_NODE, ACTION_UNDO, STEP_ACTION_IDS
 from chat.schedule_blocks import ACTION_ESCALATION_DISMISS, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE
 from chat.alert_blocks import ACTION_RECOVERY_CHECKLIST, ACTION_TRIAGE_ATTACH, ACTION_TRIAGE_DISMISS, ACTION_TRIAGE_OPEN
 from bot.after_ack import AfterAck, ButtonSpec
@@ -95,4 +96,5 @@ def test_every_button_of_the_app_goes_through_the_wrapper(monkeypatch: pytest.Mo
     assert wired == [spec.action_id for spec in buttons()]
     assert {ACTION_CONFIRM, ACTION_CANCEL, ACTION_PROCEED_ANYWAY, ACTION_RESOLVE, ACTION_POST_UPDATE, ACTION_ASSESS,
             ACTION_ESCALATE, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE, ACTION_ESCALATION_DISMISS,
+            *STEP_ACTION_IDS, ACTION_UNDO, ACTION_RESTORE_NODE,
             ACTION_TRIAGE_OPEN, ACTION_TRIAGE_ATTACH, ACTION_TRIAGE_DISMISS, ACTION_RECOVERY_CHECKLIST} == set(wired)

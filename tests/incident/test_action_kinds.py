@@ -30,6 +30,13 @@ EXAMPLES: dict[str, tuple[str, ActionArgs]] = {
                 ActionArgs("kube-system/aws-node", {"workload": "daemonset"})),
     "scale": ("scale deployment shop/web to 0", ActionArgs("shop/web", {"workload": "deployment", "replicas": 0})),
     "delete-pod": ("delete pod shop/web-7d4f", ActionArgs("shop/web-7d4f")),
+    "restore-node": ("restore node n1 node-role.kubernetes.io/worker= topology.kubernetes.io/zone=eu-1a "
+                     "--taint dedicated=db:NoSchedule",
+                     ActionArgs("n1", {"labels": {"node-role.kubernetes.io/worker": "",
+                                                  "topology.kubernetes.io/zone": "eu-1a"},
+                                       "taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]})),
+    "probes-off": ("probes off deployment shop/web", ActionArgs("shop/web", {"workload": "deployment"})),
+    "probes-restore": ("probes restore deployment shop/web", ActionArgs("shop/web", {"workload": "deployment"})),
 }
 """One typed command per kind: a new kind without an example fails :func:`test_every_kind_has_an_example`."""
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -69,16 +76,18 @@ def test_the_recovery_layer_comes_from_the_spec() -> None:
     assert action_layer("delete pod kube-system/etcd-cp-1") == "etcd"
     assert action_layer("restart statefulset ingress-nginx/controller") == "dns/ingress"
     assert action_layer("scale deployment shop/web to 3") == "applications"
+    assert action_layer("restart daemonset kube-system/aws-node") == "infrastructure"  # the CNI is the ground
     assert action_layer("reboot the datacenter") == "applications"  # no kind reads it
 
 
 def test_flags() -> None:
     specs = action_specs()
-    assert {spec.kind for spec in specs if spec.guarded} == {"restart", "scale"}
+    assert {spec.kind for spec in specs if spec.guarded} == {"restart", "scale", "probes-off"}
     assert specs.get("delete-node").destructive({})
     assert specs.get("scale").destructive({"replicas": 0}) and not specs.get("scale").destructive({"replicas": 2})
     assert not any(specs.get(kind).destructive({}) for kind in ("cordon", "label", "unlabel", "delete-pod"))
-    assert [spec.kind for spec in specs if spec.warning] == ["delete-node"]
+    assert [spec.kind for spec in specs if spec.warning] == ["delete-node", "probes-off"]
+    assert specs.get("probes-off").destructive({}) and not specs.get("probes-restore").destructive({})
     with pytest.raises(ValueError, match="unknown action kind"):
         specs.get("reboot")
 

@@ -38,7 +38,7 @@ def test_good_drill_scores_full_marks(redis_client: redis.Redis) -> None:
     timeline.append("status_update", "U1", {"text": "dns back"}, at=T0 + timedelta(minutes=10))
     report = build_report(incident, timeline.iter_entries(), now=T0 + timedelta(minutes=20))
     score = score_drill(report, "dns-cascade", "DNS cascade", cadence=timedelta(minutes=15))
-    assert score.points == score.max_points == 5
+    assert score.points == score.max_points == 6
 
 
 def test_bad_drill_names_each_miss(redis_client: redis.Redis) -> None:

@@ -78,7 +78,8 @@ def test_draft_has_every_section_with_the_facts(redis_client: redis.Redis) -> No
         assert heading in text
     assert "| Duration | 40m |" in text
     assert "Node failure — **to confirm**" in text
-    assert "| drain node worker-2 | U_BOB / U_ALICE | succeeded | followed by improvement: nodes recovered |" in text
+    assert ("| drain node worker-2 | typed | U_BOB / U_ALICE | 2m | succeeded | followed by improvement: nodes recovered |"
+            in text)
     assert "- [ ] Add a NotReady alert _(U_CAROL)_ [→](https://acme.slack.com/archives/C1/p1002)" in text
     assert "**09:03:00** — Assessment: Node failure" in text
     assert "Customer-facing for 20m" in text

@@ -10,7 +10,7 @@ from kubernetes import client as k8s
 
 from incident.action_kinds import action_specs
 from incident.actions import ActionRequest
-from kube.actions import KubeExecutor, default_executors, nodes, workloads
+from kube.actions import KubeExecutor, default_executors, nodes, probes, workloads
 from kube.actions.api import ActionTexts
 
 
@@ -21,7 +21,7 @@ def test_every_kind_has_exactly_one_executor() -> None:
 
 
 def test_each_executor_lives_in_its_familys_module() -> None:
-    modules = {"nodes": nodes.EXECUTORS, "workloads": workloads.EXECUTORS}
+    modules = {"nodes": nodes.EXECUTORS, "workloads": workloads.EXECUTORS, "probes": probes.EXECUTORS}
     for spec in action_specs():
         assert [e.kind for e in modules[spec.family]].count(spec.kind) == 1, spec.kind
 
@@ -42,7 +42,8 @@ def test_no_import_cycle_inside_kube_actions() -> None:
 
     graph = {name: {m for m in deps if m.startswith("kube.actions")} for name, deps in _module_graph("kube").items()
              if name.startswith("kube.actions")}
-    assert set(graph) == {"kube.actions", "kube.actions.api", "kube.actions.nodes", "kube.actions.workloads"}
+    assert set(graph) == {"kube.actions", "kube.actions.api", "kube.actions.nodes", "kube.actions.probes",
+                          "kube.actions.workloads"}
     assert _cycle(graph) is None
 
 

@@ -4,7 +4,8 @@ A module-scoped :class:`sandbox.demo.DemoStack` runs Redis, the local control pl
 the Slack emulator (serving the page), an RQ worker and the production bot as processes. Playwright
 drives Debian's headless Chromium (``/usr/bin/chromium``, never a downloaded browser) through the
 page: open an incident with ``/k8s``, inject the DNS cascade from the panel, click Assess and read
-the verdict, post a status update through the modal, cordon a node through the confirmation button,
+the verdict, click its recovery plan's first step and see the delta, post a status update through the modal,
+cordon a node through the confirmation button,
 undo the scenario, resolve, and open the post-mortem file. Nothing on the bot's side is faked: every
 step waits for what the bot did through the Web API, and the cordon is checked on the cluster.
 
@@ -175,7 +176,21 @@ def walk_through_an_incident(demo_stack: DemoStack, page: Page, shot: Callable[[
     verdict = bot_message(page, re.compile(rf"Cluster-wide failure: {re.escape(pattern)}"))
     expect(verdict.first).to_be_visible(timeout=BOT_SECONDS)
     expect(verdict.first).to_contain_text("Recovery order")
+    expect(verdict.first).to_contain_text("Recovery plan")
     shot("verdict-dns-cascade")
+
+    # 3b. Its plan's primary step, restart CoreDNS, clicked and confirmed; the re-assessment shows the delta.
+    step = verdict.first.locator('[data-testid="block-button"][data-action-id="recovery_step_1"]')
+    expect(step).to_contain_text("restart deployment kube-system/coredns")
+    step.click()
+    confirm = page.locator('[data-testid="block-button"][data-action-id="risky_action_confirm"]')
+    expect(confirm).to_have_count(1, timeout=BOT_SECONDS)
+    confirm.click()
+    expect(confirm).to_have_count(0, timeout=BOT_SECONDS)
+    delta = bot_message(page, re.compile(r"Step 1 helped|After step 1 the cluster looks healthy"))
+    expect(delta.first).to_be_visible(timeout=BOT_SECONDS)
+    expect(delta.first).to_contain_text("cleared: DNS cascade")
+    shot("delta-after-step")
 
     # 4. A status update through the modal the bot opens with views.open.
     header.get_by_role("button", name="Post update").click()
