@@ -270,13 +270,7 @@ class Drainer:
             ts = self.slack.post_message(intent["channel"], intent["text"], intent.get("blocks"), thread_ts=thread_ts,
                                          post_id=intent["post_id"], look_first=claimed.attempt > 1)
         except SlackApiError as error:
-            if error.code == "ratelimited":
-                self.store.defer(claimed, owner, error.retry_after or 1.0)
-                return
-            if error.code in TRANSIENT_CODES and claimed.attempt < MAX_ATTEMPTS:
-                self.store.defer(claimed, owner, min(30.0, 2.0 ** claimed.attempt))
-                return
-            self._give_up(claimed, owner, error.code)
+            self._refused(claimed, owner, error)
             return
         # Slack has the post: what is left is Redis' record of it. A blip of Redis here (a failover) is
         # waited out while the channel's lease is still ours; giving up at once would leave the channel
@@ -290,6 +284,15 @@ class Drainer:
                 self.store.keys.outbox_sent_ts(str(intent["post_id"])), ts, ex=SENT_TS_SECONDS))
         self._settle(claimed_at, lambda: self.store.done(claimed, owner))
         self.sent += 1
+
+    def _refused(self, claimed: Claimed, owner: str, error: SlackApiError) -> None:
+        """Slack said no: a 429 waits its ``Retry-After``, a transient error backs off, anything else is given up."""
+        if error.code == "ratelimited":
+            self.store.defer(claimed, owner, error.retry_after or 1.0)
+        elif error.code in TRANSIENT_CODES and claimed.attempt < MAX_ATTEMPTS:
+            self.store.defer(claimed, owner, min(30.0, 2.0 ** claimed.attempt))
+        else:
+            self._give_up(claimed, owner, error.code)
 
     def _settle(self, claimed_at: float, step: Callable[[], object]) -> None:
         """Run a Redis step that must follow a sent post, retrying while the lease is ours; then the lease
@@ -317,13 +320,7 @@ class Drainer:
             else:
                 self.slack.post_ephemeral(intent["channel"], str(intent["user"]), intent["text"], intent.get("blocks"))
         except SlackApiError as error:
-            if error.code == "ratelimited":
-                self.store.defer(claimed, owner, error.retry_after or 1.0)
-                return
-            if error.code in TRANSIENT_CODES and claimed.attempt < MAX_ATTEMPTS:
-                self.store.defer(claimed, owner, min(30.0, 2.0 ** claimed.attempt))
-                return
-            self._give_up(claimed, owner, error.code)
+            self._refused(claimed, owner, error)
             return
         self.store.done(claimed, owner)
         self.sent += 1

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 from typing import Any
 
@@ -27,7 +26,7 @@ from incident.settings import Settings
 from service import fleet
 from service.context import Context
 from service.jobs import CLUSTER_QUEUE_KINDS, cluster_queues
-from workers.run import MAINTENANCE_INTERVAL_SECONDS, MeasuredWorker, _preload_jobs, _stop_before_the_loop
+from workers.run import MAINTENANCE_INTERVAL_SECONDS, MeasuredWorker, start_observed
 
 log = logging.getLogger(__name__)
 
@@ -71,24 +70,13 @@ def beat_timing(window_seconds: int) -> tuple[int, int]:
 
 def run_agent(settings: Settings, cluster: str, *, burst: bool = False) -> int:
     """Serve ``cluster``'s queues until stopped; returns an exit code."""
-    from observability.logging_setup import configure_logging
-    from observability import metrics
-
     problems = agent_problems(settings, cluster)
     if problems:
         raise ConfigError(problems)
     # The work horses load their settings from the environment: this is the cluster they act on.
     os.environ["CLUSTER_NAME"] = cluster
     settings = settings.model_copy(update={"cluster_name": cluster})
-    signal.signal(signal.SIGTERM, _stop_before_the_loop)
-    metrics.enable_multiprocess()
-    configure_logging(settings)
-    if not burst:
-        try:
-            metrics.serve_worker_metrics(settings.http_host, settings.metrics_port or settings.http_port)
-        except OSError as error:
-            log.warning("agent metrics not served: %s", error)
-    _preload_jobs()
+    start_observed(settings, burst=burst)
     context = Context.from_settings(settings)
     keys = context.keys
     AgentWorker.kinds = {keys.cluster_queue_name(kind, cluster): kind for kind in CLUSTER_QUEUE_KINDS}

@@ -51,6 +51,25 @@ JOB_MODULES: tuple[str, ...] = tuple(sorted({spec.path.rpartition(".")[0] for sp
 """The modules of every job in the catalogue (``service.jobs``)."""
 
 
+def start_observed(settings: Settings, *, burst: bool) -> None:
+    """What a worker or an agent does before its loop: SIGTERM is a clean stop until RQ takes it over,
+    metrics of the forked work horses are collected, logs are JSON lines, ``/metrics`` is served (not in
+    burst mode), and every job module of the catalogue is imported once, before any fork."""
+    from observability import metrics
+    from observability.logging_setup import configure_logging
+
+    signal.signal(signal.SIGTERM, _stop_before_the_loop)
+    metrics.enable_multiprocess()
+    configure_logging(settings)
+    if not burst:
+        try:
+            metrics.serve_worker_metrics(settings.http_host, settings.metrics_port or settings.http_port)
+        except OSError as error:
+            log.warning("metrics not served on %s:%d: %s", settings.http_host,
+                        settings.metrics_port or settings.http_port, error)
+    _preload_jobs()
+
+
 def _preload_jobs() -> None:
     """Import the job modules once, before forking: work horses then start a job without ~1.5 s of imports."""
     import importlib
@@ -95,21 +114,9 @@ def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool =
     Logs are JSON lines (``observability.logging_setup``); metrics of the worker and its forked work horses are
     served on ``HTTP_HOST:HTTP_PORT/metrics`` (the worker has no other HTTP endpoint).
     """
-    from observability.logging_setup import configure_logging
-    from observability import metrics
-
     # Until RQ's loop installs its own SIGTERM handler (it does so only once it starts working), a SIGTERM
     # — a pod replaced right after it started — is a clean stop: nothing is being worked on yet.
-    signal.signal(signal.SIGTERM, _stop_before_the_loop)
-    metrics.enable_multiprocess()
-    configure_logging(settings)
-    if not burst:
-        try:
-            metrics.serve_worker_metrics(settings.http_host, settings.metrics_port or settings.http_port)
-        except OSError as error:
-            log.warning("worker metrics not served on %s:%d: %s", settings.http_host,
-                        settings.metrics_port or settings.http_port, error)
-    _preload_jobs()
+    start_observed(settings, burst=burst)
     if not burst:
         _heal_schedules(settings)
         _finalize_interrupted_assessments(settings)
