@@ -45,7 +45,8 @@ def test_open_update_severity_mitigate(slack: SlackEmulator, bot_server: Running
     wait_until(lambda: len(slack.replies(STAKEHOLDER_CHANNEL, announcement["ts"])) >= 2)
     thread = slack.replies(STAKEHOLDER_CHANNEL, announcement["ts"])
     assert "Failing over to the standby region" in thread[-1]["text"]
-    assert any("Failing over" in m["text"] for m in slack.messages(incident.channel_id))
+    # Each channel drains on its own: wait for the incident channel's copy, not the stakeholders'.
+    wait_until(lambda: any("Failing over" in m["text"] for m in slack.messages(incident.channel_id)))
 
     slack.slash_command("U_BOB", incident.channel_id, "severity sev2")
     wait_until(lambda: bot_server.services.store.get(incident.id).severity == "sev2")
