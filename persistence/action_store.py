@@ -25,6 +25,9 @@ from persistence import lua
 from persistence.keys import Keys
 from persistence.timeline import Timeline
 
+EFFECT_TTL_SECONDS = 24 * 3600
+"""How long a command's or click's request is remembered for its replay (a replay comes seconds after a crash)."""
+
 
 @dataclass(frozen=True)
 class Confirmation:
@@ -46,18 +49,42 @@ class ActionStore:
         self._confirm = redis.register_script(lua.ACTION_CONFIRM)
         self._expire = redis.register_script(lua.ACTION_EXPIRE)
         self._set_if = redis.register_script(lua.ACTION_SET_IF_STATUS)
+        self._new = redis.register_script(lua.ACTION_NEW)
 
     def new(self, *, cluster: str, kind: str, target: str, requested_by: str, channel_id: str,
             incident_id: str | None, params: dict[str, Any] | None = None,
             second_confirmer_for_destructive: bool = False) -> ActionRequest:
         """Store a new request in ``preparing`` and return it (ids ``A1``, ``A2``, …)."""
+        request = self._build(cluster=cluster, kind=kind, target=target, requested_by=requested_by,
+                              channel_id=channel_id, incident_id=incident_id, params=params,
+                              second_confirmer_for_destructive=second_confirmer_for_destructive)
+        self.redis.hset(self.keys.action(request.id), mapping=request.to_hash())
+        return request
+
+    def new_once(self, dedupe: str, *, cluster: str, kind: str, target: str, requested_by: str, channel_id: str,
+                 incident_id: str | None, params: dict[str, Any] | None = None,
+                 second_confirmer_for_destructive: bool = False) -> tuple[ActionRequest, bool]:
+        """:meth:`new` for the effect ``dedupe`` (``service.inbox.effect_id``): returns the request and whether
+        it is new. When that effect already stored one — the replay of a command or click whose first run
+        died — that request comes back, atomically with the check (a replay spends one id number)."""
+        request = self._build(cluster=cluster, kind=kind, target=target, requested_by=requested_by,
+                              channel_id=channel_id, incident_id=incident_id, params=params,
+                              second_confirmer_for_destructive=second_confirmer_for_destructive)
+        fields = [part for pair in request.to_hash().items() for part in pair]
+        raw = self._new(keys=[self.keys.action(request.id), self.keys.action_effect(dedupe)],
+                        args=[request.id, EFFECT_TTL_SECONDS, *fields])
+        owner = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return (request, True) if owner == request.id else (self.get(owner), False)
+
+    def _build(self, *, cluster: str, kind: str, target: str, requested_by: str, channel_id: str,
+               incident_id: str | None, params: dict[str, Any] | None,
+               second_confirmer_for_destructive: bool) -> ActionRequest:
         number = self.redis.incr(self.keys.action_seq())
         request = ActionRequest(id=f"A{number}", cluster=cluster, kind=kind, target=target,
                                 requested_by=requested_by, channel_id=channel_id, requested_at=self.clock.now(),
                                 incident_id=incident_id, params=dict(params or {}))
         if second_confirmer_for_destructive and request.destructive:
             request.confirmers_needed = 2
-        self.redis.hset(self.keys.action(request.id), mapping=request.to_hash())
         return request
 
     def get(self, action_id: str) -> ActionRequest:

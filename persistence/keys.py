@@ -71,6 +71,10 @@ class Keys:
         """Hash holding one action request."""
         return f"{self.prefix}:action:{action_id}"
 
+    def action_effect(self, effect: str) -> str:
+        """Which request an acknowledged command or click (its inbox effect id) created: a replay finds it."""
+        return f"{self.prefix}:action-effect:{effect}"
+
     def action_seq(self) -> str:
         """Counter behind action ids (``A1``, ``A2``, …)."""
         return f"{self.prefix}:action-seq"
@@ -200,10 +204,6 @@ class Keys:
     def recovery_undo(self, action_id: str) -> str:
         """Hash: the inverse of a finished action (kind, target, params) or why it has none."""
         return f"{self.prefix}:recovery-undo:{action_id}"
-
-    def recovery_click(self, effect: str) -> str:
-        """Marker that an acknowledged click (its inbox effect id) already requested its action: a replay does not."""
-        return f"{self.prefix}:recovery-click:{effect}"
 
     def node_restore(self, incident_id: str, node: str) -> str:
         """Hash: a node the bot deleted in an incident — its labels and taints, when, and whether it came back."""

@@ -200,6 +200,16 @@ return 1
 """
 """``awaiting_confirmation`` → ``expired`` once the deadline has passed."""
 
+ACTION_NEW = """
+local existing = redis.call('GET', KEYS[2])
+if existing then return existing end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[2]))
+return ARGV[1]
+"""
+"""Store a new request unless the effect that asks for it (KEYS[2], an inbox effect id) already stored one:
+returns the id of the request that effect owns — a replayed command or click finds its first run's request."""
+
 ACTION_SET_IF_STATUS = """
 if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end

@@ -16,16 +16,17 @@ from typing import Any
 
 from chat import action_blocks
 from incident.actions import ActionRequest, ActionStatus
-from incident.errors import IncidentNotFound, NotPermitted, SlackApiError
+from incident.errors import ConfirmationError, IncidentNotFound, NotPermitted, SlackApiError
 from incident.model import Incident
 from incident.timeline import EntryKind
 from persistence.action_queue import ActionQueue
-from persistence.action_store import ActionStore
+from persistence.action_store import ActionStore, Confirmation
 from service.actions import enqueue_drain, enqueue_prepare, request_positions_refresh
 from incident.clusters import load_registry
-from service import fleet
+from service import fleet, inbox
 from service.cluster_jobs import cluster_settings_context
 from service.context import Context
+from service.jobs import job_exists
 from service.lifecycle import Reply
 from service.outbox import real_ts
 
@@ -33,9 +34,10 @@ ALLOWED_CACHE_SECONDS = 60
 
 
 def _record(ctx: Context, incident_id: str | None, kind: EntryKind, user_id: str, data: dict[str, Any]) -> None:
-    """An entry on the incident's timeline (none outside an incident)."""
+    """An entry on the incident's timeline (none outside an incident); once per inbox effect when replayed."""
+    dedupe = inbox.effect_id(f"timeline:{kind.value}")
     if incident_id:
-        ctx.store.timeline(incident_id).append(kind, user_id, data, at=ctx.clock.now())
+        ctx.store.timeline(incident_id).append(kind, user_id, data, at=ctx.clock.now(), dedupe=dedupe)
 
 
 def _commander_of(ctx: Context, incident_id: str | None) -> str | None:
@@ -90,33 +92,48 @@ def _queue(ctx: Context, cluster: str) -> ActionQueue:
 def request_action(ctx: Context, user_id: str, channel_id: str, incident: Incident | None, kind: str,
                    target: str, params: dict[str, Any]) -> Reply:
     """Authorize, store the request and queue its validation + dry-run."""
-    request = submit_request(ctx, user_id, channel_id, incident, kind, target, params)
-    return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
+    return requested_reply(ctx, *submit_request(ctx, user_id, channel_id, incident, kind, target, params))
+
+
+def requested_reply(ctx: Context, request: ActionRequest, created: bool) -> Reply:
+    """The answer to a request: checking it now, or (a replay) that this click or command already asked."""
+    template = "action_requested_reply.slack.j2" if created else "action_replayed_reply.slack.j2"
+    return Reply(ctx.templates.render(template, action=request))
 
 
 def submit_request(ctx: Context, user_id: str, channel_id: str, incident: Incident | None, kind: str,
                    target: str, params: dict[str, Any], *, origin: dict[str, Any] | None = None,
-                   before_prepare: Callable[[ActionRequest], None] | None = None) -> ActionRequest:
-    """:func:`request_action`'s work, returning the stored request; ``origin`` (a plan step, an undo) goes on
-    the ``action_requested`` entry, and ``before_prepare`` runs before the dry-run is queued (to link the request).
+                   before_prepare: Callable[[ActionRequest], None] | None = None) -> tuple[ActionRequest, bool]:
+    """:func:`request_action`'s work, returning the stored request and whether it is new; ``origin`` (a plan
+    step, an undo) goes on the ``action_requested`` entry, and ``before_prepare`` runs before the dry-run is
+    queued (to link the request; it must be idempotent).
 
     Authorized on the cluster of the incident or the channel; an agent cluster whose agent is not seen is
-    answered at once (:func:`service.fleet.require_reachable`).
+    answered at once (:func:`service.fleet.require_reachable`). The work of an acknowledged command or click
+    (``service.inbox``) stores one request however often it is replayed: a replay finds its first run's
+    request, queues its dry-run only if the first run did not, and records it once.
     """
     cluster = fleet.cluster_for(ctx, channel_id, incident)
     authorize(cluster_settings_context(ctx, cluster.name), user_id, "request")
     fleet.require_reachable(ctx, cluster)
     settings = ctx.settings
-    request = _store(ctx).new(
+    fields: dict[str, Any] = dict(
         cluster=cluster.name, kind=kind, target=target, requested_by=user_id,
         channel_id=incident.channel_id if incident else channel_id, incident_id=incident.id if incident else None,
         params=params, second_confirmer_for_destructive=settings.second_confirmer_for_destructive)
+    effect = inbox.effect_id("action-request")
+    if effect is None:
+        request, created = _store(ctx).new(**fields), True
+    else:
+        request, created = _store(ctx).new_once(effect, **fields)
     if before_prepare is not None:
         before_prepare(request)
-    enqueue_prepare(settings, request.id, cluster=cluster.name)
+    job_id, _ = inbox.job_once(ctx.redis)
+    if created or (request.status == ActionStatus.PREPARING and not (job_id and job_exists(settings, job_id, ctx.redis))):
+        enqueue_prepare(settings, request.id, cluster=cluster.name, job_id=job_id)
     _record(ctx, request.incident_id, EntryKind.ACTION_REQUESTED, user_id,
             {"action_id": request.id, "description": request.description, **(origin or {})})
-    return request
+    return request, created
 
 
 def queue_listing(ctx: Context, clusters: list[str] | None = None) -> Reply:
@@ -160,7 +177,13 @@ def confirm_action(ctx: Context, action_id: str, user_id: str, *, proceed_anyway
         fleet.check_action_channel(ctx, channel_id, action_id, pending.cluster)
     authorize(cluster_settings_context(ctx, pending.cluster), user_id, "confirm")
     fleet.require_reachable(ctx, load_registry(ctx.settings).get(pending.cluster))
-    result = _store(ctx).confirm(action_id, user_id, proceed_anyway=proceed_anyway)
+    try:
+        result = _store(ctx).confirm(action_id, user_id, proceed_anyway=proceed_anyway)
+    except ConfirmationError:
+        replayed = _replayed_confirmation(ctx, action_id, user_id)
+        if replayed is None:
+            raise
+        result = replayed
     request = result.request
     _record(ctx, request.incident_id, EntryKind.ACTION_CONFIRMED, user_id, {
         "action_id": request.id, "description": request.description, "queued": result.queued,
@@ -176,6 +199,24 @@ def confirm_action(ctx: Context, action_id: str, user_id: str, *, proceed_anyway
         _show(ctx, latest)  # the drainer moved faster than our message update
     return Reply(ctx.templates.render("action_confirmed_reply.slack.j2", action=request, queued=True,
                                       ahead=(result.position or 1) - 1))
+
+
+def _replayed_confirmation(ctx: Context, action_id: str, user_id: str) -> Confirmation | None:
+    """A replayed Confirm click (``service.inbox``) whose first run confirmed before the process died: that
+    confirmation, so the replay finishes its work (records it once, queues the drain, answers) instead of
+    refusing the click it had accepted. ``None`` for anything else (the refusal stands)."""
+    if not inbox.replaying():
+        return None
+    request = _store(ctx).get(action_id)
+    if user_id not in request.confirmed_by:
+        return None
+    if request.status == ActionStatus.AWAITING_CONFIRMATION:
+        return Confirmation(request, queued=False)
+    if request.status == ActionStatus.QUEUED:
+        ids = _queue(ctx, request.cluster).ids()
+        return Confirmation(request, queued=True, position=ids.index(request.id) + 1 if request.id in ids else None)
+    return Confirmation(request, queued=request.status in (ActionStatus.RUNNING, ActionStatus.SUCCEEDED,
+                                                           ActionStatus.FAILED, ActionStatus.OUTCOME_UNKNOWN))
 
 
 def cancel_action(ctx: Context, action_id: str, user_id: str) -> Reply:

@@ -129,9 +129,11 @@ def enqueue_drain(settings: Settings, cluster: str, runtime_path: str = DEFAULT_
 
 
 def enqueue_prepare(settings: Settings, action_id: str, runtime_path: str = DEFAULT_RUNTIME, *,
-                    cluster: str | None = None) -> None:
-    """Queue the validation + dry-run of a new request (read-only: one retry after a crash is safe) on its cluster's queue."""
-    jobs.enqueue(settings, jobs.ACTION_PREPARE, action_id, runtime_path, on_cluster=cluster)
+                    cluster: str | None = None, job_id: str | None = None) -> None:
+    """Queue the validation + dry-run of a new request (read-only: one retry after a crash is safe) on its cluster's queue.
+
+    ``job_id``: a stable id (``service.inbox.job_once``), so a replayed request does not queue it twice."""
+    jobs.enqueue(settings, jobs.ACTION_PREPARE, action_id, runtime_path, on_cluster=cluster, job_id=job_id)
 
 
 def _ensure_watchdog(ctx: Context, cluster: str) -> None:

@@ -4,7 +4,7 @@
   assessment (:func:`incident.recovery.build_plan`), addressed by the assessment's ``ref`` (stored on its
   timeline entry). Steps already done in the incident (:meth:`Keys.recovery_done`) are shown done.
 - **A click on a step** (:func:`click_step`; like the other clicks here, requested once even when the
-  inbox replays it after a crash: :func:`service.inbox.effect_id`) is a normal action request (authorization, dry-run,
+  inbox replays it after a crash: :func:`service.action_requests.submit_request`) is a normal action request (authorization, dry-run,
   confirmation, the per-cluster queue, audit) once three things hold: the button's assessment is the
   incident's latest (else the fresh plan is shown instead), no action finished since it was drawn (else a
   fresh assessment is queued), and the button names exactly a step of the plan rebuilt from the stored
@@ -42,7 +42,7 @@ from incident.timeline import EntryKind, TimelineEntry
 from persistence.connection import get_keys
 from persistence.keys import Keys
 from persistence.store import IncidentStore
-from service.action_requests import authorize, submit_request
+from service.action_requests import authorize, requested_reply, submit_request
 from service.recovery_record import RECORD_TTL_SECONDS, done_steps, queue_reassessment, text_fields, undo_of
 from service import inbox, node_restore
 from service.context import Context
@@ -196,14 +196,6 @@ def click_step(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     return _request_step(ctx, incident, user_id, button.ref, step, primary)
 
 
-def _first_run(ctx: Context, what: str) -> bool:
-    """False when this click's work is a replay (``service.inbox``) whose first run already requested its action."""
-    effect = inbox.effect_id(what)
-    if effect is None:
-        return True
-    return bool(ctx.redis.set(ctx.keys.recovery_click(effect), "1", nx=True, ex=RECORD_TTL_SECONDS))
-
-
 def _request_step(ctx: Context, incident: Incident, user_id: str, ref: str, step: PlanStep, primary: bool) -> Reply:
     def link(request: ActionRequest) -> None:
         key = ctx.keys.recovery_step(request.id)
@@ -213,11 +205,9 @@ def _request_step(ctx: Context, incident: Incident, user_id: str, ref: str, step
             pipe.expire(key, RECORD_TTL_SECONDS)
             pipe.execute()
 
-    if not _first_run(ctx, "plan-step"):
-        return Reply(ctx.templates.render("recovery_replayed.slack.j2", what=step.description))
-    request = submit_request(ctx, user_id, incident.channel_id, incident, step.kind, step.target, dict(step.params),
-                             origin={"plan_ref": ref, "plan_step": step.number, "plan_primary": primary}, before_prepare=link)
-    return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
+    return requested_reply(ctx, *submit_request(
+        ctx, user_id, incident.channel_id, incident, step.kind, step.target, dict(step.params),
+        origin={"plan_ref": ref, "plan_step": step.number, "plan_primary": primary}, before_prepare=link))
 
 
 def _show_fresh_plan(ctx: Context, incident: Incident, user_id: str, latest: TimelineEntry,
@@ -251,11 +241,8 @@ def click_restore(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
                                 "re-apply; nothing was requested.",
                                 hint="`/k8s restore node &lt;name&gt; &lt;key&gt;=&lt;value&gt; … --taint …` sets them by hand.")
     params = node_restore.restore_request_params(record)
-    if not _first_run(ctx, "restore-node"):
-        return Reply(ctx.templates.render("recovery_replayed.slack.j2", what=f"restore node {target}"))
-    request = submit_request(ctx, user_id, incident.channel_id, incident, "restore-node", target, params,
-                             origin={"restore_of": record.get("action_id")})
-    return Reply(ctx.templates.render("action_requested_reply.slack.j2", action=request))
+    return requested_reply(ctx, *submit_request(ctx, user_id, incident.channel_id, incident, "restore-node", target,
+                                                params, origin={"restore_of": record.get("action_id")}))
 
 
 def replacement_named(ctx: Context, incident: Incident, old: str, new: str, user_id: str) -> Reply:
@@ -283,7 +270,9 @@ def click_undo(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     if not undo.get("description"):
         raise IncidentBotError(ctx.templates.render("recovery_no_undo.slack.j2", action_id=action_id,
                                                     note=undo.get("note", "")))
-    if not ctx.redis.hsetnx(ctx.keys.recovery_undo(action_id), "undone_by", user_id):
+    undo_key = ctx.keys.recovery_undo(action_id)
+    replay = inbox.replaying() and ctx.redis.hget(undo_key, "undone_by") == user_id.encode()  # its first run claimed it
+    if not replay and not ctx.redis.hsetnx(undo_key, "undone_by", user_id):
         raise ConfirmationError(f"Action `{action_id}` was already undone (or its undo requested); nothing new was "
                                 "requested.", hint="`/k8s queue` shows where that undo stands.")
     def link(request: ActionRequest) -> None:  # an undo is a step too: re-assessed when it finished
@@ -294,9 +283,9 @@ def click_undo(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
             pipe.execute()
 
     try:
-        request = submit_request(ctx, user_id, incident.channel_id, incident, undo["kind"], undo["target"],
-                                 json.loads(undo.get("params") or "{}"), origin={"undo_of": action_id},
-                                 before_prepare=link)
+        request, _ = submit_request(ctx, user_id, incident.channel_id, incident, undo["kind"], undo["target"],
+                                    json.loads(undo.get("params") or "{}"), origin={"undo_of": action_id},
+                                    before_prepare=link)
     except Exception:
         ctx.redis.hdel(ctx.keys.recovery_undo(action_id), "undone_by")  # not requested: the button works again
         raise

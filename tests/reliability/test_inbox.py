@@ -6,6 +6,8 @@
   each timeline entry and state change once, whether the first run died before, in the middle of, or
   after its effects.
 - A replay does not queue again the job its first run queued (a stable RQ job id).
+- A replayed risky-action command stores one request and queues one dry-run; a replayed Confirm click
+  whose first run confirmed finishes that confirmation (one entry, one place in the queue).
 - End to end in one process: an entry of a dead process is replayed by the bot's keeper, its work runs,
   the answer goes to the request's response_url, and the entry is gone.
 """
@@ -14,8 +16,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
+from incident.errors import ConfirmationError
 from incident.model import Incident
 from incident.settings import Settings
 from persistence.inbox import InboxEntry, InboxStore
@@ -126,3 +130,41 @@ def test_a_replay_does_not_queue_its_first_runs_job_again(bot_settings: Settings
     assert queue.count == 1
     lifecycle.request_postmortem(services, incident, "U_ALICE")  # outside an entry: a request of its own
     assert queue.count == 2
+
+
+def test_a_replayed_action_request_and_confirm_click_act_once(bot_settings: Settings) -> None:
+    """A typed risky command and its Confirm click, each replayed after its first run died: one request,
+    one dry-run job, one ``action_requested`` and one ``action_confirmed`` entry, one place in the queue."""
+    from incident.actions import ActionStatus
+    from persistence.action_queue import ActionQueue
+    from service import action_requests
+    from service.actions import action_store
+
+    services = Context.from_settings(bot_settings)
+    incident = Incident(id="20261202-002", title="t", severity="sev2", channel_id="C_X", channel_name="x",
+                        opened_by="U_ALICE", opened_at=services.clock.now(), commander="U_ALICE")
+    command = Inbox(services.redis, services.keys).record({"kind": "command", "body": {}})
+    answers = []
+    for attempt in (1, 2, 3):  # the first run, then two replays
+        with inbox.scope(InboxEntry(command.id, command.raw, attempt)):
+            answers.append(action_requests.request_action(services, "U_ALICE", "C_X", incident, "cordon",
+                                                          "kwok-node-0", {}).text)
+    store = action_store(services)
+    assert [k for k in services.redis.keys("k8sbot:action:A*")] == [b"k8sbot:action:A1"]
+    assert "A1" in answers[0] and all("already requested by this click or command" in a for a in answers[1:])
+    prepare = jobs.get_queue(bot_settings, jobs.ACTION_PREPARE.queue, services.redis, cluster=store.get("A1").cluster)
+    assert prepare.count == 1
+    timeline = services.store.timeline(incident.id)
+    assert [e.data["action_id"] for e in timeline.entries({"action_requested"})] == ["A1"]
+
+    store.prepared("A1", dry_run="would cordon kwok-node-0", guard="", ttl_seconds=300)
+    click = Inbox(services.redis, services.keys).record({"kind": "button", "body": {}})
+    for attempt in (1, 2):  # the click confirmed, then the bot died before answering; the keeper replays it
+        with inbox.scope(InboxEntry(click.id, click.raw, attempt)):
+            action_requests.confirm_action(services, "A1", "U_ALICE")
+    assert store.get("A1").status == ActionStatus.QUEUED
+    assert ActionQueue(services.redis, store.get("A1").cluster, services.keys, services.clock).ids() == ["A1"]
+    assert len(timeline.entries({"action_confirmed"})) == 1
+    # Outside a replay, a second click of the same person is refused as before.
+    with pytest.raises(ConfirmationError, match="already confirmed and queued"):
+        action_requests.confirm_action(services, "A1", "U_ALICE")
