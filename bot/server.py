@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -82,6 +81,11 @@ class BotWsgiApp:
         self._draining = threading.Event()
         self._alerts = AlertIntake(services)
         """Alertmanager's webhook (``bot.alert_intake``), served in both modes."""
+
+    @property
+    def draining(self) -> bool:
+        """Whether stopping has begun (:meth:`start_draining`)."""
+        return self._draining.is_set()
 
     def start_draining(self) -> None:
         """The first step of stopping: ``/readyz`` fails (requests are still served), no replays are taken on."""
@@ -266,16 +270,24 @@ def serve_http(settings: Settings, *, host: str, port: int, threads: int = 16) -
 
 
 def _stop_after_delay(app: BotWsgiApp, delay: float) -> None:
-    """SIGTERM (a pod being replaced): not ready now, still serving for ``delay`` s, then stop like Ctrl-C."""
+    """SIGTERM (a pod being replaced): not ready now, still serving for ``delay`` s, then stop like Ctrl-C.
+
+    The stop is an alarm (``SIGALRM``) whose handler raises ``KeyboardInterrupt`` in the main thread, where
+    the server's loop runs: not a ``SIGINT`` sent by a timer thread, whose effect depended on the
+    disposition the process inherited (a shell's ``&`` starts it with ``SIGINT`` ignored) and which once
+    left a SIGTERMed bot serving on. A second SIGTERM while stopping changes nothing.
+    """
+    if app.draining:
+        return
     log.info("SIGTERM: not ready; serving %.1f s more while the load balancer routes around this replica", delay)
     app.start_draining()
-    timer = threading.Timer(delay, os.kill, args=(os.getpid(), signal.SIGINT))
-    timer.daemon = True
-    timer.start()
+    signal.signal(signal.SIGALRM, _stop_serving)
+    signal.setitimer(signal.ITIMER_REAL, max(delay, 0.01))
 
 
 def _stop_serving(signum: int, frame: object) -> None:
-    """SIGTERM in Socket Mode: the connection closes at once (Slack sends to the app's other connections)."""
+    """Stop like Ctrl-C: SIGTERM in Socket Mode (the connection closes at once; Slack sends to the app's other
+    connections), and the alarm that ends :func:`_stop_after_delay`'s delay over HTTP."""
     raise KeyboardInterrupt
 
 

@@ -161,7 +161,13 @@ def test_serve_and_worker_run_from_the_image_files(image_files: Path, redis_url:
             _wait_http(f"http://127.0.0.1:{bot_port}/healthz", bot, tmp_path / "serve.log")
             _wait_http(f"http://127.0.0.1:{worker_port}/metrics", worker, tmp_path / "worker.log")
             _wait_idle_worker(redis_url, worker, tmp_path / "worker.log")
-        finally:
+        finally:  # every process is stopped, even when one of them fails to stop cleanly
+            failures = []
             for proc, log in ((bot, tmp_path / "serve.log"), (worker, tmp_path / "worker.log")):
                 if proc.poll() is None:
-                    _terminate(proc, log)
+                    try:
+                        _terminate(proc, log)
+                    except AssertionError as failure:
+                        failures.append(failure)
+            if failures:
+                raise failures[0]
