@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from chat.alert_blocks import attach_modal, decided_message, recovery_prompt, triage_message
@@ -240,15 +241,37 @@ def _prompt_if_all_resolved(services: Context, store: AlertStore, incident: Inci
 # --- the triage buttons and the recovery prompt ----------------------------------------------------------
 
 
-def _triage_group(store: AlertStore, group_id: str) -> AlertGroup:
+def _triage_group(services: Context, store: AlertStore, group_id: str) -> AlertGroup:
     group = store.group(group_id)
     if group is None:
-        raise IncidentBotError("This alert group is not known to the bot; the message may come from another installation.")
+        raise IncidentBotError(_reply_text(services, "unknown_group"))
     return group
 
 
+def _reply_text(services: Context, what: str, **values: Any) -> str:
+    """What the person who clicked is told (``alert_reply.slack.j2``), for a reply or a refusal."""
+    return services.templates.render("alert_reply.slack.j2", what=what, **values)
+
+
 def _already_decided(services: Context, group: AlertGroup) -> Reply:
-    return Reply(services.templates.render("alert_reply.slack.j2", what="decided", group=group))
+    return Reply(_reply_text(services, "decided", group=group))
+
+
+def _decide_in_triage(services: Context, group_id: str, where: MessageRef | None, *, how: str,
+                      decision: Callable[[AlertStore, AlertGroup], Incident | None]) -> Reply:
+    """A triage button's decision, once: under the group's lock, refused when the group was already decided.
+
+    ``decision`` does what is the button's own (open, attach, dismiss) and returns the incident the group
+    now belongs to, if any; then the triage message becomes the decision, and the person is told ``how``.
+    """
+    store = _store(services)
+    with store.lock(group_id):
+        group = _triage_group(services, store, group_id)
+        if group.state != GroupState.TRIAGE:
+            return _already_decided(services, group)
+        incident = decision(store, group)
+    _replace_triage_message(services, group, where, incident=incident, how=how)
+    return Reply(_reply_text(services, how, group=group, incident=incident))
 
 
 def _replace_triage_message(services: Context, group: AlertGroup, where: MessageRef | None, *,
@@ -267,25 +290,21 @@ def _replace_triage_message(services: Context, group: AlertGroup, where: Message
 
 def open_from_triage(services: Context, group_id: str, user_id: str, where: MessageRef | None) -> Reply:
     """*Open incident*: the person who clicked opens (and commands) the group's incident."""
-    store = _store(services)
-    with store.lock(group_id):
-        group = _triage_group(store, group_id)
-        if group.state != GroupState.TRIAGE:
-            return _already_decided(services, group)
+    def opened(store: AlertStore, group: AlertGroup) -> Incident:
         incident = _open(services, group, opened_by=user_id, commander=user_id)
         _link(services, store, group, incident, actor=user_id, how="opened")
-    _replace_triage_message(services, group, where, incident=incident, how="opened")
-    return Reply(services.templates.render("alert_reply.slack.j2", what="opened", group=group, incident=incident))
+        return incident
+    return _decide_in_triage(services, group_id, where, how="opened", decision=opened)
 
 
 def attach_choices(services: Context, group_id: str, trigger_id: str, where: MessageRef) -> Reply:
     """*Attach to an open incident…*: a modal to choose one of the open incidents."""
-    group = _triage_group(_store(services), group_id)
+    group = _triage_group(services, _store(services), group_id)
     if group.state != GroupState.TRIAGE:
         return _already_decided(services, group)
     incidents = sorted(services.store.active(), key=lambda i: i.opened_at, reverse=True)
     if not incidents:
-        return Reply(services.templates.render("alert_reply.slack.j2", what="none_open", group=group))
+        return Reply(_reply_text(services, "none_open", group=group))
     view = attach_modal(group_id, where.channel_id, where.ts, incidents)
     services.slack.call("views.open", trigger_id=trigger_id, view=view.to_dict())
     return Reply("")
@@ -293,34 +312,25 @@ def attach_choices(services: Context, group_id: str, trigger_id: str, where: Mes
 
 def attach(services: Context, group_id: str, incident_id: str, user_id: str, where: MessageRef | None) -> Reply:
     """Link the group to an open incident: its alerts so far join that incident's timeline, and later ones too."""
-    store = _store(services)
     try:
         incident = services.store.get(incident_id)
     except IncidentNotFound:
-        raise IncidentBotError("That incident does not exist (any more); choose another one.") from None
+        raise IncidentBotError(_reply_text(services, "no_such_incident")) from None
     if not incident.is_active:
-        raise IncidentBotError(f"Incident `{incident.id}` is already resolved; attach the alerts to an open one, "
-                               "or open a new incident from them.")
-    with store.lock(group_id):
-        group = _triage_group(store, group_id)
-        if group.state != GroupState.TRIAGE:
-            return _already_decided(services, group)
+        raise IncidentBotError(_reply_text(services, "incident_resolved", incident=incident))
+
+    def attached(store: AlertStore, group: AlertGroup) -> Incident:
         _link(services, store, group, incident, actor=user_id, how="attached")
-    _replace_triage_message(services, group, where, incident=incident, how="attached")
-    return Reply(services.templates.render("alert_reply.slack.j2", what="attached", group=group, incident=incident))
+        return incident
+    return _decide_in_triage(services, group_id, where, how="attached", decision=attached)
 
 
 def dismiss(services: Context, group_id: str, user_id: str, where: MessageRef | None) -> Reply:
     """*Dismiss*: the group is kept (recorded), nobody is asked again about it."""
-    store = _store(services)
-    with store.lock(group_id):
-        group = _triage_group(store, group_id)
-        if group.state != GroupState.TRIAGE:
-            return _already_decided(services, group)
+    def dismissed(store: AlertStore, group: AlertGroup) -> None:
         group.state, group.decided_by = GroupState.DISMISSED, user_id
         store.save(group)
-    _replace_triage_message(services, group, where, incident=None, how="dismissed")
-    return Reply(services.templates.render("alert_reply.slack.j2", what="dismissed", group=group))
+    return _decide_in_triage(services, group_id, where, how="dismissed", decision=dismissed)
 
 
 def run_recovery_checklist(services: Context, incident_id: str, user_id: str) -> Reply:
