@@ -26,7 +26,6 @@ from incident.clusters import load_registry
 from service import fleet, inbox
 from service.cluster_jobs import cluster_settings_context
 from service.context import Context
-from service.jobs import job_exists
 from service.lifecycle import Reply
 from service.outbox import real_ts
 
@@ -128,8 +127,8 @@ def submit_request(ctx: Context, user_id: str, channel_id: str, incident: Incide
         request, created = _store(ctx).new_once(effect, **fields)
     if before_prepare is not None:
         before_prepare(request)
-    job_id, _ = inbox.job_once(ctx.redis)
-    if created or (request.status == ActionStatus.PREPARING and not (job_id and job_exists(settings, job_id, ctx.redis))):
+    job_id, queued = inbox.job_once(ctx.redis)
+    if created or (request.status == ActionStatus.PREPARING and not queued):
         enqueue_prepare(settings, request.id, cluster=cluster.name, job_id=job_id)
     _record(ctx, request.incident_id, EntryKind.ACTION_REQUESTED, user_id,
             {"action_id": request.id, "description": request.description, **(origin or {})})

@@ -86,16 +86,16 @@ def effect_id(what: str) -> str | None:
 
 
 def job_once(redis: Redis) -> tuple[str | None, bool]:
-    """The RQ job id for the running entry's next job, and whether its first run already queued it.
+    """The RQ job id for the running entry's next job, and whether a job of that id already exists.
 
-    ``(None, False)`` outside an entry (RQ picks an id). A replay that finds the job (queued, running or
-    finished within its result TTL, minutes; a replay comes about 15 s after the crash) does not queue it
-    again."""
+    ``(None, False)`` outside an entry (RQ picks an id). Only a replay can find one (the id is made from the
+    entry's id): its first run queued it, and it is still queued, running or finished within its result TTL
+    (minutes; a replay comes about 15 s after the crash), so it is not queued again."""
     effect = effect_id("job")
     if effect is None:
         return None, False
     job_id = "inbox-" + effect.replace(":", "-")
-    return job_id, replaying() and Job.exists(job_id, connection=redis)
+    return job_id, Job.exists(job_id, connection=redis)
 
 
 def replaying() -> bool:
