@@ -16,6 +16,7 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from sandbox.cluster import KWOK_CUSTOM_STATUS_ANNOTATION
+from sandbox.waiting import poll
 
 Manifest = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
@@ -36,11 +37,7 @@ def rfc3339(moment: dt.datetime) -> str:
 
 def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 60.0, interval: float = 0.25) -> None:
     """Poll ``predicate`` until true; :class:`ScenarioError` naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise ScenarioError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+    poll(predicate, timeout, what, interval=interval, error=ScenarioError)
 
 
 def create_if_missing(create: Callable[[], object]) -> bool:

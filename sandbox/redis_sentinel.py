@@ -24,6 +24,7 @@ import redis
 from sandbox.ports import free_port
 from sandbox.processes import stop_process
 from sandbox.redis_server import RedisServer, RedisServerError
+from sandbox.waiting import poll
 
 T = TypeVar("T")
 
@@ -174,13 +175,7 @@ class SentinelGroup:
 
     @staticmethod
     def _wait(what: str, condition: Callable[[], T | None], timeout: float) -> T:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = condition()
-            if result:
-                return result
-            time.sleep(0.1)
-        raise RedisServerError(f"timed out after {timeout} s waiting for {what}")
+        return poll(condition, timeout, what, interval=0.1, error=RedisServerError)  # type: ignore[arg-type]
 
     def stop(self) -> None:
         for sentinel in self.sentinels:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from incident.model import Incident
 from sandbox.slack import SlackEmulator
 from tests.fixtures.slack import RunningBot
+from sandbox.waiting import poll
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> None:
     """Poll until ``condition()`` is truthy; fail with a clear message after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+    poll(condition, timeout, "the condition", interval=interval)
 
 
 TRANSPORT_METHODS = frozenset({"apps.connections.open"})

@@ -31,6 +31,7 @@ from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
 from tests.fixtures.image import BuiltImage, Container, podman, run_once
 from tests.fixtures.slack import BOT_TOKEN, RESPONDER_GROUP, SIGNING_SECRET, STAKEHOLDER_CHANNEL, USERS
+from sandbox.waiting import poll
 
 pytestmark = [pytest.mark.cluster, pytest.mark.image]
 
@@ -43,13 +44,7 @@ GRACE_SECONDS = 30
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+    return poll(condition, timeout, what, interval=interval)
 
 
 def http_get(url: str) -> tuple[int, str]:

@@ -24,6 +24,7 @@ from incident.settings import Settings
 from tests.fixtures.workers import WorkerProcesses, settings_environment
 from incident.actions import Outcome
 from service.runtime import ActionRuntime, Guard, Progress
+from sandbox.waiting import poll
 
 RUNTIME = "tests.workers.test_actions_standin:recording_runtime"
 KUBE_RUNTIME = "tests.workers.test_actions_standin:kube_recording_runtime"
@@ -108,12 +109,7 @@ def kube_recording_runtime(settings: Settings) -> ActionRuntime:
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout} s")
+    poll(condition, timeout, what)
 
 
 Workers = WorkerProcesses

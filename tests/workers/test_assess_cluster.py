@@ -30,6 +30,7 @@ from tests.fixtures.workers import WorkerProcesses, child_pids, settings_environ
 from service.assessment import META_KEY, WORKER_STOPPED, finalize_interrupted
 from persistence.connection import get_keys
 from service.jobs import get_queue
+from sandbox.waiting import poll
 
 pytestmark = pytest.mark.cluster
 CHANNEL = "C_INC"
@@ -37,13 +38,7 @@ JOB = "workers.assess.run_assessment"
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout} s")
+    return poll(condition, timeout, what)
 
 
 @pytest.fixture()

@@ -46,6 +46,7 @@ from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET, STAKEHOLDER_CHANNEL
 from service import reminders
 from persistence.outbox import OutboxStore
 from service.jobs import STATUS_TICK
+from sandbox.waiting import poll
 
 REPO = Path(__file__).resolve().parents[2]
 ESCALATION_GROUP = "S_ESC"
@@ -74,13 +75,7 @@ class ManualClock:
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.03)
-    raise AssertionError(f"{what}: not within {timeout} s")
+    return poll(condition, timeout, what, interval=0.03)
 
 
 class Workers:
