@@ -12,7 +12,10 @@ step waits for what the bot did through the Web API, and the cordon is checked o
 The walk-through runs once per Slack transport of the bot (``serve`` over HTTP, ``socket`` in Socket
 Mode, as ``DEMO_SLACK_MODE`` picks for ``make demo``): the page is the same, but what reaches the bot,
 how it acknowledges and how the modal's ``response_action`` comes back differ, and a demo mode nobody
-has clicked through is a guess. Screenshots of every step go to ``test-artifacts/demo/<mode>/``
+has clicked through is a guess. The HTTP stack runs ``make demo``'s two clusters (``prod-eu`` central,
+``prod-us`` through its agent; the walk-through works the default one, and one test breaks ``prod-us``
+alone and reads the fleet's verdict matrix), the Socket Mode stack the single cluster of
+``DEMO_CLUSTERS=1``, so both paths are clicked through without a third stack on two cores. Screenshots of every step go to ``test-artifacts/demo/<mode>/``
 (gitignored). The page's JSON API is also tested without a cluster or a browser, against the real bot
 app (``bot_server``) over both transports.
 """
