@@ -120,8 +120,12 @@ def bot_message(page: Page, text: str | re.Pattern[str]) -> Locator:
 
 
 def cluster_panel(page: Page, stack: DemoStack, cluster: str | None = None) -> Locator:
-    """The scenario panel of ``cluster`` (default: the demo's default cluster) on the page."""
-    return page.get_by_test_id(f"cluster-{cluster or stack.default_cluster}")
+    """The scenario panel of ``cluster`` (default: the demo's default cluster), shown by clicking its tab."""
+    name = cluster or stack.default_cluster
+    page.get_by_test_id(f"cluster-tab-{name}").click()
+    panel = page.get_by_test_id(f"cluster-{name}")
+    expect(panel).to_be_visible()
+    return panel
 
 
 def open_incident_from_alerts(page: Page, panel: Locator, key: str, channel_part: str) -> None:
@@ -168,9 +172,11 @@ def test_two_clusters_one_broken_while_the_other_stays_healthy(demo_stack: DemoS
     folder.mkdir(parents=True, exist_ok=True)
     central, agent = demo_stack.sites
     assert (central.plan.mode, agent.plan.mode) == ("central", "agent")
-    home, away = cluster_panel(page, demo_stack, central.name), cluster_panel(page, demo_stack, agent.name)
+    home = cluster_panel(page, demo_stack, central.name)
     expect(home).to_have_attribute("data-mode", "central")
+    away = cluster_panel(page, demo_stack, agent.name)
     expect(away).to_have_attribute("data-mode", "agent")
+    expect(home).to_be_hidden()  # one cluster's panel at a time; both tabs stay in sight with their state
     expect(page.get_by_test_id(f"channel-{central.name}")).to_be_visible()
     expect(page.get_by_test_id(f"channel-{agent.name}")).to_be_visible()
 

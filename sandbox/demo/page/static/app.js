@@ -14,6 +14,7 @@
     user: localStorage.getItem("demo.user") || "U_ONCALL",
     channel: localStorage.getItem("demo.channel") || null,
     thread: null,
+    cluster: null,  // whose scenario panel is shown (the first cluster until a tab is clicked)
     data: null,
     keys: {},
     knownChannels: null,
@@ -475,19 +476,32 @@
     const panel = $("scenario-panel");
     if (!data.panel) { panel.classList.add("hidden"); return; }
     const busy = data.jobs.some((j) => j.state === "queued" || j.state === "running");
-    if (changed("scenarios", [data.clusters, busy])) {
+    if (!data.clusters.some((c) => c.name === ui.cluster)) ui.cluster = data.clusters.length ? data.clusters[0].name : null;
+    if (changed("scenarios", [data.clusters, busy, ui.cluster])) {
       const list = $("scenarios");
       list.innerHTML = "";
+      // One tab per cluster, each with its state, so every cluster is in sight; the chosen one's panel below.
+      const tabs = document.createElement("li");
+      tabs.className = "cluster-tabs";
+      for (const c of data.clusters) {
+        const broken = c.scenarios.filter((s) => s.active).length;
+        const tab = Object.assign(document.createElement("button"), { type: "button",
+          className: `cluster-tab${c.name === ui.cluster ? " selected" : ""}${broken ? " broken" : ""}` });
+        tab.dataset.testid = `cluster-tab-${c.name}`;
+        tab.innerHTML = `<span class="cluster-name">${esc(c.name)}</span>`
+          + `<span class="cluster-state" data-testid="cluster-state-${esc(c.name)}">${broken ? `${broken} broken` : "healthy"}</span>`;
+        tab.addEventListener("click", () => { ui.cluster = c.name; renderPanel(ui.data); });
+        tabs.appendChild(tab);
+      }
+      list.appendChild(tabs);
       for (const c of data.clusters) {  // one panel per cluster: its scenarios break that cluster only
         const section = document.createElement("li");
-        section.className = `cluster-panel ${c.mode}`;
+        section.className = `cluster-panel ${c.mode}${c.name === ui.cluster ? "" : " hidden"}`;
         section.dataset.testid = `cluster-${c.name}`;
         section.dataset.mode = c.mode;
-        const broken = c.scenarios.filter((s) => s.active).length;
         const channel = c.channel_name ? ` · <span class="cluster-channel">#${esc(c.channel_name)}</span>` : "";
         section.innerHTML = `<div class="cluster-head"><span class="cluster-name">${esc(c.name)}</span>`
-          + `<span class="cluster-mode">${esc(c.mode)}</span>${channel}`
-          + `<span class="cluster-state" data-testid="cluster-state-${esc(c.name)}">${broken ? `${broken} broken` : "healthy"}</span></div>`
+          + `<span class="cluster-mode">${esc(c.mode)}</span>${channel}</div>`
           + `<div class="cluster-description">${esc(c.description)}</div>`;
         const items = document.createElement("ul");
         items.className = "scenarios";
