@@ -86,7 +86,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench_recovery")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    stack = DemoStack()
+    stack = DemoStack(clusters=1)  # the figures are of one cluster (the demo default runs two)
     stack.start()
     try:
         client = redis.Redis.from_url(stack.redis.url)

@@ -170,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     postmortem.add_argument("-o", "--output", help="Write the Markdown to this file instead of printing it.")
     postmortem.set_defaults(handler=_cmd_postmortem)
 
-    demo = sub.add_parser("demo", help="Run everything locally (Redis, control plane, Slack emulator, worker, bot) and print one URL.")
+    demo = sub.add_parser("demo", help="Run everything locally (Redis, two control planes: prod-eu central and prod-us "
+                                       "with its agent, Slack emulator, worker, bot) and print one URL; "
+                                       "DEMO_CLUSTERS=1 for one cluster.")
     demo.set_defaults(handler=_cmd_demo)
 
     drill = sub.add_parser("drill", help="Like demo, then break the cluster and open a drill incident; the post-mortem scores it.")

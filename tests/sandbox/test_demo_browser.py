@@ -12,7 +12,10 @@ step waits for what the bot did through the Web API, and the cordon is checked o
 The walk-through runs once per Slack transport of the bot (``serve`` over HTTP, ``socket`` in Socket
 Mode, as ``DEMO_SLACK_MODE`` picks for ``make demo``): the page is the same, but what reaches the bot,
 how it acknowledges and how the modal's ``response_action`` comes back differ, and a demo mode nobody
-has clicked through is a guess. Screenshots of every step go to ``test-artifacts/demo/<mode>/``
+has clicked through is a guess. The HTTP stack runs ``make demo``'s two clusters (``prod-eu`` central,
+``prod-us`` through its agent; the walk-through works the default one, and one test breaks ``prod-us``
+alone and reads the fleet's verdict matrix), the Socket Mode stack the single cluster of
+``DEMO_CLUSTERS=1``, so both paths are clicked through without a third stack on two cores. Screenshots of every step go to ``test-artifacts/demo/<mode>/``
 (gitignored). The page's JSON API is also tested without a cluster or a browser, against the real bot
 app (``bot_server``) over both transports.
 """
@@ -35,6 +38,7 @@ from kubernetes import client as k8s
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from sandbox.demo import MODE_VARIABLE, SCENARIOS, DemoStack, run_demo
+from sandbox.demo.clusters import COUNT_VARIABLE
 from sandbox.demo.page import attach_page
 from sandbox.slack import SlackEmulator
 from sandbox.slack.model import File
@@ -51,10 +55,12 @@ BOT_SECONDS = 60_000
 """How long (ms) to wait for the bot's work: the assessment budget is 30 s, jobs run on a real worker."""
 
 
-@pytest.fixture(scope="module", params=["http", "socket"])
+@pytest.fixture(scope="module", params=[("http", 2), ("socket", 1)], ids=["http-2-clusters", "socket-1-cluster"])
 def demo_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
-    """The whole demo stack with the bot over HTTP or in Socket Mode, started once per mode."""
-    stack = DemoStack(tmp_path_factory.mktemp(f"demo-{request.param}"), slack_mode=request.param)
+    """The whole demo stack, started once per variant: the bot over HTTP with the default two clusters
+    (``make demo``), and in Socket Mode with one (``DEMO_CLUSTERS=1``, the single-cluster path)."""
+    mode, clusters = request.param
+    stack = DemoStack(tmp_path_factory.mktemp(f"demo-{mode}"), slack_mode=mode, clusters=clusters)
     stack.start()
     try:
         yield stack
@@ -113,6 +119,26 @@ def bot_message(page: Page, text: str | re.Pattern[str]) -> Locator:
         '[data-testid="message"], [data-testid="ephemeral-message"]').filter(has_text=text)
 
 
+def cluster_panel(page: Page, stack: DemoStack, cluster: str | None = None) -> Locator:
+    """The scenario panel of ``cluster`` (default: the demo's default cluster), shown by clicking its tab."""
+    name = cluster or stack.default_cluster
+    page.get_by_test_id(f"cluster-tab-{name}").click()
+    panel = page.get_by_test_id(f"cluster-{name}")
+    expect(panel).to_be_visible()
+    return panel
+
+
+def open_incident_from_alerts(page: Page, panel: Locator, key: str, channel_part: str) -> None:
+    """*Fire alerts* of ``key`` in ``panel``; the critical alert's incident channel (its name has ``channel_part``)
+    appears and opens with the bot's "Opened from Alertmanager"."""
+    panel.get_by_test_id(f"alerts-{key}").click()
+    expect(panel.get_by_test_id(f"resolve-alerts-{key}")).to_be_enabled(timeout=BOT_SECONDS)
+    channel = page.locator(f'[data-testid^="channel-inc-"][data-testid*="{channel_part}"]')
+    expect(channel).to_have_count(1, timeout=BOT_SECONDS)
+    channel.click()
+    expect(bot_message(page, "Opened from Alertmanager").first).to_be_visible(timeout=BOT_SECONDS)
+
+
 def a_kwok_node(stack: DemoStack) -> str:
     api = stack.cluster.api_client()
     try:
@@ -129,6 +155,66 @@ def node_unschedulable(stack: DemoStack, name: str) -> bool:
         return bool(k8s.CoreV1Api(api).read_node(name).spec.unschedulable)
     finally:
         api.close()
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(480)
+def test_two_clusters_one_broken_while_the_other_stays_healthy(demo_stack: DemoStack, page: Page) -> None:
+    """``make demo``'s two clusters side by side: a panel each, ``/k8s clusters`` in #fleet lists both (the agent
+    cluster's agent seen), the DNS cascade injected from the agent cluster's panel breaks that cluster only, and
+    ``/k8s assess --cluster all`` posts the verdict matrix — one cluster failing, the other healthy. Its alerts
+    carry its cluster label, so the incident Alertmanager opens is on that cluster.
+
+    First in the module, so the central cluster is as the demo starts it; the walkthrough after it uses that one."""
+    if not demo_stack.multi:
+        pytest.skip("the single-cluster demo (DEMO_CLUSTERS=1) has one cluster")
+    folder = ARTIFACTS / demo_stack.slack_mode / "clusters"
+    folder.mkdir(parents=True, exist_ok=True)
+    central, agent = demo_stack.sites
+    assert (central.plan.mode, agent.plan.mode) == ("central", "agent")
+    home = cluster_panel(page, demo_stack, central.name)
+    expect(home).to_have_attribute("data-mode", "central")
+    away = cluster_panel(page, demo_stack, agent.name)
+    expect(away).to_have_attribute("data-mode", "agent")
+    expect(home).to_be_hidden()  # one cluster's panel at a time; both tabs stay in sight with their state
+    expect(page.get_by_test_id(f"channel-{central.name}")).to_be_visible()
+    expect(page.get_by_test_id(f"channel-{agent.name}")).to_be_visible()
+
+    # The fleet view: both clusters, the agent cluster reachable through its agent.
+    page.get_by_test_id("channel-fleet").click()
+    type_in_composer(page, "/k8s clusters")
+    listing = bot_message(page, "Clusters")
+    expect(listing.first).to_contain_text(re.compile(rf"{re.escape(central.name)}\s*· central"), timeout=BOT_SECONDS)
+    expect(listing.first).to_contain_text(re.compile(rf"{re.escape(agent.name)}\s*· agent · agent seen"))
+    page.screenshot(path=str(folder / "01-clusters.png"))
+
+    # Break DNS in the agent cluster only.
+    away.get_by_test_id(f"inject-{SCENARIO}").click()
+    expect(away.get_by_test_id(f"scenario-{SCENARIO}")).to_have_attribute("data-active", "true", timeout=BOT_SECONDS)
+    expect(home.get_by_test_id(f"scenario-{SCENARIO}")).to_have_attribute("data-active", "false")
+    expect(page.get_by_test_id(f"cluster-state-{agent.name}")).to_have_text("1 broken")
+    expect(page.get_by_test_id(f"cluster-state-{central.name}")).to_have_text("healthy")
+    assert SCENARIO in demo_stack.panels[agent.name].active and not demo_stack.panels[central.name].active
+    try:
+        type_in_composer(page, "/k8s assess --cluster all")
+        matrix = bot_message(page, "Fleet assessment")
+        expect(matrix.first).to_be_visible(timeout=3 * BOT_SECONDS)
+        page.screenshot(path=str(folder / "02-verdict-matrix.png"))
+        (text,) = [m["text"] for m in demo_stack.slack.messages("C_FLEET") if "Fleet assessment" in m["text"]]
+        lines = {line.split("*")[1]: line for line in text.splitlines() if line.count("*") >= 2 and " — " in line}
+        assert "DNS cascade" in lines[agent.name] and ":rotating_light:" in lines[agent.name], text
+        assert "No cluster-wide failure" in lines[central.name], text
+        assert f"Only *{agent.name}* is failing" in text
+
+        # Its alerts name their cluster: the critical one opens an incident on the agent cluster.
+        open_incident_from_alerts(page, away, SCENARIO, "coredns")
+        expect(page.get_by_test_id("channel-topic")).to_contain_text(f"cluster {agent.name}", timeout=BOT_SECONDS)
+        page.screenshot(path=str(folder / "03-incident-on-the-agent-cluster.png"))
+        away.get_by_test_id(f"resolve-alerts-{SCENARIO}").click()
+        expect(away.get_by_test_id(f"alerts-{SCENARIO}")).to_be_enabled(timeout=BOT_SECONDS)
+    finally:
+        demo_stack.panels[agent.name].undo(SCENARIO)
+    expect(page.get_by_test_id(f"cluster-state-{agent.name}")).to_have_text("healthy", timeout=BOT_SECONDS)
 
 
 @pytest.mark.cluster
@@ -149,7 +235,8 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 def walk_through_an_incident(demo_stack: DemoStack, page: Page, shot: Callable[[str], Path]) -> None:
     expect(page.get_by_test_id("channel-general")).to_be_visible()
-    expect(page.get_by_test_id(f"scenario-{SCENARIO}")).to_be_visible()
+    panel = cluster_panel(page, demo_stack)
+    expect(panel.get_by_test_id(f"scenario-{SCENARIO}")).to_be_visible()
     shot("page")
 
     # 1. Open an incident from the composer; the bot creates the channel, which appears in the list.
@@ -164,8 +251,8 @@ def walk_through_an_incident(demo_stack: DemoStack, page: Page, shot: Callable[[
     shot("incident-channel")
 
     # 2. Break the cluster from the panel: the DNS cascade.
-    page.get_by_test_id(f"inject-{SCENARIO}").click()
-    expect(page.get_by_test_id(f"scenario-{SCENARIO}")).to_have_attribute("data-active", "true", timeout=BOT_SECONDS)
+    panel.get_by_test_id(f"inject-{SCENARIO}").click()
+    expect(panel.get_by_test_id(f"scenario-{SCENARIO}")).to_have_attribute("data-active", "true", timeout=BOT_SECONDS)
     expect(page.get_by_test_id("job").first).to_have_attribute("data-state", "done")
     assert SCENARIO in demo_stack.panel.active
     shot("dns-cascade-injected")
@@ -219,8 +306,8 @@ def walk_through_an_incident(demo_stack: DemoStack, page: Page, shot: Callable[[
     shot("cordon-succeeded")
 
     # 6. Undo the scenario from the panel, then resolve from the header button.
-    page.get_by_test_id(f"undo-{SCENARIO}").click()
-    expect(page.get_by_test_id(f"scenario-{SCENARIO}")).to_have_attribute("data-active", "false", timeout=BOT_SECONDS)
+    panel.get_by_test_id(f"undo-{SCENARIO}").click()
+    expect(panel.get_by_test_id(f"scenario-{SCENARIO}")).to_have_attribute("data-active", "false", timeout=BOT_SECONDS)
     assert SCENARIO not in demo_stack.panel.active
     # The bot validates recovery first (a validation assessment against the runbook's checklist). The
     # injection's Warning events stay in its 10-minute window, so it normally refuses and lists what
@@ -257,12 +344,8 @@ def test_the_alerts_part_fires_a_scenarios_alerts_through_alertmanager(demo_stac
     folder = ARTIFACTS / demo_stack.slack_mode / "alerts"
     folder.mkdir(parents=True, exist_ok=True)
     key = "node-failure"
-    page.get_by_test_id(f"alerts-{key}").click()
-    expect(page.get_by_test_id(f"resolve-alerts-{key}")).to_be_enabled(timeout=BOT_SECONDS)
-    channel = page.locator('[data-testid^="channel-inc-"][data-testid*="kubeletdown"]')
-    expect(channel).to_have_count(1, timeout=BOT_SECONDS)
-    channel.click()
-    expect(bot_message(page, "Opened from Alertmanager").first).to_be_visible(timeout=BOT_SECONDS)
+    panel = cluster_panel(page, demo_stack)
+    open_incident_from_alerts(page, panel, key, "kubeletdown")
     page.screenshot(path=str(folder / "01-incident-from-alert.png"))
     page.get_by_test_id("channel-alerts").click()
     triage = bot_message(page, "KubeNodeNotReady")
@@ -271,8 +354,8 @@ def test_the_alerts_part_fires_a_scenarios_alerts_through_alertmanager(demo_stac
     page.screenshot(path=str(folder / "02-triage.png"))
     triage.first.get_by_role("button", name="Dismiss").click()
     expect(bot_message(page, "Dismissed by").first).to_be_visible(timeout=BOT_SECONDS)
-    page.get_by_test_id(f"resolve-alerts-{key}").click()
-    expect(page.get_by_test_id(f"alerts-{key}")).to_be_enabled(timeout=BOT_SECONDS)
+    panel.get_by_test_id(f"resolve-alerts-{key}").click()
+    expect(panel.get_by_test_id(f"alerts-{key}")).to_be_enabled(timeout=BOT_SECONDS)
     assert key not in demo_stack.panel.alerting
     page.screenshot(path=str(folder / "03-dismissed-and-resolved.png"))
 
@@ -324,6 +407,66 @@ def test_bad_requests_say_what_is_missing(slack: SlackEmulator) -> None:
     assert status == 400 and "without the demo stack" in str(body["error"])
     status, body = _post(slack, "click", {"user": "U_DAVE", "channel": "C_STAKE", "ts": "1.000001", "action_id": "x"})
     assert status == 400 and "no message" in str(body["error"])
+
+
+class _FakePanel:
+    """A scenario panel that records what it was asked to do (the page's API only routes to it)."""
+
+    def __init__(self, cluster: str) -> None:
+        self.cluster = cluster
+        self.active: dict[str, object] = {}
+        self.alerting: dict[str, object] = {}
+        self.done: list[str] = []
+
+    def inject(self, key: str) -> str:
+        self.active[key] = object()
+        self.done.append(f"inject {key}")
+        return f"injected {key} on {self.cluster}"
+
+    def undo(self, key: str) -> str:
+        self.active.pop(key, None)
+        return f"undone {key}"
+
+    def fire_alerts(self, key: str) -> str:
+        return f"fired {key}"
+
+    def resolve_alerts(self, key: str) -> str:
+        return f"resolved {key}"
+
+
+class _FakeStack:
+    def __init__(self, *names: str) -> None:
+        self.panels = {name: _FakePanel(name) for name in names}
+
+    def cluster_card(self, name: str) -> dict[str, str]:
+        return {"mode": "agent" if name.endswith("us") else "central", "description": f"{name} for the test",
+                "channel": "", "channel_name": name}
+
+    def start_drill(self, key: str, user_id: str, cluster: str | None = None) -> str:
+        return f"drill {key} on {cluster}"
+
+
+def test_each_cluster_has_its_panel_and_a_scenario_goes_to_the_one_named(slack: SlackEmulator) -> None:
+    stack = _FakeStack("prod-eu", "prod-us")
+    page = attach_page(slack, stack, SCENARIOS)  # type: ignore[arg-type]
+    state = _state(slack, "U_DAVE")
+    clusters = state["clusters"]
+    assert [(c["name"], c["mode"]) for c in clusters] == [("prod-eu", "central"), ("prod-us", "agent")]  # type: ignore[union-attr, index]
+    assert [s["key"] for s in clusters[1]["scenarios"]] == list(SCENARIOS)  # type: ignore[index]
+    assert state["scenarios"] == clusters[0]["scenarios"]  # type: ignore[index]
+
+    status, body = _post(slack, "scenario", {"op": "inject", "key": SCENARIO, "user": "U_DAVE", "cluster": "prod-us"})
+    assert status == 200 and "on prod-us" in str(body["job"]["title"])  # type: ignore[index]
+    deadline = time.monotonic() + 10
+    while page.jobs.busy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stack.panels["prod-us"].done == [f"inject {SCENARIO}"] and stack.panels["prod-eu"].done == []
+    clusters = _state(slack, "U_DAVE")["clusters"]
+    assert [[s["active"] for s in c["scenarios"] if s["key"] == SCENARIO] for c in clusters] == [[False], [True]]  # type: ignore[union-attr, index]
+
+    status, body = _post(slack, "scenario", {"op": "inject", "key": SCENARIO, "user": "U_DAVE", "cluster": "prod-xx"})
+    assert status == 400 and "unknown cluster 'prod-xx'" in str(body["error"])
+    assert stack.panels["prod-eu"].done == []
 
 
 def test_uploaded_files_are_readable_from_the_page(slack: SlackEmulator) -> None:
@@ -385,3 +528,12 @@ def test_the_demo_mode_setting_is_checked_before_anything_starts(monkeypatch: py
     assert "DEMO_SLACK_MODE must be one of http, socket" in capsys.readouterr().err
     with pytest.raises(ValueError):
         DemoStack(slack_mode="carrier-pigeon")
+
+
+def test_the_demo_cluster_count_is_checked_before_anything_starts(monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(COUNT_VARIABLE, "three")
+    assert run_demo() == 2
+    assert "DEMO_CLUSTERS must be 1 or 2 (got 'three')" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="1 or 2 cluster"):
+        DemoStack(clusters=3)

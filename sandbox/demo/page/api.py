@@ -11,13 +11,15 @@ Routes (JSON bodies; every answer is ``{"ok": true, …}`` or ``{"ok": false, "e
 
 ``GET  /ui/api/state?user=U&channel=C&thread=TS``
     users, channels, the channel's messages, the user's ephemeral messages and open modals, the
-    open thread, files, scenarios and panel jobs.
+    open thread, files, the clusters with their scenarios (``clusters``; ``scenarios`` is the default
+    cluster's) and panel jobs.
 ``POST /ui/api/command``  ``{user, channel, text, command?}`` — a slash command (``/k8s`` by default).
 ``POST /ui/api/message``  ``{user, channel, text, thread_ts?}`` — a plain message.
 ``POST /ui/api/click``    ``{user, channel, ts, action_id, block_id?, value?}`` — a button.
 ``POST /ui/api/submit``   ``{user, view_id, values}`` — the modal's Submit.
 ``POST /ui/api/close``    ``{user, view_id}`` — the modal's Cancel.
-``POST /ui/api/scenario`` ``{op: inject|undo|drill|alerts|resolve-alerts, key, user}`` — queued on a :class:`JobRunner`.
+``POST /ui/api/scenario`` ``{op: inject|undo|drill|alerts|resolve-alerts, key, user, cluster?}`` — queued on a
+    :class:`JobRunner`; ``cluster`` picks the cluster's panel (default: the demo's default cluster).
 ``GET  /ui/api/files/<id>`` — an uploaded file's bytes (``text/plain``).
 """
 
@@ -61,7 +63,10 @@ class ScenarioLike(Protocol):
 
 
 class PanelLike(Protocol):
-    """The scenario panel of the demo stack (``sandbox.demo.catalogue.ScenarioPanel``)."""
+    """The scenario panel of one cluster of the demo stack (``sandbox.demo.catalogue.ScenarioPanel``)."""
+
+    @property
+    def cluster(self) -> str: ...
 
     @property
     def active(self) -> Mapping[str, object]: ...
@@ -82,9 +87,15 @@ class DemoStackLike(Protocol):
     """What the page needs of ``sandbox.demo.stack.DemoStack``."""
 
     @property
-    def panel(self) -> PanelLike: ...
+    def panels(self) -> Mapping[str, PanelLike]:
+        """Cluster name → its scenario panel, the default cluster first."""
+        ...
 
-    def start_drill(self, key: str, user_id: str) -> str: ...
+    def cluster_card(self, name: str) -> Mapping[str, str]:
+        """``mode``, ``description``, ``channel`` (id) and ``channel_name`` of a cluster, for its panel's header."""
+        ...
+
+    def start_drill(self, key: str, user_id: str, cluster: str | None = None) -> str: ...
 
 
 class BadRequest(Exception):
@@ -164,15 +175,23 @@ class DemoPage:
                       "message_ts": f.message_ts, "size": len(f.content or b""), "user": f.user}
                      for f in ws.files.values() if f.completed]
             team = {"id": ws.team_id, "name": ws.team_name, "bot_user_id": ws.bot_user_id}
-        active = self.stack.panel.active if self.stack is not None else {}
-        alerting = self.stack.panel.alerting if self.stack is not None else {}
-        scenarios = [{"key": key, "label": spec.label, "expected_pattern": spec.expected_pattern,
-                      "active": key in active, "alerts": len(spec.alerts),
-                      "alerting": key in alerting} for key, spec in self.scenarios.items()]
+        clusters = self._clusters()
         return {"team": team, "users": users, "channels": channels, "channel": selected.id if selected else None,
                 "messages": messages, "ephemeral": ephemeral, "thread": replies, "views": views[-1:],
-                "files": files, "scenarios": scenarios, "panel": self.stack is not None,
-                "jobs": self.jobs.snapshot()}
+                "files": files, "scenarios": clusters[0]["scenarios"] if clusters else [], "clusters": clusters,
+                "panel": self.stack is not None, "jobs": self.jobs.snapshot()}
+
+    def _clusters(self) -> list[dict[str, Any]]:
+        """Each cluster's panel: its name, mode and channel, and its scenarios (active, alerting)."""
+        if self.stack is None:
+            return []
+        shown = []
+        for name, panel in self.stack.panels.items():
+            scenarios = [{"key": key, "label": spec.label, "expected_pattern": spec.expected_pattern,
+                          "active": key in panel.active, "alerts": len(spec.alerts),
+                          "alerting": key in panel.alerting} for key, spec in self.scenarios.items()]
+            shown.append({"name": name, **self.stack.cluster_card(name), "scenarios": scenarios})
+        return shown
 
     def _file(self, file_id: str) -> HttpReply:
         ws = self.emulator.workspace
@@ -234,12 +253,17 @@ class DemoPage:
         if spec is None:
             raise BadRequest(f"unknown scenario {key!r}")
         user = str(body.get("user") or "")
+        cluster = str(body.get("cluster") or next(iter(stack.panels)))
+        panel = stack.panels.get(cluster)
+        if panel is None:
+            raise BadRequest(f"unknown cluster {cluster!r} (the demo runs {', '.join(stack.panels)})")
+        on = f" on {cluster}" if len(stack.panels) > 1 else ""
         work: dict[str, tuple[str, Callable[[], str]]] = {
-            "inject": (f"Inject {spec.label}", lambda: stack.panel.inject(key)),
-            "undo": (f"Undo {spec.label}", lambda: stack.panel.undo(key)),
-            "drill": (f"Drill: {spec.label}", lambda: stack.start_drill(key, user)),
-            "alerts": (f"Fire the alerts of {spec.label}", lambda: stack.panel.fire_alerts(key)),
-            "resolve-alerts": (f"Resolve the alerts of {spec.label}", lambda: stack.panel.resolve_alerts(key)),
+            "inject": (f"Inject {spec.label}{on}", lambda: panel.inject(key)),
+            "undo": (f"Undo {spec.label}{on}", lambda: panel.undo(key)),
+            "drill": (f"Drill: {spec.label}{on}", lambda: stack.start_drill(key, user, cluster)),
+            "alerts": (f"Fire the alerts of {spec.label}{on}", lambda: panel.fire_alerts(key)),
+            "resolve-alerts": (f"Resolve the alerts of {spec.label}{on}", lambda: panel.resolve_alerts(key)),
         }
         if op not in work:
             raise BadRequest(f"unknown panel operation {op!r} (inject, undo, drill, alerts or resolve-alerts)")

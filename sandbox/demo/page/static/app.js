@@ -14,6 +14,7 @@
     user: localStorage.getItem("demo.user") || "U_ONCALL",
     channel: localStorage.getItem("demo.channel") || null,
     thread: null,
+    cluster: null,  // whose scenario panel is shown (the first cluster until a tab is clicked)
     data: null,
     keys: {},
     knownChannels: null,
@@ -440,42 +441,73 @@
   }
 
   // --- scenario panel ------------------------------------------------------------------------
+  function scenarioItem(cluster, s, busy) {
+    const li = document.createElement("li");
+    li.className = `scenario${s.active ? " active" : ""}`;
+    li.dataset.testid = `scenario-${s.key}`;
+    li.dataset.active = String(s.active);
+    li.innerHTML = `<div class="scenario-label">${esc(s.label)}${s.active ? '<span class="scenario-state">active</span>' : ""}</div>`;
+    const buttons = document.createElement("div");
+    buttons.className = "scenario-buttons";
+    for (const [op, label, style] of [["inject", "Inject", "danger"], ["undo", "Undo", ""], ["drill", "Start drill", "primary"]]) {
+      const b = Object.assign(document.createElement("button"), { type: "button", className: `bk-button ${style}`, textContent: label });
+      b.dataset.testid = `${op}-${s.key}`;
+      b.disabled = (op === "undo" ? !s.active : s.active) || busy;
+      b.addEventListener("click", () => act("scenario", { op, key: s.key, user: ui.user, cluster }));
+      buttons.appendChild(b);
+    }
+    li.appendChild(buttons);
+    if (s.alerts) {  // the Alerts part: what this cluster's Prometheus would fire, through the real Alertmanager
+      const alertButtons = document.createElement("div");
+      alertButtons.className = "scenario-buttons scenario-alerts";
+      for (const [op, label] of [["alerts", `Fire ${s.alerts} alert${s.alerts > 1 ? "s" : ""}`], ["resolve-alerts", "Resolve alerts"]]) {
+        const b = Object.assign(document.createElement("button"), { type: "button", className: "bk-button", textContent: label });
+        b.dataset.testid = `${op}-${s.key}`;
+        b.disabled = (op === "alerts" ? s.alerting : !s.alerting) || busy;
+        b.addEventListener("click", () => act("scenario", { op, key: s.key, user: ui.user, cluster }));
+        alertButtons.appendChild(b);
+      }
+      li.appendChild(alertButtons);
+    }
+    return li;
+  }
+
   function renderPanel(data) {
     const panel = $("scenario-panel");
     if (!data.panel) { panel.classList.add("hidden"); return; }
     const busy = data.jobs.some((j) => j.state === "queued" || j.state === "running");
-    if (changed("scenarios", [data.scenarios, busy])) {
+    if (!data.clusters.some((c) => c.name === ui.cluster)) ui.cluster = data.clusters.length ? data.clusters[0].name : null;
+    if (changed("scenarios", [data.clusters, busy, ui.cluster])) {
       const list = $("scenarios");
       list.innerHTML = "";
-      for (const s of data.scenarios) {
-        const li = document.createElement("li");
-        li.className = `scenario${s.active ? " active" : ""}`;
-        li.dataset.testid = `scenario-${s.key}`;
-        li.dataset.active = String(s.active);
-        li.innerHTML = `<div class="scenario-label">${esc(s.label)}${s.active ? '<span class="scenario-state">active</span>' : ""}</div>`;
-        const buttons = document.createElement("div");
-        buttons.className = "scenario-buttons";
-        for (const [op, label, style] of [["inject", "Inject", "danger"], ["undo", "Undo", ""], ["drill", "Start drill", "primary"]]) {
-          const b = Object.assign(document.createElement("button"), { type: "button", className: `bk-button ${style}`, textContent: label });
-          b.dataset.testid = `${op}-${s.key}`;
-          b.disabled = (op === "undo" ? !s.active : s.active) || busy;
-          b.addEventListener("click", () => act("scenario", { op, key: s.key, user: ui.user }));
-          buttons.appendChild(b);
-        }
-        li.appendChild(buttons);
-        if (s.alerts) {  // the Alerts part: what a real cluster's Prometheus would fire, through the real Alertmanager
-          const alertButtons = document.createElement("div");
-          alertButtons.className = "scenario-buttons scenario-alerts";
-          for (const [op, label] of [["alerts", `Fire ${s.alerts} alert${s.alerts > 1 ? "s" : ""}`], ["resolve-alerts", "Resolve alerts"]]) {
-            const b = Object.assign(document.createElement("button"), { type: "button", className: "bk-button", textContent: label });
-            b.dataset.testid = `${op}-${s.key}`;
-            b.disabled = (op === "alerts" ? s.alerting : !s.alerting) || busy;
-            b.addEventListener("click", () => act("scenario", { op, key: s.key, user: ui.user }));
-            alertButtons.appendChild(b);
-          }
-          li.appendChild(alertButtons);
-        }
-        list.appendChild(li);
+      // One tab per cluster, each with its state, so every cluster is in sight; the chosen one's panel below.
+      const tabs = document.createElement("li");
+      tabs.className = "cluster-tabs";
+      for (const c of data.clusters) {
+        const broken = c.scenarios.filter((s) => s.active).length;
+        const tab = Object.assign(document.createElement("button"), { type: "button",
+          className: `cluster-tab${c.name === ui.cluster ? " selected" : ""}${broken ? " broken" : ""}` });
+        tab.dataset.testid = `cluster-tab-${c.name}`;
+        tab.innerHTML = `<span class="cluster-name">${esc(c.name)}</span>`
+          + `<span class="cluster-state" data-testid="cluster-state-${esc(c.name)}">${broken ? `${broken} broken` : "healthy"}</span>`;
+        tab.addEventListener("click", () => { ui.cluster = c.name; renderPanel(ui.data); });
+        tabs.appendChild(tab);
+      }
+      list.appendChild(tabs);
+      for (const c of data.clusters) {  // one panel per cluster: its scenarios break that cluster only
+        const section = document.createElement("li");
+        section.className = `cluster-panel ${c.mode}${c.name === ui.cluster ? "" : " hidden"}`;
+        section.dataset.testid = `cluster-${c.name}`;
+        section.dataset.mode = c.mode;
+        const channel = c.channel_name ? ` · <span class="cluster-channel">#${esc(c.channel_name)}</span>` : "";
+        section.innerHTML = `<div class="cluster-head"><span class="cluster-name">${esc(c.name)}</span>`
+          + `<span class="cluster-mode">${esc(c.mode)}</span>${channel}</div>`
+          + `<div class="cluster-description">${esc(c.description)}</div>`;
+        const items = document.createElement("ul");
+        items.className = "scenarios";
+        for (const s of c.scenarios) items.appendChild(scenarioItem(c.name, s, busy));
+        section.appendChild(items);
+        list.appendChild(section);
       }
     }
     if (changed("jobs", data.jobs)) {
