@@ -143,6 +143,11 @@ class Keys:
         """Hash of a cluster's agent: when it was last seen, its host and pid (expires with the window)."""
         return f"{self.prefix}:agent-heartbeat:{cluster}"
 
+    def cluster_reach(self, cluster: str) -> str:
+        """Hash of a central cluster's last apiserver probe by the central workers: reachable or why not, when
+        (expires a few probe intervals after the last one: no record means no central worker probed it lately)."""
+        return f"{self.prefix}:cluster-reach:{cluster}"
+
     def cluster_verdict(self, cluster: str) -> str:
         """Hash with the latest assessment verdict of a cluster (scope, headline, when), for ``/k8s clusters``."""
         return f"{self.prefix}:cluster-verdict:{cluster}"

@@ -120,6 +120,9 @@ def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool =
     if not burst:
         _heal_schedules(settings)
         _finalize_interrupted_assessments(settings)
+        from service.reach import start_probing
+
+        start_probing(settings)  # the central clusters' apiservers, for the bot's immediate answers
     context = Context.from_settings(settings)
     MeasuredWorker.kinds = queue_kinds(settings)
     worker = MeasuredWorker(all_queues(settings), connection=context.redis,
