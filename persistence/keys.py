@@ -139,6 +139,10 @@ class Keys:
         """Hash channel id → the cluster the channel is bound to (``/k8s bind cluster``)."""
         return f"{self.prefix}:channel-cluster"
 
+    def agent_sweep_lock(self) -> str:
+        """Lock of the central sweep of the agents' abandoned assessments (one central worker at a time)."""
+        return f"{self.prefix}:agent-sweep-lock"
+
     def agent_heartbeat(self, cluster: str) -> str:
         """Hash of a cluster's agent: when it was last seen, its host and pid (expires with the window)."""
         return f"{self.prefix}:agent-heartbeat:{cluster}"

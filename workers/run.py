@@ -1,4 +1,8 @@
-"""Run an RQ worker on the bot's queues, with RQ's scheduler for status/escalation reminders."""
+"""Run an RQ worker on the bot's queues, with RQ's scheduler for status/escalation reminders.
+
+A central worker also probes the central clusters' apiservers (:mod:`service.reach`) and, at each RQ
+maintenance, finalizes assessments that a cluster's agent started and never finished (:mod:`service.abandoned`).
+"""
 
 from __future__ import annotations
 
@@ -37,6 +41,25 @@ class MeasuredWorker(Worker):
         metrics.record_job(self.kinds.get(queue.name, queue.name), time.monotonic() - started,
                            "ok" if succeeded else "error")
         return succeeded
+
+
+class CentralWorker(MeasuredWorker):
+    """A central worker: at every RQ maintenance it also sweeps the agents' queues for assessments whose agent
+    died mid-way (:func:`service.abandoned.sweep_agent_queues`)."""
+
+    central_settings: Settings
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        from service.abandoned import sweep_agent_queues
+
+        try:
+            finalized = sweep_agent_queues(Context.from_settings(self.central_settings))
+        except Exception:  # noqa: BLE001 - the next maintenance retries; the worker keeps serving
+            log.exception("could not sweep the agents' queues for interrupted assessments")
+            return
+        if finalized:
+            log.info("posted partial verdicts for assessments interrupted on agents: %s", ", ".join(finalized))
 
 
 MAINTENANCE_INTERVAL_SECONDS = 60
@@ -125,7 +148,8 @@ def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool =
         start_probing(settings)  # the central clusters' apiservers, for the bot's immediate answers
     context = Context.from_settings(settings)
     MeasuredWorker.kinds = queue_kinds(settings)
-    worker = MeasuredWorker(all_queues(settings), connection=context.redis,
+    CentralWorker.central_settings = settings
+    worker = CentralWorker(all_queues(settings), connection=context.redis,
                             maintenance_interval=MAINTENANCE_INTERVAL_SECONDS, worker_ttl=WORKER_TTL_SECONDS)
     worker.work(with_scheduler=with_scheduler, burst=burst, logging_level=settings.log_level)
     return 0
