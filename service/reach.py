@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from incident.clusters import load_registry
 from incident.settings import Settings
-from kube.reach import probe
 from persistence.fleet import FleetStore, Reach
 from service.context import Context
 
@@ -47,6 +46,8 @@ def probed_clusters(settings: Settings) -> list[str]:
 
 def probe_central_clusters(ctx: Context) -> dict[str, str | None]:
     """Probe every central cluster at once and record each answer; returns cluster → problem (``None``: reachable)."""
+    from kube.reach import probe  # the Kubernetes client only where probes run (the central workers)
+
     registry = load_registry(ctx.settings)
     names = probed_clusters(ctx.settings)
     if not names:
