@@ -151,6 +151,9 @@ class Settings(BaseSettings):
                                   "(default: the registry file's `default`, else its first cluster).")
     agent_heartbeat_seconds: int = Field(
         default=30, gt=0, description="An agent not seen for this long is down: its cluster's jobs are answered at once.")
+    cluster_probe_seconds: int = Field(
+        default=10, gt=0, description="How often the central workers probe each central cluster's apiserver "
+                                      "(`GET /readyz`); a request for one that did not answer is refused at once.")
     warning_event_window_minutes: int = Field(
         default=15, gt=0, description="How far back the assessment looks for Warning events."
     )

@@ -79,6 +79,10 @@ AGENT_DOWN_ANSWERS = Counter(
     "agent_down_answers", "Requests for an agent cluster answered at once because its agent was not seen, by cluster.",
     ["cluster"], namespace=NAMESPACE, registry=REGISTRY,
 )
+CLUSTER_UNREACHABLE_ANSWERS = Counter(
+    "cluster_unreachable_answers", "Requests for a central cluster answered at once because the central workers' last "
+    "probe of its apiserver failed, by cluster.", ["cluster"], namespace=NAMESPACE, registry=REGISTRY,
+)
 AGENT_SEEN_AGE_NAME = f"{NAMESPACE}_agent_seen_age_seconds"
 ALERT_NOTIFICATIONS = Counter(
     "alert_notifications", "Alertmanager webhook notifications received, by HTTP status answered (200 accepted).",
@@ -160,6 +164,11 @@ def record_verdict(pattern: str, scope: str = "") -> None:
 def record_agent_down(cluster: str) -> None:
     """Count one request answered "no agent seen" for ``cluster``."""
     AGENT_DOWN_ANSWERS.labels(cluster=cluster).inc()
+
+
+def record_cluster_unreachable(cluster: str) -> None:
+    """Count one request answered "not reachable" for the central cluster ``cluster``."""
+    CLUSTER_UNREACHABLE_ANSWERS.labels(cluster=cluster).inc()
 
 
 def agent_ages_family(ages: Mapping[str, float | None]) -> Metric:

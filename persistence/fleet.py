@@ -5,6 +5,9 @@
 - **Heartbeats**: an agent (``k8s-incident-bot agent --cluster X``) writes when it was last seen into a
   hash that expires after the heartbeat window, so a SIGKILLed agent disappears by itself and an
   assessment for its cluster is answered at once instead of waiting in a queue nobody reads.
+- **Reachability of central clusters**: the central workers' last ``/readyz`` probe of each central cluster
+  (reachable, or the reason), in a hash that expires a few probe intervals later: no record means no
+  central worker probed it lately, which says nothing about the cluster.
 - **Latest verdict**: the scope and headline of each cluster's last assessment, for ``/k8s clusters``.
 - **Fleet runs** (``/k8s assess --cluster all``): one hash per run gathering each cluster's row; the job
   that adds the last row posts the matrix (:meth:`FleetStore.add_row` tells it so, atomically).
@@ -36,6 +39,22 @@ class Heartbeat:
     at: float
     host: str
     pid: int
+
+    def age(self, now: float | None = None) -> float:
+        return max(0.0, (now if now is not None else time.time()) - self.at)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """A central worker's last probe of a central cluster's apiserver."""
+
+    at: float
+    problem: str | None
+    """``None``: it answered; else why not ("GET /readyz: connection refused")."""
+
+    @property
+    def reachable(self) -> bool:
+        return self.problem is None
 
     def age(self, now: float | None = None) -> float:
         return max(0.0, (now if now is not None else time.time()) - self.at)
@@ -88,6 +107,23 @@ class FleetStore:
         if not raw.get("at"):
             return None
         return Heartbeat(float(str(raw["at"])), str(raw.get("host") or "?"), int(raw.get("pid") or 0))
+
+    # --- central clusters' reachability ---------------------------------------------------------------
+    def record_reach(self, cluster: str, problem: str | None, kept_seconds: int) -> None:
+        """Record a probe of ``cluster``'s apiserver now: ``problem`` is ``None`` when it answered."""
+        key = self.keys.cluster_reach(cluster)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping={"at": repr(time.time()), "problem": problem or ""})
+            pipe.expire(key, max(1, kept_seconds))
+            pipe.execute()
+
+    def reach(self, cluster: str) -> Reach | None:
+        """The last probe of ``cluster`` still kept (``None``: not probed lately)."""
+        raw = {_text(k): _text(v) for k, v in self.redis.hgetall(self.keys.cluster_reach(cluster)).items()}
+        if not raw.get("at"):
+            return None
+        return Reach(float(str(raw["at"])), raw.get("problem") or None)
 
     # --- latest verdicts ----------------------------------------------------------------------------
     def record_verdict(self, cluster: str, summary: dict[str, Any]) -> None:

@@ -139,9 +139,18 @@ class Keys:
         """Hash channel id → the cluster the channel is bound to (``/k8s bind cluster``)."""
         return f"{self.prefix}:channel-cluster"
 
+    def agent_sweep_lock(self) -> str:
+        """Lock of the central sweep of the agents' abandoned assessments (one central worker at a time)."""
+        return f"{self.prefix}:agent-sweep-lock"
+
     def agent_heartbeat(self, cluster: str) -> str:
         """Hash of a cluster's agent: when it was last seen, its host and pid (expires with the window)."""
         return f"{self.prefix}:agent-heartbeat:{cluster}"
+
+    def cluster_reach(self, cluster: str) -> str:
+        """Hash of a central cluster's last apiserver probe by the central workers: reachable or why not, when
+        (expires a few probe intervals after the last one: no record means no central worker probed it lately)."""
+        return f"{self.prefix}:cluster-reach:{cluster}"
 
     def cluster_verdict(self, cluster: str) -> str:
         """Hash with the latest assessment verdict of a cluster (scope, headline, when), for ``/k8s clusters``."""

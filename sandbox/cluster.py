@@ -138,6 +138,10 @@ class LocalCluster:
         """``https://127.0.0.1:<port>`` of the apiserver."""
         return f"https://127.0.0.1:{self._ports().apiserver}"
 
+    def component_pids(self) -> dict[str, int]:
+        """Each running component's pid (etcd, the apiserver, …): the fleet benchmark reads their CPU time."""
+        return {name: pid for name, process in self._processes.items() if (pid := process.pid) is not None}
+
     @property
     def kubeconfig(self) -> Path:
         """Admin kubeconfig (``system:masters``), written at start."""

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from redis import Redis
-from rq import get_current_job
+from rq import Queue, get_current_job
 from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
@@ -355,6 +355,20 @@ def finalize_interrupted(settings: Settings, slack: SlackClient | None = None, r
     redis = redis or get_redis(settings)
     queue = jobs.get_queue(settings, jobs.ASSESSMENT.queue, redis)
     StartedJobRegistry(queue=queue).cleanup()  # moves jobs of dead workers to the failed registry
+    clients: list[SlackClient] = [slack] if slack is not None else []
+
+    def target_for(job: Job, state: dict[str, Any]) -> SlackTarget:
+        if not clients:
+            clients.append(SlackClient(settings))
+        return SlackTarget(clients[0], str(state.get("channel")), state.get("progress_ts"), state.get("response_url"))
+
+    return finalize_failed(settings, queue, redis, target_for, "the worker running it stopped")
+
+
+def finalize_failed(settings: Settings, queue: Queue, redis: Redis, target_for: Callable[[Job, dict[str, Any]], Any],
+                    reason: str, then: Callable[[Job, Assessment], None] | None = None) -> list[str]:
+    """The partial verdict of every unfinished assessment job in ``queue``'s failed registry, once each; returns
+    their ids. ``target_for(job, state)`` is where it goes; ``then(job, assessment)`` runs after it is published."""
     finalized = []
     for job_id in FailedJobRegistry(queue=queue).get_job_ids():
         job = Job.fetch(job_id, connection=redis) if Job.exists(job_id, connection=redis) else None
@@ -363,10 +377,10 @@ def finalize_interrupted(settings: Settings, slack: SlackClient | None = None, r
         state = job.meta.get(META_KEY)
         if not isinstance(state, dict) or state.get("finished") or state.get("finalized"):
             continue
-        slack = slack or SlackClient(settings)
-        assessment = partial_assessment(settings, state, "the worker running it stopped")
-        target = SlackTarget(slack, str(state.get("channel")), state.get("progress_ts"), state.get("response_url"))
-        publish(settings, target, assessment, redis, state.get("incident_id"))
+        assessment = partial_assessment(settings, state, reason)
+        publish(settings, target_for(job, state), assessment, redis, state.get("incident_id"))
+        if then is not None:
+            then(job, assessment)
         state["finalized"] = True
         job.meta[META_KEY] = state
         job.save_meta()

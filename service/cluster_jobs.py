@@ -15,7 +15,8 @@ job) resolve it with :func:`service.outbox.real_ts` first.
 
 An agent cluster's jobs wait in its own queues for its agent. :func:`require_reachable` answers at once
 instead when the agent's heartbeat (:class:`persistence.fleet.FleetStore`) is older than
-``AGENT_HEARTBEAT_SECONDS``. It lives here, not in :mod:`service.fleet`, so the lifecycle can ask too.
+``AGENT_HEARTBEAT_SECONDS``, and for a central cluster when the central workers' last probe of its
+apiserver failed (:mod:`service.reach`). It lives here, not in :mod:`service.fleet`, so the lifecycle can ask too.
 """
 
 from __future__ import annotations
@@ -93,10 +94,30 @@ def down_text(ctx: Context, cluster: str) -> str:
     return ctx.templates.render("agent_down.slack.j2", cluster=cluster, window=ctx.settings.agent_heartbeat_seconds)
 
 
-def require_reachable(ctx: Context, cluster: Cluster) -> None:
-    """Raise :class:`AgentDown` for an agent cluster whose agent was not seen within the window."""
-    if cluster.is_agent and agent_seen(ctx, cluster.name) is None:
-        from observability import metrics
+class CentralUnreachable(IncidentBotError):
+    """A central cluster's apiserver did not answer the central workers' last probe: its jobs would time out."""
 
+
+def unreachable_text(ctx: Context, cluster: Cluster) -> str | None:
+    """Why a request for ``cluster`` is answered at once instead of queued (``None``: queue it)."""
+    if cluster.is_agent:
+        return down_text(ctx, cluster.name) if agent_seen(ctx, cluster.name) is None else None
+    from service import reach
+
+    probe = reach.last_probe(ctx, cluster.name)
+    return reach.unreachable_text(ctx, cluster.name, probe) if probe is not None and not probe.reachable else None
+
+
+def require_reachable(ctx: Context, cluster: Cluster) -> None:
+    """Raise :class:`AgentDown` for an agent cluster whose agent was not seen within the window, and
+    :class:`CentralUnreachable` for a central cluster whose last probe failed."""
+    text = unreachable_text(ctx, cluster)
+    if text is None:
+        return
+    from observability import metrics
+
+    if cluster.is_agent:
         metrics.record_agent_down(cluster.name)
-        raise AgentDown(down_text(ctx, cluster.name))
+        raise AgentDown(text)
+    metrics.record_cluster_unreachable(cluster.name)
+    raise CentralUnreachable(text)

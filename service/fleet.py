@@ -14,7 +14,8 @@ An *agent* cluster's jobs wait in that cluster's queues until its agent takes th
 :func:`require_reachable` looks at the agent's heartbeat: an agent not seen within
 ``AGENT_HEARTBEAT_SECONDS`` gets an immediate answer ("no agent of cluster X seen for N s — check its
 deployment") instead of a job that waits forever. The heartbeat is written by the agent itself
-(:func:`agent_beat`, from ``workers.agent``).
+(:func:`agent_beat`, from ``workers.agent``). A *central* cluster whose apiserver did not answer the
+central workers' last probe (:mod:`service.reach`) is answered at once too, with the probe's reason.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from incident.model import Incident
 from persistence.action_queue import ActionQueue
 from persistence.action_store import ActionStore
 from persistence.fleet import FleetStore
-from service.cluster_jobs import AgentDown, agent_seen, down_text, require_reachable
+from service import reach
+from service.cluster_jobs import AgentDown, agent_seen, down_text, require_reachable, unreachable_text
 from service.context import Context
 from service.lifecycle import Reply
 
@@ -152,6 +154,9 @@ class ClusterRow:
     mode: str
     reachable: bool
     seen_s: float | None
+    """An agent cluster: seconds since its agent's heartbeat; a central one: since the central workers' last probe."""
+    problem: str | None
+    """A central cluster whose last probe failed: why."""
     verdict: dict[str, Any] | None
     running: str | None
     waiting: int
@@ -164,21 +169,29 @@ def cluster_rows(ctx: Context, channel_id: str | None = None) -> list[ClusterRow
     bound = store.bound(channel_id) if channel_id else None
     rows = []
     for cluster in registry(ctx).clusters:
-        beat = store.heartbeat(cluster.name)
-        seen = beat.age() if beat else None
-        reachable = not cluster.is_agent or (seen is not None and seen <= ctx.settings.agent_heartbeat_seconds)
+        problem = None
+        if cluster.is_agent:
+            beat = store.heartbeat(cluster.name)
+            seen = beat.age() if beat else None
+            reachable = seen is not None and seen <= ctx.settings.agent_heartbeat_seconds
+        else:
+            probe = store.reach(cluster.name)
+            seen, problem = (probe.age(), probe.problem) if probe is not None else (None, None)
+            reachable = problem is None
         queue = ActionQueue(ctx.redis, cluster.name, ctx.keys, ctx.clock)
         ids = queue.ids()
         head = actions.find(ids[0]) if ids else None
         running = head.description if head is not None and head.status.value == "running" else None
-        rows.append(ClusterRow(cluster.name, cluster.mode, reachable, seen, store.verdict(cluster.name), running,
+        rows.append(ClusterRow(cluster.name, cluster.mode, reachable, seen, problem, store.verdict(cluster.name), running,
                                len(ids) - (1 if running else 0), cluster.name == bound))
     return rows
 
 
 def clusters_listing(ctx: Context, channel_id: str) -> Reply:
     return Reply(ctx.templates.render("cluster_list.slack.j2", rows=cluster_rows(ctx, channel_id),
-                                      default=registry(ctx).default, window=ctx.settings.agent_heartbeat_seconds))
+                                      default=registry(ctx).default, window=ctx.settings.agent_heartbeat_seconds,
+                                      probed=bool(reach.probed_clusters(ctx.settings)),
+                                      every=ctx.settings.cluster_probe_seconds))
 
 
 def record_verdict(ctx: Context, cluster: str, summary: dict[str, Any]) -> None:
@@ -217,7 +230,8 @@ def add_fleet_row(ctx: Context, run_id: str, cluster: str, row: dict[str, Any]) 
 def request_fleet_assessment(ctx: Context, channel_id: str, incident: Incident | None, user_id: str) -> Reply:
     """``/k8s assess --cluster all``: one assessment per cluster, one verdict matrix posted when the last answers.
 
-    A cluster whose agent is not seen gets its row at once (the reason), so the matrix never waits for it.
+    A cluster whose agent is not seen, or a central one whose last probe failed, gets its row at once (the
+    reason), so the matrix never waits for it.
     """
     from service import inbox, jobs
 
@@ -226,7 +240,8 @@ def request_fleet_assessment(ctx: Context, channel_id: str, incident: Incident |
                              "incident's): this one acts on one cluster only. Nothing was queued.")
     clusters = registry(ctx).clusters
     run_id = new_fleet_run(ctx, channel_id, user_id, [c.name for c in clusters], None)
-    down = [c for c in clusters if c.is_agent and agent_seen(ctx, c.name) is None]
+    reasons = {c.name: unreachable_text(ctx, c) for c in clusters}
+    down = [c for c in clusters if reasons[c.name] is not None]
     for cluster in clusters:
         if cluster in down:
             continue
@@ -237,5 +252,7 @@ def request_fleet_assessment(ctx: Context, channel_id: str, incident: Incident |
                      timeout=int(ctx.settings.assessment_budget_seconds) + 60, meta={"requested_by": user_id},
                      job_id=job_id, cluster=cluster.name, fleet_run=run_id)
     for cluster in down:
-        add_fleet_row(ctx, run_id, cluster.name, {"down": down_text(ctx, cluster.name)})
-    return Reply(ctx.templates.render("fleet_requested.slack.j2", count=len(clusters), down=[c.name for c in down]))
+        add_fleet_row(ctx, run_id, cluster.name, {"down": reasons[cluster.name]})
+    return Reply(ctx.templates.render("fleet_requested.slack.j2", count=len(clusters),
+                                      down=[c.name for c in down if c.is_agent],
+                                      unreachable=[c.name for c in down if not c.is_agent]))

@@ -111,11 +111,13 @@ CLUSTER_QUEUE_KINDS: tuple[str, ...] = ("actions", "assess")
 """Queue kinds that exist once per registered cluster (the kinds of the cluster-bound jobs), in priority order."""
 
 NODE_WATCH = JobSpec(
-    "node_watch", "workers.recovery.watch_node", "assess", timeout=60, result_ttl=600,
-    why="read-only (one node GET), re-queued by itself until the deleted node registers again or the watch ends")
+    "node_watch", "workers.recovery.watch_node", "assess", timeout=60, result_ttl=600, cluster_bound=True,
+    why="read-only (one node GET), re-queued by itself until the deleted node registers again or the watch ends; on "
+        "its cluster's queue (an agent cluster's agent runs it: nothing outside that cluster reaches its apiserver)")
 NODE_REBALANCE = JobSpec(
-    "node_rebalance", "workers.recovery.check_rebalance", "assess", timeout=60, result_ttl=600,
-    why="read-only: a restored node's Ready, schedulable and pods landed, once, after the rebalance window")
+    "node_rebalance", "workers.recovery.check_rebalance", "assess", timeout=60, result_ttl=600, cluster_bound=True,
+    why="read-only: a restored node's Ready, schedulable and pods landed, once, after the rebalance window; on its "
+        "cluster's queue, like the watch")
 
 CATALOGUE: Mapping[str, JobSpec] = {spec.name: spec for spec in (
     ASSESSMENT, RESOLVE, POSTMORTEM, STATUS_TICK, PAGE, ACTION_PREPARE, ACTION_DRAIN, ACTION_EXPIRE, ACTION_POSITIONS,

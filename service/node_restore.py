@@ -15,6 +15,11 @@ taints that kept workloads apart, so the scheduler does not use it as before. Th
 3. :func:`restored` (when ``restore node`` succeeded): the rebalance check runs once after
    ``NODE_REBALANCE_WINDOW_SECONDS`` (:func:`check_rebalance`): the node Ready, schedulable (else how to
    uncordon), and how many pods landed on it since its labels came back.
+
+The watch and the rebalance check are cluster-bound jobs (:data:`service.jobs.NODE_WATCH`, ``on_cluster``): they
+wait in the deleted node's cluster's queue, so an agent cluster's agent runs them (nothing outside that cluster
+connects to its apiserver) and tells the incident through the outbox (``slack`` is then the agent's
+:class:`service.cluster_jobs.OutboxNotifier`); a central cluster's run on the central workers, through Slack.
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ from typing import Any
 from redis import Redis
 
 from chat import recovery_blocks
-from chat.client import SlackClient
 from incident.actions import ActionRequest
 from incident.errors import CommandError, ObjectNotFound
 from incident.recovery import restore_params
@@ -37,6 +41,7 @@ from incident.templates import renderer_for
 from kube.client import KubeApi
 from persistence.connection import get_keys
 from service import jobs
+from service.runtime import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +83,7 @@ def node_deleted(settings: Settings, redis: Redis, request: ActionRequest, befor
     deadline = time.time() + settings.node_return_watch_minutes * 60
     jobs.enqueue_in(settings, jobs.NODE_WATCH, timedelta(seconds=WATCH_INTERVAL_S), request.incident_id,
                     request.target, deadline, redis=redis, description=f"watch for node {request.target} to return",
-                    cluster=request.cluster)
+                    on_cluster=request.cluster, cluster=request.cluster)
 
 
 def _read_node(settings: Settings, node: str) -> dict[str, Any] | None:
@@ -102,12 +107,12 @@ def name_replacement(settings: Settings, redis: Redis, incident_id: str, old: st
         pipe.hdel(key, "returned_at")
         pipe.execute()
     deadline = time.time() + settings.node_return_watch_minutes * 60
+    cluster = (record_of(redis, settings, incident_id, old) or {}).get("cluster")
     jobs.enqueue(settings, jobs.NODE_WATCH, incident_id, old, deadline, redis=redis,
-                 description=f"watch for node {new}, replacing {old}", cluster=record_of(redis, settings, incident_id,
-                                                                                         old).get("cluster"))
+                 description=f"watch for node {new}, replacing {old}", on_cluster=cluster, cluster=cluster)
 
 
-def watch(settings: Settings, redis: Redis, slack: SlackClient, incident_id: str, node: str, deadline: float) -> str:
+def watch(settings: Settings, redis: Redis, slack: Notifier, incident_id: str, node: str, deadline: float) -> str:
     """One look for the deleted node (or its named replacement): ``returned`` (told, once), ``waiting`` (looked
     again later), ``gave up`` or ``done`` (told already)."""
     key = get_keys(settings).node_restore(incident_id, node)
@@ -124,7 +129,8 @@ def watch(settings: Settings, redis: Redis, slack: SlackClient, incident_id: str
         if time.time() + WATCH_INTERVAL_S > deadline:
             return "gave up"
         jobs.enqueue_in(settings, jobs.NODE_WATCH, timedelta(seconds=WATCH_INTERVAL_S), incident_id, node, deadline,
-                        redis=redis, description=f"watch for node {node} to return", cluster=record.get("cluster"))
+                        redis=redis, description=f"watch for node {node} to return", on_cluster=record.get("cluster"),
+                        cluster=record.get("cluster"))
         return "waiting"
     if not redis.hsetnx(key, "returned_at", repr(time.time())):
         return "done"  # another watch told the incident already
@@ -143,7 +149,8 @@ def restored(settings: Settings, redis: Redis, request: ActionRequest) -> None:
         return
     jobs.enqueue_in(settings, jobs.NODE_REBALANCE, timedelta(seconds=settings.node_rebalance_window_seconds),
                     request.incident_id, request.target, request.channel_id, time.time(), redis=redis,
-                    description=f"rebalance check of node {request.target}", cluster=request.cluster)
+                    description=f"rebalance check of node {request.target}", on_cluster=request.cluster,
+                    cluster=request.cluster)
 
 
 def _ready(node: dict[str, Any]) -> bool:
@@ -164,7 +171,7 @@ def _scheduled_at(pod: dict[str, Any]) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
-def check_rebalance(settings: Settings, slack: SlackClient, node: str, channel: str, since: float) -> dict[str, Any]:
+def check_rebalance(settings: Settings, slack: Notifier, node: str, channel: str, since: float) -> dict[str, Any]:
     """Ready, schedulable, and how many pods landed on the node since ``since`` (its labels re-applied); posted."""
     kube = KubeApi.from_settings(settings)
     try:

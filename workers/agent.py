@@ -2,7 +2,8 @@
 
 ``k8s-incident-bot agent --cluster prod-eu`` runs where the cluster's ServiceAccount is (``KUBE_IN_CLUSTER``),
 connects outbound to Redis only and serves the queues of that cluster's cluster-bound jobs
-(``actions@prod-eu``, ``assess@prod-eu``: assessments, validations, dry-runs, the serialized actions). Nothing
+(``actions@prod-eu``, ``assess@prod-eu``: assessments, validations, dry-runs, the serialized actions, a deleted
+node's return watch and rebalance check). Nothing
 outside the cluster ever connects to its apiserver. It holds no Slack token: what it has to say goes into
 the durable outbox in Redis, and the bot's drainers send it (:class:`service.assessment.OutboxTarget`,
 :func:`service.fleet.agent_runtime`).

@@ -1,4 +1,8 @@
-"""Run an RQ worker on the bot's queues, with RQ's scheduler for status/escalation reminders."""
+"""Run an RQ worker on the bot's queues, with RQ's scheduler for status/escalation reminders.
+
+A central worker also probes the central clusters' apiservers (:mod:`service.reach`) and, at each RQ
+maintenance, finalizes assessments that a cluster's agent started and never finished (:mod:`service.abandoned`).
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,25 @@ class MeasuredWorker(Worker):
         return succeeded
 
 
+class CentralWorker(MeasuredWorker):
+    """A central worker: at every RQ maintenance it also sweeps the agents' queues for assessments whose agent
+    died mid-way (:func:`service.abandoned.sweep_agent_queues`)."""
+
+    central_settings: Settings
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        from service.abandoned import sweep_agent_queues
+
+        try:
+            finalized = sweep_agent_queues(Context.from_settings(self.central_settings))
+        except Exception:  # noqa: BLE001 - the next maintenance retries; the worker keeps serving
+            log.exception("could not sweep the agents' queues for interrupted assessments")
+            return
+        if finalized:
+            log.info("posted partial verdicts for assessments interrupted on agents: %s", ", ".join(finalized))
+
+
 MAINTENANCE_INTERVAL_SECONDS = 60
 """How often a worker sweeps RQ's registries (RQ's default: 10 min). The sweep is what re-runs a job whose
 worker died (an assessment, a post-mortem) once its heartbeat has lapsed; during an incident a minute
@@ -67,15 +90,19 @@ def start_observed(settings: Settings, *, burst: bool) -> None:
         except OSError as error:
             log.warning("metrics not served on %s:%d: %s", settings.http_host,
                         settings.metrics_port or settings.http_port, error)
-    _preload_jobs()
+    _preload_jobs(settings)
 
 
-def _preload_jobs() -> None:
-    """Import the job modules once, before forking: work horses then start a job without ~1.5 s of imports."""
+def _preload_jobs(settings: Settings) -> None:
+    """Import the job modules once, before forking: work horses then start a job without ~1.5 s of imports; and
+    what the jobs load lazily (the check modules, the compiled templates: :func:`service.warm.warm_up`)."""
     import importlib
+
+    from service.warm import warm_up
 
     for name in JOB_MODULES:
         importlib.import_module(name)
+    warm_up(settings)
 
 
 def _heal_schedules(settings: Settings) -> None:
@@ -120,9 +147,13 @@ def run_worker(settings: Settings, *, with_scheduler: bool = True, burst: bool =
     if not burst:
         _heal_schedules(settings)
         _finalize_interrupted_assessments(settings)
+        from service.reach import start_probing
+
+        start_probing(settings)  # the central clusters' apiservers, for the bot's immediate answers
     context = Context.from_settings(settings)
     MeasuredWorker.kinds = queue_kinds(settings)
-    worker = MeasuredWorker(all_queues(settings), connection=context.redis,
+    CentralWorker.central_settings = settings
+    worker = CentralWorker(all_queues(settings), connection=context.redis,
                             maintenance_interval=MAINTENANCE_INTERVAL_SECONDS, worker_ttl=WORKER_TTL_SECONDS)
     worker.work(with_scheduler=with_scheduler, burst=burst, logging_level=settings.log_level)
     return 0

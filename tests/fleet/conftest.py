@@ -11,8 +11,6 @@ central worker through its kubeconfig.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ import yaml
 from kubernetes import client as k8s
 
 from incident.settings import Settings
+from sandbox.agents import AgentPool
 from sandbox.baseline import install_baseline
 from sandbox.binaries import ensure_binaries, ensure_helm
 from sandbox.cluster import LocalCluster
@@ -137,13 +136,12 @@ def bot_settings(slack: SlackEmulator, redis_url: str, kubeconfig: Path, cluster
         confirmation_ttl_seconds=20, action_lease_seconds=10, metrics_port=free_port())
 
 
-class Agents:
+class Agents(AgentPool):
     """Agent processes (``k8s-incident-bot agent --cluster X``), each with only Redis and its cluster's token."""
 
     def __init__(self, redis_url: str, planes: dict[str, FleetCluster], logs: Path) -> None:
-        self.redis_url, self.planes, self.logs = redis_url, planes, logs
-        self.procs: dict[str, list[subprocess.Popen[bytes]]] = {}
-        self.starts = 0
+        super().__init__(logs)
+        self.redis_url, self.planes = redis_url, planes
 
     def environment(self, name: str) -> dict[str, str]:
         settings = Settings(_env_file=None, redis_url=self.redis_url,  # type: ignore[call-arg]
@@ -154,49 +152,13 @@ class Agents:
         assert not any(key.startswith("SLACK_") and key != "SLACK_API_URL" for key in env), "an agent has no Slack token"
         return env
 
-    def start(self, name: str, count: int = 2) -> list[subprocess.Popen[bytes]]:
+    def start(self, name: str, env: dict[str, str] | None = None, count: int = 2) -> list[subprocess.Popen[bytes]]:
         """``count`` agents of one cluster (as the chart's two replicas: one may run a long drain, the other
-        serves that cluster's assessments and dry-runs meanwhile)."""
-        return [self._start_one(name) for _ in range(count)]
-
-    def _start_one(self, name: str) -> subprocess.Popen[bytes]:
-        self.starts += 1
-        log = open(self.logs / f"agent-{name}-{self.starts}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "k8s_incident_bot", "agent", "--cluster", name],
-                                env=self.environment(name), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        self.procs.setdefault(name, []).append(proc)
-        return proc
-
-    def kill(self, name: str) -> None:
-        """SIGKILL every agent of ``name`` and their work horses (RQ gives a horse a process group of its own)."""
-        from tests.fixtures.workers import child_pids
-
-        for proc in self.procs.pop(name):
-            horses = child_pids(proc.pid)
-            os.killpg(proc.pid, signal.SIGKILL)
-            for pid in horses:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            proc.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        procs = [proc for group in self.procs.values() for proc in group]
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        self.procs.clear()
-
-    def log_text(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("agent-*.log")))
+        serves that cluster's assessments and dry-runs meanwhile); each gets a metrics port of its own."""
+        started = []
+        for _ in range(count):
+            started += super().start(name, env or self.environment(name))
+        return started
 
 
 @pytest.fixture()

@@ -163,3 +163,40 @@ def test_an_agent_killed_with_a_confirmation_pending(slack: SlackEmulator, bot_s
         wait_until(lambda: fleet.agent_seen(bot_server.services, "a") is not None, timeout=60)
         assert not k8s.CoreV1Api(api).read_node(node).spec.unschedulable, "the expired cordon never ran"
         assert store.get("A1").status == ActionStatus.EXPIRED and store.get("A1").started_at is None
+
+
+def test_a_deleted_nodes_watch_and_rebalance_run_in_its_agent(slack: SlackEmulator, bot_server: RunningBot,
+                                                               agents: Agents, fleet_planes: dict[str, FleetCluster]) -> None:
+    """After a ``delete node`` in agent cluster ``a`` (what the drainer records), the watch for the node's return and
+    the rebalance check wait in ``a``'s own queue and its agent runs them; no central worker is running."""
+    from rq.registry import ScheduledJobRegistry
+
+    from sandbox.cluster import kwok_node_manifest
+    from service import node_restore
+    from service.cluster_jobs import job_context
+
+    agents.start("a", count=1)
+    wait_until(lambda: fleet.agent_seen(bot_server.services, "a") is not None, timeout=60)
+    slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster a sev2 Node gone in a")
+    incident = opened(slack, bot_server)
+    ctx = job_context(bot_server.services, "a")
+    node = "a-node-restore-0"
+    request = action_store(ctx).new(cluster="a", kind="delete-node", target=node, requested_by="U_ALICE",
+                                    channel_id=incident.channel_id, incident_id=incident.id)
+    node_restore.node_deleted(ctx.settings, ctx.redis, request, {"labels": {"pool": "db"}, "taints": []})
+    redis = ctx.redis
+    assert ScheduledJobRegistry("k8sbot-assess@a", connection=redis).get_job_ids() != []
+    assert ScheduledJobRegistry("k8sbot-assess", connection=redis).get_job_ids() == []  # not the central queue
+
+    with fleet_planes["a"].admin() as api:
+        core = k8s.CoreV1Api(api)
+        core.create_node(kwok_node_manifest(node, 90))
+        try:
+            def said(words: str) -> bool:
+                return any(words in str(m.get("text")) for m in slack.messages(incident.channel_id))
+
+            wait_until(lambda: said(f"Node `{node}` registered again"), timeout=90)  # sent by the bot's drainers
+            node_restore.restored(ctx.settings.model_copy(update={"node_rebalance_window_seconds": 1}), redis, request)
+            wait_until(lambda: said(f"Rebalance check of node `{node}`"), timeout=60)
+        finally:
+            core.delete_node(node)

@@ -6,12 +6,21 @@ and sends what it has to say through the outbox (it has no Slack token); the bot
 
 from __future__ import annotations
 
-import pytest
-from kubernetes import client as k8s
+import json
+from dataclasses import replace
+from pathlib import Path
 
+import pytest
+import yaml
+from kubernetes import client as k8s
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+
+from sandbox.proxy import FaultProxy
 from sandbox.slack import SlackEmulator
 from sandbox.scenarios import DnsOutage
 from service import fleet
+from service.assessment import META_KEY
 from tests.bot.helpers import ephemeral_texts, wait_until
 from tests.fleet.helpers import opened
 from tests.fixtures.cluster import wait_for_settled_kube_system
@@ -111,3 +120,68 @@ def test_an_incident_on_an_agent_cluster_and_the_agent_killed(slack: SlackEmulat
     else:
         wait_until(lambda: any("Not resolving yet" in m["text"] for m in slack.messages(incident.channel_id)), timeout=30)
         assert bot_server.services.store.get(incident.id).status.value != "resolved"
+
+
+def _through(cluster: FleetCluster, proxy: FaultProxy, directory: Path) -> Path:
+    """The agent's kubeconfig (its ServiceAccount token), with the fault proxy in front of its apiserver."""
+    document = yaml.safe_load(cluster.agent_kubeconfig.read_text())
+    document["clusters"][0]["cluster"]["server"] = proxy.url
+    path = directory / "agent-through-proxy"
+    path.write_text(yaml.safe_dump(document))
+    path.chmod(0o600)
+    return path
+
+
+def _progress(bot: RunningBot) -> dict[str, object] | None:
+    """The saved progress of the assessment running on ``a``'s queue (``None``: none running)."""
+    redis = bot.services.redis
+    for job_id in StartedJobRegistry("k8sbot-assess@a", connection=redis).get_job_ids(cleanup=False):
+        state = Job.fetch(job_id, connection=redis).meta.get(META_KEY)
+        if isinstance(state, dict):
+            return state
+    return None
+
+
+def test_an_agent_killed_mid_assessment_is_finalized_centrally(slack: SlackEmulator, bot_server: RunningBot,
+                                                               workers: WorkerProcesses, agents: Agents,
+                                                               fleet_planes: dict[str, FleetCluster],
+                                                               tmp_path: Path) -> None:
+    """The agent dies with the checks half done: the central worker's maintenance notices once the agent's
+    heartbeat lapses, posts the partial verdict naming the missing checks, and queues no retry."""
+    plane = fleet_planes["a"].plane
+    assert plane.ports is not None
+    workers.start()
+    with FaultProxy("127.0.0.1", plane.ports.apiserver) as proxy:
+        slow = replace(fleet_planes["a"], agent_kubeconfig=_through(fleet_planes["a"], proxy, tmp_path))
+        (tmp_path / "slow").mkdir()
+        pool = Agents(agents.redis_url, {"a": slow}, tmp_path / "slow")
+        try:
+            pool.start("a", count=1)
+            wait_until(lambda: _seen(bot_server, "a"), timeout=60)
+            slack.slash_command("U_ALICE", "C_GENERAL", "incident open --cluster a sev2 Agent dies mid-way")
+            incident = opened(slack, bot_server)
+            proxy.set_latency(1.0)  # every request to a's apiserver takes a second more: the checks take a while
+            slack.slash_command("U_ALICE", incident.channel_id, "assess")
+            wait_until(lambda: (state := _progress(bot_server)) is not None and state.get("results"), timeout=120)
+            pool.kill("a")
+            state = _progress(bot_server)
+            assert state is not None and not state.get("finished"), "the agent was killed mid-assessment"
+        finally:
+            pool.stop_all()
+    wait_until(lambda: not _seen(bot_server, "a"), timeout=HEARTBEAT_SECONDS * 3)
+
+    def interrupted() -> list[dict[str, object]]:
+        return [m for m in slack.messages(incident.channel_id, include_replies=False)
+                if "An earlier attempt was interrupted (the agent of cluster a was not seen" in json.dumps(m["blocks"])]
+
+    wait_until(lambda: interrupted(), timeout=150)  # the next maintenance of the central worker (about a minute)
+    (message,) = interrupted()
+    assert str(message["text"]).startswith("Assessment of a:"), message["text"]
+    assert "queued…" not in json.dumps(message["blocks"]), "the verdict replaced the progress message"
+    timeline = bot_server.services.store.timeline(incident.id)
+    wait_until(lambda: timeline.entries({"assessment"}), timeout=10)
+    (entry,) = timeline.entries({"assessment"})
+    assert entry.data["snapshot"]["interrupted"]["missing"], entry.data
+    redis = bot_server.services.redis
+    assert redis.llen("rq:queue:k8sbot-assess@a") == 0, "no retry waits for the dead agent"
+    assert StartedJobRegistry("k8sbot-assess@a", connection=redis).get_job_ids(cleanup=False) == []

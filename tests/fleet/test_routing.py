@@ -21,7 +21,7 @@ def fleet_settings(tmp_path: Path, fake_kubeconfig: Path) -> Settings:
 
 def test_the_cluster_bound_jobs_are_the_ones_that_talk_to_a_cluster() -> None:
     bound = {spec.name for spec in jobs.CATALOGUE.values() if spec.cluster_bound}
-    assert bound == {"assessment", "resolve", "action_prepare", "action_drain"}
+    assert bound == {"assessment", "resolve", "action_prepare", "action_drain", "node_watch", "node_rebalance"}
     assert {jobs.CATALOGUE[name].queue for name in bound} == set(jobs.CLUSTER_QUEUE_KINDS)
 
 
