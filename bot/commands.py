@@ -264,7 +264,7 @@ def _on_resolve(services: Context, body: dict[str, Any]) -> Reply:
 def _on_post_update(services: Context, body: dict[str, Any]) -> Reply:
     incident = _header_incident(services, body)
     services.slack.call("views.open", trigger_id=body["trigger_id"],
-                        view=status_update_modal(UPDATE_MODAL_CALLBACK, incident.id).to_dict())
+                        view=status_update_modal(UPDATE_MODAL_CALLBACK, incident.id, services.templates).to_dict())
     return Reply("")
 
 
