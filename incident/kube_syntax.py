@@ -25,10 +25,14 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def cut(value: str, limit: int = SHOWN_LIMIT) -> str:
+    """User input to quote in a message, cut to ``limit`` characters (a template escapes it)."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def shown(value: str, limit: int = SHOWN_LIMIT) -> str:
     """User input quoted in a message: cut to ``limit`` characters first, then escaped."""
-    cut = value if len(value) <= limit else value[: limit - 1] + "…"
-    return escape(cut)
+    return escape(cut(value, limit))
 
 
 def check_name(value: str, what: str) -> str:
