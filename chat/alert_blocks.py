@@ -89,9 +89,8 @@ def attach_modal(group_id: str, channel_id: str, message_ts: str, incidents: lis
         type="modal", callback_id=ATTACH_MODAL_CALLBACK, title=text("attach_modal_title"),
         submit=text("attach_modal_submit"), close=text("attach_modal_close"),
         private_metadata=json.dumps({"group": group_id, "channel": channel_id, "ts": message_ts}),
-        blocks=[InputBlock(block_id=ATTACH_BLOCK, label=text("attach_modal_label"),
-                           element=StaticSelectElement(action_id=ATTACH_SELECT, placeholder=text("attach_modal_placeholder"),
-                                                       options=options))],
+        blocks=[InputBlock(block_id=ATTACH_BLOCK, label=text("attach_modal_label"), element=StaticSelectElement(
+            action_id=ATTACH_SELECT, placeholder=text("attach_modal_placeholder"), options=options))],
     )
 
 
