@@ -16,7 +16,7 @@ from bot.after_ack import ButtonSpec, button_value, clicked_by
 from bot.grammar import CommandSpec, Invocation, no_arguments
 from chat.action_blocks import ACTION_CANCEL, ACTION_CONFIRM, ACTION_PROCEED_ANYWAY
 from incident.action_kinds import ActionSpec, ActionSpecs
-from incident.errors import CommandError
+from incident.command_errors import command_error
 from incident.model import Incident
 from service import action_requests, fleet
 from service.context import Context
@@ -53,7 +53,7 @@ def _kind_command(kind: ActionSpec) -> CommandSpec:
 
 def _parse_cancel(tokens: list[str], rest: str) -> dict[str, Any]:
     if len(tokens) != 1 or not ACTION_ID.match(tokens[0]):
-        raise CommandError("Give one action id such as `A12` (see `/k8s queue`).")
+        raise command_error("action_id_arguments")
     return {"action_id": tokens[0].upper()}
 
 

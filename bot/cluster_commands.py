@@ -13,8 +13,8 @@ from typing import Any
 
 from bot.grammar import CommandSpec, Invocation, no_arguments, rest_after
 from incident.clusters import ALL, NAME_RULE, valid_name
-from incident.errors import CommandError
-from incident.kube_syntax import shown
+from incident.command_errors import command_error
+from incident.kube_syntax import cut
 from incident.model import Incident
 from service import fleet
 from service.context import Context
@@ -29,7 +29,7 @@ def check_cluster_name(token: str, *, allow_all: bool = False) -> str:
     if allow_all and name.lower() == ALL:
         return ALL
     if not valid_name(name):
-        raise CommandError(f"`{shown(name, 40)}` is not a cluster name ({NAME_RULE}).")
+        raise command_error("not_a_cluster", got=cut(name, 40), rule=NAME_RULE)
     return name
 
 
@@ -42,14 +42,14 @@ def take_cluster_option(tokens: list[str], rest: str, *, allow_all: bool = False
         return check_cluster_name(first.split("=", 1)[1], allow_all=allow_all), tokens[1:], rest_after(rest, 1)
     if first.lower() == OPTION:
         if len(tokens) < 2:
-            raise CommandError("`--cluster` needs a cluster name (`/k8s clusters` lists them).")
+            raise command_error("cluster_missing")
         return check_cluster_name(tokens[1], allow_all=allow_all), tokens[2:], rest_after(rest, 2)
     return None, tokens, rest
 
 
 def _parse_bind(tokens: list[str], rest: str) -> dict[str, Any]:
     if len(tokens) != 1:
-        raise CommandError("Give exactly one cluster name.")
+        raise command_error("one_cluster")
     return {"cluster": check_cluster_name(tokens[0])}
 
 

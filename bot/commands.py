@@ -33,8 +33,9 @@ from bot.grammar import (
 from chat.blocks import ACTION_ASSESS, ACTION_ESCALATE, ACTION_POST_UPDATE, ACTION_RESOLVE
 from chat.views import status_update_modal
 from incident.action_kinds import ActionSpecs, action_specs
-from incident.errors import CommandError, NotInIncidentChannel
-from incident.kube_syntax import check_name, shown
+from incident.errors import NotInIncidentChannel
+from incident.command_errors import command_error
+from incident.kube_syntax import check_name, cut
 from incident.model import DEFAULT_SEVERITY, SEVERITIES, Incident, Status
 from incident.clusters import ALL
 from service import escalation, fleet, lifecycle, recovery
@@ -89,16 +90,16 @@ def _parse_open(tokens: list[str], rest: str) -> dict[str, Any]:
 
 def _parse_severity(tokens: list[str], rest: str) -> dict[str, Any]:
     if len(tokens) != 1:
-        raise CommandError("Give exactly one severity.")
+        raise command_error("one_severity")
     return {"severity": parse_severity(tokens[0])}
 
 
 def _parse_role(tokens: list[str], rest: str) -> dict[str, Any]:
     if len(tokens) != 2:
-        raise CommandError("Give a role and a person.")
+        raise command_error("role_arguments")
     role = tokens[0].lower()
     if role not in ("commander", "comms"):
-        raise CommandError(f"Unknown role `{shown(tokens[0], 30)}`; use commander or comms.")
+        raise command_error("unknown_role", got=cut(tokens[0], 30))
     return {"role": role, "user": parse_user(tokens[1])}
 
 
@@ -114,7 +115,7 @@ IMPACTS: dict[str, dict[str, bool]] = {
 
 def _parse_impact(tokens: list[str], rest: str) -> dict[str, Any]:
     if len(tokens) != 1 or tokens[0].lower() not in IMPACTS:
-        raise CommandError("Say which impact: customer-facing, internal, pressure-on or pressure-off.")
+        raise command_error("unknown_impact")
     return dict(IMPACTS[tokens[0].lower()])
 
 
@@ -126,7 +127,7 @@ def _parse_resolve(tokens: list[str], rest: str) -> dict[str, Any]:
     if not tokens:
         return {"override": None}
     if tokens[0] != "--override":
-        raise CommandError(f"Unexpected `{shown(rest, 30)}`; resolve takes only `--override &lt;reason&gt;`.")
+        raise command_error("resolve_arguments", got=cut(rest, 30))
     return {"override": require_text(rest_after(rest, 1), "override reason", 500)}
 
 
@@ -167,7 +168,7 @@ def incident_commands() -> tuple[CommandSpec, ...]:
 
 def _parse_replaced(tokens: list[str], rest: str) -> dict[str, Any]:
     if len(tokens) != 3 or tokens[1].lower() != "by":
-        raise CommandError("Give the deleted node, `by`, and the node replacing it.")
+        raise command_error("replaced_arguments")
     return {"old": check_name(tokens[0], "node"), "new": check_name(tokens[2], "node")}
 
 
@@ -264,7 +265,7 @@ def _on_resolve(services: Context, body: dict[str, Any]) -> Reply:
 def _on_post_update(services: Context, body: dict[str, Any]) -> Reply:
     incident = _header_incident(services, body)
     services.slack.call("views.open", trigger_id=body["trigger_id"],
-                        view=status_update_modal(UPDATE_MODAL_CALLBACK, incident.id).to_dict())
+                        view=status_update_modal(UPDATE_MODAL_CALLBACK, incident.id, services.templates).to_dict())
     return Reply("")
 
 

@@ -8,8 +8,9 @@ Nothing registers itself on import. This module imports no other ``bot`` module 
 commands import it, never the reverse.
 
 Parsing never raises anything but :class:`CommandError`, whose hint is the right usage. Every text it
-produces is Slack mrkdwn: usage lines such as ``cordon node <name>`` are escaped (Slack would read
-``<name>`` as a link) and what the user typed is cut, then escaped (:func:`incident.kube_syntax.shown`).
+produces is Slack mrkdwn, a macro of ``templates/command_errors.slack.j2`` (:mod:`incident.command_errors`):
+usage lines such as ``cordon node <name>`` are escaped (Slack would read ``<name>`` as a link) and what the
+user typed is cut (:func:`incident.kube_syntax.cut`), then escaped.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from incident.command_errors import command_error, command_text
 from incident.errors import CommandError
-from incident.kube_syntax import escape, shown
+from incident.kube_syntax import cut
 from incident.model import SEVERITIES
 
 if TYPE_CHECKING:
@@ -104,7 +106,7 @@ class CommandRegistry:
 
     def usage(self, spec: CommandSpec) -> str:
         """The usage line as mrkdwn code: `` `/k8s cordon node &lt;name&gt;` ``."""
-        return f"`{escape(f'{self.slash} {spec.usage}')}`"
+        return command_text("usage", slash=self.slash, usage=spec.usage)
 
     def help_text(self, templates: TemplateRenderer) -> str:
         """The help listing, one line per command, generated from the registry (``templates/command_help.slack.j2``)."""
@@ -123,21 +125,19 @@ class CommandRegistry:
             if tuple(lowered[: len(words)]) == words and (best is None or len(words) > len(best.words)):
                 best = spec
         if best is None:
-            raise CommandError(
-                f"Unknown command `{shown(tokens[0], 30)}`.",
-                hint=f"Type `{self.slash} help` for the list. {self._suggest(lowered[0])}".strip(),
-            )
+            hint = command_text("unknown_command_hint", slash=self.slash, suggestions=self._suggest(lowered[0]))
+            raise command_error("unknown_command", got=cut(tokens[0], 30), hint=hint)
         args_tokens = tokens[len(best.words):]
         rest = rest_after(text, len(best.words))
         try:
             return ParsedCommand(best, best.parse(args_tokens, rest))
         except CommandError as error:
-            raise CommandError(error.message, hint=f"Usage: {self.usage(best)}") from None
+            raise CommandError(error.message,
+                               hint=command_text("usage_hint", slash=self.slash, usage=best.usage)) from None
 
-    def _suggest(self, first: str) -> str:
-        candidates = sorted({spec.usage for spec in self._specs.values() if spec.words[0].startswith(first[:2])})
-        shown_usages = ", ".join(f"`{escape(f'{self.slash} {c}')}`" for c in candidates[:3])
-        return f"Did you mean: {shown_usages}?" if candidates else ""
+    def _suggest(self, first: str) -> list[str]:
+        """Up to three usages of commands whose first word starts like ``first``."""
+        return sorted({spec.usage for spec in self._specs.values() if spec.words[0].startswith(first[:2])})[:3]
 
 
 # --- helpers for parsers ----------------------------------------------------------------------------
@@ -156,27 +156,26 @@ def parse_user(token: str) -> str:
     """A Slack user mention (``<@U123>`` or ``<@U123|name>``) → user id."""
     match = USER_MENTION.match(token)
     if not match:
-        raise CommandError(f"`{shown(token, 30)}` is not a user mention; mention the person with @ so Slack sends "
-                           "their ID.")
+        raise command_error("not_a_user", got=cut(token, 30))
     return match.group(1)
 
 
 def parse_severity(token: str) -> str:
     severity = token.lower()
     if severity not in SEVERITIES:
-        raise CommandError(f"Unknown severity `{shown(token, 30)}`; use one of {', '.join(SEVERITIES)}.")
+        raise command_error("unknown_severity", got=cut(token, 30), severities=SEVERITIES)
     return severity
 
 
 def require_text(rest: str, what: str, limit: int = MAX_TEXT_LENGTH) -> str:
     if not rest:
-        raise CommandError(f"The {what} is missing.")
+        raise command_error("text_missing", what=what)
     if len(rest) > limit:
-        raise CommandError(f"The {what} is {len(rest)} characters long; the limit is {limit}.")
+        raise command_error("text_too_long", what=what, length=len(rest), limit=limit)
     return rest
 
 
 def no_arguments(tokens: list[str], rest: str) -> dict[str, Any]:
     if tokens:
-        raise CommandError(f"This command takes no arguments (got `{shown(rest, 30)}`).")
+        raise command_error("no_arguments", got=cut(rest, 30))
     return {}

@@ -1,6 +1,7 @@
 """Block Kit views of risky actions: the confirmation message and what it becomes as the action moves.
 
-Texts come from ``templates/action_*.slack.j2`` (escaped); this module only arranges them and fits
+Texts come from ``templates/action_*.slack.j2`` (escaped) and the labels of its buttons and dialogs from
+``templates/block_labels.txt.j2`` (plain text); this module only arranges them and fits
 them into Block Kit's limits without cutting an ``&amp;`` or a ``<@U…>`` in half (:func:`chat.escape.truncate`). The
 confirmation message carries Confirm (or *Proceed anyway* when the recovery-order guard holds the
 action back) and Cancel, each with the action id as value; the same message is later replaced by
@@ -22,6 +23,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from chat.blocks import LABELS
 from chat.escape import truncate
 from chat.recovery_blocks import undo_row
 from incident.actions import ActionRequest
@@ -49,24 +51,29 @@ def confirmation(action: ActionRequest, templates: TemplateRenderer, now: dateti
     """The message asking for confirmation: what will change, buttons, expiry. Returns (text, blocks)."""
     body = templates.render("action_confirmation.slack.j2", action=action)
     state = templates.render("action_state.slack.j2", action=action, position=None)
+    def label(macro: str) -> str:
+        return templates.macro_exact(LABELS, macro)
+
     if action.guard and not action.guard_ack_by:
         dialog_text = templates.render("action_dialog.slack.j2", action=action, which="proceed_anyway")
-        go = ButtonElement(text="Proceed anyway", action_id=ACTION_PROCEED_ANYWAY, value=action.id, style="danger",
-                           confirm=ConfirmObject(title="Proceed anyway?", text=truncate(dialog_text, DIALOG_LIMIT),
-                                                 confirm="Proceed", deny="Back"))
+        go = ButtonElement(text=label("proceed_anyway_button"), action_id=ACTION_PROCEED_ANYWAY, value=action.id,
+                           style="danger",
+                           confirm=ConfirmObject(title=label("proceed_anyway_title"),
+                                                 text=truncate(dialog_text, DIALOG_LIMIT),
+                                                 confirm=label("proceed_anyway_confirm"), deny=label("dialog_deny")))
     else:
         dialog = None
         if action.destructive:
             dialog_text = templates.render("action_dialog.slack.j2", action=action, which="destructive")
-            dialog = ConfirmObject(title="Really?", text=truncate(dialog_text, DIALOG_LIMIT), confirm="Confirm",
-                                   deny="Back")
-        go = ButtonElement(text="Confirm", action_id=ACTION_CONFIRM, value=action.id,
+            dialog = ConfirmObject(title=label("destructive_title"), text=truncate(dialog_text, DIALOG_LIMIT),
+                                   confirm=label("destructive_confirm"), deny=label("dialog_deny"))
+        go = ButtonElement(text=label("confirm_button"), action_id=ACTION_CONFIRM, value=action.id,
                            style="danger" if action.destructive else "primary", confirm=dialog)
     blocks: list[Block] = [
         _section(body),
         _context(state),
         ActionsBlock(block_id=f"risky_action:{action.id}", elements=[
-            go, ButtonElement(text="Cancel", action_id=ACTION_CANCEL, value=action.id),
+            go, ButtonElement(text=label("cancel_button"), action_id=ACTION_CANCEL, value=action.id),
         ]),
     ]
     return templates.render("action_fallback.slack.j2", action=action, which="confirm"), blocks
@@ -90,7 +97,7 @@ def outcome(action: ActionRequest, templates: TemplateRenderer, *, undo: str = "
     text = templates.render("action_outcome.slack.j2", action=action)
     blocks: list[Block] = [_section(text)]
     if undo:
-        blocks.append(undo_row(action.id, undo))
+        blocks.append(undo_row(action.id, undo, templates))
     elif undo_note and action.status == "succeeded":
         blocks.append(_context(templates.render("recovery_no_undo.slack.j2", action_id=action.id, note=undo_note)))
     return templates.render("action_fallback.slack.j2", action=action, which="outcome"), blocks

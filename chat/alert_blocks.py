@@ -1,7 +1,8 @@
 """Block Kit of the Alertmanager intake: the triage message, its decided form, the recovery prompt, the attach modal.
 
 Texts come from ``templates/alert_*.slack.j2`` (every label value escaped, so ``<!channel>`` in a
-label is text); this module arranges them. The triage message carries *Open incident*, *Attach to an
+label is text), the labels of its buttons and modal from ``templates/block_labels.txt.j2``; this module
+arranges them. The triage message carries *Open incident*, *Attach to an
 open incident…* and *Dismiss*, each with the alert group's id as value; once a person decided it is
 replaced by what they decided, without buttons. The recovery prompt's button carries the incident id
 and starts the normal ``/k8s resolve`` path. Action ids are constants here so the listeners
@@ -25,8 +26,10 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from chat.blocks import LABELS
 from chat.escape import truncate
 from incident.model import Incident
+from incident.templates import TemplateRenderer
 
 ACTION_TRIAGE_OPEN = "alert_triage_open"
 ACTION_TRIAGE_ATTACH = "alert_triage_attach"
@@ -43,14 +46,17 @@ def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=truncate(text, 3000)))
 
 
-def triage_message(group_id: str, text: str) -> list[Block]:
+def triage_message(group_id: str, text: str, templates: TemplateRenderer) -> list[Block]:
     """The triage message: the group's alerts (rendered ``text``) and the three decisions."""
+    def button(macro: str, action_id: str, style: str | None = None) -> ButtonElement:
+        return ButtonElement(text=templates.macro_exact(LABELS, macro), action_id=action_id, value=group_id, style=style)
+
     return [
         _section(text),
         ActionsBlock(block_id=f"alert_triage:{group_id}", elements=[
-            ButtonElement(text="Open incident", action_id=ACTION_TRIAGE_OPEN, value=group_id, style="primary"),
-            ButtonElement(text="Attach to an open incident…", action_id=ACTION_TRIAGE_ATTACH, value=group_id),
-            ButtonElement(text="Dismiss", action_id=ACTION_TRIAGE_DISMISS, value=group_id),
+            button("triage_open_button", ACTION_TRIAGE_OPEN, "primary"),
+            button("triage_attach_button", ACTION_TRIAGE_ATTACH),
+            button("triage_dismiss_button", ACTION_TRIAGE_DISMISS),
         ]),
     ]
 
@@ -60,27 +66,31 @@ def decided_message(text: str) -> list[Block]:
     return [_section(text)]
 
 
-def recovery_prompt(incident_id: str, text: str) -> list[Block]:
+def recovery_prompt(incident_id: str, text: str, templates: TemplateRenderer) -> list[Block]:
     """"All linked alerts resolved — run the recovery checklist?" with the button that does."""
     return [
         _section(text),
         ActionsBlock(block_id=f"alerts_recovery:{incident_id}", elements=[
-            ButtonElement(text="Run the recovery checklist", action_id=ACTION_RECOVERY_CHECKLIST, value=incident_id,
-                          style="primary"),
+            ButtonElement(text=templates.macro_exact(LABELS, "recovery_checklist_button"),
+                          action_id=ACTION_RECOVERY_CHECKLIST, value=incident_id, style="primary"),
         ]),
     ]
 
 
-def attach_modal(group_id: str, channel_id: str, message_ts: str, incidents: list[Incident]) -> View:
+def attach_modal(group_id: str, channel_id: str, message_ts: str, incidents: list[Incident],
+                 templates: TemplateRenderer) -> View:
     """Pick the open incident to attach the group to; ``private_metadata`` says which triage message to update."""
-    options = [Option(value=incident.id, text=truncate(f"{incident.severity.upper()} {incident.title}", 75))
+    def text(macro: str, **arguments: Any) -> str:
+        return templates.macro_exact(LABELS, macro, **arguments)
+
+    options = [Option(value=incident.id, text=truncate(text("attach_option", incident=incident), 75))
                for incident in incidents[:MAX_OPTIONS]]
     return View(
-        type="modal", callback_id=ATTACH_MODAL_CALLBACK, title="Attach alerts", submit="Attach", close="Cancel",
+        type="modal", callback_id=ATTACH_MODAL_CALLBACK, title=text("attach_modal_title"),
+        submit=text("attach_modal_submit"), close=text("attach_modal_close"),
         private_metadata=json.dumps({"group": group_id, "channel": channel_id, "ts": message_ts}),
-        blocks=[InputBlock(block_id=ATTACH_BLOCK, label="Open incident",
-                           element=StaticSelectElement(action_id=ATTACH_SELECT, placeholder="Choose an incident",
-                                                       options=options))],
+        blocks=[InputBlock(block_id=ATTACH_BLOCK, label=text("attach_modal_label"), element=StaticSelectElement(
+            action_id=ATTACH_SELECT, placeholder=text("attach_modal_placeholder"), options=options))],
     )
 
 

@@ -1,7 +1,8 @@
 """Block Kit views of the incident lifecycle, built with ``slack_sdk`` models.
 
-Texts come from templates (escaped); this module only arranges them into blocks and buttons.
-Action ids are constants here so listeners and views cannot disagree.
+Texts come from templates: the header's mrkdwn from ``templates/incident_header.slack.j2`` (escaped), its
+title and button labels from ``templates/block_labels.txt.j2`` (plain text); this module only arranges them
+into blocks and buttons. Action ids are constants here so listeners and views cannot disagree.
 """
 
 from __future__ import annotations
@@ -16,39 +17,37 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from chat.escape import escape_mrkdwn, truncate
+from chat.escape import truncate
 from incident.model import Incident
-from incident.templates import mention
+from incident.templates import TemplateRenderer
 
 ACTION_ASSESS = "incident_assess"
 ACTION_POST_UPDATE = "incident_post_update"
 ACTION_ESCALATE = "incident_escalate"
 ACTION_RESOLVE = "incident_resolve"
 
-SEVERITY_EMOJI = {"sev1": ":red_circle:", "sev2": ":large_orange_circle:", "sev3": ":large_yellow_circle:"}
+HEADER = "incident_header.slack.j2"
+LABELS = "block_labels.txt.j2"
 
 
-def incident_header(incident: Incident) -> list[Block]:
+def incident_header(incident: Incident, templates: TemplateRenderer) -> list[Block]:
     """The pinned header of an incident channel, with its buttons."""
-    commander = f"<@{incident.commander}>" if incident.commander else "_unassigned_"
-    comms = f"<@{incident.comms}>" if incident.comms else "_unassigned_"
+    def field(macro: str) -> MarkdownTextObject:
+        return MarkdownTextObject(text=templates.macro_exact(HEADER, macro, incident=incident))
+
+    def button(macro: str, action_id: str, style: str | None = None) -> ButtonElement:
+        return ButtonElement(text=templates.macro_exact(LABELS, macro), action_id=action_id,
+                             value=header_button_value(incident), style=style)
+
     return [
-        HeaderBlock(text=truncate(f"{incident.severity.upper()}: {incident.title}", 150)),
-        SectionBlock(fields=[
-            MarkdownTextObject(text=f"*Severity*\n{SEVERITY_EMOJI.get(incident.severity, '')} {incident.severity.upper()}"),
-            MarkdownTextObject(text=f"*Status*\n{incident.status.value}"),
-            MarkdownTextObject(text=f"*Commander*\n{commander}"),
-            MarkdownTextObject(text=f"*Comms*\n{comms}"),
-        ]),
-        ContextBlock(elements=[MarkdownTextObject(
-            text=f"Incident `{incident.id}`" + (f" · cluster *{incident.cluster}*" if incident.cluster else "")
-            + f" · opened {incident.opened_at:%Y-%m-%d %H:%M UTC} by {mention(incident.opened_by)}"
-        )]),
+        HeaderBlock(text=truncate(templates.macro_exact(LABELS, "header_title", incident=incident), 150)),
+        SectionBlock(fields=[field("severity"), field("status"), field("commander"), field("comms")]),
+        ContextBlock(elements=[field("context")]),
         ActionsBlock(block_id=f"incident_header:{incident.id}", elements=[
-            ButtonElement(text="Assess", action_id=ACTION_ASSESS, value=header_button_value(incident), style="primary"),
-            ButtonElement(text="Post update", action_id=ACTION_POST_UPDATE, value=header_button_value(incident)),
-            ButtonElement(text="Escalate", action_id=ACTION_ESCALATE, value=header_button_value(incident), style="danger"),
-            ButtonElement(text="Resolve", action_id=ACTION_RESOLVE, value=header_button_value(incident)),
+            button("assess_button", ACTION_ASSESS, "primary"),
+            button("post_update_button", ACTION_POST_UPDATE),
+            button("escalate_button", ACTION_ESCALATE, "danger"),
+            button("resolve_button", ACTION_RESOLVE),
         ]),
     ]
 
@@ -58,9 +57,9 @@ def header_button_value(incident: Incident) -> str:
     return f"{incident.id}@{incident.cluster}" if incident.cluster else incident.id
 
 
-def header_fallback_text(incident: Incident) -> str:
+def header_fallback_text(incident: Incident, templates: TemplateRenderer) -> str:
     """Notification text of the header message."""
-    return f"{incident.severity.upper()} incident: {escape_mrkdwn(incident.title)}"
+    return templates.macro_exact(HEADER, "fallback", incident=incident)
 
 
 def text_section(text: str) -> list[Block]:

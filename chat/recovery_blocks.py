@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
+from chat.blocks import LABELS
 from chat.escape import truncate
 from incident.recovery import MAX_STEPS, Delta, PlanStep, RecoveryPlan
 from incident.templates import TemplateRenderer
@@ -60,9 +61,9 @@ def _md(text: str, limit: int = 3000) -> MarkdownTextObject:
     return MarkdownTextObject(text=truncate(text, limit))
 
 
-def _button(plan: RecoveryPlan, step: PlanStep) -> ButtonElement:
+def _button(plan: RecoveryPlan, step: PlanStep, templates: TemplateRenderer) -> ButtonElement:
     primary = plan.primary is not None and plan.primary.number == step.number
-    label = truncate(f"{step.number}. {step.description}", BUTTON_TEXT_LIMIT)
+    label = truncate(templates.macro_exact(LABELS, "step_button", step=step), BUTTON_TEXT_LIMIT)
     return ButtonElement(text=label, action_id=step_action_id(step.number),
                          value=StepButton(plan.ref, step.number, step.kind, step.target).value(),
                          style="primary" if primary else None)
@@ -75,7 +76,8 @@ def plan_blocks(plan: RecoveryPlan, templates: TemplateRenderer) -> list[Block]:
     blocks: list[Block] = [SectionBlock(text=_md(templates.render("recovery_plan.slack.j2", plan=plan)))]
     offered = plan.offered()
     if offered:
-        blocks.append(ActionsBlock(block_id=f"recovery_plan:{plan.ref}", elements=[_button(plan, s) for s in offered]))
+        buttons = [_button(plan, step, templates) for step in offered]
+        blocks.append(ActionsBlock(block_id=f"recovery_plan:{plan.ref}", elements=buttons))
     return blocks
 
 
@@ -86,14 +88,15 @@ def delta_blocks(delta: Delta, step: PlanStep, action_id: str, templates: Templa
                             undo_note=undo_note)
     blocks: list[Block] = [SectionBlock(text=_md(text))]
     if delta.worse and undo:
-        blocks.append(undo_row(action_id, undo))
+        blocks.append(undo_row(action_id, undo, templates))
     return blocks
 
 
-def undo_row(action_id: str, undo: str) -> ActionsBlock:
+def undo_row(action_id: str, undo: str, templates: TemplateRenderer) -> ActionsBlock:
     """One Undo button; its value is the id of the action to undo (the inverse is read from Redis)."""
+    label = truncate(templates.macro_exact(LABELS, "undo_button", undo=undo), BUTTON_TEXT_LIMIT)
     return ActionsBlock(block_id=f"recovery_undo:{action_id}", elements=[ButtonElement(
-        text=truncate(f"Undo: {undo}", BUTTON_TEXT_LIMIT), action_id=ACTION_UNDO, value=action_id, style="danger")])
+        text=label, action_id=ACTION_UNDO, value=action_id, style="danger")])
 
 
 def note(text: str) -> ContextBlock:
@@ -105,12 +108,13 @@ ACTION_RESTORE_NODE = "recovery_restore_node"
 and taints are read from what the bot recorded when it deleted the node, never from the button)."""
 
 
-def restore_blocks(text: str, deleted: str, registered: str) -> list[Block]:
+def restore_blocks(text: str, deleted: str, registered: str, templates: TemplateRenderer) -> list[Block]:
     """The "node registered again" message with its *Re-apply labels and taints* button; the value names the
     deleted node and, for a replacement, the node that registered (``old|new``)."""
     value = deleted if registered == deleted else f"{deleted}{SEPARATOR}{registered}"
     return [SectionBlock(text=_md(text)), ActionsBlock(block_id=f"recovery_restore:{registered}", elements=[
-        ButtonElement(text="Re-apply labels and taints", action_id=ACTION_RESTORE_NODE, value=value, style="primary")])]
+        ButtonElement(text=templates.macro_exact(LABELS, "restore_button"), action_id=ACTION_RESTORE_NODE, value=value,
+                      style="primary")])]
 
 
 def restore_target(value: str) -> tuple[str, str]:

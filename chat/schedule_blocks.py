@@ -1,6 +1,7 @@
 """Block Kit of the status cadence and escalation prompts, built with ``slack_sdk`` models.
 
-Texts come from templates (already escaped); this module arranges them and their buttons. The
+Texts come from templates (already escaped; the button labels from ``templates/block_labels.txt.j2``); this
+module arranges them and their buttons. The
 status prompt and the overdue reminder reuse :data:`chat.blocks.ACTION_POST_UPDATE`, which opens
 the status-update modal. Escalation buttons carry a :class:`PromptRef` naming the incident, the
 rule and the prompt's due time, so a decision always refers to one prompt.
@@ -12,8 +13,9 @@ from dataclasses import dataclass
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
-from chat.blocks import ACTION_POST_UPDATE
+from chat.blocks import ACTION_POST_UPDATE, LABELS
 from chat.escape import truncate
+from incident.templates import TemplateRenderer
 
 ACTION_ESCALATION_ESCALATE = "escalation_escalate"
 ACTION_ESCALATION_SNOOZE = "escalation_snooze"
@@ -45,25 +47,31 @@ def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=truncate(text, 3000)))
 
 
-def status_prompt_blocks(text: str, incident_id: str, *, kind: str = "status_prompt") -> list[Block]:
+def status_prompt_blocks(text: str, incident_id: str, templates: TemplateRenderer, *,
+                         kind: str = "status_prompt") -> list[Block]:
     """The status prompt or overdue reminder, with the *Post update* button."""
     return [
         _section(text),
         ActionsBlock(block_id=f"{kind}:{incident_id}", elements=[
-            ButtonElement(text="Post update", action_id=ACTION_POST_UPDATE, value=incident_id, style="primary"),
+            ButtonElement(text=templates.macro_exact(LABELS, "post_update_button"), action_id=ACTION_POST_UPDATE,
+                          value=incident_id, style="primary"),
         ]),
     ]
 
 
-def escalation_prompt_blocks(text: str, ref: PromptRef, *, snooze_minutes: int) -> list[Block]:
+def escalation_prompt_blocks(text: str, ref: PromptRef, templates: TemplateRenderer, *,
+                             snooze_minutes: int) -> list[Block]:
     """An escalation prompt with Escalate / Snooze / Dismiss."""
     value = ref.encode()
     return [
         _section(text),
         ActionsBlock(block_id=f"escalation:{ref.rule}:{ref.due_epoch}", elements=[
-            ButtonElement(text="Escalate", action_id=ACTION_ESCALATION_ESCALATE, value=value, style="danger"),
-            ButtonElement(text=f"Snooze {snooze_minutes} min", action_id=ACTION_ESCALATION_SNOOZE, value=value),
-            ButtonElement(text="Dismiss", action_id=ACTION_ESCALATION_DISMISS, value=value),
+            ButtonElement(text=templates.macro_exact(LABELS, "escalate_button"), action_id=ACTION_ESCALATION_ESCALATE,
+                          value=value, style="danger"),
+            ButtonElement(text=templates.macro_exact(LABELS, "snooze_button", minutes=snooze_minutes),
+                          action_id=ACTION_ESCALATION_SNOOZE, value=value),
+            ButtonElement(text=templates.macro_exact(LABELS, "dismiss_button"), action_id=ACTION_ESCALATION_DISMISS,
+                          value=value),
         ]),
     ]
 

@@ -1,4 +1,5 @@
-"""Modals: the status-update form, built with ``slack_sdk`` view models."""
+"""Modals: the status-update form, built with ``slack_sdk`` view models; its title, buttons and label are
+macros of ``templates/block_labels.txt.j2`` (plain text)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,28 @@ from typing import Any
 from slack_sdk.models.blocks import InputBlock, PlainTextInputElement
 from slack_sdk.models.views import View
 
+from chat.blocks import LABELS
+from incident.templates import TemplateRenderer
+
 UPDATE_BLOCK = "update"
 UPDATE_INPUT = "text"
 
 
-def status_update_modal(callback_id: str, incident_id: str) -> View:
+def status_update_modal(callback_id: str, incident_id: str, templates: TemplateRenderer) -> View:
     """A one-field modal for a stakeholder status update."""
+    def text(macro: str) -> str:
+        return templates.macro_exact(LABELS, macro)
+
     return View(
         type="modal",
         callback_id=callback_id,
         private_metadata=incident_id,
-        title="Status update",
-        submit="Post update",
-        close="Cancel",
+        title=text("update_modal_title"),
+        submit=text("update_modal_submit"),
+        close=text("update_modal_close"),
         blocks=[InputBlock(
             block_id=UPDATE_BLOCK,
-            label="What changed, what is next?",
+            label=text("update_modal_label"),
             element=PlainTextInputElement(action_id=UPDATE_INPUT, multiline=True, max_length=3000),
         )],
     )

@@ -2,7 +2,8 @@
 
 A spec carries what the rest of the bot asks about a kind: the words a person types and the usage and
 help ``/k8s help`` shows (the bot builds each command from its spec), the parser of the arguments (every
-target checked against Kubernetes' syntax, :mod:`incident.kube_syntax`), how a request is described (the
+target checked against Kubernetes' syntax, :mod:`incident.kube_syntax`; its refusals are macros of
+``templates/command_errors.slack.j2``, :mod:`incident.command_errors`), how a request is described (the
 description *is* the command, and parses back with the same spec), whether it is destructive (a second
 confirmer may be needed), the recovery layer it works on (the drill's order check), whether the
 recovery-order guard holds it back while the control plane fails, and the template of an extra warning
@@ -20,9 +21,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from incident.command_errors import command_error
 from incident.errors import CommandError
 from incident.runbook import CNI_DAEMONSETS
-from incident.kube_syntax import check_label_key, check_label_value, check_name, parse_namespaced, shown
+from incident.kube_syntax import check_label_key, check_label_value, check_name, cut, parse_namespaced
 
 WORKLOAD_KINDS: tuple[str, ...] = ("deployment", "daemonset", "statefulset")
 MAX_REPLICAS = 1000
@@ -150,28 +152,28 @@ class ActionSpecs:
 
 def _one_node(tokens: list[str]) -> ActionArgs:
     if len(tokens) != 1:
-        raise CommandError("Give exactly one node name.")
+        raise command_error("one_node")
     return ActionArgs(check_name(tokens[0], "node"))
 
 
 def _seconds(flag: str, value: str, maximum: int) -> int:
     if not value.isdigit() or int(value) > maximum:
-        raise CommandError(f"`{flag}` takes whole seconds from 0 to {maximum} (got `{shown(value)}`).")
+        raise command_error("seconds", flag=flag, maximum=maximum, got=cut(value))
     return int(value)
 
 
 def _parse_drain(tokens: list[str]) -> ActionArgs:
     if not tokens:
-        raise CommandError("Give the node name.")
+        raise command_error("node_missing")
     node = check_name(tokens[0], "node")
     params: dict[str, Any] = {"grace": None, "timeout": DEFAULT_DRAIN_TIMEOUT}
     options = tokens[1:]
     for index in range(0, len(options), 2):
         flag = options[index].lower()
         if flag not in ("--grace", "--timeout"):
-            raise CommandError(f"Unknown option `{shown(options[index])}`; use --grace or --timeout.")
+            raise command_error("unknown_drain_option", got=cut(options[index]))
         if index + 1 >= len(options):
-            raise CommandError(f"`{flag}` needs a number of seconds.")
+            raise command_error("seconds_missing", flag=flag)
         if flag == "--grace":
             params["grace"] = _seconds(flag, options[index + 1], MAX_GRACE)
         else:
@@ -181,21 +183,19 @@ def _parse_drain(tokens: list[str]) -> ActionArgs:
 
 def _parse_label(tokens: list[str]) -> ActionArgs:
     if len(tokens) != 2:
-        raise CommandError("Give the node name and one label as `key=value`.")
+        raise command_error("label_arguments")
     key, equals, value = tokens[1].partition("=")
     if not equals:
-        raise CommandError(f"`{shown(tokens[1])}` is not `key=value`; to remove a label use "
-                           "`/k8s unlabel node &lt;name&gt; &lt;key&gt;`.")
+        raise command_error("not_key_value", got=cut(tokens[1]))
     key = check_label_key(key)
     return ActionArgs(check_name(tokens[0], "node"), {"key": key, "value": check_label_value(value, key)})
 
 
 def _parse_unlabel(tokens: list[str]) -> ActionArgs:
     if len(tokens) != 2:
-        raise CommandError("Give the node name and the label key.")
+        raise command_error("unlabel_arguments")
     if "=" in tokens[1]:
-        raise CommandError(f"Give only the label key (got `{shown(tokens[1])}`); unlabel removes the label "
-                           "whatever its value.")
+        raise command_error("only_label_key", got=cut(tokens[1]))
     return ActionArgs(check_name(tokens[0], "node"), {"key": check_label_key(tokens[1])})
 
 
@@ -206,8 +206,7 @@ def _parse_taint(token: str) -> dict[str, str]:
     """``key[=value]:Effect`` (kubectl's taint syntax) → ``{"key", "value", "effect"}``."""
     body, colon, effect = token.rpartition(":")
     if not colon or effect not in TAINT_EFFECTS:
-        raise CommandError(f"`{shown(token)}` is not a taint `key[=value]:effect` with effect "
-                           f"{', '.join(TAINT_EFFECTS)}.")
+        raise command_error("not_a_taint", got=cut(token), effects=TAINT_EFFECTS)
     key, _, value = body.partition("=")
     key = check_label_key(key)
     return {"key": key, "value": check_label_value(value, key) if value else "", "effect": effect}
@@ -215,7 +214,7 @@ def _parse_taint(token: str) -> dict[str, str]:
 
 def _parse_restore_node(tokens: list[str]) -> ActionArgs:
     if not tokens:
-        raise CommandError("Give the node name, then its labels as `key=value` and taints as `--taint key=value:effect`.")
+        raise command_error("restore_arguments")
     node = check_name(tokens[0], "node")
     labels: dict[str, str] = {}
     taints: list[dict[str, str]] = []
@@ -225,25 +224,24 @@ def _parse_restore_node(tokens: list[str]) -> ActionArgs:
         token = rest[index]
         if token.lower() == "--taint":
             if index + 1 >= len(rest):
-                raise CommandError("`--taint` needs `key=value:effect`.")
+                raise command_error("taint_missing")
             taints.append(_parse_taint(rest[index + 1]))
             index += 2
             continue
         key, equals, value = token.partition("=")
         if not equals:
-            raise CommandError(f"`{shown(token)}` is not `key=value` (a label) nor `--taint key=value:effect`.")
+            raise command_error("not_label_nor_taint", got=cut(token))
         key = check_label_key(key)
         labels[key] = check_label_value(value, key)
         index += 1
     if not labels and not taints:
-        raise CommandError("Give at least one label `key=value` or one `--taint key=value:effect` to re-apply.")
+        raise command_error("restore_nothing")
     return ActionArgs(node, {"labels": labels, "taints": taints})
 
 
 def _parse_restart(tokens: list[str]) -> ActionArgs:
     if len(tokens) != 2 or tokens[0].lower() not in WORKLOAD_KINDS:
-        raise CommandError("Give the workload kind (deployment, daemonset or statefulset) and "
-                           "&lt;namespace&gt;/&lt;name&gt;.")
+        raise command_error("restart_arguments")
     workload = tokens[0].lower()
     return ActionArgs(parse_namespaced(tokens[1], workload), {"workload": workload})
 
@@ -252,21 +250,21 @@ def _parse_scale(tokens: list[str]) -> ActionArgs:
     if len(tokens) == 3 and tokens[1].lower() == "to":
         tokens = [tokens[0], tokens[2]]  # the description's own form: scale deployment ns/web to 3
     if len(tokens) != 2:
-        raise CommandError("Give &lt;namespace&gt;/&lt;name&gt; and the number of replicas.")
+        raise command_error("scale_arguments")
     if not tokens[1].isdigit() or int(tokens[1]) > MAX_REPLICAS:
-        raise CommandError(f"Replicas must be a whole number from 0 to {MAX_REPLICAS} (got `{shown(tokens[1])}`).")
+        raise command_error("replicas", maximum=MAX_REPLICAS, got=cut(tokens[1]))
     return ActionArgs(parse_namespaced(tokens[0], "deployment"), {"workload": "deployment", "replicas": int(tokens[1])})
 
 
 def _parse_probes(tokens: list[str]) -> ActionArgs:
     if len(tokens) != 2 or tokens[0].lower() != "deployment":
-        raise CommandError("Give `deployment` and &lt;namespace&gt;/&lt;name&gt;.")
+        raise command_error("probes_arguments")
     return ActionArgs(parse_namespaced(tokens[1], "deployment"), {"workload": "deployment"})
 
 
 def _parse_pod(tokens: list[str]) -> ActionArgs:
     if len(tokens) != 1:
-        raise CommandError("Give exactly one pod as &lt;namespace&gt;/&lt;name&gt;.")
+        raise command_error("pod_arguments")
     return ActionArgs(parse_namespaced(tokens[0], "pod"))
 
 

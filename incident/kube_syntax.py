@@ -3,15 +3,16 @@
 The grammar of the risky actions (:mod:`incident.action_kinds`) validates every target here before
 anything is stored, so a typo is answered at once with the rule it broke and nothing changes. The
 rules are the API server's own (``IsDNS1123Subdomain``, ``IsDNS1123Label``, ``IsQualifiedName``,
-``IsValidLabelValue``). Messages are Slack mrkdwn: what the user typed is cut first, then made inert
-(:func:`shown`), so a pasted ``<!channel>`` pings nobody and an ``&amp;`` is never cut in half.
+``IsValidLabelValue``). Messages are Slack mrkdwn, macros of ``templates/command_errors.slack.j2``: what the
+user typed is cut first (:func:`cut`), then made inert by the template (as :func:`shown` does for a text
+written in code), so a pasted ``<!channel>`` pings nobody and an ``&amp;`` is never cut in half.
 """
 
 from __future__ import annotations
 
 import re
 
-from incident.errors import CommandError
+from incident.command_errors import command_error
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -25,25 +26,27 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def cut(value: str, limit: int = SHOWN_LIMIT) -> str:
+    """User input to quote in a message, cut to ``limit`` characters (a template escapes it)."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def shown(value: str, limit: int = SHOWN_LIMIT) -> str:
     """User input quoted in a message: cut to ``limit`` characters first, then escaped."""
-    cut = value if len(value) <= limit else value[: limit - 1] + "…"
-    return escape(cut)
+    return escape(cut(value, limit))
 
 
 def check_name(value: str, what: str) -> str:
     """A DNS-1123 subdomain (node, pod, deployment names): lowercase alphanumerics, ``-`` and ``.``, ≤ 253."""
     if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
-        raise CommandError(f"`{shown(value)}` is not a valid {what} name: Kubernetes names are lowercase letters, "
-                           "digits, '-' and '.', start and end with a letter or digit, at most 253 characters.")
+        raise command_error("invalid_name", got=cut(value), what=what)
     return value
 
 
 def check_namespace(value: str) -> str:
     """A DNS-1123 label: lowercase alphanumerics and ``-``, ≤ 63."""
     if len(value) > 63 or not DNS1123_LABEL.match(value):
-        raise CommandError(f"`{shown(value)}` is not a valid namespace: lowercase letters, digits and '-', "
-                           "starting and ending with a letter or digit, at most 63 characters.")
+        raise command_error("invalid_namespace", got=cut(value))
     return value
 
 
@@ -51,7 +54,7 @@ def parse_namespaced(token: str, what: str) -> str:
     """``<namespace>/<name>`` → the same string, validated."""
     namespace, slash, name = token.partition("/")
     if not slash or not namespace or not name:
-        raise CommandError(f"Give the {what} as `&lt;namespace&gt;/&lt;name&gt;` (got `{shown(token)}`).")
+        raise command_error("not_namespaced", what=what, got=cut(token))
     return f"{check_namespace(namespace)}/{check_name(name, what)}"
 
 
@@ -66,11 +69,9 @@ def check_label_key(key: str) -> str:
     (alphanumerics, ``-``, ``_``, ``.``; starting and ending alphanumeric)."""
     prefix, slash, name = key.rpartition("/")
     if slash and (not prefix or len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
-        raise CommandError(f"`{shown(key)}` is not a valid label key: the prefix before '/' must be a DNS subdomain "
-                           "such as `example.com` (lowercase letters, digits, '-' and '.', at most 253 characters).")
+        raise command_error("invalid_label_prefix", got=cut(key))
     if not name or len(name) > 63 or not QUALIFIED_NAME.match(name):
-        raise CommandError(f"`{shown(key)}` is not a valid label key: the name must be 1–63 characters of letters, "
-                           "digits, '-', '_' and '.', starting and ending with a letter or digit.")
+        raise command_error("invalid_label_name", got=cut(key))
     return key
 
 
@@ -78,7 +79,5 @@ def check_label_value(value: str, key: str) -> str:
     """A label value: empty, or ≤ 63 characters of alphanumerics, ``-``, ``_``, ``.``, starting and ending
     alphanumeric."""
     if value and (len(value) > 63 or not QUALIFIED_NAME.match(value)):
-        raise CommandError(f"`{shown(value)}` is not a valid value for label `{shown(key)}`: at most 63 characters "
-                           "of letters, digits, '-', '_' and '.', starting and ending with a letter or digit "
-                           "(or empty).")
+        raise command_error("invalid_label_value", got=cut(value), key=cut(key))
     return value

@@ -108,8 +108,14 @@ class TemplateRenderer:
     def macro(self, name: str, macro: str, /, **arguments: Any) -> str:
         """Call the macro ``macro`` of ``templates/<name>``: one text of a file that holds a family of them
         (``kube_actions.txt.j2``), escaped like :meth:`render` would by the file's suffix."""
+        return self.macro_exact(name, macro, **arguments).strip()
+
+    def macro_exact(self, name: str, macro: str, /, **arguments: Any) -> str:
+        """:meth:`macro` without the strip: for a text that may start or end with a value (a check's summary
+        that ends in a space, a heading line over an empty list), which must reach Slack as it is. The
+        macro itself then writes no whitespace of its own around its text."""
         env = self._slack if name.endswith(".slack.j2") else self._markdown
-        return str(getattr(env.get_template(name).module, macro)(**arguments)).strip()
+        return str(getattr(env.get_template(name).module, macro)(**arguments))
 
 
 @lru_cache(maxsize=4)

@@ -15,6 +15,7 @@ from typing import TextIO
 from incident.assessment import Assessment, CheckResult
 from incident.errors import ClusterError
 from incident.settings import Settings
+from incident.templates import TemplateRenderer, renderer_for
 
 STATUS_MARK = {"ok": "OK", "warn": "WARN", "fail": "FAIL", "timeout": "TIMEOUT", "error": "ERROR", "skipped": "SKIP"}
 EXIT_CODES = {"healthy": 0, "component": 1, "cluster-wide": 2}
@@ -24,8 +25,10 @@ def _wrap(text: str, width: int, indent: str) -> str:
     return textwrap.fill(text, width=width, initial_indent=indent, subsequent_indent=indent + "  ")
 
 
-def format_table(assessment: Assessment, width: int = 110) -> str:
-    """The assessment as plain text: the checks table, the verdict, patterns, recovery order, unknowns."""
+def format_table(assessment: Assessment, width: int = 110, *, templates: TemplateRenderer | None = None) -> str:
+    """The assessment as plain text: the checks table, the verdict, patterns, recovery order, unknowns.
+
+    ``templates``: where the interruption's text comes from (the bundled templates by default)."""
     rows = [(check.title or check.name, STATUS_MARK[check.status], f"{check.duration_s:.1f}s", check.summary)
             for check in assessment.checks]
     name_w = max(len("CHECK"), *(len(r[0]) for r in rows)) if rows else 5
@@ -43,7 +46,7 @@ def format_table(assessment: Assessment, width: int = 110) -> str:
     if assessment.interrupted:
         from chat.assessment_blocks import interrupted_text
 
-        lines.append(_wrap(interrupted_text(assessment.interrupted), width, "  "))
+        lines.append(_wrap(interrupted_text(assessment.interrupted, templates or renderer_for(None)), width, "  "))
     for match in verdict.patterns:
         root = f", start with {match.root_cause}" if match.root_cause else ""
         lines += ["", f"PATTERN: {match.title} ({match.scope}{root})"]
@@ -81,5 +84,5 @@ def assess_command(settings: Settings, as_json: bool, *, out: TextIO | None = No
     except ClusterError as error:
         print(error.user_text(), file=err)
         return 3
-    print(assessment.dumps(indent=2) if as_json else format_table(assessment), file=out)
+    print(assessment.dumps(indent=2) if as_json else format_table(assessment, templates=renderer_for(settings.templates_dir)), file=out)
     return EXIT_CODES.get(assessment.verdict.scope, 1)

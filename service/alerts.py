@@ -223,7 +223,8 @@ def _post_triage(services: Context, store: AlertStore, group: AlertGroup) -> Non
     assert group.triage_channel
     firing = still_firing(list(store.alerts(group.id).values()))
     text = services.templates.render("alert_triage.slack.j2", group=group, alerts=_lines(firing), count=len(firing))
-    group.triage_post_id = services.outbox.post(group.triage_channel, text, triage_message(group.id, text))
+    group.triage_post_id = services.outbox.post(group.triage_channel, text,
+                                                triage_message(group.id, text, services.templates))
     store.save(group)
 
 
@@ -235,7 +236,8 @@ def _prompt_if_all_resolved(services: Context, store: AlertStore, incident: Inci
     if not records or still_firing(records) or not store.claim_resolved_prompt(incident.id):
         return
     text = services.templates.render("alerts_all_resolved.slack.j2", incident=incident, count=len(records))
-    services.outbox.post(incident.channel_id, text, recovery_prompt(incident.id, text), incident_id=incident.id)
+    services.outbox.post(incident.channel_id, text, recovery_prompt(incident.id, text, services.templates),
+                         incident_id=incident.id)
 
 
 # --- the triage buttons and the recovery prompt ----------------------------------------------------------
@@ -305,7 +307,7 @@ def attach_choices(services: Context, group_id: str, trigger_id: str, where: Mes
     incidents = sorted(services.store.active(), key=lambda i: i.opened_at, reverse=True)
     if not incidents:
         return Reply(_reply_text(services, "none_open", group=group))
-    view = attach_modal(group_id, where.channel_id, where.ts, incidents)
+    view = attach_modal(group_id, where.channel_id, where.ts, incidents, services.templates)
     services.slack.call("views.open", trigger_id=trigger_id, view=view.to_dict())
     return Reply("")
 

@@ -27,12 +27,13 @@ from rq import Queue, get_current_job
 from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from chat.assessment_blocks import detail_views, progress_view, verdict_view
+from chat.assessment_blocks import detail_views, progress_view, rerun_note, verdict_view
 from chat.client import SlackClient
 from incident.assessment import Assessment, CheckResult
 from incident.clusters import Cluster
 from incident.errors import SlackApiError
 from incident.settings import Settings
+from incident.templates import renderer_for
 from persistence.store import IncidentStore
 from incident.verdict import decide
 from kube.assessor import Assessor, assess
@@ -121,12 +122,10 @@ class AssessmentJob:
         done: list[CheckResult] = []
         last_update = [0.0]
         titles = [(spec.name, spec.title) for spec in self.checks]
-        note = None
-        if interrupted:
-            from chat.assessment_blocks import interrupted_text
-
-            note = ":warning: " + interrupted_text(interrupted) + " Running again."
-        self.target.show(*progress_view(self.settings.cluster_name, titles, done, 0, self.settings.assessment_budget_seconds, note=note))
+        templates = renderer_for(self.settings.templates_dir)
+        note = rerun_note(interrupted, templates) if interrupted else None
+        self.target.show(*progress_view(self.settings.cluster_name, titles, done, 0, self.settings.assessment_budget_seconds,
+                                        templates, note=note))
         self._save_progress(done, started_wall=datetime.now(timezone.utc))
 
         def on_check_done(result: CheckResult) -> None:
@@ -136,7 +135,7 @@ class AssessmentJob:
             if now - last_update[0] >= PROGRESS_INTERVAL_S or len(done) == len(titles):
                 last_update[0] = now
                 self.target.show(*progress_view(self.settings.cluster_name, titles, done, now - started,
-                                                self.settings.assessment_budget_seconds, note=note))
+                                                self.settings.assessment_budget_seconds, templates, note=note))
 
         kube = self.kube_factory(self.settings)
         try:
@@ -195,12 +194,13 @@ def publish(settings: Settings, target: SlackTarget, assessment: Assessment, red
     threaded = bool(target.progress_ts or not target.response_url)
     ref = recovery.new_ref()
     before, plan = recovery.verdict_extras(settings, redis, incident_id, assessment, ref, after_action)
-    target.show(*verdict_view(assessment, details_in_thread=threaded, before=before, plan=plan), final=True)
+    templates = renderer_for(settings.templates_dir)
+    target.show(*verdict_view(assessment, templates, details_in_thread=threaded, before=before, plan=plan), final=True)
     for pattern in assessment.verdict.patterns or ():
         metrics.record_verdict(pattern.key, assessment.verdict.scope)
     if not assessment.verdict.patterns:
         metrics.record_verdict("none", assessment.verdict.scope)
-    for text, blocks in detail_views(assessment):
+    for text, blocks in detail_views(assessment, templates):
         target.thread(text, blocks)
     if redis is None or not incident_id:
         return None

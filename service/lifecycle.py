@@ -200,7 +200,7 @@ def _set_up_channel(services: Context, incident: Incident, *, invite_opener: boo
     header_ts: object = incident.header_ts  # set already when a replay finishes a dead first run's set-up
     if not header_ts:
         header_ts = attempt("post header", lambda: slack.post_message(
-            incident.channel_id, header_fallback_text(incident), incident_header(incident),
+            incident.channel_id, header_fallback_text(incident, templates), incident_header(incident, templates),
             post_id=inbox.effect_id("header"), look_first=inbox.replaying()))
     if isinstance(header_ts, str):
         store.set_fields(incident.id, {"header_ts": header_ts})
@@ -334,8 +334,9 @@ def _refresh_header(services: Context, incident: Incident) -> None:
     """Keep the pinned header and the topic in step with the state."""
     if incident.header_ts:
         try:
-            services.slack.update_message(incident.channel_id, incident.header_ts, header_fallback_text(incident),
-                                          incident_header(incident))
+            services.slack.update_message(incident.channel_id, incident.header_ts,
+                                          header_fallback_text(incident, services.templates),
+                                          incident_header(incident, services.templates))
         except SlackApiError as error:
             log.warning("incident %s: header update failed: %s", incident.id, error.code)
     try:

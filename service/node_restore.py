@@ -139,7 +139,7 @@ def watch(settings: Settings, redis: Redis, slack: Notifier, incident_id: str, n
     unschedulable = bool((found.get("spec") or {}).get("unschedulable"))
     text = templates.render("node_returned.slack.j2", node=target, was=node, params=params, unschedulable=unschedulable,
                             labels=sorted(params["labels"].items()), taints=params["taints"])
-    slack.post_message(record["channel"], text, recovery_blocks.restore_blocks(text, node, target))
+    slack.post_message(record["channel"], text, recovery_blocks.restore_blocks(text, node, target, templates))
     return "returned"
 
 

@@ -359,8 +359,8 @@ class _Sender:
         incident, context = self.incident, self._context(state)
         if notice.kind in (NoticeKind.STATUS_PROMPT, NoticeKind.STATUS_OVERDUE):
             text = self.templates.render(f"{notice.kind.value}.slack.j2", **context)
-            ts = self.slack.post_message(incident.channel_id, text, status_prompt_blocks(text, incident.id,
-                                                                                         kind=notice.kind.value))
+            ts = self.slack.post_message(incident.channel_id, text, status_prompt_blocks(
+                text, incident.id, self.templates, kind=notice.kind.value))
             return {"channel": incident.channel_id, "ts": ts}
         if notice.kind == NoticeKind.STAKEHOLDER_PING:
             channel = self.settings.stakeholder_channel
@@ -377,7 +377,8 @@ class _Sender:
         text = self.templates.render("escalation_prompt.slack.j2", mode="prompt", rule=notice.rule, since=since,
                                      threshold_at=notice.due, **context)
         ref = PromptRef(incident.id, notice.rule.key, int(notice.anchor.timestamp()))
-        blocks = escalation_prompt_blocks(text, ref, snooze_minutes=int(self.policy.snooze.total_seconds() // 60))
+        blocks = escalation_prompt_blocks(text, ref, self.templates,
+                                          snooze_minutes=int(self.policy.snooze.total_seconds() // 60))
         ts = self.slack.post_message(incident.channel_id, text, blocks)
         return {"channel": incident.channel_id, "ts": ts, "verdict": self.facts.evidence.verdict}
 
