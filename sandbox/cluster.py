@@ -81,8 +81,20 @@ def _advertise_address() -> str:
     return "192.0.2.1" if address.startswith("127.") else address
 
 
-def kwok_node_manifest(name: str, index: int = 0, labels: dict[str, str] | None = None) -> dict[str, object]:
-    """A taint-free node played by kwok, with EKS-like labels (zone spread by ``index``) and room for 110 pods."""
+NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+"""The taint a kubelet registers its node with; the node lifecycle controller removes it once the node is Ready."""
+
+
+def kwok_node_manifest(name: str, index: int = 0, labels: dict[str, str] | None = None, *,
+                       registering: bool = True) -> dict[str, object]:
+    """A node played by kwok, with EKS-like labels (zone spread by ``index``) and room for 110 pods.
+
+    ``registering``: the node registers as a kubelet does, with :data:`NOT_READY_TAINT`, so no DaemonSet pod
+    is created for it before it is Ready. Without it, the DaemonSet controller creates the node's pods at
+    once, the scheduler refuses them while the lifecycle controller's not-ready taint is on (a
+    ``FailedScheduling`` warning in kube-system that the resolve checklist then judges), and a refused pod
+    may wait minutes for the scheduler's next retry. Thousands of nodes made at once for scale
+    (:mod:`sandbox.scenarios.scale`) register without it: the controller would have to untaint each."""
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -99,7 +111,7 @@ def kwok_node_manifest(name: str, index: int = 0, labels: dict[str, str] | None 
                 **(labels or {}),
             },
         },
-        "spec": {},
+        "spec": {"taints": [dict(NOT_READY_TAINT)]} if registering else {},
         "status": {
             "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
             "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},

@@ -84,7 +84,8 @@ class Scale:
         started = time.monotonic()
         names = [f"{self.node_prefix}-{index}" for index in range(self.nodes)]
         _parallel(self.workers, [
-            lambda name=name, index=index: core.create_node(kwok_node_manifest(name, index, {SCALE_LABEL: "true"}))
+            lambda name=name, index=index: core.create_node(
+                kwok_node_manifest(name, index, {SCALE_LABEL: "true"}, registering=False))
             for index, name in enumerate(names)
         ])
         handle.details["nodes_created_s"] = time.monotonic() - started
