@@ -62,10 +62,8 @@ def run_command(services: Context, registry: CommandRegistry, invocation: Invoca
     spec = invocation.command.spec
     incident = services.store.find_by_channel(invocation.channel_id)
     if spec.needs_incident and incident is None:
-        raise NotInIncidentChannel(
-            f"`{registry.slash} {spec.name}` works inside an incident channel.",
-            hint=f"Run it in the incident's channel, or open one with `{registry.slash} incident open &lt;title&gt;`.",
-        )
+        raise NotInIncidentChannel(services.refusal("needs_incident_channel", slash=registry.slash, name=spec.name),
+                                   hint=services.refusal("needs_incident_channel_hint", slash=registry.slash))
     return spec.handle(services, invocation, incident)
 
 

@@ -46,18 +46,18 @@ def decide(services: Context, body: dict[str, Any], decision: Decision) -> str:
     """Read the click and hand it to :func:`service.escalation.decide`; returns the ephemeral reply."""
     message = body.get("message") or {}
     return escalation.decide(
-        services, _prompt_ref(body), decision, str((body.get("user") or {}).get("id", "unknown")),
+        services, _prompt_ref(services, body), decision, str((body.get("user") or {}).get("id", "unknown")),
         channel_id=str((body.get("channel") or {}).get("id") or "") or None,
         message_ts=str((body.get("container") or {}).get("message_ts") or message.get("ts") or "") or None,
         prompt_text=_prompt_text(message))
 
 
-def _prompt_ref(body: dict[str, Any]) -> PromptRef:
+def _prompt_ref(services: Context, body: dict[str, Any]) -> PromptRef:
     actions = body.get("actions") or []
     try:
         return PromptRef.decode(str(actions[0].get("value") or ""))
     except (IndexError, ValueError):
-        raise IncidentBotError("This button carries no escalation prompt; it may come from an old message.") from None
+        raise IncidentBotError(services.refusal("no_escalation_prompt")) from None
 
 
 def _prompt_text(message: dict[str, Any]) -> str:

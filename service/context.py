@@ -11,7 +11,7 @@ Slack-only job (a confirmation's expiry, the queue positions) keeps working when
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 
@@ -77,6 +77,10 @@ class Context:
     @property
     def templates(self) -> TemplateRenderer:
         return renderer_for(self.settings.templates_dir)
+
+    def refusal(self, macro: str, /, **arguments: Any) -> str:
+        """The text of a refused request (a macro of ``templates/refusals.slack.j2``), to raise as its error."""
+        return self.templates.macro("refusals.slack.j2", macro, **arguments)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None,

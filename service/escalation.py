@@ -44,8 +44,8 @@ def escalate(services: Context, incident: Incident, user_id: str, *, rule: Escal
 def escalate_by_hand(services: Context, incident: Incident, user_id: str, reason: str = "") -> str:
     """The header's *Escalate*: record the decision (``escalated``) and escalate."""
     if not incident.is_active:
-        raise IncidentBotError(f"The incident is {incident.status.value}; there is nothing to escalate.",
-                               hint="Reopen it first if the problem is back.")
+        raise IncidentBotError(services.refusal("nothing_to_escalate", status=incident.status.value),
+                               hint=services.refusal("nothing_to_escalate_hint"))
     services.store.timeline(incident.id).append(EntryKind.ESCALATED, user_id,
                                                 {"reason": reason, "group": services.settings.escalation_usergroup},
                                                 at=services.clock.now())
@@ -63,7 +63,7 @@ def decide(services: Context, ref: PromptRef, decision: Decision, user: str, *, 
     try:
         rule = policy.rule(ref.rule)
     except KeyError:
-        raise IncidentBotError("This prompt names a threshold the bot no longer knows; it changed nothing.") from None
+        raise IncidentBotError(services.refusal("unknown_threshold")) from None
     now = services.clock.now()
     until = now + policy.snooze if decision == Decision.SNOOZED else None
     recorded = store.timeline(incident.id).append(

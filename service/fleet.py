@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from incident.clusters import ALL, Cluster, ClusterRefused, ClusterRegistry, load_registry
-from incident.kube_syntax import shown
+from incident.kube_syntax import cut
 from incident.model import Incident
 from persistence.action_queue import ActionQueue
 from persistence.action_store import ActionStore
@@ -60,17 +60,14 @@ def cluster_for(ctx: Context, channel_id: str, incident: Incident | None, named:
     if incident is not None:
         own = incident_cluster(ctx, incident)
         if named is not None and named != own:
-            raise ClusterRefused(
-                f"This incident is on cluster `{own}`; it cannot act on `{shown(named, 40)}`. Nothing was changed.",
-                hint=f"Run it in a channel bound to `{shown(named, 40)}`, or open an incident there with "
-                     f"`/k8s incident open --cluster {shown(named, 40)} <title>`.")
+            raise ClusterRefused(ctx.refusal("incident_on_other_cluster", own=own, named=cut(named, 40)),
+                                 hint=ctx.refusal("incident_on_other_cluster_hint", named=cut(named, 40)))
         return clusters.get(own)
     bound = fleet_store(ctx).bound(channel_id)
     if bound is not None:
         if named is not None and named != bound:
-            raise ClusterRefused(
-                f"This channel is bound to cluster `{bound}`; it cannot act on `{shown(named, 40)}`. "
-                "Nothing was changed.", hint="Use a channel bound to that cluster, or `/k8s unbind cluster` here first.")
+            raise ClusterRefused(ctx.refusal("channel_bound_elsewhere", bound=bound, named=cut(named, 40)),
+                                 hint=ctx.refusal("channel_bound_elsewhere_hint"))
         return clusters.get(bound)
     return clusters.get(named or clusters.default)
 
@@ -81,9 +78,9 @@ def check_button(ctx: Context, incident: Incident, value_cluster: str | None) ->
         return  # a header posted before clusters were shown on buttons
     own = incident_cluster(ctx, incident)
     if value_cluster != own:
-        raise ClusterRefused(
-            f"This button names cluster `{shown(value_cluster, 40)}`, but incident `{incident.id}` is on `{own}`. "
-            "Nothing was changed.", hint="Use the buttons of the incident's pinned header.")
+        raise ClusterRefused(ctx.refusal("button_of_other_cluster", named=cut(value_cluster, 40),
+                                     incident_id=incident.id, own=own),
+                             hint=ctx.refusal("button_of_other_cluster_hint"))
 
 
 def check_action_channel(ctx: Context, channel_id: str, action_id: str, cluster: str) -> None:
@@ -91,9 +88,8 @@ def check_action_channel(ctx: Context, channel_id: str, action_id: str, cluster:
     incident = ctx.store.find_by_channel(channel_id)
     own = incident_cluster(ctx, incident) if incident is not None else fleet_store(ctx).bound(channel_id)
     if own is not None and own != cluster:
-        raise ClusterRefused(
-            f"Action `{shown(action_id, 20)}` is on cluster `{cluster}`, but this channel acts on `{own}`. "
-            "Nothing was changed.", hint="Confirm it from its own confirmation message.")
+        raise ClusterRefused(ctx.refusal("action_of_other_cluster", action_id=cut(action_id, 20), cluster=cluster,
+                                     own=own), hint=ctx.refusal("action_of_other_cluster_hint"))
 
 
 def split_button_value(value: str) -> tuple[str, str | None]:
@@ -113,8 +109,8 @@ def button_value(incident: Incident) -> str:
 def bind(ctx: Context, channel_id: str, incident: Incident | None, name: str, user_id: str) -> Reply:
     cluster = registry(ctx).get(name)
     if incident is not None and incident_cluster(ctx, incident) != cluster.name:
-        raise ClusterRefused(f"This is the channel of incident `{incident.id}` on cluster "
-                             f"`{incident_cluster(ctx, incident)}`; it cannot be bound to `{cluster.name}`.")
+        raise ClusterRefused(ctx.refusal("incident_channel_not_bindable", incident_id=incident.id,
+                                     own=incident_cluster(ctx, incident), cluster=cluster.name))
     before = fleet_store(ctx).bind(channel_id, cluster.name)
     return Reply(ctx.templates.render("cluster_bound.slack.j2", what="bound", cluster=cluster.name, before=before,
                                       user_id=user_id))
@@ -236,8 +232,7 @@ def request_fleet_assessment(ctx: Context, channel_id: str, incident: Incident |
     from service import inbox, jobs
 
     if incident is not None or fleet_store(ctx).bound(channel_id) is not None:
-        raise ClusterRefused("`--cluster all` runs in a channel that is not bound to one cluster (and is not an "
-                             "incident's): this one acts on one cluster only. Nothing was queued.")
+        raise ClusterRefused(ctx.refusal("fleet_in_bound_channel"))
     clusters = registry(ctx).clusters
     run_id = new_fleet_run(ctx, channel_id, user_id, [c.name for c in clusters], None)
     reasons = {c.name: unreachable_text(ctx, c) for c in clusters}

@@ -149,10 +149,8 @@ def _create_channel(services: Context, now: object, title: str, token: str | Non
             raise
         channel = body["channel"]
         return str(channel["id"]), str(channel["name"])
-    raise IncidentBotError(
-        f"Could not find a free channel name after {MAX_NAME_ATTEMPTS} tries.",
-        hint="Archive old incident channels or use a different title.",
-    )
+    raise IncidentBotError(services.refusal("no_free_channel_name", attempts=MAX_NAME_ATTEMPTS),
+                           hint=services.refusal("no_free_channel_name_hint"))
 
 
 def _own_unused_channel(services: Context, name: str) -> tuple[str, str] | None:
