@@ -222,6 +222,18 @@ class PodTakeover:
         )
         self._saved[key] = (self.api.sanitize_for_serialization(pod.status), annotation)
 
+    def finish_terminating(self) -> None:
+        """Do what a kubelet does for a taken pod marked for deletion whose containers are not running: remove
+        it at once (kwok leaves taken pods alone, so without this a replaced pod would stay Terminating)."""
+        for namespace, name in list(self._saved):
+            try:
+                pod = self.core.read_namespaced_pod(name, namespace)
+                if pod.metadata.deletion_timestamp is not None:
+                    self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+
     def release_all(self) -> None:
         """Restore every taken pod's status and annotation; pods deleted in between are skipped."""
         for (namespace, name), (status, annotation) in list(self._saved.items()):

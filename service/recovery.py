@@ -12,7 +12,9 @@
   its step (:meth:`Keys.recovery_step`).
 - **After a step** (:mod:`service.recovery_record`, called by the action drainer): a success is
   remembered as done; a step from a plan (or an undo) gets a re-assessment, whose verdict opens with the
-  delta (cleared, still failing, new) and, when the step made things worse, its Undo.
+  delta (cleared, still failing, new) and, when the step made things worse, its Undo. A plan whose first
+  step is done by hand (the control plane: no button, no action) is compared with the next assessment
+  instead, the one the responder asks for when done.
 - **Undo** (:func:`click_undo`): the inverse the executor recorded (cordon ↔ uncordon, scale → the
   previous replicas, label → the previous value) is requested, like any action, once.
 """
@@ -112,12 +114,29 @@ def verdict_extras(settings: Settings, redis: Redis | None, incident_id: str | N
     episodes = episode_starts(_history(IncidentStore(redis, keys), incident_id), current, time.time())
     plan = build_plan(assessment, ref, done, episodes)
     before: list[Block] = []
-    if after_action:
-        try:
+    try:
+        if after_action:
             before = _delta_blocks(settings, redis, keys, incident_id, assessment, after_action, done)
-        except Exception:  # noqa: BLE001 - the verdict itself must land; the delta is an extra
-            log.exception("could not compare the assessment after action %s", after_action)
+        else:
+            before = _by_hand_delta_blocks(settings, IncidentStore(redis, keys), incident_id, assessment, done)
+    except Exception:  # noqa: BLE001 - the verdict itself must land; the delta is an extra
+        log.exception("could not compare the assessment after action %s", after_action)
     return before, recovery_blocks.plan_blocks(plan, templates)
+
+
+def _by_hand_delta_blocks(settings: Settings, store: IncidentStore, incident_id: str, after: Assessment,
+                          done: dict[str, float]) -> list[Block]:
+    """After a plan whose first step is done by hand (the control plane): no button, no action to follow, so the
+    next assessment — the responder's *re-assess when done* — opens with the delta against that plan's."""
+    latest = store.timeline(incident_id).latest(EntryKind.ASSESSMENT.value)
+    planned = plan_of(store, incident_id, latest, done) if latest is not None else None
+    if planned is None:
+        return []
+    before, plan = planned
+    if not plan.open_steps or not plan.open_steps[0].manual:
+        return []
+    return recovery_blocks.delta_blocks(delta(before, after), plan.open_steps[0], "",
+                                        renderer_for(settings.templates_dir))
 
 
 def _delta_blocks(settings: Settings, redis: Redis, keys: Keys, incident_id: str, after: Assessment, action_id: str,
