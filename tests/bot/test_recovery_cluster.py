@@ -229,10 +229,7 @@ def test_the_plan_names_the_runbook_first_step_and_target(slack: SlackEmulator, 
 
 @pytest.mark.parametrize(("scenario", "first"), [
     (PodIpExhaustion, "1. restart daemonset kube-system/aws-node"),
-    pytest.param(CrashLoop, "1. restart deployment kube-system/metrics-server", marks=pytest.mark.xfail(
-        strict=True, reason="the replaced pod's BackOff events keep Single workload failure matched for the event "
-                            "window: the assessment's events check makes no per-object request, so it cannot tell "
-                            "a deleted pod's back-offs from a live one's (tests/kube/test_assess_cluster.py)")),
+    (CrashLoop, "1. restart deployment kube-system/metrics-server"),
 ], ids=["pod-ip-exhaustion", "crash-loop"])
 def test_the_plan_clicked_through_reaches_a_healthy_verdict_and_the_resolve_checklist(
         slack: SlackEmulator, bot_server: RunningBot, incident: Incident, k8s_api: k8s.ApiClient, scenarios: Any,
