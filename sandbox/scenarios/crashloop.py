@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -78,6 +77,7 @@ class CrashLoop:
         for pod in pods:
             takeover.take(pod)
         handle.on_undo(f"give the {target} pods back to kwok", takeover.release_all)
+        handle.on_undo("stop removing replaced pods", takeover.reap_in_background(REAP_INTERVAL_S))
         handle.pods = pods
         handle.on_undo("delete BackOff events", lambda: delete_events(api, self.namespace, list(handle.events.values())))
         handle.on_undo("stop the crash ticker", handle.stop_ticking)
@@ -140,17 +140,11 @@ class CrashLoopHandle(Handle):
 
     def start_ticking(self) -> None:
         def loop() -> None:
-            next_tick = time.monotonic() + self.scenario.interval
-            while not self._stop.wait(REAP_INTERVAL_S):
+            while not self._stop.wait(self.scenario.interval):
                 try:
-                    with self._lock:
-                        if not self._stop.is_set():
-                            self.takeover.finish_terminating()
-                    if time.monotonic() >= next_tick:
-                        next_tick = time.monotonic() + self.scenario.interval
-                        self.tick()
+                    self.tick()
                 except (ApiException, OSError):
-                    continue  # the apiserver may be down in a combined scenario; try again next tick
+                    continue  # the apiserver may be down in a combined scenario (or a pod replaced); next tick
 
         self._thread = threading.Thread(target=loop, name="crash-loop-ticker", daemon=True)
         self._thread.start()

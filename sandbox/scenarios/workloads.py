@@ -131,6 +131,7 @@ class DnsOutage:
         install_coredns(api, timeout=self.timeout)
         takeover = PodTakeover(api)
         handle.on_undo("give CoreDNS pods back to kwok", lambda: self._restore(api, takeover))
+        handle.on_undo("stop removing replaced CoreDNS pods", takeover.reap_in_background())  # a restart heals it
         for pod in pods_matching(api, SYSTEM_NAMESPACE, COREDNS_LABELS):
             takeover.take(pod)
             moment = rfc3339(now())
