@@ -151,7 +151,11 @@ class AssessmentJob:
                 last_update[0] = now
                 show_progress(now)
 
-        look = recovery.early_look(self.settings, self.redis, self.incident_id, self.after_action)
+        try:
+            look = recovery.early_look(self.settings, self.redis, self.incident_id, self.after_action)
+        except Exception:  # noqa: BLE001 - without its early look the assessment still runs whole
+            log.exception("no early look after action %s", self.after_action)
+            look = None
 
         def on_first(results: list[CheckResult]) -> None:
             assert look is not None

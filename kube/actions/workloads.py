@@ -135,9 +135,12 @@ def _terminating(api: ClusterApi, namespace: str, obj: Any) -> int:
 def _wait_rollout(api: ClusterApi, workload: str, namespace: str, name: str, generation: int, deadline: float,
                   progress: Progress) -> tuple[bool, int, int]:
     """Wait (until ``deadline``) for the restart's rollout and for its old pods to be gone; its last state."""
-    shown = -1
+    shown, updated, wanted = -1, 0, 0
     while True:
-        obj = _workload(api, workload, namespace, name)
+        try:
+            obj = _workload(api, workload, namespace, name)
+        except (ClusterError, NotPermitted):
+            return False, updated, wanted  # the restart happened; how far it rolled cannot be read now
         done, updated, wanted = rollout_state(workload, obj, generation)
         done = done and not _terminating(api, namespace, obj)
         if done or time.monotonic() >= deadline:
