@@ -6,7 +6,9 @@ worker with the scheduler, the production bot over HTTP). Each round breaks DNS 
 types ``/k8s assess`` and times it until its verdict is on the timeline, clicks the verdict's primary
 recovery step (``restart deployment kube-system/coredns``) and confirms it as a second person, then times
 from the confirm click to the action's end (the serialized run) and to the re-assessment's verdict with the
-delta. The scenario is undone between rounds.
+delta, and, side by side, from the step done (the action's ``finished_at``) to the re-assessment's early look
+(the checks that decide a DNS cascade, shown in its progress message) and to its full verdict (both read from
+the emulator's record of the ``chat.update`` calls, on one clock). The scenario is undone between rounds.
 
 Run: ``python -m bench.bench_recovery [--rounds 3]``. Prints figures; not a test.
 """
@@ -22,7 +24,7 @@ from typing import Any
 import redis
 
 from chat.action_blocks import ACTION_CONFIRM
-from chat.recovery_blocks import STEP_ACTION_PREFIX
+from chat.recovery_blocks import EARLY_BLOCK_PREFIX, STEP_ACTION_PREFIX
 from persistence.action_store import ActionStore
 from persistence.keys import Keys
 from persistence.store import IncidentStore
@@ -77,7 +79,13 @@ def _round(stack: DemoStack, client: redis.Redis, incident_id: str, channel: str
         delta_s = time.monotonic() - confirmed
         after = timeline.entries({"assessment"})[-1]
         healthy = after.data.get("verdict", {}).get("scope") == "healthy"
-        return {"assess_s": assess_s, "ran_s": ran_s, "delta_s": delta_s, "healthy": float(healthy)}
+        done_at = actions.get(action_id).finished_at
+        assert done_at is not None
+        updates = [c for c in stack.slack.calls_to("chat.update") if c.params.get("ts") == after.data["progress_ts"]]
+        early = next(c.ts for c in updates if EARLY_BLOCK_PREFIX in str(c.params.get("blocks")))
+        full = next(c.ts for c in updates if "re-assessed:" in str(c.params.get("blocks")))
+        return {"assess_s": assess_s, "ran_s": ran_s, "delta_s": delta_s, "healthy": float(healthy),
+                "early_s": early - done_at.timestamp(), "full_s": full - done_at.timestamp()}
     finally:
         stack.panel.undo(SCENARIO)
 
@@ -99,7 +107,9 @@ def main(argv: list[str]) -> int:
     print(f"{len(rounds)} round(s), DNS cascade on the demo stack (3 kwok nodes), bot over HTTP, one worker")
     for name, label in (("assess_s", "typed /k8s assess → verdict on the timeline"),
                         ("ran_s", "step confirmed → restart finished (serialized run)"),
-                        ("delta_s", "step confirmed → re-assessment's verdict with the delta")):
+                        ("delta_s", "step confirmed → re-assessment's verdict with the delta"),
+                        ("early_s", "step done → early look (the pattern's checks; partial)"),
+                        ("full_s", "step done → full verdict with the full delta")):
         values = [r[name] for r in rounds]
         print(f"  {label}: median {statistics.median(values):.2f} s (min {min(values):.2f}, max {max(values):.2f})")
     print(f"  healthy verdict after the step: {int(sum(r['healthy'] for r in rounds))}/{len(rounds)}")

@@ -1,4 +1,5 @@
-"""Block Kit views of guided recovery: the plan under a verdict, the delta after a step, the Undo button.
+"""Block Kit views of guided recovery: the plan under a verdict, the delta after a step (and its early look, while the
+rest of the checks run), the Undo button.
 
 The plan's steps are one section (``templates/recovery_plan.slack.j2``) and one row of buttons: the
 open steps of the lowest unrecovered layer, the primary one first and styled primary; steps of higher
@@ -18,7 +19,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextB
 
 from chat.blocks import LABELS
 from chat.escape import truncate
-from incident.recovery import MAX_STEPS, Delta, PlanStep, RecoveryPlan
+from incident.recovery import MAX_STEPS, Delta, EarlyDelta, PlanStep, RecoveryPlan
 from incident.templates import TemplateRenderer
 
 STEP_ACTION_PREFIX = "recovery_step_"
@@ -90,6 +91,16 @@ def delta_blocks(delta: Delta, step: PlanStep, action_id: str, templates: Templa
     if delta.worse and undo:
         blocks.append(undo_row(action_id, undo, templates))
     return blocks
+
+
+EARLY_BLOCK_PREFIX = "recovery_early:"
+"""``block_id`` of the early look's section in a progress message (the bench and the tests find it by it)."""
+
+
+def early_delta_blocks(early: EarlyDelta, number: int, action_id: str, templates: TemplateRenderer) -> list[Block]:
+    """The early look after a step, on top of the progress message while the other checks run (marked partial)."""
+    text = templates.render("recovery_early_delta.slack.j2", early=early, number=number)
+    return [SectionBlock(block_id=f"{EARLY_BLOCK_PREFIX}{action_id}", text=_md(text))]
 
 
 def undo_row(action_id: str, undo: str, templates: TemplateRenderer) -> ActionsBlock:

@@ -13,7 +13,9 @@ every click (never read from the button), so a forged button cannot name another
 
 :func:`episode_starts` tells a step done in this episode of its pattern from one done before it cleared
 and came back. :func:`delta` compares two assessments (cleared, still failing, new) and says whether a
-step made things worse. :func:`restore_params` is what ``restore node`` re-applies of a deleted node.
+step made things worse; :func:`deciding_checks` and :func:`early_delta` are the first, cheap look after a step
+(only the checks whose facts decide the step's pattern). :func:`restore_params` is what ``restore node``
+re-applies of a deleted node.
 Used by ``chat.recovery_blocks`` (the buttons), ``service.recovery`` (clicks, the re-assessment after a
 step), ``service.node_restore`` and the tests; imports neither Redis, Slack nor Kubernetes.
 """
@@ -37,8 +39,11 @@ from incident.runbook import (
     RECOVERY_ORDER,
     SINGLE_WORKLOAD,
     SYSTEM_NAMESPACE,
+    THRESHOLDS,
+    Thresholds,
     layer_index,
 )
+from incident.verdict import decide
 
 MAX_TARGETS = 3
 """At most this many objects per rule (three failed nodes → three cordons); the rest after a re-assessment."""
@@ -374,6 +379,48 @@ def delta(before: Assessment, after: Assessment) -> Delta:
     new = tuple(name for name in now if name not in was)
     lower_broke = _lowest(now.values()) < _lowest(was.values())
     return Delta(cleared, still, new, worse=bool(new) or lower_broke, healthy=after.verdict.scope == "healthy")
+
+
+# -- the early look after a step ----------------------------------------------------------------------
+
+ALWAYS_FIRST = ("apiserver",)
+"""Checks every early look runs: whether the API server answers decides whether anything else can."""
+
+
+def deciding_checks(pattern: str) -> tuple[str, ...]:
+    """The checks whose facts decide ``pattern`` (its signals', from the runbook), with :data:`ALWAYS_FIRST`."""
+    names = list(ALWAYS_FIRST)
+    for known in PATTERNS:
+        for signal in known.signals if known.key == pattern else ():
+            if signal.check not in names:
+                names.append(signal.check)
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class EarlyDelta:
+    """What the first checks after a step say about its pattern: cleared or still failing (the rest still run)."""
+
+    pattern_title: str
+    checks: tuple[str, ...]
+    """The titles of the checks that ran."""
+    cleared: bool
+    still_failing: tuple[str, ...]
+    """The failing checks among them (what still points at the pattern, or anything else they see)."""
+    unfinished: tuple[str, ...] = ()
+    """Checks of the early look that did not finish: the look cannot clear the pattern."""
+
+
+def early_delta(pattern: str, first: Sequence[CheckResult], thresholds: Thresholds = THRESHOLDS) -> EarlyDelta:
+    """The early look: is ``pattern`` still matched by the checks that decide it (the verdict's own rules)?"""
+    results = list(first)
+    title = next((known.title for known in PATTERNS if known.key == pattern), pattern)
+    verdict = decide(results, thresholds=thresholds)
+    unfinished = tuple(r.title or r.name for r in results if not r.finished)
+    matched = any(match.key == pattern for match in verdict.patterns)
+    failing = tuple(r.title or r.name for r in results if r.status == "fail")
+    return EarlyDelta(title, tuple(r.title or r.name for r in results), cleared=not matched and not unfinished,
+                      still_failing=failing, unfinished=unfinished)
 
 
 # -- node restore ---------------------------------------------------------------------------------------

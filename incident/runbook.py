@@ -294,6 +294,8 @@ SINGLE_WORKLOAD = Pattern(
         Signal("kube_system", "restarts_climbing", "nonempty", "restart counts climbing: {restarts_climbing}"),
         Signal("kube_system", "not_ready", "nonempty", "kube-system pods not ready: {not_ready}", strong=False),
         Signal("events", "backoff_objects", "nonempty", "BackOff events (crash-looping containers): {backoff_objects}"),
+        Signal("events", "backoff_system_objects", "nonempty",
+               "BackOff events in kube-system (crash-looping containers): {backoff_system_objects}", strong=False),
         Signal("pending_pods", "unschedulable", ">", "{unschedulable} pod(s) unschedulable: {unschedulable_example}"),
         Signal("ingress", "services_without_endpoints", "nonempty",
                "Services without ready endpoints: {services_without_endpoints}", strong=False),

@@ -1,4 +1,4 @@
-"""Run the assessment: every check at once, each under its own timeout, all under one budget.
+"""Run the assessment: every check at once (or in two phases), each under its own timeout, all under one budget.
 
 Each check runs in its own daemon thread. The assessor waits for results until each check's deadline
 (its own timeout, capped by the overall budget); a check that has not answered by then is reported as
@@ -11,6 +11,10 @@ deadline, so a check that cannot finish still reports what it covered (``kube.ch
 the assessor's ``timeout`` is the backstop for a check that does not even manage that. ``on_check_done`` is called, in the caller's
 thread, for every result as it arrives (the Slack job updates its progress message from it).
 
+After a recovery step the job asks for two phases (``first``): the checks that decide the step's pattern
+run on their own, ``on_first`` gets their results (the early delta), then the rest run; a check that the
+API server's unreachability skipped in the first phase is not started in the second.
+
 Used by ``workers/assess.py`` (the RQ job), ``workers/assess_cli.py`` and the benchmark.
 """
 
@@ -20,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -35,6 +39,7 @@ from kube.client import KubeApi, ListRequest, SharedList
 log = logging.getLogger(__name__)
 
 OnCheckDone = Callable[[CheckResult], None]
+OnFirstDone = Callable[[list[CheckResult]], None]
 
 
 @dataclass
@@ -62,27 +67,21 @@ class Assessor:
             cluster=settings.cluster_name,
         )
 
-    def run(self, on_check_done: OnCheckDone | None = None) -> Assessment:
-        """Run every check; returns within the budget (plus a few milliseconds), whatever the cluster does."""
+    def run(self, on_check_done: OnCheckDone | None = None, *, first: Collection[str] = (),
+            on_first: OnFirstDone | None = None) -> Assessment:
+        """Run every check; returns within the budget (plus a few milliseconds), whatever the cluster does.
+
+        ``first``: names of checks to run on their own first (the cheap checks that decide one pattern, after a
+        recovery step); ``on_first`` gets their results, in this thread, before the rest start. Without it,
+        every check starts at once.
+        """
         started_wall = self.wall_clock()
         start = time.monotonic()
         budget_end = start + self.budget_s
         results: "queue.Queue[tuple[str, CheckResult]]" = queue.Queue()
-        deadlines: dict[str, float] = {}
-        cut_by_budget: set[str] = set()
         specs = {spec.name: spec for spec in self.checks}
-        for spec in self.checks:
-            deadlines[spec.name] = min(start + spec.timeout_s, budget_end)
-            if budget_end < start + spec.timeout_s:
-                cut_by_budget.add(spec.name)
-        shared = self._shared_lists(deadlines)
-        for spec in self.checks:
-            deadline = deadlines[spec.name]
-            context = CheckContext(self.kube.with_deadline(deadline, spec.name), self.thresholds, self.etcd_endpoints,
-                                   self.event_window, self.wall_clock, shared)
-            thread = threading.Thread(target=_run_one, args=(spec, context, results), name=f"check-{spec.name}", daemon=True)
-            thread.start()
-
+        head = [spec for spec in self.checks if spec.name in first]
+        phases = [head, [spec for spec in self.checks if spec.name not in first]] if head else [list(self.checks)]
         done: dict[str, CheckResult] = {}
 
         def finish(result: CheckResult) -> None:
@@ -93,25 +92,14 @@ class Assessor:
                 except Exception:  # noqa: BLE001 - progress reporting must never stop the assessment
                     log.exception("on_check_done failed for %s", result.name)
 
-        while len(done) < len(specs):
-            waiting = [name for name in specs if name not in done]
-            wait = min(deadlines[name] for name in waiting) - time.monotonic()
-            try:
-                name, result = results.get(timeout=max(wait, 0.0))
-            except queue.Empty:
-                now = time.monotonic()
-                for name in waiting:
-                    if deadlines[name] <= now:
-                        finish(_timed_out(specs[name], deadlines[name] - start, name in cut_by_budget))
-                continue
-            if name in done:
-                continue  # arrived after being reported as timed out: too late, dropped
-            finish(result)
-            if name == "apiserver" and result.facts.get("reachable") is False:
-                reason = result.facts.get("error", "unreachable")
-                for other in [n for n in specs if n not in done and specs[n].needs_api]:
-                    finish(CheckResult(other, "skipped", f"not run: API server unreachable ({reason})",
-                                       {}, time.monotonic() - start, specs[other].title))
+        for number, phase in enumerate(phases):
+            phase = [spec for spec in phase if spec.name not in done]  # skipped already: the API server is gone
+            self._run_phase(phase, start, budget_end, results, done, finish)
+            if number == 0 and len(phases) > 1 and on_first is not None:
+                try:
+                    on_first([done[spec.name] for spec in head])
+                except Exception:  # noqa: BLE001 - an early look must never stop the assessment
+                    log.exception("on_first failed")
 
         ordered = [done[spec.name] for spec in self.checks]
         return Assessment(
@@ -121,11 +109,49 @@ class Assessor:
             server=self.kube.server,
         )
 
+    def _run_phase(self, phase: Sequence[CheckSpec], start: float, budget_end: float,
+                   results: "queue.Queue[tuple[str, CheckResult]]", done: dict[str, CheckResult],
+                   finish: OnCheckDone) -> None:
+        """Start ``phase``'s checks at once, each under its own timeout (capped by the budget), and wait for them."""
+        now = phase_start = time.monotonic()
+        deadlines: dict[str, float] = {}
+        cut_by_budget: set[str] = set()
+        specs = {spec.name: spec for spec in self.checks}
+        for spec in phase:
+            deadlines[spec.name] = min(now + spec.timeout_s, budget_end)
+            if budget_end < now + spec.timeout_s:
+                cut_by_budget.add(spec.name)
+        shared = self._shared_lists(phase, deadlines)
+        for spec in phase:
+            context = CheckContext(self.kube.with_deadline(deadlines[spec.name], spec.name), self.thresholds,
+                                   self.etcd_endpoints, self.event_window, self.wall_clock, shared)
+            thread = threading.Thread(target=_run_one, args=(spec, context, results), name=f"check-{spec.name}", daemon=True)
+            thread.start()
 
-    def _shared_lists(self, deadlines: dict[str, float]) -> dict[ListRequest, SharedList]:
-        """One :class:`SharedList` per LIST that two or more of the checks declare."""
+        while any(name not in done for name in deadlines):
+            waiting = [name for name in deadlines if name not in done]
+            wait = min(deadlines[name] for name in waiting) - time.monotonic()
+            try:
+                name, result = results.get(timeout=max(wait, 0.0))
+            except queue.Empty:
+                now = time.monotonic()
+                for name in waiting:
+                    if deadlines[name] <= now:
+                        finish(_timed_out(specs[name], deadlines[name] - phase_start, name in cut_by_budget))
+                continue
+            if name in done:
+                continue  # arrived after being reported as timed out (or skipped): too late, dropped
+            finish(result)
+            if name == "apiserver" and result.facts.get("reachable") is False:
+                reason = result.facts.get("error", "unreachable")
+                for other in [n for n in specs if n not in done and specs[n].needs_api]:
+                    finish(CheckResult(other, "skipped", f"not run: API server unreachable ({reason})",
+                                       {}, time.monotonic() - start, specs[other].title))
+
+    def _shared_lists(self, phase: Sequence[CheckSpec], deadlines: dict[str, float]) -> dict[ListRequest, SharedList]:
+        """One :class:`SharedList` per LIST that two or more of the phase's checks declare."""
         readers: dict[ListRequest, list[str]] = {}
-        for spec in self.checks:
+        for spec in phase:
             for request in spec.shared:
                 readers.setdefault(request, []).append(spec.name)
         return {

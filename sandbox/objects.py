@@ -8,6 +8,7 @@ survives because the pods carry ``kwok.x-k8s.io/status=custom``, which kwok is t
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -218,6 +219,38 @@ class PodTakeover:
             {"metadata": {"annotations": {KWOK_CUSTOM_STATUS_ANNOTATION[0]: KWOK_CUSTOM_STATUS_ANNOTATION[1]}}},
         )
         self._saved[key] = (self.api.sanitize_for_serialization(pod.status), annotation)
+
+    def finish_terminating(self) -> None:
+        """Do what a kubelet does for a taken pod marked for deletion whose containers are not running: remove
+        it at once (kwok leaves taken pods alone, so without this a replaced pod would stay Terminating)."""
+        for namespace, name in list(self._saved):
+            try:
+                pod = self.core.read_namespaced_pod(name, namespace)
+                if pod.metadata.deletion_timestamp is not None:
+                    self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+
+    def reap_in_background(self, interval: float = 0.5) -> Callable[[], None]:
+        """Run :meth:`finish_terminating` every ``interval`` s in a thread (a rollout restart of the taken pods'
+        workload then completes, as with a kubelet); returns the function that stops it."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.finish_terminating()
+                except (ApiException, OSError):
+                    continue  # the apiserver may be down in a combined scenario; look again
+
+        def stop_reaping() -> None:
+            stop.set()
+            thread.join(10)
+
+        thread = threading.Thread(target=loop, name="pod-takeover-reaper", daemon=True)
+        thread.start()
+        return stop_reaping
 
     def release_all(self) -> None:
         """Restore every taken pod's status and annotation; pods deleted in between are skipped."""

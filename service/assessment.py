@@ -1,6 +1,12 @@
 """The assessment (service layer): queue it, run the 60-second checks, keep one progress message up to date,
 post the verdict.
 
+After a recovery step (``after_action``) the checks run in two phases, in the same job: first the checks
+that decide the step's pattern (:func:`service.recovery.early_look`), whose early look — cleared or still
+failing, marked partial — goes on top of the progress message, then the rest, and the verdict with the full
+delta replaces it all as after any assessment. The early look is an edit of the progress message, so a
+retried job shows it again in the same place, never twice.
+
 :func:`request_assessment` (``/k8s assess``, the header's *Assess*) queues the job
 ``workers.assess.run_assessment``, which calls :func:`run_job`. As checks finish it edits the progress message in
 place (``chat.update``, throttled), then replaces it with the compact verdict, posts the details in its
@@ -128,18 +134,40 @@ class AssessmentJob:
                                         templates, note=note))
         self._save_progress(done, started_wall=datetime.now(timezone.utc))
 
+        early: list[Any] = []
+        """The early look's blocks once the first phase is done (after a recovery step), on top of the progress."""
+
+        def show_progress(now: float) -> None:
+            text, blocks = progress_view(self.settings.cluster_name, titles, done, now - started,
+                                         self.settings.assessment_budget_seconds, templates, note=note)
+            self.target.show(text, [*early, *blocks])
+
         def on_check_done(result: CheckResult) -> None:
             done.append(result)
             self._save_progress(done)
             now = self.clock()
             if now - last_update[0] >= PROGRESS_INTERVAL_S or len(done) == len(titles):
                 last_update[0] = now
-                self.target.show(*progress_view(self.settings.cluster_name, titles, done, now - started,
-                                                self.settings.assessment_budget_seconds, templates, note=note))
+                show_progress(now)
 
+        try:
+            look = recovery.early_look(self.settings, self.redis, self.incident_id, self.after_action)
+        except Exception:  # noqa: BLE001 - without its early look the assessment still runs whole
+            log.exception("no early look after action %s", self.after_action)
+            look = None
+
+        def on_first(results: list[CheckResult]) -> None:
+            assert look is not None
+            early[:] = look.blocks(self.settings, results)
+            last_update[0] = now = self.clock()
+            show_progress(now)  # an edit of the progress message: shown once however often the job runs
+            self._save_progress(done, early_s=now - started)
+
+        first = look.checks if look is not None else ()
         kube = self.kube_factory(self.settings)
         try:
-            assessment = Assessor.from_settings(self.settings, kube, self.checks).run(on_check_done)
+            assessment = Assessor.from_settings(self.settings, kube, self.checks).run(
+                on_check_done, first=first, on_first=on_first if look is not None else None)
         finally:
             _close_later(kube)
         assessment.interrupted = interrupted
@@ -159,7 +187,8 @@ class AssessmentJob:
             self.target.progress_ts = state["progress_ts"]
         return interruption(state)
 
-    def _save_progress(self, done: list[CheckResult], *, finished: bool = False, started_wall: datetime | None = None) -> None:
+    def _save_progress(self, done: list[CheckResult], *, finished: bool = False, started_wall: datetime | None = None,
+                       early_s: float | None = None) -> None:
         if self.job is None:
             return
         state = dict(self.job.meta.get(META_KEY) or {}) if started_wall is None else {}
@@ -170,6 +199,8 @@ class AssessmentJob:
             incident_id=self.incident_id, checks=[[spec.name, spec.title] for spec in self.checks],
             results=[result.to_json() for result in done], finished=finished,
         )
+        if early_s is not None:
+            state["early_s"] = round(early_s, 3)  # the early look after a recovery step was shown this long in
         self.job.meta[META_KEY] = state
         try:
             self.job.save_meta()

@@ -12,7 +12,12 @@
   its step (:meth:`Keys.recovery_step`).
 - **After a step** (:mod:`service.recovery_record`, called by the action drainer): a success is
   remembered as done; a step from a plan (or an undo) gets a re-assessment, whose verdict opens with the
-  delta (cleared, still failing, new) and, when the step made things worse, its Undo.
+  delta (cleared, still failing, new) and, when the step made things worse, its Undo. A plan whose first
+  step is done by hand (the control plane: no button, no action) is compared with the next assessment
+  instead, the one the responder asks for when done.
+- **The early look** (:func:`early_look`): the re-assessment after a step runs the checks that decide the
+  step's pattern first (:func:`incident.recovery.deciding_checks`) and shows what they say (cleared / still
+  failing, marked partial) in its progress message before the other checks run.
 - **Undo** (:func:`click_undo`): the inverse the executor recorded (cordon ↔ uncordon, scale → the
   previous replicas, label → the previous value) is requested, like any action, once.
 """
@@ -23,6 +28,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
@@ -31,11 +37,20 @@ from slack_sdk.models.blocks import Block
 from chat import recovery_blocks
 from chat.recovery_blocks import StepButton
 from incident.actions import ActionRequest
-from incident.assessment import Assessment
+from incident.assessment import Assessment, CheckResult
 from incident.errors import ConfirmationError, IncidentBotError, NotInIncidentChannel
 from incident.model import Incident
 from incident.assessment import verdict_of_entry
-from incident.recovery import PlanStep, RecoveryPlan, build_plan, delta, episode_starts, plan_step
+from incident.recovery import (
+    PlanStep,
+    RecoveryPlan,
+    build_plan,
+    deciding_checks,
+    delta,
+    early_delta,
+    episode_starts,
+    plan_step,
+)
 from incident.settings import Settings
 from incident.templates import renderer_for
 from incident.timeline import EntryKind, TimelineEntry
@@ -112,12 +127,29 @@ def verdict_extras(settings: Settings, redis: Redis | None, incident_id: str | N
     episodes = episode_starts(_history(IncidentStore(redis, keys), incident_id), current, time.time())
     plan = build_plan(assessment, ref, done, episodes)
     before: list[Block] = []
-    if after_action:
-        try:
+    try:
+        if after_action:
             before = _delta_blocks(settings, redis, keys, incident_id, assessment, after_action, done)
-        except Exception:  # noqa: BLE001 - the verdict itself must land; the delta is an extra
-            log.exception("could not compare the assessment after action %s", after_action)
+        else:
+            before = _by_hand_delta_blocks(settings, IncidentStore(redis, keys), incident_id, assessment, done)
+    except Exception:  # noqa: BLE001 - the verdict itself must land; the delta is an extra
+        log.exception("could not compare the assessment after action %s", after_action)
     return before, recovery_blocks.plan_blocks(plan, templates)
+
+
+def _by_hand_delta_blocks(settings: Settings, store: IncidentStore, incident_id: str, after: Assessment,
+                          done: dict[str, float]) -> list[Block]:
+    """After a plan whose first step is done by hand (the control plane): no button, no action to follow, so the
+    next assessment — the responder's *re-assess when done* — opens with the delta against that plan's."""
+    latest = store.timeline(incident_id).latest(EntryKind.ASSESSMENT.value)
+    planned = plan_of(store, incident_id, latest, done) if latest is not None else None
+    if planned is None:
+        return []
+    before, plan = planned
+    if not plan.open_steps or not plan.open_steps[0].manual:
+        return []
+    return recovery_blocks.delta_blocks(delta(before, after), plan.open_steps[0], "",
+                                        renderer_for(settings.templates_dir))
 
 
 def _delta_blocks(settings: Settings, redis: Redis, keys: Keys, incident_id: str, after: Assessment, action_id: str,
@@ -138,6 +170,43 @@ def _delta_blocks(settings: Settings, redis: Redis, keys: Keys, incident_id: str
     change = delta(before, after)
     return recovery_blocks.delta_blocks(change, step, action_id, renderer_for(settings.templates_dir),
                                         undo=undo.get("description", ""), undo_note=undo.get("note", ""))
+
+
+# -- the early look after a step ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EarlyLook:
+    """Which checks run first after a step (those that decide its pattern), and how to show what they say."""
+
+    step: PlanStep
+    """The plan step the action ran (its pattern decides the checks; its number is shown)."""
+    action_id: str
+    checks: tuple[str, ...] = ()
+    """The names of the checks to run first (:func:`incident.recovery.deciding_checks`)."""
+
+    def blocks(self, settings: Settings, results: list[CheckResult]) -> list[Block]:
+        early = early_delta(self.step.pattern, results)
+        return recovery_blocks.early_delta_blocks(early, self.step.number, self.action_id,
+                                                  renderer_for(settings.templates_dir))
+
+
+def early_look(settings: Settings, redis: Redis | None, incident_id: str | None,
+               after_action: str | None) -> EarlyLook | None:
+    """The early look of the re-assessment after plan step ``after_action`` (``None``: an undo, or no step)."""
+    if redis is None or not incident_id or not after_action:
+        return None
+    keys = get_keys(settings)
+    link = text_fields(redis.hgetall(keys.recovery_step(after_action)))
+    if not link.get("ref"):
+        return None
+    store = IncidentStore(redis, keys)
+    entry = _entry_with_ref(store, incident_id, link["ref"])
+    planned = plan_of(store, incident_id, entry, done_steps(redis, keys, incident_id)) if entry is not None else None
+    step = planned[1].step(int(link["number"])) if planned is not None else None
+    if step is None:
+        return None
+    return EarlyLook(step, after_action, deciding_checks(step.pattern))
 
 
 # -- a click on a plan step --------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """The workload kinds against the Kubernetes API: rollout restart, scale a Deployment, delete a pod.
 
 - restart: ``kubectl.kubernetes.io/restartedAt`` on the pod template, as ``kubectl rollout restart``
-  does (Deployments, DaemonSets, StatefulSets; a paused Deployment is refused: it would not roll out);
+  does (Deployments, DaemonSets, StatefulSets; a paused Deployment is refused: it would not roll out),
+  then, as ``kubectl rollout status`` would, up to :data:`ROLLOUT_WAIT_SECONDS` for the new pods to
+  replace the old ones and the old ones to be gone: a restart is done when its pods are, so the
+  re-assessment after a recovery step measures the restarted pods, not old ones still terminating;
 - scale: a Deployment's scale subresource (refused when it already has that many replicas);
 - delete pod: says whether a controller brings it back.
 
@@ -11,6 +14,7 @@ One :class:`kube.actions.api.KindExecutor` per kind in :data:`EXECUTORS`.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from incident.actions import ActionRequest, Outcome
@@ -19,6 +23,10 @@ from incident.kube_syntax import split_target
 from kube.actions.api import MERGE_PATCH, ClusterApi, Guard, KindExecutor, Progress, now_iso
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+ROLLOUT_WAIT_SECONDS = 60.0
+"""How long a restart waits for its rollout to finish before it reports it as still rolling (the restart
+itself has happened either way)."""
+ROLLOUT_POLL_SECONDS = 0.5
 
 
 def _namespaced(api: ClusterApi, request: ActionRequest) -> tuple[str, str]:
@@ -74,9 +82,73 @@ def execute_restart(api: ClusterApi, request: ActionRequest, guard: Guard, progr
     workload = str(request.params.get("workload", "deployment"))
     stamp = now_iso()
     guard()
-    _restart_patch(api, workload, namespace, name, stamp, dry_run=False)
+    patched = _restart_patch(api, workload, namespace, name, stamp, dry_run=False)
+    started = time.monotonic()
+    done, updated, wanted = _wait_rollout(api, workload, namespace, name, int(patched.metadata.generation or 0),
+                                          started + ROLLOUT_WAIT_SECONDS, progress)
+    rollout = api.say("rolled_out" if done else "still_rolling", updated=updated, wanted=wanted,
+                      seconds=time.monotonic() - started)
     return Outcome(True, api.say("restarted", workload=workload, namespace=namespace, name=name,
-                                 annotation=RESTARTED_AT, stamp=stamp), undo_note=api.say("no_undo_restart"))
+                                 annotation=RESTARTED_AT, stamp=stamp) + " " + rollout,
+                   undo_note=api.say("no_undo_restart"))
+
+
+def rollout_state(workload: str, obj: Any, generation: int) -> tuple[bool, int, int]:
+    """``(finished, updated and available pods, wanted pods)`` of a workload's rollout, as ``kubectl rollout
+    status`` judges it: the controller saw the new template, every pod is updated and available, none is old."""
+    status = obj.status
+    if (status.observed_generation or 0) < generation:
+        return False, 0, 0
+    if workload == "daemonset":
+        wanted = int(status.desired_number_scheduled or 0)
+        updated = min(int(status.updated_number_scheduled or 0), int(status.number_available or 0))
+        return updated >= wanted, updated, wanted
+    wanted = int(obj.spec.replicas if obj.spec.replicas is not None else 1)
+    if workload == "statefulset":
+        updated = min(int(status.updated_replicas or 0), int(status.ready_replicas or 0))
+        return updated >= wanted and status.current_revision == status.update_revision, updated, wanted
+    updated = min(int(status.updated_replicas or 0), int(status.available_replicas or 0))
+    return updated >= wanted and int(status.replicas or 0) <= wanted, updated, wanted
+
+
+def _selector(obj: Any) -> str:
+    """The workload's pod selector as a label selector string (matchLabels and matchExpressions)."""
+    selector = obj.spec.selector
+    parts = [f"{key}={value}" for key, value in sorted((selector.match_labels or {}).items())]
+    for expression in selector.match_expressions or ():
+        operator, values = expression.operator, ",".join(expression.values or ())
+        parts.append({"In": f"{expression.key} in ({values})", "NotIn": f"{expression.key} notin ({values})",
+                      "Exists": expression.key, "DoesNotExist": f"!{expression.key}"}[operator])
+    return ",".join(parts)
+
+
+def _terminating(api: ClusterApi, namespace: str, obj: Any) -> int:
+    """The workload's pods still terminating (the old ones a rollout replaced, before their containers stop)."""
+    try:
+        pods = api.call(api.say("pods_of", namespace=namespace, name=obj.metadata.name), "list",
+                        api.core.list_namespaced_pod, namespace, label_selector=_selector(obj))
+    except (ClusterError, NotPermitted):
+        return 0  # cannot tell (an identity that may restart but not list pods): the rollout's own status stands
+    return sum(1 for pod in pods.items if pod.metadata.deletion_timestamp is not None)
+
+
+def _wait_rollout(api: ClusterApi, workload: str, namespace: str, name: str, generation: int, deadline: float,
+                  progress: Progress) -> tuple[bool, int, int]:
+    """Wait (until ``deadline``) for the restart's rollout and for its old pods to be gone; its last state."""
+    shown, updated, wanted = -1, 0, 0
+    while True:
+        try:
+            obj = _workload(api, workload, namespace, name)
+        except (ClusterError, NotPermitted):
+            return False, updated, wanted  # the restart happened; how far it rolled cannot be read now
+        done, updated, wanted = rollout_state(workload, obj, generation)
+        done = done and not _terminating(api, namespace, obj)
+        if done or time.monotonic() >= deadline:
+            return done, updated, wanted
+        if updated != shown:
+            shown = updated
+            progress(api.say("rolling", updated=updated, wanted=wanted))
+        api.sleep(ROLLOUT_POLL_SECONDS)
 
 
 # --- scale ------------------------------------------------------------------------------------------------

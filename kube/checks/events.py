@@ -6,7 +6,10 @@ past and a cache read (``resourceVersion=0``) would do for the facts: the watch 
 LIST whole, ignoring ``limit``, and the Warning events are the one LIST whose size follows the
 cluster's trouble — memory must stay bounded by a page exactly then. The same LIST feeds
 ``pod_network``'s IP-exhaustion evidence (``WARNING_EVENTS`` is shared). Crash back-offs are singled
-out as per-object evidence for the single-workload pattern. Memory grows with the distinct (object, reason) pairs of the window — the apiserver already folds
+out as per-object evidence for the single-workload pattern: outside kube-system (``backoff_objects``)
+they are its only sign; in kube-system (``backoff_system_objects``) only supporting evidence, because
+the ``kube_system`` check reads those pods as they are now, and a pod a restart replaced leaves its
+BackOff events behind for the whole window. Memory grows with the distinct (object, reason) pairs of the window — the apiserver already folds
 repeats of one into its ``count`` — never with the pages read.
 
 Events outlive their objects: a DaemonSet pod that failed scheduling on a node deleted a second later
@@ -27,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from incident.errors import ClusterError, NotPermitted
-from incident.runbook import THRESHOLDS, Thresholds
+from incident.runbook import SYSTEM_NAMESPACE, THRESHOLDS, Thresholds
 from kube.checks import CheckContext, CheckSpec, Finding, event_count, event_time, partial, top
 from kube.client import KubeApi, ListRequest, Pages
 
@@ -111,7 +114,10 @@ def summarize_events(tally: EventTally, thresholds: Thresholds = THRESHOLDS,
     facts = {
         "window_minutes": minutes, "total": total, "by_reason": top(reasons, limit * 2), "by_kind": top(kinds, limit * 2),
         "top_offenders": [f"{name} ×{count}" for name, count in top(offenders, limit).items()],
-        "backoff_objects": [f"{obj} ×{count}" for obj, count in top({str(o): c for o, c in tally.backoff.items()}, limit).items()],
+        "backoff_objects": [f"{obj} ×{count}" for obj, count in top(
+            {str(o): c for o, c in tally.backoff.items() if o.namespace != SYSTEM_NAMESPACE}, limit).items()],
+        "backoff_system_objects": [f"{obj} ×{count}" for obj, count in top(
+            {str(o): c for o, c in tally.backoff.items() if o.namespace == SYSTEM_NAMESPACE}, limit).items()],
         "current_total": total - gone_total,
         "current_offenders": [f"{name} ×{count}" for name, count in top(current, limit).items()],
         "gone_total": gone_total,

@@ -7,7 +7,9 @@
   ready and on which nodes (from the kube-system pod LIST shared with ``kube_system``), and IP exhaustion
   from sandbox-creation events (``FailedCreatePodSandBox`` whose message says the CNI/ipamd has no
   address left) — read from the Warning event LIST the ``events`` check reads anyway (those events are
-  Warnings), so no LIST of its own;
+  Warnings), so no LIST of its own — counting only those whose pod is still Pending (the Pending pod
+  LIST shared with ``pending_pods``): once the CNI hands out addresses again, the pods start and their
+  old events, kept for an hour, are history;
 - ``ingress``: ingress controller pods (label selectors, filtered by the apiserver) and Services whose
   EndpointSlices have no ready endpoint; all consistent reads (readiness now; and a cached read of
   Services, which would do, comes back whole, ignoring ``limit``, and a big cluster has thousands).
@@ -119,6 +121,15 @@ def is_ip_exhaustion(event: Mapping[str, Any]) -> bool:
     return False
 
 
+def still_waiting(event: Mapping[str, Any], pending: set[tuple[str, str]]) -> bool:
+    """Whether a sandbox failure still stands: its pod is still Pending (one that got its address since, or is
+    gone, is history); an event about anything but a pod (ipamd's own) always counts."""
+    involved = event.get("involvedObject") or {}
+    if involved.get("kind") != "Pod":
+        return True
+    return (str(involved.get("namespace") or ""), str(involved.get("name") or "")) in pending
+
+
 def cni_pods_not_ready(pods: Iterable[Mapping[str, Any]], thresholds: Thresholds = THRESHOLDS) -> CappedNames:
     """``node (pod)`` of every CNI DaemonSet pod that is not Running and ready (from any pod LIST)."""
     found = CappedNames(thresholds.top_offenders * 2)
@@ -198,11 +209,26 @@ def check_pod_network(ctx: CheckContext) -> Finding:
         except ClusterError:
             pass  # a cross-check only: left out (the DaemonSets' own counts still stand)
 
+    pending_stream = ctx.pages(PENDING_PODS)
+    pending: list[set[tuple[str, str]]] = []
+
+    def read_pending() -> None:
+        try:
+            pending.append({(str(meta(pod).get("namespace", "")), str(meta(pod).get("name", "")))
+                            for pod in pending_stream.items()})
+        except ClusterError:
+            pass  # a filter only: without it every exhaustion event counts (the cautious side)
+
     helper = threading.Thread(target=count_cni_pods, name="pod-network-cni-pods", daemon=True)
     helper.start()
+    pending_reader = threading.Thread(target=read_pending, name="pod-network-pending-pods", daemon=True)
+    pending_reader.start()
     exhaustion = [event for event in events.items() if is_ip_exhaustion(event)]  # a few: only the matching ones stay
     daemonsets = list(daemonsets_stream.items())
     helper.join(max(0.0, (pods.stop_at or time.monotonic() + 30) - time.monotonic() + 0.5))
+    pending_reader.join(max(0.0, (pending_stream.stop_at or time.monotonic() + 30) - time.monotonic() + 0.5))
+    if pending and pending_stream.complete:
+        exhaustion = [event for event in exhaustion if still_waiting(event, pending[0])]
     now = events.snapshot_time or ctx.kube.server_time or ctx.wall_clock()
     cni_not_ready = not_ready[0] if not_ready and pods.complete else None  # a cross-check: left out if unfinished
     finding = summarize_pod_network(daemonsets, exhaustion, now, ctx.event_window, ctx.thresholds, cni_not_ready)
@@ -288,8 +314,8 @@ def check_ingress(ctx: CheckContext) -> Finding:
 
 
 CHECKS = (
-    CheckSpec("pending_pods", "Pending pods", check_pending_pods, timeout_s=30.0),
+    CheckSpec("pending_pods", "Pending pods", check_pending_pods, timeout_s=30.0, shared=(PENDING_PODS,)),
     CheckSpec("pod_network", "Pod network (CNI, IPs)", check_pod_network, timeout_s=30.0,
-              shared=(WARNING_EVENTS, SYSTEM_PODS)),
+              shared=(WARNING_EVENTS, SYSTEM_PODS, PENDING_PODS)),
     CheckSpec("ingress", "Ingress and Service endpoints", check_ingress, timeout_s=30.0),
 )

@@ -1,4 +1,5 @@
-"""A kube-system component in CrashLoopBackOff: restartCount climbs on a timer, BackOff events pile up."""
+"""A kube-system component in CrashLoopBackOff: restartCount climbs on a timer, BackOff events pile up; a rollout
+restart heals it (its replaced pods are removed as a kubelet would, the new ones run)."""
 
 from __future__ import annotations
 
@@ -31,12 +32,17 @@ from sandbox.objects import (
 from sandbox.scenarios.pod_status import SCENARIO_LABEL, container_status, not_ready_conditions, scheduled_pods
 
 
+REAP_INTERVAL_S = 0.5
+"""How often the ticker removes crashing pods a rollout replaced (a kubelet would at once: none is running)."""
+
+
 @dataclass
 class CrashLoop:
     """A kube-system component crash-loops: restartCount climbs every ``interval`` s, BackOff events pile up.
 
     By default a ``metrics-server`` Deployment is created for it; ``existing="coredns"`` takes over the
-    pods of an existing Deployment instead (restored on undo).
+    pods of an existing Deployment instead (restored on undo). Either way only the pods present now crash
+    (taken away from kwok): a rollout restart replaces them with pods that run, so the runbook's step heals it.
     """
 
     namespace: str = SYSTEM_NAMESPACE
@@ -54,22 +60,24 @@ class CrashLoop:
         handle = CrashLoopHandle(self, api, f"{self.namespace}/{target} is in CrashLoopBackOff")
         if self.existing:
             selector = apps.read_namespaced_deployment(self.existing, self.namespace).spec.selector.match_labels
-            takeover = PodTakeover(api)
             pods = pods_matching(api, self.namespace, selector)
-            for pod in pods:
-                takeover.take(pod)
-            handle.on_undo(f"give {self.existing} pods back to kwok", takeover.release_all)
         else:
             labels = {"k8s-app": self.deployment, SCENARIO_LABEL: self.name}
             template = pod_template(
                 labels,
                 [container(self.deployment, self.image, [("https", 10250, "TCP")])],
-                custom_status=True,
                 priorityClassName="system-cluster-critical",
             )
             apps.create_namespaced_deployment(self.namespace, deployment(self.deployment, self.namespace, self.replicas, template))
             handle.on_undo(f"delete deployment {self.deployment}", lambda: self._delete(api, labels))
             pods = scheduled_pods(api, self.namespace, labels, self.replicas, self.timeout)
+        # The crash lives in these pods (a bad state, not the template): a rollout restart replaces them with
+        # pods kwok runs normally, as the runbook's restart would on a real cluster.
+        takeover = handle.takeover
+        for pod in pods:
+            takeover.take(pod)
+        handle.on_undo(f"give the {target} pods back to kwok", takeover.release_all)
+        handle.on_undo("stop removing replaced pods", takeover.reap_in_background(REAP_INTERVAL_S))
         handle.pods = pods
         handle.on_undo("delete BackOff events", lambda: delete_events(api, self.namespace, list(handle.events.values())))
         handle.on_undo("stop the crash ticker", handle.stop_ticking)
@@ -93,6 +101,8 @@ class CrashLoopHandle(Handle):
         self.api = api
         self.pods: list[k8s.V1Pod] = []
         self.events: dict[str, str] = {}
+        self.takeover = PodTakeover(api)
+        """The crashing pods, taken from kwok; one replaced by a rollout is removed as a kubelet would."""
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -134,7 +144,7 @@ class CrashLoopHandle(Handle):
                 try:
                     self.tick()
                 except (ApiException, OSError):
-                    continue  # the apiserver may be down in a combined scenario; try again next tick
+                    continue  # the apiserver may be down in a combined scenario (or a pod replaced); next tick
 
         self._thread = threading.Thread(target=loop, name="crash-loop-ticker", daemon=True)
         self._thread.start()

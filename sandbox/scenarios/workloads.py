@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
 from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
 
 from sandbox.baseline import (
     AWS_NODE,
@@ -48,9 +50,18 @@ def ip_exhaustion_message() -> str:
     )
 
 
+IPAMD_POLL_S = 0.5
+"""How often the exhausted "ipamd" looks whether ``aws-node`` was restarted (then the stuck pods get addresses)."""
+
+
 @dataclass
 class PodIpExhaustion:
-    """The subnet is out of IPs: ``aws-node`` runs, but new pods of a Deployment never get a sandbox."""
+    """The subnet is out of IPs: ``aws-node`` runs, but new pods of a Deployment never get a sandbox.
+
+    The exhaustion lives in ipamd's view of the subnet: restarting ``aws-node`` (the runbook's step, a new
+    generation of the DaemonSet) makes it re-read the free addresses, and the stuck pods start (given back
+    to kwok), as on a real cluster.
+    """
 
     namespace: str = "default"
     deployment: str = "checkout"
@@ -65,21 +76,40 @@ class PodIpExhaustion:
         handle = Handle(self.name, f"{self.replicas} pods of {self.namespace}/{self.deployment} cannot get a pod IP", {"pods": [], "events": []})
         if install_aws_node(api, self.timeout):
             handle.on_undo("delete aws-node", lambda: ignore_not_found(lambda: apps.delete_namespaced_daemon_set(AWS_NODE, SYSTEM_NAMESPACE)))
-        template = pod_template(labels, [container("app", self.image, [("http", 8080, "TCP")])], custom_status=True)
+        template = pod_template(labels, [container("app", self.image, [("http", 8080, "TCP")])])
         apps.create_namespaced_deployment(self.namespace, deployment(self.deployment, self.namespace, self.replicas, template))
         handle.on_undo(f"delete deployment {self.deployment}", lambda: self._delete(api, labels))
+        takeover = PodTakeover(api)
+        generation = int(apps.read_namespaced_daemon_set(AWS_NODE, SYSTEM_NAMESPACE).metadata.generation or 0)
         for pod in scheduled_pods(api, self.namespace, labels, self.replicas, self.timeout):
+            takeover.take(pod)
             status = {
                 "phase": "Pending",
                 "conditions": not_ready_conditions(pod, sandbox_ready=False),
                 "containerStatuses": [container_status(c, state={"waiting": {"reason": "ContainerCreating"}}) for c in pod.spec.containers],
                 "startTime": rfc3339(now()),
+                "podIP": None, "podIPs": None,  # kwok may have given it one before it was taken: no sandbox, no IP
             }
             k8s.CoreV1Api(api).patch_namespaced_pod_status(pod.metadata.name, self.namespace, {"status": status}, _content_type=MERGE_PATCH)
             handle.details["events"].append(record_event(api, pod, reason="FailedCreatePodSandBox", message=ip_exhaustion_message()))
             handle.details["pods"].append(pod.metadata.name)
         handle.on_undo("delete FailedCreatePodSandBox events", lambda: delete_events(api, self.namespace, handle.details["events"]))
+        stop = threading.Event()
+        watcher = threading.Thread(target=self._ipamd, args=(api, takeover, generation, stop), name="ipamd", daemon=True)
+        handle.on_undo("give the stuck pods back to kwok", lambda: (stop.set(), watcher.join(10), takeover.release_all()))
+        watcher.start()
         return handle
+
+    def _ipamd(self, api: k8s.ApiClient, takeover: PodTakeover, generation: int, stop: threading.Event) -> None:
+        """Until ``aws-node`` is restarted (its generation moves on); then the stuck pods get their addresses."""
+        apps = k8s.AppsV1Api(api)
+        while not stop.wait(IPAMD_POLL_S):
+            try:
+                if int(apps.read_namespaced_daemon_set(AWS_NODE, SYSTEM_NAMESPACE).metadata.generation or 0) > generation:
+                    takeover.release_all()
+                    return
+            except (ApiException, OSError):
+                continue  # the apiserver may be down in a combined scenario; look again
 
     def _delete(self, api: k8s.ApiClient, labels: dict[str, str]) -> None:
         ignore_not_found(lambda: k8s.AppsV1Api(api).delete_namespaced_deployment(self.deployment, self.namespace))
@@ -101,6 +131,7 @@ class DnsOutage:
         install_coredns(api, timeout=self.timeout)
         takeover = PodTakeover(api)
         handle.on_undo("give CoreDNS pods back to kwok", lambda: self._restore(api, takeover))
+        handle.on_undo("stop removing replaced CoreDNS pods", takeover.reap_in_background())  # a restart heals it
         for pod in pods_matching(api, SYSTEM_NAMESPACE, COREDNS_LABELS):
             takeover.take(pod)
             moment = rfc3339(now())

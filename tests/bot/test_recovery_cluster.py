@@ -1,7 +1,7 @@
 """Guided recovery on the test bed: the runbook's scenarios broken on the real control plane, `/k8s assess` run
 by real workers, the verdict's plan clicked through in the Slack emulator (Alice clicks the step, Bob — an
-allowed second person — confirms), the re-assessment after each step, a step flagged as making things worse,
-and its Undo.
+allowed second person — confirms), the re-assessment after each step (its early look first), a step flagged as
+making things worse, and its Undo.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 
 import tests.conftest as _root
 from chat.action_blocks import ACTION_CONFIRM
-from chat.recovery_blocks import ACTION_RESTORE_NODE, ACTION_UNDO, STEP_ACTION_PREFIX
+from chat.recovery_blocks import ACTION_RESTORE_NODE, ACTION_UNDO, EARLY_BLOCK_PREFIX, STEP_ACTION_PREFIX
 from incident.actions import ActionStatus
 from incident.model import Incident, Status
 from incident.settings import Settings
@@ -25,6 +25,7 @@ from sandbox.objects import container, deployment, pod_template
 from sandbox.scenarios import CrashLoop, DnsOutage, NodeFailure, PodIpExhaustion
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
+from tests.fixtures.cluster import wait_for_settled_kube_system
 from tests.workers.test_resolve_e2e import forget_earlier_warnings
 from tests.fixtures.slack import BOT_TOKEN, RESPONDER_GROUP, SIGNING_SECRET, STAKEHOLDER_CHANNEL, RunningBot
 
@@ -113,6 +114,11 @@ class Flow:
         self.confirm(action_id)
         return action_id, self.verdict(before + 1)
 
+    def updates(self, ts: str) -> list[str]:
+        """The blocks of every ``chat.update`` of message ``ts``, in order (what the channel showed in turn)."""
+        return [str(call.params.get("blocks")) for call in self.slack.calls_to("chat.update")
+                if call.params.get("ts") == ts and call.params.get("channel") == self.channel]
+
     @staticmethod
     def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
         return [e for b in message.get("blocks") or [] if b["type"] == "actions" for e in b["elements"]]
@@ -138,15 +144,25 @@ def test_dns_cascade_plan_clicked_through_reaches_a_healthy_verdict(slack: Slack
     assert "After step 1 the cluster looks healthy" in text_of(after), text_of(after)
     assert "cleared: DNS cascade" in text_of(after)
     assert flow.steps(after) == []
+    # Before that verdict, the early look: only the checks that decide a DNS cascade, shown in the progress message.
+    updates = flow.updates(after["ts"])
+    early = [n for n, blocks in enumerate(updates) if EARLY_BLOCK_PREFIX in blocks]
+    assert early, updates
+    assert "Early look after step 1" in updates[early[0]] and "partial: only API server, Cluster DNS" in updates[early[0]]
+    assert "cleared: DNS cascade" in updates[early[0]] and "re-assessed:" not in updates[early[0]]
+    assert early[0] < len(updates) - 1 and "re-assessed:" in updates[-1]  # the full verdict and delta came after
 
 
 def test_node_failure_plan_isolates_the_node_step_by_step_to_a_healthy_verdict_and_a_passing_checklist(
         slack: SlackEmulator, bot_server: RunningBot, incident: Incident, k8s_api: k8s.ApiClient,
         k8s_cluster: LocalCluster) -> None:
     core = k8s.CoreV1Api(k8s_api)
-    forget_earlier_warnings(core)  # the resolve checklist below judges this incident's events only
     (node,) = k8s_cluster.create_nodes(k8s_api, 1)
     wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
+    # The new node's DaemonSet pods wait (FailedScheduling) until it is Ready: setup, not this incident. The
+    # resolve checklist below judges this incident's events only, so they are forgotten once kube-system settled.
+    wait_for_settled_kube_system(k8s_api)
+    forget_earlier_warnings(core)
     NodeFailure(nodes=[node]).apply(k8s_api)  # no undo: the plan deletes the node
     try:
         flow = Flow(slack, bot_server, incident)
@@ -225,6 +241,40 @@ def test_the_plan_names_the_runbook_first_step_and_target(slack: SlackEmulator, 
     verdict = flow.assess()
     primary = next(b for b in flow.steps(verdict) if b.get("style") == "primary")
     assert primary["text"]["text"] == first, text_of(verdict)
+
+
+@pytest.mark.parametrize(("scenario", "first"), [
+    (PodIpExhaustion, "1. restart daemonset kube-system/aws-node"),
+    (CrashLoop, "1. restart deployment kube-system/metrics-server"),
+], ids=["pod-ip-exhaustion", "crash-loop"])
+def test_the_plan_clicked_through_reaches_a_healthy_verdict_and_the_resolve_checklist(
+        slack: SlackEmulator, bot_server: RunningBot, incident: Incident, k8s_api: k8s.ApiClient, scenarios: Any,
+        scenario: Any, first: str) -> None:
+    """The restart is the whole fix in both. A crash loop's replaced pods take their BackOff events with them,
+    so the checklist passes at once; the pods that waited for an IP are the same pods, running now, and their
+    sandbox failures are Warnings of the last 10 minutes: the checklist refuses on that item alone (no
+    premature victory) until the window has passed."""
+    forget_earlier_warnings(k8s.CoreV1Api(k8s_api))  # the resolve checklist below judges this incident's events only
+    scenarios.apply(scenario())
+    flow = Flow(slack, bot_server, incident)
+    verdict = flow.assess()
+    primary = next(b for b in flow.steps(verdict) if b.get("style") == "primary")
+    assert primary["text"]["text"] == first, text_of(verdict)
+    action_id, after = flow.click_and_confirm(verdict, primary)
+    assert "After step 1 the cluster looks healthy" in text_of(after), (flow.store.get(action_id).outcome, text_of(after))
+    assert flow.steps(after) == []
+    store = bot_server.services.store
+    slack.slash_command("U_ALICE", flow.channel, "resolve")
+    wait_until(lambda: store.timeline(incident.id).entries({"resolve_check"}), STEP_TIMEOUT)
+    (check,) = store.timeline(incident.id).entries({"resolve_check"})
+    if scenario is CrashLoop:
+        assert check.data["passed"] is True, check.data
+        wait_until(lambda: store.get(incident.id).status == Status.RESOLVED, STEP_TIMEOUT)
+    else:
+        unmet = [item for item in check.data["items"] if not item["passed"]]
+        assert [item["name"] for item in unmet] == ["No new Warning events in the last 10 min"], check.data
+        assert unmet[0]["detail"].count("FailedCreatePodSandBox") == 3, unmet[0]["detail"]
+        assert check.data["passed"] is False and store.get(incident.id).status != Status.RESOLVED
 
 
 @pytest.mark.parametrize("replacement", [False, True], ids=["same-name", "named-replacement"])

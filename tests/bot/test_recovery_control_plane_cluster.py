@@ -1,6 +1,6 @@
-"""Guided recovery when the control plane itself is slow (the test bed's apiserver behind the fault proxy): the
-plan names the apiserver as a step done by hand and offers no button at all: nothing else should be changed
-while the control plane fails."""
+"""Guided recovery when the control plane itself is slow or unreachable (the test bed's apiserver behind the fault
+proxy): the plan names the apiserver as a step done by hand and offers no button at all (nothing else should be
+changed while the control plane fails), and once it answers again the next assessment's delta says it cleared."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from incident.model import Incident
 from incident.settings import Settings
 from sandbox.cluster import LocalCluster
 from sandbox.proxy import FaultProxy
-from sandbox.scenarios import SlowApiserver
+from sandbox.scenarios import ApiserverUnreachable, SlowApiserver
 from sandbox.slack import SlackEmulator
 from tests.bot.helpers import ephemeral_texts, open_incident, wait_until
 from tests.bot.test_recovery_cluster import Flow, text_of
@@ -73,3 +73,24 @@ def test_a_slow_control_plane_gets_a_by_hand_step_and_no_buttons(slack: SlackEmu
         assert not [b for b in flow.buttons(verdict) if b["action_id"].startswith(STEP_ACTION_PREFIX)]
     finally:
         handle.undo()
+
+
+def test_an_unreachable_control_plane_gets_a_by_hand_step_no_action_and_the_delta_once_it_is_back(
+        slack: SlackEmulator, bot_server: RunningBot, incident: Incident, proxy: FaultProxy) -> None:
+    handle = ApiserverUnreachable(proxy, mode="refuse").apply()
+    try:
+        flow = Flow(slack, bot_server, incident)
+        verdict = flow.assess()
+        text = text_of(verdict)
+        assert "control plane unreachable" in text.lower() and "Control-plane failure" in text, text
+        assert "1. :hammer_and_wrench: _by hand:_ Get kube-apiserver answering /readyz" in text, text
+        assert "the lowest failing layer (*API server*) is fixed by hand" in text
+        assert not [b for b in flow.buttons(verdict) if b["action_id"].startswith(STEP_ACTION_PREFIX)]
+    finally:
+        handle.undo()
+    services = bot_server.services
+    assert services.redis.get(services.keys.action_seq()) is None  # nothing was requested, so nothing queued
+    after = flow.assess()  # the responder's re-assessment once the apiserver answers again
+    text = text_of(after)
+    assert "After step 1 the cluster looks healthy" in text and "by hand: Get kube-apiserver answering" in text, text
+    assert "cleared: Control-plane failure" in text and "new: nothing" in text, text

@@ -225,3 +225,32 @@ def test_a_step_done_in_an_earlier_episode_of_its_pattern_is_offered_again() -> 
     assert again.primary is not None and again.primary.description == "restart deployment kube-system/coredns"
     same_episode = build_plan(dns_cascade(), "r", done, {"dns-cascade": 100.0})
     assert same_episode.steps[0].done and same_episode.primary is None
+
+
+# -- the early look after a step ----------------------------------------------------------------------
+
+
+def test_the_early_look_runs_the_checks_that_decide_the_pattern_and_the_apiserver() -> None:
+    from incident.recovery import deciding_checks
+
+    assert deciding_checks("dns-cascade") == ("apiserver", "dns")
+    assert deciding_checks("pod-ip-exhaustion") == ("apiserver", "pod_network", "pending_pods")
+    assert deciding_checks("node-failure") == ("apiserver", "nodes", "disruption_budgets")
+    for pattern in PATTERNS:  # every signal's check is in its pattern's early look, each once
+        names = deciding_checks(pattern.key)
+        assert {s.check for s in pattern.signals} <= set(names) and len(names) == len(set(names))
+
+
+def test_the_early_look_says_cleared_or_still_failing_from_the_first_checks_only() -> None:
+    from incident.recovery import early_delta
+
+    def first(checks: Assessment) -> list[CheckResult]:
+        return [c for c in checks.checks if c.name in ("apiserver", "dns")]
+
+    still = early_delta("dns-cascade", first(dns_cascade()))
+    assert not still.cleared and still.still_failing == ("dns",) and still.pattern_title == "DNS cascade"
+    cleared = early_delta("dns-cascade", first(assessment(list(healthy().values()))))
+    assert cleared.cleared and cleared.still_failing == () and cleared.unfinished == ()
+    timed_out = [CheckResult("apiserver", "ok", "ok", {"reachable": True}), CheckResult("dns", "timeout", "slow")]
+    undecided = early_delta("dns-cascade", timed_out)
+    assert not undecided.cleared and undecided.unfinished == ("dns",)  # a check that did not finish clears nothing

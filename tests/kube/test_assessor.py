@@ -112,3 +112,40 @@ def test_requests_never_outlive_the_check_deadline() -> None:
         pass
     else:
         raise AssertionError("a request after the deadline must not be sent")
+
+
+def test_the_first_checks_run_on_their_own_and_are_handed_over_before_the_rest_start() -> None:
+    started: dict[str, float] = {}
+
+    def stamped(name: str, seconds: float) -> Callable[[CheckContext], Finding]:
+        def run(ctx: CheckContext) -> Finding:
+            started[name] = time.monotonic()
+            time.sleep(seconds)
+            return Finding("ok", name, {"reachable": True} if name == "apiserver" else {})
+
+        return run
+
+    checks = [CheckSpec(name, name, stamped(name, 0.2), 5) for name in ("apiserver", "dns", "nodes", "events")]
+    handed: list[tuple[float, list[str]]] = []
+    assessment = Assessor(kube(), checks, budget_s=10).run(
+        first=("apiserver", "dns"), on_first=lambda results: handed.append((time.monotonic(), [r.name for r in results])))
+    (at, names), = handed
+    assert names == ["apiserver", "dns"]
+    assert started["nodes"] >= at and started["events"] >= at  # the rest started after the early look
+    assert [c.name for c in assessment.checks] == ["apiserver", "dns", "nodes", "events"]  # one assessment, in order
+    assert all(c.status == "ok" for c in assessment.checks)
+
+
+def test_an_unreachable_apiserver_in_the_first_phase_skips_the_rest_without_starting_them() -> None:
+    ran: list[str] = []
+
+    def never(ctx: CheckContext) -> Finding:
+        ran.append("nodes")
+        return Finding("ok", "ran")
+
+    checks = [CheckSpec("apiserver", "API server", quick("fail", reachable=False, error="refused"), 5),
+              CheckSpec("nodes", "Nodes", never, 5)]
+    handed: list[list[CheckResult]] = []
+    assessment = Assessor(kube(), checks, budget_s=10).run(first=("apiserver",), on_first=handed.append)
+    assert [r.name for r in handed[0]] == ["apiserver"]
+    assert assessment.check("nodes").status == "skipped" and ran == []  # type: ignore[union-attr]
