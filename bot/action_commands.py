@@ -23,7 +23,6 @@ from service.context import Context
 from service.lifecycle import Reply
 
 ACTION_ID = re.compile(r"^[aA](\d{1,12})$")
-NO_ACTION_ID = "This button carries no action id; it may come from an old message."
 
 
 def action_commands(kinds: ActionSpecs) -> tuple[CommandSpec, ...]:
@@ -87,17 +86,17 @@ def _clicked_in(body: dict[str, Any]) -> str | None:
 
 
 def _on_confirm(services: Context, body: dict[str, Any]) -> Reply:
-    return action_requests.confirm_action(services, button_value(body, NO_ACTION_ID), clicked_by(body),
+    return action_requests.confirm_action(services, button_value(services, body, "no_action_id"), clicked_by(body),
                                           channel_id=_clicked_in(body))
 
 
 def _on_proceed_anyway(services: Context, body: dict[str, Any]) -> Reply:
-    return action_requests.confirm_action(services, button_value(body, NO_ACTION_ID), clicked_by(body),
+    return action_requests.confirm_action(services, button_value(services, body, "no_action_id"), clicked_by(body),
                                           proceed_anyway=True, channel_id=_clicked_in(body))
 
 
 def _on_cancel(services: Context, body: dict[str, Any]) -> Reply:
-    return action_requests.cancel_action(services, button_value(body, NO_ACTION_ID), clicked_by(body))
+    return action_requests.cancel_action(services, button_value(services, body, "no_action_id"), clicked_by(body))
 
 
 def action_buttons() -> tuple[ButtonSpec, ...]:

@@ -204,11 +204,12 @@ def log_reply(text: str = "", **_: Any) -> None:
     log.warning("modal submission could not be completed: %s", text)
 
 
-def button_value(body: dict[str, Any], missing: str) -> str:
-    """The clicked button's ``value`` (an incident or action id); ``missing`` is the error when it has none."""
+def button_value(services: Context, body: dict[str, Any], missing: str) -> str:
+    """The clicked button's ``value`` (an incident or action id); ``missing`` names the refusal
+    (``templates/refusals.slack.j2``) when it has none."""
     actions = body.get("actions") or []
     if not actions or not actions[0].get("value"):
-        raise IncidentBotError(missing)
+        raise IncidentBotError(services.refusal(missing))
     return str(actions[0]["value"])
 
 

@@ -27,9 +27,6 @@ from service.alerts import MessageRef
 from service.context import Context
 from service.lifecycle import Reply
 
-NO_GROUP = "This button carries no alert group; it may come from an old message."
-NO_INCIDENT = "This button carries no incident; it may come from an old message."
-
 
 def _message(body: dict[str, Any]) -> MessageRef | None:
     channel = str((body.get("channel") or {}).get("id") or "")
@@ -38,20 +35,20 @@ def _message(body: dict[str, Any]) -> MessageRef | None:
 
 
 def _on_open(services: Context, body: dict[str, Any]) -> Reply:
-    return alerts.open_from_triage(services, button_value(body, NO_GROUP), clicked_by(body), _message(body))
+    return alerts.open_from_triage(services, button_value(services, body, "no_alert_group"), clicked_by(body), _message(body))
 
 
 def _on_attach(services: Context, body: dict[str, Any]) -> Reply:
     where = _message(body) or MessageRef("", "")
-    return alerts.attach_choices(services, button_value(body, NO_GROUP), str(body.get("trigger_id") or ""), where)
+    return alerts.attach_choices(services, button_value(services, body, "no_alert_group"), str(body.get("trigger_id") or ""), where)
 
 
 def _on_dismiss(services: Context, body: dict[str, Any]) -> Reply:
-    return alerts.dismiss(services, button_value(body, NO_GROUP), clicked_by(body), _message(body))
+    return alerts.dismiss(services, button_value(services, body, "no_alert_group"), clicked_by(body), _message(body))
 
 
 def _on_recovery_checklist(services: Context, body: dict[str, Any]) -> Reply:
-    return alerts.run_recovery_checklist(services, button_value(body, NO_INCIDENT), clicked_by(body))
+    return alerts.run_recovery_checklist(services, button_value(services, body, "no_incident_in_button"), clicked_by(body))
 
 
 def alert_buttons() -> tuple[ButtonSpec, ...]:

@@ -244,12 +244,11 @@ def _run_impact(services: Context, inv: Invocation, incident: Incident | None) -
 # --- the incident header's buttons and the status-update modal ------------------------------------------
 
 UPDATE_MODAL_CALLBACK = "status_update_modal"
-NO_INCIDENT = "This button carries no incident; it may come from an old message."
 
 
 def _header_incident(services: Context, body: dict[str, Any]) -> Incident:
     """The incident a header button names; a value naming another cluster than the incident's is refused."""
-    incident_id, cluster = fleet.split_button_value(button_value(body, NO_INCIDENT))
+    incident_id, cluster = fleet.split_button_value(button_value(services, body, "no_incident_in_button"))
     incident = services.store.get(incident_id)
     fleet.check_button(services, incident, cluster)
     return incident

@@ -29,6 +29,7 @@ from typing import Any
 from incident.action_kinds import action_specs
 from incident.assessment import Assessment, CheckResult
 from incident.errors import ConfirmationError
+from incident.templates import TemplateRenderer
 from incident.runbook import (
     CNI_FAILURE,
     CONTROL_PLANE,
@@ -44,6 +45,9 @@ from incident.runbook import (
     layer_index,
 )
 from incident.verdict import decide
+
+REFUSALS = "refusals.slack.j2"
+"""The template of the refusals of a plan step's button."""
 
 MAX_TARGETS = 3
 """At most this many objects per rule (three failed nodes → three cordons); the rest after a re-assessment."""
@@ -315,23 +319,24 @@ def build_plan(assessment: Assessment, ref: str, done: Mapping[str, float] | Ite
     return RecoveryPlan(ref, steps)
 
 
-def plan_step(plan: RecoveryPlan, number: int, kind: str, target: str) -> PlanStep:
+def plan_step(plan: RecoveryPlan, number: int, kind: str, target: str, templates: TemplateRenderer) -> PlanStep:
     """The step a button names, checked against the plan rebuilt from the stored assessment.
 
     A button whose step number, kind or target does not match is refused (a forged or garbled value),
-    and so is a step already done or one whose layer waits for a lower one.
+    and so is a step already done or one whose layer waits for a lower one (the refusals are macros of
+    ``templates/refusals.slack.j2``).
     """
+    def refusal(macro: str, hint: str, **arguments: Any) -> ConfirmationError:
+        return ConfirmationError(templates.macro(REFUSALS, macro, **arguments), hint=templates.macro(REFUSALS, hint))
+
     step = plan.step(number)
     if step is None or step.manual or step.kind != kind or step.target != target:
-        raise ConfirmationError("This button does not match the recovery plan of its assessment; nothing was "
-                                "requested.", hint="Use the buttons of the latest verdict, or type the command.")
+        raise refusal("step_not_in_plan", "step_not_in_plan_hint")
     if step.done:
-        raise ConfirmationError(f"Step {step.number} (`{step.description}`) already succeeded in this incident.",
-                                hint="Re-assess to see what is still failing.")
+        raise refusal("step_already_done", "step_already_done_hint", number=step.number, description=step.description)
     waiting = plan.waits_for(step)
     if waiting:
-        raise ConfirmationError(f"Step {step.number} waits for *{waiting}* to recover first (one layer at a time).",
-                                hint="Do the plan's primary step, then re-assess.")
+        raise refusal("step_waits", "step_waits_hint", number=step.number, waiting=waiting)
     return step
 
 

@@ -65,8 +65,6 @@ from service.lifecycle import Reply
 
 log = logging.getLogger(__name__)
 
-NO_STEP = "This button carries no recovery step; it may come from an old message."
-NO_UNDO_ID = "This Undo button carries no action id; it may come from an old message."
 
 
 def new_ref() -> str:
@@ -219,7 +217,7 @@ def _channel_of(body: dict[str, Any]) -> str:
 def _incident_of(ctx: Context, body: dict[str, Any]) -> Incident:
     incident = ctx.store.find_by_channel(_channel_of(body))
     if incident is None:
-        raise NotInIncidentChannel("Recovery steps run in an incident channel; this click came from elsewhere.")
+        raise NotInIncidentChannel(ctx.refusal("recovery_outside_incident"))
     return incident
 
 
@@ -233,7 +231,7 @@ def click_step(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     actions = body.get("actions") or []
     button = StepButton.parse(str(actions[0].get("value") or "")) if actions else None
     if button is None:
-        raise ConfirmationError(NO_STEP)
+        raise ConfirmationError(ctx.refusal("no_recovery_step"))
     authorize(ctx, user_id, "request")
     incident = _incident_of(ctx, body)
     timeline = ctx.store.timeline(incident.id)
@@ -260,7 +258,7 @@ def click_step(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     if planned is None:
         return Reply(ctx.templates.render("recovery_stale.slack.j2", why="recording"))
     plan = planned[1]
-    step = plan_step(plan, button.number, button.kind, button.target)
+    step = plan_step(plan, button.number, button.kind, button.target, ctx.templates)
     primary = plan.primary is not None and plan.primary.number == step.number
     return _request_step(ctx, incident, user_id, button.ref, step, primary)
 
@@ -329,13 +327,13 @@ def click_undo(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     actions = body.get("actions") or []
     action_id = str(actions[0].get("value") or "") if actions else ""
     if not action_id:
-        raise ConfirmationError(NO_UNDO_ID)
+        raise ConfirmationError(ctx.refusal("no_undo_action_id"))
     authorize(ctx, user_id, "request")
     incident = _incident_of(ctx, body)
     undo = undo_of(ctx.redis, ctx.keys, action_id)
     original = ctx.redis.hget(ctx.keys.action(action_id), "incident_id")
     if original is None or (original.decode() if isinstance(original, bytes) else str(original)) != incident.id:
-        raise ConfirmationError("This Undo button names no action of this incident; nothing was requested.")
+        raise ConfirmationError(ctx.refusal("undo_of_other_incident"))
     if not undo.get("description"):
         raise IncidentBotError(ctx.templates.render("recovery_no_undo.slack.j2", action_id=action_id,
                                                     note=undo.get("note", "")))

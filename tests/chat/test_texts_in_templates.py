@@ -104,11 +104,10 @@ def test_every_command_error_names_a_macro_of_the_template() -> None:
 def test_every_refusal_names_a_macro_of_refusals_and_every_macro_is_used() -> None:
     module = _module("refusals.slack.j2")
     named = set()
-    for path in [*(ROOT / "bot").glob("*.py"), *(ROOT / "service").glob("*.py")]:
+    for path in [*(ROOT / "bot").glob("*.py"), *(ROOT / "service").glob("*.py"), *(ROOT / "incident").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and _call_name(node) == "refusal" and node.args
-                    and isinstance(node.args[0], ast.Constant)):
-                named.add(node.args[0].value)
+            if isinstance(node, ast.Call) and _call_name(node) in ("refusal", "button_value"):  # macro names, hints
+                named.update(arg.value for arg in node.args if isinstance(arg, ast.Constant))
     defined = {name for name in dir(module) if not name.startswith("_") and callable(getattr(module, name))}
     assert sorted(named - defined) == []
     assert sorted(defined - named) == []  # a refusal no code raises any more is a dead text

@@ -12,8 +12,11 @@ from incident.assessment import Assessment, CheckResult
 from incident.errors import ConfirmationError
 from incident.recovery import RUNBOOK_STEPS, build_plan, delta, plan_step
 from incident.runbook import PATTERNS, RECOVERY_ORDER
+from incident.templates import renderer_for
 from incident.verdict import decide
 from tests.incident.test_verdict import healthy, result, with_
+
+TEMPLATES = renderer_for(None)
 
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=timezone.utc)
 
@@ -95,7 +98,7 @@ def test_done_steps_are_kept_but_the_next_open_step_becomes_primary() -> None:
     assert plan.steps[0].done
     assert plan.primary is not None and plan.primary.kind == "drain"
     with pytest.raises(ConfirmationError, match="already succeeded"):
-        plan_step(plan, 1, "cordon", "kwok-node-2")
+        plan_step(plan, 1, "cordon", "kwok-node-2", TEMPLATES)
 
 
 def test_lower_layer_first_and_higher_layers_wait_for_it() -> None:
@@ -110,7 +113,7 @@ def test_lower_layer_first_and_higher_layers_wait_for_it() -> None:
     assert plan.waits_for(dns) == RECOVERY_ORDER[0].title
     assert dns not in plan.offered()
     with pytest.raises(ConfirmationError, match="waits for"):
-        plan_step(plan, dns.number, "restart", "kube-system/coredns")
+        plan_step(plan, dns.number, "restart", "kube-system/coredns", TEMPLATES)
 
 
 def test_a_crash_looping_coredns_is_dns_work_not_an_application() -> None:
@@ -136,11 +139,11 @@ def test_control_plane_slow_plan_names_the_apiserver_only() -> None:
 
 def test_a_forged_button_targeting_another_object_is_refused() -> None:
     plan = build_plan(node_failure(), "r1")
-    assert plan_step(plan, 1, "cordon", "kwok-node-2").target == "kwok-node-2"
+    assert plan_step(plan, 1, "cordon", "kwok-node-2", TEMPLATES).target == "kwok-node-2"
     for number, kind, target in [(1, "cordon", "kwok-node-0"), (1, "delete-node", "kwok-node-2"), (9, "cordon", "x"),
                                  (3, "delete-node", "kwok-node-0")]:
         with pytest.raises(ConfirmationError, match="does not match"):
-            plan_step(plan, number, kind, target)
+            plan_step(plan, number, kind, target, TEMPLATES)
 
 
 def test_a_healthy_cluster_has_no_plan() -> None:
