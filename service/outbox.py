@@ -249,7 +249,16 @@ class Drainer:
         for channel in due:
             claimed = self.store.claim(channel, owner)
             if claimed is not None:
-                self._deliver(claimed, owner)
+                claimed_at = time.monotonic()
+                try:
+                    self._deliver(claimed, owner)
+                except RedisError:
+                    # Redis went away mid-delivery (a Sentinel failover): hand the channel back as soon as Redis
+                    # answers again, instead of leaving it leased to nobody for LEASE_MS with every later write
+                    # of the channel behind it. The head is sent again, looking first (its attempt counted),
+                    # so a post Slack already had shows once.
+                    self._settle(claimed_at, lambda: self.store.defer(claimed, owner, 0.0))
+                    raise
                 return True
         return False
 
