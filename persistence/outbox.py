@@ -97,8 +97,12 @@ class OutboxStore:
 
     def defer(self, claimed: Claimed, owner: str, seconds: float) -> bool:
         """Not now (a 429 or a transient error): keep the head, try the channel again in ``seconds``."""
-        return bool(self._defer(keys=[self.keys.outbox_lease(claimed.channel), self.keys.outbox_ready()],
-                                args=[claimed.channel, owner, _now_ms() + int(seconds * 1000)]))
+        return self.release(claimed.channel, owner, seconds)
+
+    def release(self, channel: str, owner: str, seconds: float = 0.0) -> bool:
+        """Give ``channel``'s lease back if it is ``owner``'s (due again in ``seconds``); ``False``: it was not."""
+        return bool(self._defer(keys=[self.keys.outbox_lease(channel), self.keys.outbox_ready()],
+                                args=[channel, owner, _now_ms() + int(seconds * 1000)]))
 
     def peek(self, channel: str, limit: int) -> list[str]:
         """The first ``limit`` writes waiting for ``channel`` (stored JSON), oldest first."""

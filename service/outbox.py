@@ -247,19 +247,21 @@ class Drainer:
             with self._more:
                 self._more.notify_all()
         for channel in due:
-            claimed = self.store.claim(channel, owner)
-            if claimed is not None:
-                claimed_at = time.monotonic()
-                try:
-                    self._deliver(claimed, owner)
-                except RedisError:
-                    # Redis went away mid-delivery (a Sentinel failover): hand the channel back as soon as Redis
-                    # answers again, instead of leaving it leased to nobody for LEASE_MS with every later write
-                    # of the channel behind it. The head is sent again, looking first (its attempt counted),
-                    # so a post Slack already had shows once.
-                    self._settle(claimed_at, lambda: self.store.defer(claimed, owner, 0.0))
-                    raise
-                return True
+            claimed_at = time.monotonic()
+            try:
+                claimed = self.store.claim(channel, owner)
+                if claimed is None:
+                    continue
+                self._deliver(claimed, owner)
+            except RedisError:
+                # Redis went away mid-delivery (a Sentinel failover), or took the lease but lost the answer:
+                # hand the channel back as soon as Redis answers again (if the lease is ours), instead of
+                # leaving it leased to nobody for LEASE_MS with every later write of the channel behind it.
+                # The head is sent again, looking first (its attempt was counted), so a post Slack already
+                # had shows once.
+                self._settle(claimed_at, lambda: self.store.release(channel, owner))
+                raise
+            return True
         return False
 
     def _deliver(self, claimed: Claimed, owner: str) -> None:

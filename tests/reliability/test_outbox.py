@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -48,16 +49,19 @@ def _digests(slack: SlackEmulator) -> list[str]:
             if m.get("bot_id") and "Stakeholder digest" in str(m.get("text", ""))]
 
 
-def _failing_first(real: Callable[..., bool], times: int, failures: list[str], label: str) -> Callable[..., bool]:
-    """``real``, raising a refused Redis connection on its first ``times`` calls (noted in ``failures``)."""
+def _failing_first(real: Callable[..., Any], times: int, failures: list[str], label: str) -> Callable[..., Any]:
+    """``real``, raising a lost Redis connection on its first ``times`` calls (noted in ``failures``); a label
+    ending in ``-lost`` runs ``real`` first (Redis did it, its answer was lost)."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     calls = [0]
 
-    def call(*args: object, **kwargs: object) -> bool:
+    def call(*args: object, **kwargs: object) -> Any:
         calls[0] += 1
         if calls[0] <= times:
             failures.append(label)
+            if label.endswith("-lost"):
+                real(*args, **kwargs)
             raise RedisConnectionError("Error 111 connecting to 127.0.0.1. Connection refused.")
         return real(*args, **kwargs)
 
@@ -120,8 +124,10 @@ def test_a_redelivery_after_a_dead_drainer_does_not_post_twice(slack: SlackEmula
     {"done": 3},
     # A failover after the lease was taken but before the send (a fresh-clone run lost Redis reading the
     # channel's backlog): the channel is handed back as soon as Redis answers again.
-    {"coalesce": 1, "defer": 2},
-], ids=["after-the-send", "before-the-send"])
+    {"coalesce": 1, "release": 2},
+    # The lease was taken, but its answer was lost with the connection.
+    {"claim-lost": 1, "release": 1},
+], ids=["after-the-send", "before-the-send", "claim-answer-lost"])
 def test_redis_away_mid_delivery_does_not_hold_the_channel_for_a_lease(slack: SlackEmulator, bot_settings: Settings,
                                                                         failing: dict[str, int]) -> None:
     """Either way the channel is never left leased to nobody (60 s) with its next posts (an incident's status
@@ -133,9 +139,10 @@ def test_redis_away_mid_delivery_does_not_hold_the_channel_for_a_lease(slack: Sl
     outbox.post("C_OUT", "the next one, right behind it")
     drainer = Drainer(bot_settings, threads=1)
     failures: list[str] = []
-    for name, times in failing.items():
+    for label, times in failing.items():
+        name = label.removesuffix("-lost")
         owner = drainer.fan_in if name == "coalesce" else drainer.store
-        setattr(owner, name, _failing_first(getattr(owner, name), times, failures, name))
+        setattr(owner, name, _failing_first(getattr(owner, name), times, failures, label))
     for thread in drainer._threads:
         thread.start()
     try:
