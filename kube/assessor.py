@@ -79,7 +79,6 @@ class Assessor:
         start = time.monotonic()
         budget_end = start + self.budget_s
         results: "queue.Queue[tuple[str, CheckResult]]" = queue.Queue()
-        specs = {spec.name: spec for spec in self.checks}
         head = [spec for spec in self.checks if spec.name in first]
         phases = [head, [spec for spec in self.checks if spec.name not in first]] if head else [list(self.checks)]
         done: dict[str, CheckResult] = {}
