@@ -237,6 +237,38 @@ def build_wsgi_app(settings: Settings, services: Context | None = None) -> BotWs
     return BotWsgiApp(app, services, work, Drainer.start_for(settings), keeper=keeper)
 
 
+class BackgroundServer:
+    """A waitress server whose loop runs on its own thread, and stops from any other thread without a race.
+
+    waitress's ``close()`` closes the sockets from the calling thread while the loop may be in ``select`` on
+    them, which ends the loop thread with ``OSError: [Errno 9] Bad file descriptor``. :meth:`stop` instead
+    hands the close to the loop itself (waitress's trigger): the loop closes every socket it serves, its map
+    empties, ``run`` returns; then the request threads finish what they were answering.
+    """
+
+    def __init__(self, app: Any, *, host: str, port: int, threads: int, name: str) -> None:
+        from waitress.server import create_server
+
+        self._server = create_server(app, host=host, port=port, threads=threads, ident="k8s-incident-bot")
+        self._thread = threading.Thread(target=self._server.run, name=name, daemon=True)
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Refuse new connections, let the loop return, and wait up to ``timeout`` s for the request threads."""
+        from waitress import wasyncore
+
+        server = self._server
+        if self._thread.is_alive():
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            self._thread.join(timeout)
+        else:
+            server.close()
+        server.task_dispatcher.shutdown(timeout=timeout)
+
+
 def _durable_app(services: Context, work: ThreadPoolExecutor) -> tuple[App, Keeper]:
     """The Bolt app whose requests are recorded in the inbox before their ack, and this process's keeper."""
     inbox = Inbox(services.redis, services.keys)
@@ -306,13 +338,11 @@ def serve_socket_mode(settings: Settings) -> None:
     SIGTERM (or Ctrl-C): stop reconnecting and close the connection — Slack sends what comes next
     to the app's other connections — then finish the work already acknowledged, as ``serve`` does.
     """
-    from waitress.server import create_server
-
     configure_logging(settings)
     services = Context.from_settings(settings)
     link, wsgi = build_socket_mode(settings, services)
-    probes = create_server(wsgi, host=settings.http_host, port=settings.http_port, threads=4, ident="k8s-incident-bot")
-    threading.Thread(target=probes.run, name="probes-http", daemon=True).start()
+    probes = BackgroundServer(wsgi, host=settings.http_host, port=settings.http_port, threads=4,
+                              name="probes-http").start()
     log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", settings.http_host, settings.http_port)
     _start_backfill(services)
     signal.signal(signal.SIGTERM, _stop_serving)
@@ -326,5 +356,5 @@ def serve_socket_mode(settings: Settings) -> None:
         wsgi.start_draining()
         link.close()
         wsgi.drain()
-        probes.close()
+        probes.stop()
         log.info("stopped")

@@ -3,14 +3,12 @@ one incident or one triage message per group, nothing doubled, nothing lost."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from waitress.server import create_server
 
-from bot.server import build_wsgi_app
+from bot.server import BackgroundServer, build_wsgi_app
 from incident.alert_group import GroupState
 from incident.settings import Settings
 from incident.timeline import EntryKind
@@ -98,8 +96,7 @@ def test_alertmanager_retries_until_the_bot_is_reachable(
         manager.post_alerts([alert("KubeletDown", node="n1")])
         wait_until(lambda: manager.notifications_failed() > 0, 60)  # nobody listens yet: its delivery fails
         app = build_wsgi_app(bot_settings, services)
-        server = create_server(app, host="127.0.0.1", port=port, threads=4)
-        threading.Thread(target=server.run, daemon=True).start()
+        server = BackgroundServer(app, host="127.0.0.1", port=port, threads=4, name="bot-http").start()
         try:
             workers.start()
             store = services.store
@@ -108,7 +105,7 @@ def test_alertmanager_retries_until_the_bot_is_reachable(
             fired = [e.data["labels"]["node"] for e in store.timeline(incident.id).iter_entries({"alert_fired"})]
             assert fired == ["n1"]
         finally:
-            server.close()
+            server.stop()
             app.drain(timeout=None)
     finally:
         manager.stop()

@@ -28,10 +28,9 @@ import redis
 from pydantic import SecretStr
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
-from waitress.server import create_server
 
 from service import lifecycle
-from bot.server import build_wsgi_app
+from bot.server import BackgroundServer, build_wsgi_app
 from service.context import Context
 from chat.blocks import ACTION_POST_UPDATE
 from chat.schedule_blocks import ACTION_ESCALATION_DISMISS, ACTION_ESCALATION_ESCALATE, ACTION_ESCALATION_SNOOZE
@@ -286,9 +285,7 @@ def harness(slack: SlackEmulator, bot_settings: Settings, fake_kubeconfig: Path,
     services = Context.from_settings(settings, clock=clock)
     port = free_port()
     app = build_wsgi_app(settings, services)
-    server = create_server(app, host="127.0.0.1", port=port, threads=8)
-    thread = threading.Thread(target=server.run, name="bot-http", daemon=True)
-    thread.start()
+    server = BackgroundServer(app, host="127.0.0.1", port=port, threads=8, name="bot-http").start()
     slack.request_url = f"http://127.0.0.1:{port}/slack/events"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REDIS_", "KUBE", "PAGERDUTY_",
                                                                      "ESCALATION_", "STAKEHOLDER_", "STATUS_"))}
@@ -301,8 +298,7 @@ def harness(slack: SlackEmulator, bot_settings: Settings, fake_kubeconfig: Path,
         yield Harness(slack, settings, services, clock, workers)
     finally:
         workers.stop_all()
-        server.close()
-        thread.join(timeout=5)
+        server.stop()
         app.drain(timeout=None)  # acknowledged work and the outbox's drainers stop here, not in the next test
 
 
