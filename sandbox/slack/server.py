@@ -9,6 +9,7 @@ bytes, ``/hooks/`` for response URLs); the demo page (``sandbox.demo.page``) mou
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,16 @@ class _BusyServer(ThreadingHTTPServer):
 
     request_queue_size = 256
     daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that drops its connection while its request is read (a browser closing a kept-alive
+        connection, a killed bot) is routine, as it is for Slack: logged at debug, not the stdlib's traceback
+        on stderr. Anything else is a defect of the emulator and is logged as one."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("client %s dropped its connection: %r", client_address, error)
+        else:
+            log.error("emulator request from %s failed", client_address, exc_info=True)
 
 
 class SlackHttpServer:

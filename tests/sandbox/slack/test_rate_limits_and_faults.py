@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -12,6 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from sandbox.slack import SlackEmulator
 from sandbox.slack.ratelimit import METHOD_TIERS, RateLimiter, default_limit
+from sandbox.waiting import poll
 from tests.sandbox.slack.conftest import TOKEN
 
 
@@ -106,3 +111,18 @@ def test_removed_bot_cannot_post(emu: SlackEmulator, web: WebClient) -> None:
     with pytest.raises(SlackApiError) as caught:
         web.chat_postMessage(channel="C_NOWHERE", text="x")
     assert caught.value.response["error"] == "channel_not_found"
+
+
+def test_a_client_resetting_mid_request_is_routine(emu: SlackEmulator, web: WebClient,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A browser or a killed bot that resets its connection while the request is read leaves no traceback on
+    stderr (the stdlib's "Exception occurred during processing of request"), and the emulator serves on."""
+    host, port = urlsplit(emu.api_url).hostname, urlsplit(emu.api_url).port
+    for _ in range(5):
+        with socket.create_connection((host, port), timeout=5) as raw:
+            raw.sendall(b"POST /api/auth.test HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    assert web.auth_test()["ok"] is True
+    poll(lambda: not [t for t in threading.enumerate() if "process_request_thread" in t.name], 10,
+         "the handler threads that read the resets to finish")
+    assert "Exception occurred" not in capsys.readouterr().err
