@@ -117,9 +117,9 @@ def test_a_client_resetting_mid_request_is_routine(emu: SlackEmulator, web: WebC
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """A browser or a killed bot that resets its connection while the request is read leaves no traceback on
     stderr (the stdlib's "Exception occurred during processing of request"), and the emulator serves on."""
-    host, port = urlsplit(emu.api_url).hostname, urlsplit(emu.api_url).port
+    api = urlsplit(emu.api_url)
     for _ in range(5):
-        with socket.create_connection((host, port), timeout=5) as raw:
+        with socket.create_connection((api.hostname, api.port), timeout=5) as raw:
             raw.sendall(b"POST /api/auth.test HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
     assert web.auth_test()["ok"] is True
