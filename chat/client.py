@@ -23,7 +23,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.models.blocks import Block
 
 from observability import metrics
-from incident.errors import SlackApiError
+from incident.errors import SlackApiError, error_text
 from incident.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -165,8 +165,7 @@ class SlackClient:
             self.call("conversations.join", channel=channel)
         except SlackApiError as error:
             raise SlackApiError("chat.postMessage", "not_in_channel",
-                                hint="The bot was removed from the channel and cannot rejoin it "
-                                     f"({error.code}); invite it back with `/invite @k8s-incident-bot`.") from error
+                                hint=error_text("cannot_rejoin_hint", code=error.code)) from error
 
     def _find_post(self, channel: str, thread_ts: str | None, post_id: str) -> str | None:
         """The ts of a message of ours carrying ``post_id``, among the newest of the channel or thread."""

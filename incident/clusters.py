@@ -147,10 +147,11 @@ class ClusterRegistry:
         """The cluster called ``name``; :class:`UnknownCluster` (listing the known ones) otherwise."""
         cluster = self._by_name.get(name)
         if cluster is None:
-            from incident.kube_syntax import shown
+            from incident.command_errors import command_text
+            from incident.kube_syntax import cut
 
-            raise UnknownCluster(f"There is no cluster `{shown(name, 40)}`; nothing was changed.",
-                                 hint=f"Known clusters: {', '.join(f'`{n}`' for n in self.names)}.")
+            raise UnknownCluster(command_text("unknown_cluster", got=cut(name, 40)),
+                                 hint=command_text("unknown_cluster_hint", names=self.names))
         return cluster
 
     def central(self) -> tuple[Cluster, ...]:

@@ -3,9 +3,37 @@
 Every error a person can see carries a message written for Slack and, where it helps, a hint
 saying what to do next. ``bot/`` turns them into ephemeral replies in one place; workers turn
 them into channel messages. Callers catch the specific class they can handle.
+
+The words are macros of ``templates/`` like every other text a person reads: the service layer's refusals
+in ``refusals.slack.j2`` (``Context.refusal``), the parsers' in ``command_errors.slack.j2``, and those raised
+below the service layer (stores, the incident model, the Slack and Kubernetes clients, the classes here) in
+``errors.slack.j2`` (mrkdwn, through :func:`error_text`) or, when they carry what another system said and
+flow on into a template that escapes them, ``errors.txt.j2`` (plain, :func:`plain_error_text`).
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+TEMPLATE = "errors.slack.j2"
+"""The texts of the errors raised below the service layer (mrkdwn)."""
+PLAIN_TEMPLATE = "errors.txt.j2"
+"""The texts that carry what another system said (plain; escaped where they are shown)."""
+
+
+def error_text(macro: str, /, **arguments: Any) -> str:
+    """One macro of ``templates/errors.slack.j2``, from the bundled templates: these errors are raised where no
+    request or settings are at hand (a store, the incident model), so a ``TEMPLATES_DIR`` does not change them."""
+    from incident.templates import renderer_for  # incident.templates → incident.settings → this module
+
+    return renderer_for(None).macro(TEMPLATE, macro, **arguments)
+
+
+def plain_error_text(macro: str, /, **arguments: Any) -> str:
+    """One macro of ``templates/errors.txt.j2`` (plain text; bundled, like :func:`error_text`)."""
+    from incident.templates import renderer_for
+
+    return renderer_for(None).macro(PLAIN_TEMPLATE, macro, **arguments)
 
 
 class IncidentBotError(Exception):
@@ -26,11 +54,8 @@ class ConfigError(IncidentBotError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        super().__init__(
-            f"The configuration has {len(problems)} problem(s):\n{lines}",
-            hint="Set them in the environment or in a .env file; see the configuration table in README.md.",
-        )
+        super().__init__(plain_error_text("config_problems", problems=problems),
+                         hint=plain_error_text("config_problems_hint"))
 
 
 class CommandError(IncidentBotError):
@@ -77,18 +102,14 @@ class SlackApiError(IncidentBotError):
         self.code = code
         self.retry_after = retry_after
         """Seconds Slack asked to wait (``Retry-After`` of a 429), when it said."""
-        super().__init__(f"Slack refused {method}: {code}", hint=hint)
+        super().__init__(error_text("slack_refused", method=method, code=code), hint=hint)
 
 
 class StoreUnavailable(IncidentBotError):
     """Redis (incident state, timeline, queues) cannot be reached; whether the request took effect is not known."""
 
     def __init__(self, detail: str = "") -> None:
-        super().__init__(
-            "The incident state store (Redis) is unavailable right now, so this request may not have been carried "
-            "out." + (f" ({detail})" if detail else ""),
-            hint="The bot keeps retrying on its own; check with `/k8s incident status` in a minute before "
-                 "repeating a change. Operators: `/readyz` says what is wrong.")
+        super().__init__(error_text("store_unavailable", detail=detail), hint=error_text("store_unavailable_hint"))
 
 
 class AlertPayloadError(IncidentBotError):
@@ -100,6 +121,5 @@ class AlertPayloadError(IncidentBotError):
     def __init__(self, reasons: list[str]) -> None:
         self.reasons = reasons
         shown = reasons[:self.MAX_REASONS]
-        more = f" (and {len(reasons) - len(shown)} more)" if len(reasons) > len(shown) else ""
-        super().__init__("Malformed Alertmanager notification: " + "; ".join(shown) + more,
-                         hint="The endpoint reads Alertmanager's webhook payload version 4; nothing was stored.")
+        super().__init__(plain_error_text("alert_payload", reasons=shown, more=len(reasons) - len(shown)),
+                         hint=plain_error_text("alert_payload_hint"))

@@ -4,8 +4,8 @@ The grammar of the risky actions (:mod:`incident.action_kinds`) validates every 
 anything is stored, so a typo is answered at once with the rule it broke and nothing changes. The
 rules are the API server's own (``IsDNS1123Subdomain``, ``IsDNS1123Label``, ``IsQualifiedName``,
 ``IsValidLabelValue``). Messages are Slack mrkdwn, macros of ``templates/command_errors.slack.j2``: what the
-user typed is cut first (:func:`cut`), then made inert by the template (as :func:`shown` does for a text
-written in code), so a pasted ``<!channel>`` pings nobody and an ``&amp;`` is never cut in half.
+user typed is cut first (:func:`cut`), then made inert by the template, so a pasted ``<!channel>`` pings
+nobody and an ``&amp;`` is never cut in half.
 """
 
 from __future__ import annotations
@@ -21,19 +21,9 @@ QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 SHOWN_LIMIT = 60
 
 
-def escape(text: str) -> str:
-    """Slack's rule for text that must stay text: ``&``, ``<`` and ``>`` as HTML entities."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def cut(value: str, limit: int = SHOWN_LIMIT) -> str:
     """User input to quote in a message, cut to ``limit`` characters (a template escapes it)."""
     return value if len(value) <= limit else value[: limit - 1] + "…"
-
-
-def shown(value: str, limit: int = SHOWN_LIMIT) -> str:
-    """User input quoted in a message: cut to ``limit`` characters first, then escaped."""
-    return escape(cut(value, limit))
 
 
 def check_name(value: str, what: str) -> str:

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from incident.clock import from_epoch, to_epoch
-from incident.errors import InvalidTransition
+from incident.errors import InvalidTransition, error_text
 
 SEVERITIES: tuple[str, ...] = ("sev1", "sev2", "sev3")
 DEFAULT_SEVERITY = "sev2"
@@ -36,13 +36,11 @@ ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
 def check_transition(current: Status, target: Status) -> None:
     """Raise InvalidTransition unless ``current → target`` is allowed."""
     if target == current:
-        raise InvalidTransition(f"The incident is already {current.value}.")
+        raise InvalidTransition(error_text("already_in_status", status=current.value))
     if target not in ALLOWED_TRANSITIONS[current]:
-        allowed = ", ".join(sorted(s.value for s in ALLOWED_TRANSITIONS[current]))
-        raise InvalidTransition(
-            f"An incident that is {current.value} cannot become {target.value}.",
-            hint=f"From {current.value} it can become: {allowed}.",
-        )
+        allowed = sorted(s.value for s in ALLOWED_TRANSITIONS[current])
+        raise InvalidTransition(error_text("transition_not_allowed", current=current.value, target=target.value),
+                                hint=error_text("transition_not_allowed_hint", current=current.value, allowed=allowed))
 
 
 @dataclass

@@ -24,7 +24,6 @@ Severity = Literal["sev1", "sev2", "sev3"]
 RunMode = Literal["http", "socket", "worker", "any"]
 CommaList = Annotated[list[str], NoDecode]
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 SLACK_DEFAULT_API_URL = "https://slack.com/api/"
 
 

@@ -19,7 +19,8 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from incident.settings import DEFAULT_TEMPLATES_DIR
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+"""The bundled templates (a ``TEMPLATES_DIR`` overrides them file by file)."""
 
 
 def _escape_slack(value: Any) -> Any:

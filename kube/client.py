@@ -38,7 +38,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
-from incident.errors import ClusterError, ClusterUnreachable, NotPermitted, ObjectNotFound
+from incident.errors import ClusterError, ClusterUnreachable, NotPermitted, ObjectNotFound, plain_error_text
 from incident.runbook import THRESHOLDS
 from incident.settings import Settings
 
@@ -64,8 +64,8 @@ def build_configuration(settings: Settings) -> k8s.Configuration:
             path = str(settings.kubeconfig.expanduser()) if settings.kubeconfig else None
             k8s_config.load_kube_config(config_file=path, context=settings.kube_context, client_configuration=configuration)
     except (k8s_config.ConfigException, OSError, ValueError) as error:
-        raise ClusterError(f"Cannot load the Kubernetes configuration: {error}",
-                           hint="Check KUBECONFIG / KUBE_CONTEXT, or set KUBE_IN_CLUSTER=true inside the cluster.") from error
+        raise ClusterError(plain_error_text("kubeconfig_unloadable", error=error),
+                           hint=plain_error_text("kubeconfig_unloadable_hint")) from error
     configuration.connection_pool_maxsize = POOL_SIZE
     # One quick retry of a failed connect; never retry a read that timed out (the deadline would double).
     configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, backoff_factor=0)
@@ -80,16 +80,17 @@ def cluster_error(error: BaseException, what: str) -> ClusterError:
         status = error.status or 0
         reason = (error.reason or "").strip()
         if status == 0:  # TLS errors and the like, raised before any HTTP status
-            return ClusterUnreachable(f"{what}: {reason.splitlines()[-1] if reason else 'connection failed'}")
+            return ClusterUnreachable(plain_error_text("connection_failed", what=what,
+                                                       reason=reason.splitlines()[-1] if reason else ""))
         if status == 404:
-            return ObjectNotFound(f"{what}: not found")
+            return ObjectNotFound(plain_error_text("not_found", what=what))
         if status in (401, 403):
-            return NotPermitted(f"{what}: forbidden ({status})",
-                                hint="Grant the bot's identity list/get on this resource (see deploy/ RBAC).")
-        return ClusterError(f"{what}: HTTP {status} {reason}")
+            return NotPermitted(plain_error_text("forbidden", what=what, status=status),
+                                hint=plain_error_text("forbidden_hint"))
+        return ClusterError(plain_error_text("http_error", what=what, status=status, reason=reason))
     if isinstance(error, (urllib3.exceptions.HTTPError, OSError, TimeoutError)):
-        return ClusterUnreachable(f"{what}: {_transport_reason(error)}")
-    return ClusterError(f"{what}: {type(error).__name__}: {error}")
+        return ClusterUnreachable(plain_error_text("unreachable", what=what, reason=_transport_reason(error)))
+    return ClusterError(plain_error_text("client_failure", what=what, kind=type(error).__name__, error=error))
 
 
 def _transport_reason(error: BaseException) -> str:
@@ -221,7 +222,7 @@ class KubeApi:
         if self.deadline is not None:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
-                raise ClusterUnreachable("deadline passed before the request was sent")
+                raise ClusterUnreachable(plain_error_text("deadline_passed"))
             timeout = min(timeout, remaining)
         return max(timeout, 0.05)
 

@@ -24,7 +24,7 @@ from redis import Redis
 
 from incident.actions import ActionRequest, ActionStatus
 from incident.clock import Clock, SystemClock, to_epoch
-from incident.errors import ConfirmationError, NotPermitted
+from incident.errors import ConfirmationError, NotPermitted, error_text
 from persistence import lua
 from persistence.keys import Keys
 
@@ -108,14 +108,13 @@ class ActionQueue:
         once it runs or has ended.
         """
         if user_id not in (request.requested_by, commander):
-            raise NotPermitted(f"Only <@{request.requested_by}> (who asked) or the incident commander can cancel "
-                               f"action `{request.id}`.")
+            raise NotPermitted(error_text("cancel_not_permitted", requested_by=request.requested_by,
+                                          action_id=request.id))
         result = self._cancel(keys=[self.keys.action(request.id), self.key],
                               args=[request.id, user_id, repr(to_epoch(self.clock.now()))])
         verdict = result.decode() if isinstance(result, bytes) else str(result)
         if verdict != "cancelled":
-            state = "is already running" if verdict == "running" else f"has already ended ({verdict})"
-            raise ConfirmationError(f"Action `{request.id}` {state}; it cannot be cancelled.")
+            raise ConfirmationError(error_text("cannot_cancel", action_id=request.id, verdict=verdict))
 
     def _timeline_key(self, request: ActionRequest) -> str:
         return self.keys.timeline(request.incident_id or "-")

@@ -19,8 +19,7 @@ from redis import Redis
 
 from incident.actions import ActionRequest, ActionStatus, control_plane_failure
 from incident.clock import Clock, SystemClock, to_epoch
-from incident.errors import ConfirmationError
-from incident.kube_syntax import escape
+from incident.errors import ConfirmationError, error_text
 from persistence import lua
 from persistence.keys import Keys
 from persistence.timeline import Timeline
@@ -90,8 +89,8 @@ class ActionStore:
     def get(self, action_id: str) -> ActionRequest:
         data = self.redis.hgetall(self.keys.action(action_id))
         if not data:
-            raise ConfirmationError(f"No action `{action_id[:20]}` exists.",
-                                    hint="`/k8s queue` lists the running and waiting actions with their ids.")
+            raise ConfirmationError(error_text("no_action", action_id=action_id[:20]),
+                                    hint=error_text("no_action_hint"))
         return ActionRequest.from_hash(data)
 
     def find(self, action_id: str) -> ActionRequest | None:
@@ -115,7 +114,7 @@ class ActionStore:
             "status": ActionStatus.AWAITING_CONFIRMATION.value, "dry_run": dry_run, "guard": guard,
             "confirm_deadline": repr(to_epoch(deadline)),
         }):
-            raise ConfirmationError(f"Action `{action_id}` is no longer being prepared ({self.get(action_id).status}).")
+            raise ConfirmationError(error_text("not_preparing", action_id=action_id, status=self.get(action_id).status))
         return self.get(action_id)
 
     def reject(self, action_id: str, reason: str) -> bool:
@@ -156,29 +155,19 @@ class ActionStore:
 def _confirm_refusal(action_id: str, user_id: str, result: list[str]) -> ConfirmationError:
     verdict = result[0]
     if verdict == "missing":
-        return ConfirmationError(f"No action `{action_id}` exists; nothing was done.")
+        return ConfirmationError(error_text("confirm_missing", action_id=action_id))
     if verdict == "expired":
-        return ConfirmationError(f"Action `{action_id}` expired before it was confirmed; nothing was done.",
-                                 hint="Ask again with the same command to get a fresh dry-run.")
+        return ConfirmationError(error_text("confirm_expired", action_id=action_id),
+                                 hint=error_text("confirm_expired_hint"))
     if verdict == "twice":
-        return ConfirmationError(f"You already confirmed action `{action_id}`; nothing changed.",
-                                 hint="It needs a second, different person to confirm.")
+        return ConfirmationError(error_text("confirm_twice", action_id=action_id),
+                                 hint=error_text("confirm_twice_hint"))
     if verdict == "guard":
-        return ConfirmationError(
-            f"Action `{action_id}` is held back: the latest assessment says the control plane is failing "
-            f"({escape(result[1])}).",
-            hint="The runbook recovers infrastructure first. Use *Proceed anyway* if you are sure.")
+        return ConfirmationError(error_text("confirm_guard", action_id=action_id, reason=result[1]),
+                                 hint=error_text("confirm_guard_hint"))
     status = result[1] if len(result) > 1 else "unknown"
-    who = ", ".join(f"<@{u}>" for u in (result[2] if len(result) > 2 else "").split(",") if u)
-    labels = {
-        "preparing": "is still being checked against the cluster",
-        "rejected": "was rejected by the cluster checks",
-        "queued": "is already confirmed and queued" + (f" (confirmed by {who})" if who else ""),
-        "running": "is already running",
-        "succeeded": "has already run", "failed": "has already run (it failed)",
-        "cancelled": "was cancelled", "expired": "has expired", "outcome_unknown": "has already run (outcome unknown)",
-    }
-    return ConfirmationError(f"Action `{action_id}` {labels.get(status, status)}; this click changed nothing.")
+    confirmers = [user for user in (result[2] if len(result) > 2 else "").split(",") if user]
+    return ConfirmationError(error_text("confirm_too_late", action_id=action_id, status=status, confirmers=confirmers))
 
 
 def latest_assessment_guard(redis: Redis, keys: Keys, incident_id: str | None) -> str:

@@ -14,7 +14,7 @@ from redis import Redis
 from redis.exceptions import WatchError
 
 from incident.clock import Clock, SystemClock, to_epoch
-from incident.errors import IncidentNotFound
+from incident.errors import IncidentNotFound, error_text
 from persistence.keys import Keys
 from incident.model import SEVERITIES, Incident, Status, check_transition
 from persistence.timeline import Timeline, entry_fields
@@ -79,9 +79,8 @@ class IncidentStore:
         """The incident with this id; IncidentNotFound otherwise."""
         data = self.redis.hgetall(self.keys.incident(incident_id))
         if not data:
-            raise IncidentNotFound(
-                f"No incident {incident_id!r} exists.", hint="`/k8s incident status` in an incident channel shows its id."
-            )
+            raise IncidentNotFound(error_text("incident_not_found", incident_id=incident_id),
+                                   hint=error_text("incident_not_found_hint"))
         return Incident.from_hash(data)
 
     def find_by_channel(self, channel_id: str) -> Incident | None:
@@ -179,7 +178,7 @@ class IncidentStore:
                         break
                     data = pipe.hgetall(key)
                     if not data:
-                        raise IncidentNotFound(f"No incident {incident_id!r} exists.")
+                        raise IncidentNotFound(error_text("incident_not_found", incident_id=incident_id))
                     now = self.clock.now()
                     fields, entry = change(Incident.from_hash(data), now)
                     pipe.multi()

@@ -74,10 +74,8 @@ def authorize(ctx: Context, user_id: str, verb: str) -> None:
     if is_allowed(ctx, user_id):
         return
     if not ctx.settings.action_allowed_users and not ctx.settings.action_allowed_usergroups:
-        raise NotPermitted("Nobody may run risky actions yet: no one is allowed in the configuration.",
-                           hint="Set ACTION_ALLOWED_USERS (user IDs) and/or ACTION_ALLOWED_USERGROUPS.")
-    raise NotPermitted(f"<@{user_id}> may not {verb} risky actions; nothing was changed.",
-                       hint="Ask someone listed in ACTION_ALLOWED_USERS or in ACTION_ALLOWED_USERGROUPS.")
+        raise NotPermitted(ctx.refusal("nobody_allowed"), hint=ctx.refusal("nobody_allowed_hint"))
+    raise NotPermitted(ctx.refusal("not_allowed", user=user_id, verb=verb), hint=ctx.refusal("not_allowed_hint"))
 
 
 def _store(ctx: Context) -> ActionStore:

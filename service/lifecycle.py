@@ -359,8 +359,8 @@ def request_resolve(services: Context, incident: Incident, user_id: str, overrid
     if override_reason and user_id != incident.commander:
         from incident.errors import NotPermitted
 
-        raise NotPermitted("Only the incident commander can resolve over a failing checklist.",
-                           hint=f"The commander is <@{incident.commander}>; `/k8s role commander @you` changes it.")
+        raise NotPermitted(services.refusal("override_not_commander"),
+                           hint=services.refusal("override_not_commander_hint", commander=incident.commander))
     from incident.clusters import load_registry
 
     clusters = load_registry(services.settings)

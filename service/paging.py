@@ -19,7 +19,7 @@ from rq.job import Job
 from chat.client import SlackClient
 from chat.schedule_blocks import text_blocks
 from incident.cadence import CadencePolicy
-from incident.errors import IncidentBotError
+from incident.errors import IncidentBotError, plain_error_text
 from incident.settings import Settings
 from persistence.store import IncidentStore
 from incident.templates import renderer_for
@@ -62,17 +62,17 @@ def trigger_pagerduty(routing_key: str, *, summary: str, dedup_key: str, source:
     try:
         response = requests.post(events_url, json=event, timeout=timeout)
     except requests.RequestException as error:
-        raise PagerDutyUnavailable(f"PagerDuty could not be reached: {error.__class__.__name__}") from error
+        raise PagerDutyUnavailable(plain_error_text("pagerduty_unreachable", kind=error.__class__.__name__)) from error
     if response.status_code == 202:
         return dict(response.json())
     if response.status_code == 429 or response.status_code >= 500:
-        raise PagerDutyUnavailable(f"PagerDuty answered HTTP {response.status_code}; the page is retried.")
+        raise PagerDutyUnavailable(plain_error_text("pagerduty_busy", status=response.status_code))
     try:
         message = str(response.json().get("message") or response.json().get("errors") or "")
     except ValueError:
         message = response.text[:200]
-    raise PagerDutyError(f"PagerDuty refused the event (HTTP {response.status_code}): {message}",
-                         hint="Check PAGERDUTY_ROUTING_KEY (an Events API v2 integration key).")
+    raise PagerDutyError(plain_error_text("pagerduty_refused", status=response.status_code, message=message),
+                         hint=plain_error_text("pagerduty_refused_hint"))
 
 
 def request_page(settings: Settings, redis: Redis, incident_id: str, rule_key: str, requested_by: str,

@@ -304,9 +304,7 @@ def click_restore(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     if record is not None and target != node and record.get("replacement") != target:
         record = None  # a value naming a node nobody said replaces this one
     if record is None:
-        raise ConfirmationError("The bot deleted no node of that name in this incident, so it has nothing to "
-                                "re-apply; nothing was requested.",
-                                hint="`/k8s restore node &lt;name&gt; &lt;key&gt;=&lt;value&gt; … --taint …` sets them by hand.")
+        raise ConfirmationError(ctx.refusal("nothing_to_restore"), hint=ctx.refusal("nothing_to_restore_hint"))
     params = node_restore.restore_request_params(record)
     return requested_reply(ctx, *submit_request(ctx, user_id, incident.channel_id, incident, "restore-node", target,
                                                 params, origin={"restore_of": record.get("action_id")}))
@@ -340,8 +338,8 @@ def click_undo(ctx: Context, body: dict[str, Any], user_id: str) -> Reply:
     undo_key = ctx.keys.recovery_undo(action_id)
     replay = inbox.replaying() and ctx.redis.hget(undo_key, "undone_by") == user_id.encode()  # its first run claimed it
     if not replay and not ctx.redis.hsetnx(undo_key, "undone_by", user_id):
-        raise ConfirmationError(f"Action `{action_id}` was already undone (or its undo requested); nothing new was "
-                                "requested.", hint="`/k8s queue` shows where that undo stands.")
+        raise ConfirmationError(ctx.refusal("already_undone", action_id=action_id),
+                                hint=ctx.refusal("already_undone_hint"))
     def link(request: ActionRequest) -> None:  # an undo is a step too: re-assessed when it finished
         key = ctx.keys.recovery_step(request.id)
         with ctx.redis.pipeline(transaction=True) as pipe:

@@ -46,7 +46,7 @@ from chat.client import SlackClient
 from chat.schedule_blocks import PromptRef, escalation_prompt_blocks, status_prompt_blocks, text_blocks
 from incident.cadence import DIGEST_KINDS, CadencePolicy, Digest, Notice, NoticeKind, digest, plan, record_sent
 from incident.clock import Clock, SystemClock, from_epoch
-from incident.errors import IncidentBotError, IncidentNotFound, SlackApiError
+from incident.errors import IncidentBotError, IncidentNotFound, SlackApiError, error_text
 from persistence.keys import Keys
 from incident.model import Incident
 from incident.settings import Settings
@@ -219,7 +219,7 @@ def schedule_job_id(keys: Keys, rest: str) -> str:
 def _incident_lock(redis: Redis, keys: Keys, incident_id: str) -> Iterator[None]:
     lock = redis.lock(keys.schedule_lock(incident_id), timeout=LOCK_LEASE_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS)
     if not lock.acquire():
-        raise ScheduleBusy(f"The reminder schedule of incident {incident_id} is busy; try again shortly.")
+        raise ScheduleBusy(error_text("schedule_busy", incident_id=incident_id))
     try:
         yield
     finally:

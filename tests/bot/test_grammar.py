@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from bot.commands import build_registry
+from chat.escape import escape_mrkdwn as escape
 from incident.errors import CommandError
-from incident.kube_syntax import escape
 from incident.templates import TemplateRenderer
 
 registry = build_registry()

@@ -127,3 +127,67 @@ def test_an_echoed_input_and_a_usage_line_are_inert() -> None:
             assert "&lt;" in shown, shown
         else:
             raise AssertionError(f"{text!r} parsed")
+
+
+PACKAGES = ("bot", "workers", "service", "chat", "kube", "persistence", "incident", "k8s_incident_bot", "observability")
+IDENTIFIER_ARGUMENTS = {"SlackApiError": 2}
+"""Error classes whose first positional arguments are identifiers, not words (Slack's method and error code)."""
+
+
+def _production_trees() -> list[tuple[Path, ast.Module]]:
+    paths = [path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))]
+    return [(path, ast.parse(path.read_text())) for path in paths]
+
+
+def _error_classes(trees: list[tuple[Path, ast.Module]]) -> set[str]:
+    """The names of IncidentBotError and every class that derives from it, anywhere in the code."""
+    bases = {node.name: {b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else ""
+                         for b in node.bases}
+             for _, tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    found = {"IncidentBotError"}
+    while grown := {name for name, parents in bases.items() if parents & found} - found:
+        found |= grown
+    return found
+
+
+def test_no_error_a_person_reads_is_worded_in_python() -> None:
+    trees = _production_trees()
+    classes = _error_classes(trees)
+    assert {"ConfirmationError", "LeaseLost", "PagerDutyError", "UnknownCluster", "ScheduleBusy"} <= classes
+    offenders = []
+    for path, tree in trees:
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _call_name(node)
+            if name in classes:
+                worded = [*node.args[IDENTIFIER_ARGUMENTS.get(name, 0):],
+                          *(k.value for k in node.keywords if k.arg in ("message", "hint"))]
+            elif name == "__init__" and path.name == "errors.py":  # the classes' own texts
+                worded = [*node.args, *(k.value for k in node.keywords if k.arg == "hint")]
+            else:
+                continue
+            for value in worded:
+                literal = _literal_words(value) if not isinstance(value, ast.BinOp) else \
+                    _literal_words(value.left) + _literal_words(value.right)
+                if WORDS.search(literal):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
+    assert offenders == []
+
+
+def test_every_error_text_names_a_macro_and_every_macro_is_used() -> None:
+    from incident.errors import PLAIN_TEMPLATE, TEMPLATE
+
+    callers = {"error_text": TEMPLATE, "plain_error_text": PLAIN_TEMPLATE}
+    named: dict[str, set[str]] = {TEMPLATE: set(), PLAIN_TEMPLATE: set()}
+    for _, tree in _production_trees():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _call_name(node) in callers and node.args:
+                assert isinstance(node.args[0], ast.Constant), f"line {node.lineno}: name the macro literally"
+                named[callers[_call_name(node)]].add(node.args[0].value)
+    for template, names in named.items():
+        module = _module(template)
+        defined = {name for name in dir(module) if not name.startswith("_") and callable(getattr(module, name))}
+        assert len(names) > 10, template
+        assert sorted(names - defined) == [], template
+        assert sorted(defined - names) == [], template  # a text no code raises any more is a dead text

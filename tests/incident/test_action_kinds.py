@@ -13,7 +13,7 @@ from incident.action_kinds import COMPONENT_LAYERS, ActionArgs, ActionSpec, Acti
 from incident.actions import ActionRequest, ActionStatus
 from incident.drill import action_layer
 from incident.errors import CommandError
-from incident.kube_syntax import check_label_key, check_label_value, shown
+from incident.kube_syntax import check_label_key, check_label_value, check_name
 from incident.runbook import RECOVERY_ORDER
 from incident.templates import TemplateRenderer
 
@@ -142,8 +142,10 @@ def test_label_grammar() -> None:
 
 
 def test_echoed_input_is_cut_before_it_is_escaped() -> None:
-    text = shown("&" * 100)
-    assert text.endswith("…") and text.count("&amp;") == 59 and text.replace("&amp;", "") == "…"
+    with pytest.raises(CommandError) as caught:
+        check_name("&" * 100, "node")
+    quoted = caught.value.message.split("`")[1]
+    assert quoted.endswith("…") and quoted.count("&amp;") == 59 and quoted.replace("&amp;", "") == "…"
 
 
 def test_a_spec_is_everything_about_a_kind() -> None:
