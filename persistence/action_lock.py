@@ -22,7 +22,7 @@ from types import TracebackType
 from redis import Redis
 from redis.exceptions import RedisError
 
-from incident.errors import IncidentBotError, error_text
+from incident.errors import IncidentBotError, plain_error_text
 from persistence import lua
 from persistence.keys import Keys
 
@@ -61,7 +61,7 @@ class ActionLock:
     def token(self) -> str:
         """The lock's value while we hold it: ``"<fence>:<owner>"``."""
         if self.fence is None:
-            raise LeaseLost(error_text("lock_never_acquired"))
+            raise LeaseLost(plain_error_text("lock_never_acquired"))
         return f"{self.fence}:{self.owner}"
 
     def acquire(self) -> int | None:
@@ -92,8 +92,8 @@ class ActionLock:
     def check(self) -> None:
         """Raise :class:`LeaseLost` unless the lock is still ours: call before every mutating API call."""
         if not self.held_by_me():
-            raise LeaseLost(error_text("lease_expired", cluster=self.cluster, fence=self.fence),
-                            hint=error_text("lease_expired_hint"))
+            raise LeaseLost(plain_error_text("lease_expired", cluster=self.cluster, fence=self.fence),
+                            hint=plain_error_text("lease_expired_hint"))
 
     def holder(self) -> tuple[int, str] | None:
         """``(fence, owner)`` of whoever holds the lock now, if anyone."""
@@ -138,8 +138,8 @@ class LeaseKeeper:
     def check(self) -> None:
         """Raise :class:`LeaseLost` if the keeper saw the lease go, or the lock is no longer ours."""
         if self.lost.is_set():
-            raise LeaseLost(error_text("lease_not_renewed", cluster=self.lock.cluster),
-                            hint=error_text("lease_not_renewed_hint"))
+            raise LeaseLost(plain_error_text("lease_not_renewed", cluster=self.lock.cluster),
+                            hint=plain_error_text("lease_not_renewed_hint"))
         self.lock.check()
 
     def __enter__(self) -> "LeaseKeeper":
