@@ -33,31 +33,34 @@ FLEET_RUN_SECONDS = 3600
 
 
 @dataclass(frozen=True)
-class Heartbeat:
-    """When an agent was last seen, and which process it was."""
+class _Stamped:
+    """A record of something seen at ``at`` (epoch seconds)."""
 
     at: float
-    host: str
-    pid: int
 
     def age(self, now: float | None = None) -> float:
+        """Seconds since it was seen (never negative: clocks of two hosts may disagree a little)."""
         return max(0.0, (now if now is not None else time.time()) - self.at)
 
 
 @dataclass(frozen=True)
-class Reach:
+class Heartbeat(_Stamped):
+    """When an agent was last seen, and which process it was."""
+
+    host: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Reach(_Stamped):
     """A central worker's last probe of a central cluster's apiserver."""
 
-    at: float
     problem: str | None
     """``None``: it answered; else why not ("GET /readyz: connection refused")."""
 
     @property
     def reachable(self) -> bool:
         return self.problem is None
-
-    def age(self, now: float | None = None) -> float:
-        return max(0.0, (now if now is not None else time.time()) - self.at)
 
 
 def _text(raw: bytes | str | None) -> str | None:
