@@ -158,13 +158,14 @@ def test_node_failure_plan_isolates_the_node_step_by_step_to_a_healthy_verdict_a
         k8s_cluster: LocalCluster) -> None:
     core = k8s.CoreV1Api(k8s_api)
     (node,) = k8s_cluster.create_nodes(k8s_api, 1)
-    wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
-    # The new node's DaemonSet pods wait (FailedScheduling) until it is Ready: setup, not this incident. The
-    # resolve checklist below judges this incident's events only, so they are forgotten once kube-system settled.
-    wait_for_settled_kube_system(k8s_api)
-    forget_earlier_warnings(core)
-    NodeFailure(nodes=[node]).apply(k8s_api)  # no undo: the plan deletes the node
-    try:
+    try:  # from here on the node is this test's: deleted at the end whatever fails (the next tests need 3 nodes)
+        wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
+        # The new node's DaemonSet pods wait (FailedScheduling) until it is Ready: setup, not this incident. The
+        # resolve checklist below judges this incident's events only, so they are forgotten once kube-system
+        # settled.
+        wait_for_settled_kube_system(k8s_api)
+        forget_earlier_warnings(core)
+        NodeFailure(nodes=[node]).apply(k8s_api)  # no undo: the plan deletes the node
         flow = Flow(slack, bot_server, incident)
         verdict = flow.assess()
         assert "Node failure" in text_of(verdict)
@@ -198,9 +199,9 @@ def test_a_step_that_made_things_worse_is_flagged_and_its_undo_restores(
         k8s_cluster: LocalCluster, scenarios: Any) -> None:
     core = k8s.CoreV1Api(k8s_api)
     (node,) = k8s_cluster.create_nodes(k8s_api, 1)
-    wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
-    NodeFailure(nodes=[node]).apply(k8s_api)
     try:
+        wait_until(lambda: LocalCluster.node_ready(core.read_node(node)), 60)
+        NodeFailure(nodes=[node]).apply(k8s_api)
         flow = Flow(slack, bot_server, incident)
         verdict = flow.assess()
         cordon = flow.steps(verdict)[0]
