@@ -3,7 +3,7 @@
 
 Parsers run with no request around them: the bot's registry parses before anything else happens, and the
 risky actions' specs read descriptions back in the service layer. So these texts come from the bundled
-templates (``renderer_for(None)``) and a ``TEMPLATES_DIR`` does not override them.
+templates (``bundled_text``) and a ``TEMPLATES_DIR`` does not override them.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from incident.errors import CommandError
-from incident.templates import renderer_for
+from incident.templates import bundled_text
 
 TEMPLATE = "command_errors.slack.j2"
 
 
 def command_text(macro: str, /, **arguments: Any) -> str:
     """The text of one macro of the template (a hint, a usage line)."""
-    return renderer_for(None).macro(TEMPLATE, macro, **arguments)
+    return bundled_text(TEMPLATE, macro, **arguments)
 
 
 def command_error(macro: str, /, *, hint: str | None = None, **arguments: Any) -> CommandError:

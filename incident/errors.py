@@ -24,16 +24,16 @@ PLAIN_TEMPLATE = "errors.txt.j2"
 def error_text(macro: str, /, **arguments: Any) -> str:
     """One macro of ``templates/errors.slack.j2``, from the bundled templates: these errors are raised where no
     request or settings are at hand (a store, the incident model), so a ``TEMPLATES_DIR`` does not change them."""
-    from incident.templates import renderer_for  # incident.templates → incident.settings → this module
+    from incident.templates import bundled_text  # incident.templates → incident.settings → this module
 
-    return renderer_for(None).macro(TEMPLATE, macro, **arguments)
+    return bundled_text(TEMPLATE, macro, **arguments)
 
 
 def plain_error_text(macro: str, /, **arguments: Any) -> str:
     """One macro of ``templates/errors.txt.j2`` (plain text; bundled, like :func:`error_text`)."""
-    from incident.templates import renderer_for
+    from incident.templates import bundled_text
 
-    return renderer_for(None).macro(PLAIN_TEMPLATE, macro, **arguments)
+    return bundled_text(PLAIN_TEMPLATE, macro, **arguments)
 
 
 class IncidentBotError(Exception):

@@ -123,3 +123,9 @@ class TemplateRenderer:
 def renderer_for(override_dir: Path | None) -> TemplateRenderer:
     """A cached renderer per override directory."""
     return TemplateRenderer(override_dir)
+
+
+def bundled_text(template: str, macro: str, /, **arguments: Any) -> str:
+    """One macro of a bundled template, whatever ``TEMPLATES_DIR`` says: the words of errors raised where no
+    request or settings are at hand (a store, the incident model, a parser, a client)."""
+    return renderer_for(None).macro(template, macro, **arguments)

@@ -90,7 +90,8 @@ def kwok_node_manifest(name: str, index: int = 0, labels: dict[str, str] | None 
     """A node played by kwok, with EKS-like labels (zone spread by ``index``) and room for 110 pods.
 
     ``registering``: the node registers as a kubelet does, with :data:`NOT_READY_TAINT`, so no DaemonSet pod
-    is created for it before it is Ready. Without it, the DaemonSet controller creates the node's pods at
+    that does not tolerate the taint is created for it before it is Ready (``aws-node`` tolerates every
+    taint, as on EKS, and gets its pod at once: see :func:`sandbox.objects.replay_skipped_pods`). Without it, the DaemonSet controller creates the node's pods at
     once, the scheduler refuses them while the lifecycle controller's not-ready taint is on (a
     ``FailedScheduling`` warning in kube-system that the resolve checklist then judges), and a refused pod
     may wait minutes for the scheduler's next retry. Thousands of nodes made at once for scale

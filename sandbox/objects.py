@@ -16,10 +16,12 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from sandbox.cluster import KWOK_CUSTOM_STATUS_ANNOTATION
+from sandbox.cluster import KWOK_CUSTOM_STATUS_ANNOTATION, KWOK_NODE_ANNOTATION, LocalCluster
 from sandbox.waiting import poll
 
 Manifest = dict[str, Any]
+NUDGE_ANNOTATION = "sandbox.k8s-incident-bot/nudge"
+"""A throw-away annotation: changing it is an event for every watcher of the object, and nothing else."""
 MERGE_PATCH = "application/merge-patch+json"
 """JSON merge patch: lists (conditions, containerStatuses) are replaced whole, not merged by key."""
 
@@ -119,6 +121,64 @@ def daemonset(name: str, namespace: str, template: Manifest) -> Manifest:
 def pods_matching(api: k8s.ApiClient, namespace: str, labels: dict[str, str]) -> list[k8s.V1Pod]:
     selector = ",".join(f"{key}={value}" for key, value in labels.items())
     return list(k8s.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector).items)
+
+
+def nudge(patch: Callable[[Manifest], object]) -> None:
+    """Change :data:`NUDGE_ANNOTATION` through ``patch`` so watchers (kwok) see the object again."""
+    patch({"metadata": {"annotations": {NUDGE_ANNOTATION: str(time.time_ns())}}})
+
+
+def replay_skipped_pods(api: k8s.ApiClient, namespace: str, *, bound_for_s: float = 5.0) -> list[str]:
+    """Nudge the pods of ``namespace`` that kwok skipped and will not look at again; returns their names.
+
+    kwok (v0.8.0, ``pkg/kwok/controllers``) plays a pod only while it holds the Lease of the pod's node,
+    and it asks its Lease *cache*. When it takes a node's Lease (a new node, or one handed back after a
+    node failure) it re-lists the node's pods at once, and when that list comes back before the Lease it
+    just wrote reaches its cache, every pod already bound is skipped as "read only". A kubelet resyncs its
+    pods every minute; kwok never does, so such a pod stays Pending on a Ready node for good. DaemonSet pods
+    that tolerate every taint (``aws-node``, as on EKS) are bound the moment their node is created, before
+    kwok has taken the Lease: those are the ones this strands (a fresh clone's suite lost one for 8 minutes).
+
+    A pod qualifies when it is Pending, bound (scheduled, or created with its node) at least ``bound_for_s``
+    ago, carries no ``kwok.x-k8s.io/status=custom``, and its node is a kwok node that is Ready and not
+    custom either, i.e. one kwok plays. The nudge is an event kwok then handles like any other.
+    """
+    core = k8s.CoreV1Api(api)
+    pending = core.list_namespaced_pod(namespace, field_selector="status.phase=Pending").items
+    played: dict[str, bool] = {}
+    replayed = []
+    for pod in pending:
+        node = pod.spec.node_name
+        if not node or _custom_status(pod.metadata) or _bound_at(pod) > now() - dt.timedelta(seconds=bound_for_s):
+            continue
+        if node not in played:
+            played[node] = _played_by_kwok(core, node)
+        if played[node]:
+            name = pod.metadata.name
+            nudge(lambda body, name=name: ignore_not_found(lambda: core.patch_namespaced_pod(name, namespace, body)))
+            replayed.append(name)
+    return replayed
+
+
+def _custom_status(metadata: k8s.V1ObjectMeta) -> bool:
+    return (metadata.annotations or {}).get(KWOK_CUSTOM_STATUS_ANNOTATION[0]) == KWOK_CUSTOM_STATUS_ANNOTATION[1]
+
+
+def _bound_at(pod: k8s.V1Pod) -> dt.datetime:
+    """When the scheduler bound the pod; its creation when it was created with its node (no scheduler)."""
+    scheduled = next((c for c in pod.status.conditions or [] if c.type == "PodScheduled" and c.status == "True"), None)
+    return scheduled.last_transition_time if scheduled and scheduled.last_transition_time else pod.metadata.creation_timestamp
+
+
+def _played_by_kwok(core: k8s.CoreV1Api, name: str) -> bool:
+    try:
+        node = core.read_node(name)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    kwok = (node.metadata.annotations or {}).get(KWOK_NODE_ANNOTATION[0]) == KWOK_NODE_ANNOTATION[1]
+    return kwok and not _custom_status(node.metadata) and LocalCluster.node_ready(node)
 
 
 def pod_ready(pod: k8s.V1Pod) -> bool:

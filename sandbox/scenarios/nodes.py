@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 from kubernetes import client as k8s
 
 from sandbox.cluster import KWOK_CUSTOM_STATUS_ANNOTATION, KWOK_NODE_ANNOTATION, LocalCluster
-from sandbox.objects import Handle, ScenarioError, ignore_not_found, now, rfc3339, wait_for
+from sandbox.objects import NUDGE_ANNOTATION, Handle, ScenarioError, ignore_not_found, nudge, now, rfc3339, wait_for
 from sandbox.scenarios.pod_status import micro_time
 
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 NODE_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 NODE_LEASE_NAMESPACE = "kube-node-lease"
-NUDGE_ANNOTATION = "sandbox.k8s-incident-bot/nudge"
 
 
 @dataclass
@@ -135,8 +132,9 @@ class NodeFailure:
         """Hand the node back to kwok, then wait for Ready, no taints and no pod left Terminating.
 
         kwok re-reads a node's pods the moment it re-acquires the Lease, possibly before its own Lease
-        cache shows it as holder, and then skips them; so the node and its leftover pods are nudged
-        (an annotation change is an event kwok reacts to) until kwok has finished with them.
+        cache shows it as holder, and then skips them (see :func:`sandbox.objects.replay_skipped_pods`); so
+        the node and its leftover pods are nudged (an annotation change is an event kwok reacts to) until
+        kwok has finished with them.
         """
         core, leases = k8s.CoreV1Api(api), k8s.CoordinationV1Api(api)
         self._release_lease(api, node)
@@ -151,14 +149,14 @@ class NodeFailure:
             current = core.read_node(node)
             if LocalCluster.node_ready(current):
                 return not self._tainted(core, node)
-            _nudge(lambda body: core.patch_node(node, body))
+            nudge(lambda body: core.patch_node(node, body))
             return False
 
         def finalized() -> bool:
             pods = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
             stuck = [p for p in pods if p.metadata.deletion_timestamp]
             for pod in stuck:  # given back to kwok (custom status dropped) and nudged
-                _nudge(lambda body, pod=pod: ignore_not_found(lambda: core.patch_namespaced_pod(
+                nudge(lambda body, pod=pod: ignore_not_found(lambda: core.patch_namespaced_pod(
                     pod.metadata.name, pod.metadata.namespace,
                     {"metadata": {"annotations": {**body["metadata"]["annotations"],  # type: ignore[index]
                                                   KWOK_CUSTOM_STATUS_ANNOTATION[0]: None}}})))
@@ -167,8 +165,3 @@ class NodeFailure:
         wait_for(f"node {node} Ready and untainted again", healthy, self.timeout, interval=1.0)
         wait_for(f"pods left Terminating on {node} to be finalized", finalized, self.timeout, interval=1.0)
         core.patch_node(node, {"metadata": {"annotations": {NUDGE_ANNOTATION: None}}})
-
-
-def _nudge(patch: Callable[[dict[str, object]], object]) -> None:
-    """Change a throw-away annotation so watchers (kwok) see the object again."""
-    patch({"metadata": {"annotations": {NUDGE_ANNOTATION: str(time.time_ns())}}})

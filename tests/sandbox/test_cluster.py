@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import time
@@ -12,8 +13,20 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from sandbox.binaries import PROGRAMS, bin_dir
-from sandbox.cluster import ClusterError, LocalCluster
-from sandbox.objects import container, deployment, pod_ready, pod_template, pods_matching, wait_for
+from sandbox.cluster import KWOK_CUSTOM_STATUS_ANNOTATION, ClusterError, LocalCluster
+from sandbox.objects import (
+    container,
+    deployment,
+    force_delete_pods,
+    now,
+    pod_ready,
+    pod_template,
+    pods_matching,
+    replay_skipped_pods,
+    wait_for,
+)
+from sandbox.scenarios.nodes import NODE_LEASE_NAMESPACE
+from sandbox.scenarios.pod_status import micro_time
 
 pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
@@ -77,6 +90,66 @@ def test_deployment_pods_are_scheduled_and_run_on_kwok_nodes(k8s_api: k8s.ApiCli
     pods = pods_matching(k8s_api, namespace, labels)
     assert all(p.spec.node_name and p.status.phase == "Running" and p.status.pod_ip for p in pods)
     wait_for("deployment available", lambda: k8s.AppsV1Api(k8s_api).read_namespaced_deployment("web", namespace).status.available_replicas == 3, 30)
+
+
+STRANDED = {"app": "stranded"}
+
+
+def _bound_pod(core: k8s.CoreV1Api, namespace: str, node: str, name: str, annotations: dict[str, str]) -> None:
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": name, "labels": STRANDED, "annotations": annotations},
+        "spec": {"nodeName": node, "containers": [container("pause", "registry.k8s.io/pause:3.10")]},
+    })
+
+
+def _hand_lease(leases: k8s.CoordinationV1Api, node: str, holder: str, duration: int) -> dt.datetime:
+    moment = now()
+    body = {"spec": {"holderIdentity": holder, "leaseDurationSeconds": duration, "renewTime": micro_time(moment)}}
+    leases.patch_namespaced_lease(node, NODE_LEASE_NAMESPACE, body)
+    return moment
+
+
+def _strand_a_pod(core: k8s.CoreV1Api, leases: k8s.CoordinationV1Api, namespace: str, node: str, kwok: str) -> str:
+    """A pod bound to ``node`` while kwok is read-only for it, then kwok holding the Lease again without a
+    hand-over it would re-list the node's pods for: the state kwok's Lease-cache race leaves a new node's
+    DaemonSet pod in. kwok's read-only turn cannot be observed (it just stops acting), so each attempt gives
+    it longer to see the foreign Lease before the pod is created, and the attempt counts only if the pod is
+    still Pending once kwok has renewed the Lease again: from then on kwok acts on every event of the node."""
+    for attempt in range(4):
+        _hand_lease(leases, node, "sandbox-test-foreign", 3600)
+        time.sleep(2 ** attempt)
+        name = f"stranded-{attempt}"
+        _bound_pod(core, namespace, node, name, {})
+        handed = _hand_lease(leases, node, kwok, 40)
+        wait_for(f"kwok to renew the Lease of {node} itself", lambda: (
+            (lease := leases.read_namespaced_lease(node, NODE_LEASE_NAMESPACE).spec).holder_identity == kwok
+            and lease.renew_time > handed), 30)
+        if core.read_namespaced_pod(name, namespace).status.phase == "Pending":
+            return name
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)  # kwok saw it before the hand-over
+    raise AssertionError(f"kwok played every pod bound to {node} while its Lease was foreign")
+
+
+def test_a_pod_kwok_skipped_for_good_is_replayed_and_runs(k8s_cluster: LocalCluster, k8s_api: k8s.ApiClient,
+                                                         namespace: str) -> None:
+    core, leases = k8s.CoreV1Api(k8s_api), k8s.CoordinationV1Api(k8s_api)
+    (node,) = k8s_cluster.create_nodes(k8s_api, 1)
+    try:
+        wait_for(f"{node} Ready", lambda: LocalCluster.node_ready(core.read_node(node)), 60)
+        wait_for(f"kwok's Lease of {node}", lambda: bool(leases.list_namespaced_lease(
+            NODE_LEASE_NAMESPACE, field_selector=f"metadata.name={node}").items), 30)
+        kwok = leases.read_namespaced_lease(node, NODE_LEASE_NAMESPACE).spec.holder_identity
+        stranded = _strand_a_pod(core, leases, namespace, node, kwok)
+        _bound_pod(core, namespace, node, "custom", {KWOK_CUSTOM_STATUS_ANNOTATION[0]: KWOK_CUSTOM_STATUS_ANNOTATION[1]})
+        assert LocalCluster.node_ready(core.read_node(node))
+
+        assert replay_skipped_pods(k8s_api, namespace, bound_for_s=3600) == []  # bound too lately to be stranded
+        assert replay_skipped_pods(k8s_api, namespace, bound_for_s=0) == [stranded]  # "custom"'s status is its own
+        wait_for(f"{stranded} Running", lambda: core.read_namespaced_pod(stranded, namespace).status.phase == "Running", 30)
+        assert core.read_namespaced_pod("custom", namespace).status.phase == "Pending"
+    finally:
+        force_delete_pods(k8s_api, namespace, STRANDED)
+        core.delete_node(node)
 
 
 def test_controllers_use_their_own_service_accounts(k8s_api: k8s.ApiClient) -> None:
