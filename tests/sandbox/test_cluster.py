@@ -112,21 +112,27 @@ def _hand_lease(leases: k8s.CoordinationV1Api, node: str, holder: str, duration:
 def _strand_a_pod(core: k8s.CoreV1Api, leases: k8s.CoordinationV1Api, namespace: str, node: str, kwok: str) -> str:
     """A pod bound to ``node`` while kwok is read-only for it, then kwok holding the Lease again without a
     hand-over it would re-list the node's pods for: the state kwok's Lease-cache race leaves a new node's
-    DaemonSet pod in. kwok's read-only turn cannot be observed (it just stops acting), so each attempt gives
-    it longer to see the foreign Lease before the pod is created, and the attempt counts only if the pod is
+    DaemonSet pod in. What kwok skips leaves no trace (it just does not act), so each attempt gives it longer,
+    twice: to see the foreign Lease before the pod is created, and to handle the pod's creation before the
+    Lease comes back (fresh run 17, most likely: with the Lease handed back at once, kwok, busy with earlier
+    pods, took the creation only after the hand-back, four times). An attempt counts only if the pod is
     still Pending once kwok has renewed the Lease again: from then on kwok acts on every event of the node."""
     for attempt in range(4):
         _hand_lease(leases, node, "sandbox-test-foreign", 3600)
         time.sleep(2 ** attempt)
         name = f"stranded-{attempt}"
         _bound_pod(core, namespace, node, name, {})
+        time.sleep(2 ** attempt)
+        if core.read_namespaced_pod(name, namespace).status.phase != "Pending":  # kwok had not seen the Lease go
+            core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+            continue
         handed = _hand_lease(leases, node, kwok, 40)
         wait_for(f"kwok to renew the Lease of {node} itself", lambda: (
             (lease := leases.read_namespaced_lease(node, NODE_LEASE_NAMESPACE).spec).holder_identity == kwok
             and lease.renew_time > handed), 30)
         if core.read_namespaced_pod(name, namespace).status.phase == "Pending":
             return name
-        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)  # kwok saw it before the hand-over
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)  # kwok took it after the hand-back
     raise AssertionError(f"kwok played every pod bound to {node} while its Lease was foreign")
 
 
