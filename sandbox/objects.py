@@ -1,4 +1,5 @@
-"""Small building blocks the sandbox scenarios share: manifests, waits, events and pod-status takeover.
+"""Small building blocks the sandbox scenarios share: manifests, waits, events, pod-status takeover, and the
+nudges that make kwok look at an object again (:func:`replay_skipped_pods`).
 
 Everything goes through the real API with the official ``kubernetes`` client. Pod status written here
 survives because the pods carry ``kwok.x-k8s.io/status=custom``, which kwok is told to disregard
