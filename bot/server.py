@@ -249,7 +249,7 @@ class BackgroundServer:
     waitress's ``pull_trigger`` queues the thunk first and writes the wake-up byte second. A request thread's
     own pull (after each response) can wake the loop in between, and the loop then runs the thunk, which
     closes the trigger, before the byte is written: that write fails with ``EBADF`` although the stop has
-    happened (4–6 stops in 500 after a request, with two test suites loading the cores; the
+    happened (9 of 1,200 stops after a request, with two test suites loading the cores; the
     ``after-a-request`` test failed that way in two fresh clones run side by side). So ``EBADF`` there means
     done.
     """

@@ -162,7 +162,7 @@ def replay_skipped_pods(api: k8s.ApiClient, namespace: str, *, bound_for_s: floa
 
 
 def _custom_status(metadata: k8s.V1ObjectMeta) -> bool:
-    return (metadata.annotations or {}).get(KWOK_CUSTOM_STATUS_ANNOTATION[0]) == KWOK_CUSTOM_STATUS_ANNOTATION[1]
+    return KWOK_CUSTOM_STATUS_ANNOTATION[0] in (metadata.annotations or {})
 
 
 def _bound_at(pod: k8s.V1Pod) -> dt.datetime:
@@ -178,6 +178,11 @@ def _played_by_kwok(core: k8s.CoreV1Api, name: str) -> bool:
         if error.status == 404:
             return False
         raise
+    return played_by_kwok(node)
+
+
+def played_by_kwok(node: k8s.V1Node) -> bool:
+    """A kwok node kwok is playing now: Ready, and no ``kwok.x-k8s.io/status`` of a scenario's on it."""
     kwok = (node.metadata.annotations or {}).get(KWOK_NODE_ANNOTATION[0]) == KWOK_NODE_ANNOTATION[1]
     return kwok and not _custom_status(node.metadata) and LocalCluster.node_ready(node)
 

@@ -8,8 +8,18 @@ from typing import ClassVar
 
 from kubernetes import client as k8s
 
-from sandbox.cluster import KWOK_CUSTOM_STATUS_ANNOTATION, KWOK_NODE_ANNOTATION, LocalCluster
-from sandbox.objects import NUDGE_ANNOTATION, Handle, ScenarioError, ignore_not_found, nudge, now, rfc3339, wait_for
+from sandbox.cluster import KWOK_CUSTOM_STATUS_ANNOTATION, LocalCluster
+from sandbox.objects import (
+    NUDGE_ANNOTATION,
+    Handle,
+    ScenarioError,
+    ignore_not_found,
+    nudge,
+    now,
+    played_by_kwok,
+    rfc3339,
+    wait_for,
+)
 from sandbox.scenarios.pod_status import micro_time
 
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
@@ -71,9 +81,7 @@ class NodeFailure:
         healthy = sorted(
             node.metadata.name
             for node in core.list_node().items
-            if (node.metadata.annotations or {}).get(KWOK_NODE_ANNOTATION[0]) == KWOK_NODE_ANNOTATION[1]
-            and KWOK_CUSTOM_STATUS_ANNOTATION[0] not in (node.metadata.annotations or {})
-            and any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+            if played_by_kwok(node)
         )
         if len(healthy) < self.count:
             raise ScenarioError(f"node failure needs {self.count} Ready kwok nodes, the cluster has {len(healthy)}")
